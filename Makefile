@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make run` and `make test`. Everything else is set up on the way.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint typecheck contracts bench resilience clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: no python3.11 found"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make: Python 3.11 is required, found " + sys.version)'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: venv
+	@bash scripts/run.sh
+
+test: venv
+	@bash scripts/test.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+contracts: venv
+	$(VENV)/bin/python -m contracts export
+
+clean:
+	bash scripts/kafka.sh stop || true
+	rm -rf var

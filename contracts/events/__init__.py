@@ -1,0 +1,1 @@
+"""Payload schemas of every integration event, one module per topic."""

@@ -1,0 +1,55 @@
+"""Events on ido.expenditures.v1: what municipalities spent the grant on."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
+from contracts.registry import EventContract, register
+from contracts.topics import EXPENDITURES
+
+CATEGORIES = ("library_funding", "promotion", "network_orchestration")
+
+
+class CounterpartySchema(Payload):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = text(200, required=True)
+
+
+class ExpenditureRecordedPayload(Payload):
+    expenditure_id = fields.UUID(required=True)
+    municipality_code = cbs_code(required=True)
+    grant_year = grant_year(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    amount_cents = cents(minimum=1, required=True)
+    booked_on = fields.Date(required=True)
+    counterparty = fields.Nested(CounterpartySchema, required=True)
+    description = text(required=True)
+    reference = text(100, required=True)
+
+
+class ExpenditureReversedPayload(Payload):
+    expenditure_id = fields.UUID(required=True)
+    municipality_code = cbs_code(required=True)
+    grant_year = grant_year(required=True)
+    reverses_event_id = fields.UUID(required=True)
+    amount_cents = cents(minimum=1, required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    booked_on = fields.Date(required=True, metadata={"description": "The day the reversal is booked."})
+    reason = text(required=True)
+
+
+class YearClosedPayload(Payload):
+    municipality_code = cbs_code(required=True)
+    grant_year = grant_year(required=True)
+    closed_on = fields.Date(required=True)
+    closed_by = fields.String(required=True, validate=validate.OneOf(["ministry", "auditor"]))
+    final_account = fields.Boolean(required=True)
+
+
+for _type, _schema, _description in (
+    ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
+    ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
+    ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
+):
+    register(EventContract(_type, 1, EXPENDITURES.name, _schema, _description))

@@ -1,0 +1,122 @@
+"""Events on ido.grants.v1: the specific grant (SPUK IDO) from frame to reclaim."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
+from contracts.registry import EventContract, register
+from contracts.topics import GRANTS
+
+
+class GrantFrameSetPayload(Payload):
+    year = grant_year(required=True)
+    frame_cents = cents(required=True)
+    decided_on = fields.Date(required=True)
+
+
+class GrantFrameAmendedPayload(Payload):
+    year = grant_year(required=True)
+    frame_cents = cents(required=True)
+    previous_frame_cents = cents(required=True)
+    decided_on = fields.Date(required=True)
+    reason = text(required=True)
+
+
+class AllocatedAward(Payload):
+    grant_id = fields.String(required=True, metadata={"example": "grant-2024-GM0363"})
+    municipality_code = cbs_code(required=True)
+    municipality_name = text(200, required=True)
+    amount_cents = cents(minimum=1, required=True)
+
+
+class FrameAllocatedPayload(Payload):
+    """On the year's scheme stream: one batch of awards (an annex import, or one single award).
+
+    Each award is also a `GrantAwarded` on its own grant stream, stored in the same transaction.
+    """
+
+    year = grant_year(required=True)
+    batch_id = fields.UUID(required=True)
+    basis = fields.String(required=True, validate=validate.OneOf(["annex", "single"]))
+    awarded_on = fields.Date(required=True)
+    source_sha256 = fields.String(
+        required=True, allow_none=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"),
+        metadata={"description": "SHA-256 of the imported annex file; null for a single award."},
+    )
+    awards = fields.List(fields.Nested(AllocatedAward), required=True, validate=validate.Length(min=1))
+    allocated_cents = cents(minimum=1, required=True, metadata={"description": "Sum of this batch."})
+    awarded_cents = cents(required=True, metadata={"description": "Sum of all awards of the year, after this batch."})
+    frame_cents = cents(required=True)
+
+
+class GrantAwardedPayload(Payload):
+    grant_id = fields.String(required=True, metadata={"example": "grant-2024-GM0363"})
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True)
+    municipality_name = text(200, required=True)
+    amount_cents = cents(minimum=1, required=True)
+    awarded_on = fields.Date(required=True)
+    basis = fields.String(required=True, validate=validate.OneOf(["annex", "single"]))
+
+
+class AdvancePaidPayload(Payload):
+    grant_id = fields.String(required=True)
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True)
+    amount_cents = cents(minimum=1, required=True)
+    paid_on = fields.Date(required=True)
+
+
+class GrantSettledPayload(Payload):
+    grant_id = fields.String(required=True)
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True)
+    reported_spending_cents = cents(required=True)
+    settled_cents = cents(required=True)
+    settled_on = fields.Date(required=True)
+    corrects_event_id = fields.UUID(
+        required=True, allow_none=True,
+        metadata={"description": "The settlement event this one corrects; null for the first."},
+    )
+    reason = text(allow_none=True, load_default=None)
+
+
+class ReclaimIssuedPayload(Payload):
+    grant_id = fields.String(required=True)
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True)
+    amount_cents = cents(minimum=1, required=True)
+    issued_on = fields.Date(required=True)
+
+
+class ReclaimReceivedPayload(Payload):
+    grant_id = fields.String(required=True)
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True)
+    amount_cents = cents(minimum=1, required=True)
+    received_on = fields.Date(required=True)
+
+
+class GrantTransferredPayload(Payload):
+    """A municipality merged: its grant passes to the successor; history stays under both codes."""
+
+    grant_id = fields.String(required=True)
+    year = grant_year(required=True)
+    municipality_code = cbs_code(required=True, metadata={"description": "The successor."})
+    from_municipality_code = cbs_code(required=True)
+    effective_on = fields.Date(required=True)
+
+
+for _type, _schema, _description in (
+    ("GrantFrameSet", GrantFrameSetPayload, "The yearly frame of the grant is set."),
+    ("GrantFrameAmended", GrantFrameAmendedPayload, "The yearly frame is changed by an explicit amendment."),
+    ("FrameAllocated", FrameAllocatedPayload, "A batch of awards is allocated from the year's frame."),
+    ("GrantAwarded", GrantAwardedPayload, "A municipality is awarded its amount for the year."),
+    ("AdvancePaid", AdvancePaidPayload, "BZK paid (part of) the grant: the advance, or after settlement what is still due."),
+    ("GrantSettled", GrantSettledPayload, "BZK settled the grant (vaststelling), or corrected a settlement."),
+    ("ReclaimIssued", ReclaimIssuedPayload, "BZK reclaims what was paid and not spent."),
+    ("ReclaimReceived", ReclaimReceivedPayload, "The reclaimed amount was received."),
+    ("GrantTransferred", GrantTransferredPayload, "A merged municipality's grant passed to its successor."),
+):
+    register(EventContract(_type, 1, GRANTS.name, _schema, _description))

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make run`: Kafka, then the three services with their relays and the ledger's projector, on the
+# embedded SQLite stores under var/data. Illustrative demo data is loaded on the first start.
+# Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IDO=.venv/bin/ido
+export IDO_DATA_DIR="${IDO_DATA_DIR:-$PWD/var/data}"
+export IDO_KEYS_DIR="${IDO_KEYS_DIR:-$PWD/var/keys}"
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+export KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$PWD/var/kafka}"
+# The broker keeps its data between runs, as the event stores do: the topics must match the stores.
+export KAFKA_KEEP_DATA=1
+LOG_DIR="$PWD/var/log"
+mkdir -p "$LOG_DIR" "$IDO_DATA_DIR"
+
+pids=()
+shutdown() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping ..."
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    bash scripts/kafka.sh stop || true
+    echo "stopped."
+}
+trap shutdown INT TERM EXIT
+
+kafka_out="$(bash scripts/kafka.sh start)"
+export KAFKA_BOOTSTRAP_SERVERS="${kafka_out#KAFKA_BOOTSTRAP=}"
+
+$IDO tokens init-keys >/dev/null
+for service in payments bridge ledger; do
+    $IDO demo load "$service"
+done
+
+start() {  # name, command...
+    local name="$1"; shift
+    "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+    pids+=("$!")
+}
+for service in payments bridge ledger; do
+    start "$service" $IDO serve "$service"
+    start "relay-$service" $IDO relay "$service"
+done
+start projector $IDO project
+
+wait_http() {  # url
+    for _ in $(seq 1 100); do
+        curl -fsS "$1" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    echo "make run: $1 did not answer; see $LOG_DIR" >&2
+    return 1
+}
+for port in 8001 8002 8003; do wait_http "http://127.0.0.1:$port/healthz"; done
+
+cat <<INFO
+
+The IDO grant ledger is running (logs in $LOG_DIR, data in $IDO_DATA_DIR):
+  payments  http://127.0.0.1:8001   (OpenAPI: /openapi.json)
+  bridge    http://127.0.0.1:8002
+  ledger    http://127.0.0.1:8003
+  Kafka     $KAFKA_BOOTSTRAP_SERVERS   (topics ido.grants.v1, ido.bridge.v1, ido.expenditures.v1)
+
+Demo tokens (12 hours; issue more with: .venv/bin/ido tokens issue --role ROLE):
+INFO
+for role in ministry kb auditor finance; do
+    printf '  %-22s %s\n' "$role" "$($IDO tokens issue --role "$role" --quiet)"
+done
+printf '  %-22s %s\n' "municipality GM0363" "$($IDO tokens issue --role municipality --municipality GM0363 --quiet)"
+cat <<INFO
+
+Try:  curl -H "Authorization: Bearer <ministry token>" http://127.0.0.1:8001/v1/years/2024/grants
+Press Ctrl-C to stop.
+INFO
+wait -n "${pids[@]}" || true
+echo "make run: a process stopped; see $LOG_DIR" >&2

@@ -1,0 +1,139 @@
+"""All settings, read and validated in one place; an error names the setting at fault."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_PORTS = {"payments": 8001, "bridge": 8002, "ledger": 8003}
+
+
+class SettingError(ValueError):
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"setting {name}: {reason}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    event_store: str
+    data_dir: Path
+    postgres: PostgresSettings | None
+    kafka_bootstrap_servers: str
+    topic_prefix: str
+    bind_host: str
+    jwt_public_key_file: Path
+    jwt_private_key_file: Path
+    revoked_tokens_file: Path
+    view_db_url: str
+    relay_poll_interval_ms: int
+    relay_batch_size: int
+    read_your_writes_timeout_ms: int
+    max_body_bytes: int
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def port(self, service: str) -> int:
+        return int(os.environ.get(f"IDO_{service.upper()}_PORT", SERVICE_PORTS[service]))
+
+    def eventsourcing_env(self, service: str) -> dict[str, str]:
+        """The environment of a service's eventsourcing Application (its event store)."""
+        if self.event_store == "sqlite":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.data_dir / f"{service}-events.sqlite"),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        assert self.postgres is not None
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": self.postgres.host,
+            "POSTGRES_PORT": str(self.postgres.port),
+            "POSTGRES_DBNAME": self.postgres.dbname,
+            "POSTGRES_USER": self.postgres.user,
+            "POSTGRES_PASSWORD": self.postgres.password,
+            "POSTGRES_POOL_SIZE": "10",
+            "POSTGRES_MAX_OVERFLOW": "20",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # Off on purpose: the DB functions bypass the insert lock that keeps ids gap-safe.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        }
+
+    def service_db_url(self, service: str) -> str:
+        """SQLAlchemy URL of a service's own side tables (idempotency keys, views)."""
+        if self.event_store == "sqlite":
+            return f"sqlite:///{self.data_dir / f'{service}-state.sqlite'}"
+        assert self.postgres is not None
+        return self.postgres.sqlalchemy_url
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    event_store = env.get("IDO_EVENT_STORE", "sqlite")
+    if event_store not in ("sqlite", "postgres"):
+        raise SettingError("IDO_EVENT_STORE", f"must be 'sqlite' or 'postgres', got {event_store!r}")
+    data_dir = Path(env.get("IDO_DATA_DIR", "var/data"))
+    postgres = None
+    if event_store == "postgres":
+        for name in ("POSTGRES_HOST", "POSTGRES_DBNAME", "POSTGRES_USER"):
+            if not env.get(name):
+                raise SettingError(name, "is required when IDO_EVENT_STORE=postgres")
+        postgres = PostgresSettings(
+            host=env["POSTGRES_HOST"],
+            port=_int(env, "POSTGRES_PORT", 5432, minimum=1),
+            dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"],
+            password=env.get("POSTGRES_PASSWORD", ""),
+        )
+    keys_dir = Path(env.get("IDO_KEYS_DIR", "var/keys"))
+    view_db_url = env.get("IDO_VIEW_DB_URL") or (
+        postgres.sqlalchemy_url if postgres else f"sqlite:///{data_dir / 'ledger-view.sqlite'}"
+    )
+    bind_host = env.get("IDO_BIND_HOST", "127.0.0.1")
+    if not bind_host:
+        raise SettingError("IDO_BIND_HOST", "must not be empty")
+    return Settings(
+        event_store=event_store,
+        data_dir=data_dir,
+        postgres=postgres,
+        kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        topic_prefix=env.get("IDO_TOPIC_PREFIX", ""),
+        bind_host=bind_host,
+        jwt_public_key_file=Path(env.get("IDO_JWT_PUBLIC_KEY_FILE", str(keys_dir / "jwt_public.pem"))),
+        jwt_private_key_file=Path(env.get("IDO_JWT_PRIVATE_KEY_FILE", str(keys_dir / "jwt_private.pem"))),
+        revoked_tokens_file=Path(env.get("IDO_REVOKED_TOKENS_FILE", str(keys_dir / "revoked_tokens.txt"))),
+        view_db_url=view_db_url,
+        relay_poll_interval_ms=_int(env, "IDO_RELAY_POLL_INTERVAL_MS", 200, minimum=1),
+        relay_batch_size=_int(env, "IDO_RELAY_BATCH_SIZE", 500, minimum=1),
+        read_your_writes_timeout_ms=_int(env, "IDO_READ_YOUR_WRITES_TIMEOUT_MS", 5000, minimum=0),
+        max_body_bytes=_int(env, "IDO_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+    )

@@ -1,0 +1,229 @@
+"""The consumer kit: topics -> a read model, each event applied exactly once.
+
+For every (topic, partition) the next offset is stored in the view's own database, in the same
+transaction as the change the message made, and each applied ``event_id`` is remembered there too.
+So a crash at any moment neither loses nor double-applies an event, and a re-sent duplicate is
+dropped. Kafka's group offsets are not the truth; on assignment we seek to the stored offsets.
+A message that breaks its contract goes to the dead-letter topic and the consumer carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from contracts.envelope import ContractViolation, parse_message
+
+log = logging.getLogger(__name__)
+
+consumer_metadata = MetaData()
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    consumer_metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("topic", String(250), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", Integer, nullable=False),
+)
+
+applied_events = Table(
+    "applied_events",
+    consumer_metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("topic", String(250), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+)
+
+
+class Rejected(Exception):
+    """Raised by a projection for an event it must not apply (goes to the dead-letter topic)."""
+
+
+class Projection(Protocol):
+    name: str
+
+    def create_tables(self, engine: Engine) -> None: ...
+
+    def apply(self, connection: Connection, topic: str, envelope: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    lag_by_partition: dict[str, int] = field(default_factory=dict)
+
+
+class OffsetStore:
+    def __init__(self, engine: Engine, consumer: str):
+        self.engine = engine
+        self.consumer = consumer
+        consumer_metadata.create_all(engine)
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(consumer_offsets.c.next_offset).where(
+                    consumer_offsets.c.consumer == self.consumer,
+                    consumer_offsets.c.topic == topic,
+                    consumer_offsets.c.partition == partition,
+                )
+            ).scalar_one_or_none()
+
+    def save(self, connection: Connection, topic: str, partition: int, next_offset: int) -> None:
+        where = (
+            (consumer_offsets.c.consumer == self.consumer)
+            & (consumer_offsets.c.topic == topic)
+            & (consumer_offsets.c.partition == partition)
+        )
+        changed = connection.execute(update(consumer_offsets).where(where).values(next_offset=next_offset))
+        if changed.rowcount == 0:
+            connection.execute(
+                insert(consumer_offsets).values(
+                    consumer=self.consumer, topic=topic, partition=partition, next_offset=next_offset
+                )
+            )
+
+    def first_time(self, connection: Connection, event_id: str, topic: str, partition: int, offset: int) -> bool:
+        """Remembers the event id; False when it was applied before (a re-sent duplicate)."""
+        exists = connection.execute(
+            select(applied_events.c.event_id).where(
+                applied_events.c.consumer == self.consumer, applied_events.c.event_id == event_id
+            )
+        ).first()
+        if exists:
+            return False
+        connection.execute(
+            insert(applied_events).values(
+                consumer=self.consumer, event_id=event_id, topic=topic, partition=partition, offset=offset
+            )
+        )
+        return True
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    def __init__(self, runner: ProjectionRunner):
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.runner.seek_to_stored(list(assigned))
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        *,
+        projection: Projection,
+        engine: Engine,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        dead_letter_topic: str,
+        group_id: str | None = None,
+        consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
+        dead_letter_producer: KafkaProducer | None = None,
+    ):
+        self.projection = projection
+        self.engine = engine
+        self.topics = list(topics)
+        self.dead_letter_topic = dead_letter_topic
+        self.offsets = OffsetStore(engine, projection.name)
+        projection.create_tables(engine)
+        self.stats = ConsumerStats()
+        self.consumer = consumer_factory(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id or projection.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            client_id=f"projector-{projection.name}",
+        )
+        self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
+        self.dead_letters = dead_letter_producer or KafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, client_id="dead-letters"
+        )
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            stored = self.offsets.next_offset(tp.topic, tp.partition)
+            if stored is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, stored)
+
+    def run_once(self, timeout_ms: int = 500) -> int:
+        """Polls once and applies what came; returns how many messages were handled."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        handled = 0
+        for tp, messages in batches.items():
+            handled += self._apply_batch(tp, messages)
+        return handled
+
+    def _apply_batch(self, tp: TopicPartition, messages: list[Any]) -> int:
+        refused: list[tuple[Any, str]] = []
+        with self.engine.begin() as connection:
+            for message in messages:
+                try:
+                    envelope = parse_message(message.value)
+                except ContractViolation as violation:
+                    refused.append((message, violation.reason))
+                    continue
+                if not self.offsets.first_time(
+                    connection, envelope["event_id"], tp.topic, tp.partition, message.offset
+                ):
+                    self.stats.duplicates += 1
+                    continue
+                try:
+                    with connection.begin_nested():
+                        self.projection.apply(connection, tp.topic, envelope)
+                except (Rejected, IntegrityError) as error:
+                    refused.append((message, f"rejected: {error}"))
+                    continue
+                self.stats.applied += 1
+            # Dead letters are made durable before the offset moves past them.
+            for message, reason in refused:
+                self._dead_letter(message, reason)
+            if refused:
+                self.dead_letters.flush()
+            self.offsets.save(connection, tp.topic, tp.partition, messages[-1].offset + 1)
+        return len(messages)
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
+        )
+        self.stats.dead_lettered += 1
+        self.dead_letters.send(
+            self.dead_letter_topic,
+            key=message.key,
+            value=message.value,
+            headers=[
+                ("reason", reason.encode("utf-8")),
+                ("original_topic", message.topic.encode()),
+                ("original_partition", str(message.partition).encode()),
+                ("original_offset", str(message.offset).encode()),
+                ("consumer", self.projection.name.encode()),
+            ],
+        )
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.run_once(timeout_ms=500)
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.dead_letters.close()

@@ -1,0 +1,1 @@
+"""Domain building blocks shared by the services: hash-chained aggregates."""

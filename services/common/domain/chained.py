@@ -1,0 +1,208 @@
+"""Aggregates whose events carry their integration envelope's hash chain.
+
+The hash is computed when an event is triggered and stored with it, so the event store itself
+can be verified, and the relay can rebuild the exact envelope from a stored event alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from contracts.canonical import GENESIS_HASH, compute_hash, format_utc
+
+STREAM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:ido-ledger:stream")
+
+METADATA_FIELDS = frozenset(
+    {
+        "originator_id", "originator_version", "timestamp", "originator_topic",
+        "event_id", "stream_id", "partition_key", "producer", "occurred_at", "prev_hash", "hash",
+    }
+)
+
+TChained = TypeVar("TChained", bound="ChainedAggregate")
+
+
+def stream_uuid(stream_id: str) -> UUID:
+    """The aggregate id of a named stream: derived, so a stream can be found by its name."""
+    return uuid5(STREAM_NAMESPACE, stream_id)
+
+
+def build_envelope(
+    *,
+    event_id: str,
+    event_type: str,
+    schema_version: int,
+    stream_id: str,
+    stream_position: int,
+    occurred_at: str,
+    recorded_at: str,
+    producer: str,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> dict[str, Any]:
+    envelope = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "stream_id": stream_id,
+        "stream_position": stream_position,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "producer": producer,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    envelope["hash"] = compute_hash(envelope)
+    return envelope
+
+
+def payload_of(event: Any) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in METADATA_FIELDS}
+
+
+def envelope_of(event: Any) -> dict[str, Any]:
+    """The integration envelope of a stored chained event, with its stored hash."""
+    envelope = build_envelope(
+        event_id=event.event_id,
+        event_type=type(event).EVENT_TYPE,
+        schema_version=getattr(type(event), "class_version", 1),
+        stream_id=event.stream_id,
+        stream_position=event.originator_version,
+        occurred_at=event.occurred_at,
+        recorded_at=format_utc(event.timestamp),
+        producer=event.producer,
+        payload=payload_of(event),
+        prev_hash=event.prev_hash,
+    )
+    # The stored hash is what was chained; a recomputed one differing from it means tampering.
+    envelope["hash"] = event.hash
+    return envelope
+
+
+def _chain_fields(
+    event_class: type[Any],
+    *,
+    stream_id: str,
+    partition_key: str,
+    producer: str,
+    position: int,
+    prev_hash: str,
+    occurred_at: str | None,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    timestamp = event_class.create_timestamp()
+    recorded_at = format_utc(timestamp)
+    event_id = str(uuid4())
+    envelope = build_envelope(
+        event_id=event_id,
+        event_type=event_class.EVENT_TYPE,
+        schema_version=getattr(event_class, "class_version", 1),
+        stream_id=stream_id,
+        stream_position=position,
+        occurred_at=occurred_at or recorded_at,
+        recorded_at=recorded_at,
+        producer=producer,
+        payload=payload,
+        prev_hash=prev_hash,
+    )
+    return {
+        "timestamp": timestamp,
+        "event_id": event_id,
+        "stream_id": stream_id,
+        "partition_key": partition_key,
+        "producer": producer,
+        "occurred_at": envelope["occurred_at"],
+        "prev_hash": prev_hash,
+        "hash": envelope["hash"],
+        **payload,
+    }
+
+
+class ChainedAggregate(Aggregate):
+    """Base of every aggregate whose events are published: each event extends the stream's chain."""
+
+    PRODUCER: ClassVar[str] = ""
+
+    if TYPE_CHECKING:  # set by the events; not dataclass fields, so eventsourcing builds no __init__ from them
+        stream_id: str
+        partition_key: str
+        chain_head: str
+        last_event_id: str
+
+    class Event(Aggregate.Event):
+        EVENT_TYPE: ClassVar[str] = ""
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            # The stored topic is the stable event type, never the module path, so classes can move.
+            super().__init_subclass__(**kwargs)
+            # eventsourcing redefines nested event classes as subclasses of the aggregate's own
+            # Event class; the redefinition inherits EVENT_TYPE and is the one that gets stored.
+            if cls.EVENT_TYPE:
+                cls.TOPIC = f"ido:{cls.EVENT_TYPE}"  # type: ignore[attr-defined]
+            elif "TOPIC" not in cls.__dict__:
+                # Base classes eventsourcing derives per aggregate; never triggered, never stored.
+                cls.TOPIC = f"ido-base:{cls.__module__}:{cls.__qualname__}"  # type: ignore[attr-defined]
+
+        event_id: str
+        stream_id: str
+        partition_key: str
+        producer: str
+        occurred_at: str
+        prev_hash: str
+        hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.chain_head = self.hash
+            aggregate.last_event_id = self.event_id
+            return aggregate
+
+    class Created(Event, Aggregate.Created):
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.stream_id = self.stream_id
+            aggregate.partition_key = self.partition_key
+            aggregate.chain_head = self.hash
+            aggregate.last_event_id = self.event_id
+            return aggregate
+
+    @classmethod
+    def _start(
+        cls: type[TChained],
+        event_class: type[Any],
+        *,
+        stream_id: str,
+        partition_key: str,
+        occurred_at: str | None = None,
+        **payload: Any,
+    ) -> TChained:
+        """Creates the aggregate of a named stream with its first (genesis-chained) event."""
+        fields = _chain_fields(
+            event_class,
+            stream_id=stream_id,
+            partition_key=partition_key,
+            producer=cls.PRODUCER,
+            position=cls.INITIAL_VERSION,
+            prev_hash=GENESIS_HASH,
+            occurred_at=occurred_at,
+            payload=payload,
+        )
+        return cls._create(event_class, id=stream_uuid(stream_id), **fields)
+
+    def _record(self, event_class: type[Any], *, occurred_at: str | None = None, **payload: Any) -> None:
+        """Triggers the next event of this stream, chained to the current head."""
+        fields = _chain_fields(
+            event_class,
+            stream_id=self.stream_id,
+            partition_key=self.partition_key,
+            producer=self.PRODUCER,
+            position=self.version + 1,
+            prev_hash=self.chain_head,
+            occurred_at=occurred_at,
+            payload=payload,
+        )
+        self.trigger_event(event_class, **fields)

@@ -1,0 +1,55 @@
+"""Base of each service's exception hierarchy; the HTTP layer translates these in one place."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refused command. Subclasses fix the HTTP status; ``field`` names the input at fault."""
+
+    http_status = 422
+    code = "rule_broken"
+
+    def __init__(self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.errors = errors or ({field: [message]} if field else {})
+
+
+class InvalidInput(ServiceError):
+    http_status = 422
+    code = "invalid_input"
+
+
+class NotFound(ServiceError):
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    http_status = 409
+    code = "conflict"
+
+
+class RuleBroken(ServiceError):
+    http_status = 422
+    code = "rule_broken"
+
+
+class Unauthenticated(ServiceError):
+    http_status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ServiceError):
+    http_status = 403
+    code = "forbidden"
+
+
+class Unavailable(ServiceError):
+    http_status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

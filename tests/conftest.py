@@ -1,0 +1,75 @@
+"""Fixtures for the real infrastructure: the Kafka broker and PostgreSQL server that `make test` starts.
+
+Integration tests never skip: when a server is not there, they fail saying which and why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from services.common.config import Settings, load_settings
+from tests.support.infra import KafkaInfo, PostgresInfo, kafka_info, postgres_info
+from tests.support.tokens import TokenFactory
+
+
+@pytest.fixture(scope="session")
+def kafka() -> KafkaInfo:
+    return kafka_info()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresInfo:
+    return postgres_info()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Each test gets its own topics, so tests on the shared broker never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresInfo) -> Iterator[PostgresInfo]:
+    """A fresh, empty database for one test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.dsn("postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.with_dbname(name)
+    with psycopg.connect(postgres_server.dsn("postgres"), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The IDO_* settings of one event store; every test using it runs on SQLite and on PostgreSQL."""
+    env = {"IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys")}
+    if request.param == "sqlite":
+        env["IDO_EVENT_STORE"] = "sqlite"
+        return env
+    database: PostgresInfo = request.getfixturevalue("postgres_db")
+    env.update(database.settings_env())
+    return env
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        f"kafka: {os.environ.get('TEST_KAFKA_BOOTSTRAP', '(not set)')}",
+        f"postgres: {os.environ.get('TEST_POSTGRES_PORT', '(not set)')}",
+    ]
+
+
+@pytest.fixture
+def settings(store_env: dict[str, str]) -> Settings:
+    """Settings of one test on the store of ``store_env`` (SQLite and PostgreSQL)."""
+    return load_settings(store_env)
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> TokenFactory:
+    return TokenFactory(settings)
