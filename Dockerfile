@@ -1,5 +1,5 @@
 # One image for the three IDO services (payments, bridge, ledger); docker-compose.yml picks the
-# service with its `command` (python -m services.<name>).
+# service with its `command` (ido serve <name>, ido relay <name>, ido project).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,4 +14,4 @@ RUN pip install . \
 
 USER ido
 EXPOSE 8001 8002 8003
-CMD ["python", "-m", "services.ledger"]
+CMD ["ido", "serve", "ledger"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.jsonschema import event_jsonschema
-from contracts.registry import all_contracts
+from contracts.registry import published_contracts
 from contracts.topics import PUBLISHED_TOPICS
 
 
 def asyncapi_document() -> dict[str, Any]:
-    contracts = all_contracts()
+    contracts = published_contracts()
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts.asyncapi import asyncapi_document
 from contracts.jsonschema import event_jsonschema
-from contracts.registry import all_contracts
+from contracts.registry import published_contracts
 
 GENERATED_DIR = Path(__file__).parent / "generated"
 RELEASED_DIR = Path(__file__).parent / "released"
@@ -21,7 +21,7 @@ def render(document: Any) -> str:
 def generated_documents() -> dict[str, str]:
     """File name -> content, for everything under contracts/generated/."""
     documents = {
-        f"{c.event_type}.v{c.schema_version}.schema.json": render(event_jsonschema(c)) for c in all_contracts()
+        f"{c.event_type}.v{c.schema_version}.schema.json": render(event_jsonschema(c)) for c in published_contracts()
     }
     documents["asyncapi.json"] = render(asyncapi_document())
     return documents

@@ -40,3 +40,11 @@ def all_contracts() -> list[EventContract]:
 def _load_all() -> None:
     # Importing the modules registers their contracts; done lazily to keep imports acyclic.
     from contracts.events import bridge, expenditures, grants  # noqa: F401
+
+
+def published_contracts() -> list[EventContract]:
+    """The contracts of our own topics (tests may register others for their own topics)."""
+    from contracts.topics import PUBLISHED_TOPICS
+
+    names = {topic.name for topic in PUBLISHED_TOPICS}
+    return [c for c in all_contracts() if c.topic in names]

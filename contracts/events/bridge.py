@@ -59,8 +59,10 @@ class BridgeCommitmentChangedPayload(Payload):
     batch_id = fields.String(
         required=True, allow_none=True, metadata={"description": "The grant computation; null for a single grant."}
     )
-    library_id = org_id(
-        required=True, allow_none=True, metadata={"description": "The library of a single grant; null for a batch."}
+    single_grant_library_id = org_id(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The library of a single entered or corrected grant; null for a batch."},
     )
 
 

@@ -113,7 +113,7 @@ for _type, _schema, _description in (
     ("GrantFrameAmended", GrantFrameAmendedPayload, "The yearly frame is changed by an explicit amendment."),
     ("FrameAllocated", FrameAllocatedPayload, "A batch of awards is allocated from the year's frame."),
     ("GrantAwarded", GrantAwardedPayload, "A municipality is awarded its amount for the year."),
-    ("AdvancePaid", AdvancePaidPayload, "BZK paid (part of) the grant: the advance, or after settlement what is still due."),
+    ("AdvancePaid", AdvancePaidPayload, "BZK paid (part of) the advance, or after settlement what is still due."),
     ("GrantSettled", GrantSettledPayload, "BZK settled the grant (vaststelling), or corrected a settlement."),
     ("ReclaimIssued", ReclaimIssuedPayload, "BZK reclaims what was paid and not spent."),
     ("ReclaimReceived", ReclaimReceivedPayload, "The reclaimed amount was received."),

@@ -20,7 +20,7 @@ def _serve(args: argparse.Namespace) -> None:
     flask_app = definition.create_http_app(settings)
     bind = f"{settings.bind_host}:{args.port or settings.port(args.service)}"
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", args.workers)

@@ -16,7 +16,7 @@ from contracts.canonical import canonical_json
 from contracts.compatibility import breaking_changes
 from contracts.export import GENERATED_DIR, RELEASED_DIR, generated_documents
 from contracts.jsonschema import event_jsonschema
-from contracts.registry import all_contracts, contract_for
+from contracts.registry import contract_for, published_contracts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_every_served_event_type_has_a_released_schema() -> None:
     names = {p.name for p in RELEASED_DIR.glob("*.schema.json")}
     missing = [
         f"{c.event_type}.v{c.schema_version}.schema.json"
-        for c in all_contracts()
+        for c in published_contracts()
         if f"{c.event_type}.v{c.schema_version}.schema.json" not in names
     ]
     assert not missing, f"release them with `python -m contracts release`: {missing}"

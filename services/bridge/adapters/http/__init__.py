@@ -1,0 +1,1 @@
+"""HTTP adapter of the bridge service: flask-smorest blueprints and marshmallow schemas."""

@@ -1,0 +1,45 @@
+"""The bridge service as the runner sees it: its definition and its HTTP app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from contracts.topics import BRIDGE
+from services.bridge.adapters.http.blueprints import APPLICATION_KEY, blp
+from services.bridge.application.app import BridgeApplication
+from services.bridge.entrypoints.demo import load_demo_data
+from services.common.auth import verifier_from_files
+from services.common.config import Settings
+from services.common.definition import ServiceDefinition
+from services.common.eventstore import build_application
+from services.common.http import create_service_app
+
+
+def build_bridge_application(settings: Settings) -> BridgeApplication:
+    return build_application(BridgeApplication, settings.eventsourcing_env("bridge"))
+
+
+def create_app(settings: Settings, application: BridgeApplication | None = None) -> Flask:
+    app = create_service_app(
+        service="bridge",
+        title="IDO bridging subsidy",
+        description=(
+            "The one-off bridging subsidy (overbruggingsregeling, € 2.7 M) that BZK funded and the KB paid "
+            "to public libraries: € 0.15 per inhabitant of each library's service area. Money is integer "
+            "euro cents. Reads: roles kb, ministry, auditor, finance. Writes: role kb."
+        ),
+        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        blueprints=[blp],
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
+    return app
+
+
+DEFINITION = ServiceDefinition(
+    name="bridge",
+    topic=BRIDGE,
+    application_class=BridgeApplication,
+    create_http_app=create_app,
+    load_demo_data=load_demo_data,
+)

@@ -1,0 +1,1 @@
+"""Payments: BZK's awards, advances, settlements and reclaims of the SPUK IDO (topic ido.grants.v1)."""

@@ -1,0 +1,60 @@
+"""The payments service as the runner sees it: its HTTP app, event store, topic and demo data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from contracts.topics import GRANTS
+from services.common.auth import verifier_from_files
+from services.common.config import Settings
+from services.common.definition import ServiceDefinition
+from services.common.eventstore import build_application
+from services.common.http import create_service_app, error_response
+from services.payments.adapters.http.routes import blp
+from services.payments.application.app import PaymentsApplication
+from services.payments.demo import load_demo_data
+from services.payments.domain.errors import AnnexRefused
+
+DESCRIPTION = (
+    "Records what the Ministry of BZK decides and pays under the Regeling specifieke uitkering Informatiepunten "
+    "Digitale Overheid (Stcrt. 2022, 33992) as immutable events on ido.grants.v1: the yearly frame, the awards "
+    "(the annex), the 100 % advance, the settlement (vaststelling) after the SiSa account, and the reclaim "
+    "(terugvordering) of what was paid and not spent. Amounts are integer euro cents."
+)
+
+
+def build_payments_application(settings: Settings) -> PaymentsApplication:
+    return build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
+
+
+def create_app(settings: Settings, application: PaymentsApplication | None = None) -> Flask:
+    app = create_service_app(
+        service="payments",
+        title="IDO payments (SPUK IDO)",
+        description=DESCRIPTION,
+        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        blueprints=[blp],
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.extensions["payments.application"] = application or build_payments_application(settings)
+
+    @app.errorhandler(AnnexRefused)
+    def _annex_refused(error: AnnexRefused) -> Any:
+        response = error_response(error.http_status, error.code, error.message, error.errors, error)
+        body = response.get_json()
+        body["rows"] = [row.as_dict() for row in error.rows]
+        response.set_data(app.json.dumps(body))
+        return response
+
+    return app
+
+
+DEFINITION = ServiceDefinition(
+    name="payments",
+    topic=GRANTS,
+    application_class=PaymentsApplication,
+    create_http_app=create_app,
+    load_demo_data=load_demo_data,
+)

@@ -1,0 +1,56 @@
+"""Settings are checked in one place, and docker-compose.yml stays in step with them and the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.common.cli import build_parser
+from services.common.config import SettingError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"IDO_EVENT_STORE": "mysql"}, "IDO_EVENT_STORE"),
+        ({"IDO_EVENT_STORE": "postgres", "POSTGRES_DBNAME": "x", "POSTGRES_USER": "x"}, "POSTGRES_HOST"),
+        ({"IDO_RELAY_BATCH_SIZE": "many"}, "IDO_RELAY_BATCH_SIZE"),
+        ({"IDO_RELAY_BATCH_SIZE": "0"}, "IDO_RELAY_BATCH_SIZE"),
+        ({"IDO_BIND_HOST": ""}, "IDO_BIND_HOST"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
+    with pytest.raises(SettingError, match=f"^setting {setting}: "):
+        load_settings(env)
+
+
+def test_defaults_bind_to_loopback_and_use_sqlite() -> None:
+    settings = load_settings({})
+    assert settings.bind_host == "127.0.0.1"
+    assert settings.eventsourcing_env("payments")["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+
+
+def test_postgres_event_store_keeps_db_functions_off() -> None:
+    env = {"IDO_EVENT_STORE": "postgres", "POSTGRES_HOST": "h", "POSTGRES_DBNAME": "d", "POSTGRES_USER": "u"}
+    assert load_settings(env).eventsourcing_env("ledger")["POSTGRES_ENABLE_DB_FUNCTIONS"] == "n"
+
+
+def test_compose_services_run_real_cli_commands_with_settings_the_code_reads() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    config_source = (REPO / "services/common/config.py").read_text()
+    parser = build_parser()
+    ours = {name: spec for name, spec in compose["services"].items() if spec.get("image") == "ido-ledger:local"}
+    assert {"payments", "bridge", "ledger", "relay-payments", "relay-bridge", "relay-ledger", "projector"} <= set(ours)
+    for name, spec in ours.items():
+        command = spec["command"]
+        assert command[0] == "ido", name
+        parser.parse_args(command[1:])  # exits (fails the test) on an unknown command
+        for key in spec["environment"]:
+            assert re.search(rf'"{key}"', config_source) or key.startswith("IDO_") and key.endswith("_PORT"), (
+                f"{name}: {key} is not a setting the services read"
+            )
