@@ -1,0 +1,335 @@
+"""The ledger's HTTP endpoints: postings (write side) and balances (read side, from the view)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+
+from services.common.auth import CBS_CODE
+from services.common.errors import InvalidInput
+from services.common.http import principal
+from services.ledger.adapters.http.schemas import (
+    BalancesOut,
+    CloseYearIn,
+    ExpenditureIn,
+    ExpenditureOut,
+    ExpenditureRecordedOut,
+    IdempotencyHeaders,
+    ImportOut,
+    JournalQuery,
+    LedgerErrorSchema,
+    NationalOut,
+    PointInTimeQuery,
+    ReversalIn,
+    ReversalOut,
+    SisaOut,
+    YearClosedOut,
+)
+from services.ledger.application.commands import LedgerCommands
+from services.ledger.application.queries import LedgerQueries, PointInTime
+from services.ledger.domain.errors import ExpenditureNotFound
+
+READERS = ("auditor", "finance", "ministry")
+NATIONAL_READERS = ("auditor", "finance", "ministry")
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERROR_TEXT = {
+    401: "No valid bearer token.",
+    403: "The caller may not reach these books.",
+    404: "Not found.",
+    409: "Refused: idempotency key reused, already reversed, or the year is closed.",
+    422: "Invalid input; `errors` names each field at fault.",
+    503: "The requested event is not projected yet; retry after `Retry-After` seconds.",
+}
+
+
+@dataclass
+class LedgerService:
+    commands: LedgerCommands
+    queries: LedgerQueries
+    read_your_writes_timeout_ms: int
+
+
+def _service() -> LedgerService:
+    found: LedgerService = current_app.extensions["ledger"]
+    return found
+
+
+def documented_errors(blueprint: Blueprint, *statuses: int) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        for status in statuses:
+            function = blueprint.alt_response(status, schema=LedgerErrorSchema, description=ERROR_TEXT[status])(
+                function
+            )
+        return function
+
+    return decorate
+
+
+def _code(code: str) -> str:
+    if not CBS_CODE.match(code):
+        raise InvalidInput("must be a CBS municipality code: GM and 4 digits", field="municipality_code")
+    return code
+
+
+def _point(args: dict[str, Any]) -> PointInTime:
+    service = _service()
+    if args.get("includes_event_id") is not None:
+        service.queries.wait_for_event(str(args["includes_event_id"]), service.read_your_writes_timeout_ms)
+    return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
+
+
+def _csv(rows: Iterable[dict[str, Any]], columns: list[str], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    response = Response(buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+CSV_DOC = {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+# ----------------------------------------------------------------------------------------------
+# Write side
+# ----------------------------------------------------------------------------------------------
+
+expenditures = Blueprint(
+    "expenditures",
+    __name__,
+    url_prefix="/v1/municipalities",
+    description="A municipality's own postings: expenditures, reversals, imports; closing a year.",
+)
+
+
+@expenditures.route("/<code>/expenditures", methods=["POST"])
+@expenditures.arguments(IdempotencyHeaders, location="headers")
+@expenditures.arguments(ExpenditureIn)
+@expenditures.response(201, ExpenditureRecordedOut)
+@documented_errors(expenditures, 401, 403, 409, 422)
+def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
+    """Record one expenditure of the grant (only the municipality itself)."""
+    principal().require_books_of(_code(code))
+    status, answer = _service().commands.record_expenditure(code, body, headers.get("idempotency_key"))
+    return answer, status
+
+
+@expenditures.route("/<code>/expenditures:import", methods=["POST"])
+@expenditures.arguments(IdempotencyHeaders, location="headers")
+@expenditures.doc(
+    requestBody={
+        "required": True,
+        "description": "CSV with header grant_year,category,amount_cents,booked_on,counterparty_id,"
+        "counterparty_name,description,reference. Validated whole; applied all or nothing.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+)
+@expenditures.response(201, ImportOut)
+@documented_errors(expenditures, 401, 403, 409, 422)
+def import_expenditures(headers: dict[str, Any], code: str) -> Any:
+    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``)."""
+    principal().require_books_of(_code(code))
+    try:
+        text = request.get_data(as_text=False).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the CSV must be UTF-8", field="_body") from None
+    status, answer = _service().commands.import_expenditures(code, text, headers.get("idempotency_key"))
+    return answer, status
+
+
+@expenditures.route("/<code>/expenditures/<uuid:expenditure_id>", methods=["GET"])
+@expenditures.response(200, ExpenditureOut)
+@documented_errors(expenditures, 401, 403, 404)
+def get_expenditure(code: str, expenditure_id: UUID) -> Any:
+    """One expenditure as recorded (from the event store, not the view)."""
+    principal().require_books_of(_code(code), readers=READERS)
+    found = _service().commands.app.find_expenditure(expenditure_id)
+    if found is None or found.municipality_code != code:
+        raise ExpenditureNotFound(f"no expenditure {expenditure_id} in the books of {code}", field="expenditure_id")
+    return {
+        "expenditure_id": found.expenditure_id,
+        "municipality_code": found.municipality_code,
+        "grant_year": found.grant_year,
+        "category": found.category,
+        "amount_cents": found.amount_cents,
+        "booked_on": found.booked_on,
+        "counterparty": found.counterparty,
+        "description": found.description,
+        "reference": found.reference,
+        "event_id": found.recorded_event_id,
+        "reversed": found.reversed,
+        "reversal_event_id": found.reversal_event_id,
+    }
+
+
+@expenditures.route("/<code>/expenditures/<uuid:expenditure_id>/reversal", methods=["POST"])
+@expenditures.arguments(IdempotencyHeaders, location="headers")
+@expenditures.arguments(ReversalIn)
+@expenditures.response(201, ReversalOut)
+@documented_errors(expenditures, 401, 403, 404, 409, 422)
+def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str, expenditure_id: UUID) -> Any:
+    """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted)."""
+    principal().require_books_of(_code(code))
+    status, answer = _service().commands.reverse_expenditure(
+        code,
+        expenditure_id,
+        reason=body["reason"],
+        booked_on=body["booked_on"],
+        idempotency_key=headers.get("idempotency_key"),
+    )
+    return answer, status
+
+
+@expenditures.route("/<code>/years/<int:year>/close", methods=["POST"])
+@expenditures.arguments(IdempotencyHeaders, location="headers")
+@expenditures.arguments(CloseYearIn)
+@expenditures.response(201, YearClosedOut)
+@documented_errors(expenditures, 401, 403, 409, 422)
+def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
+    """Close a grant year for a municipality (ministry or auditor); later postings into it get 409."""
+    caller = principal()
+    caller.require_role("ministry", "auditor")
+    if not 2019 <= year <= 2100:
+        raise InvalidInput("must be a year between 2019 and 2100", field="year")
+    status, answer = _service().commands.close_year(
+        _code(code),
+        year,
+        closed_by=caller.role,
+        final_account=body["final_account"],
+        closed_on=body["closed_on"],
+        idempotency_key=headers.get("idempotency_key"),
+    )
+    return answer, status
+
+
+# ----------------------------------------------------------------------------------------------
+# Read side
+# ----------------------------------------------------------------------------------------------
+
+balances = Blueprint(
+    "balances",
+    __name__,
+    url_prefix="/v1",
+    description="Balances projected from ido.grants.v1, ido.bridge.v1 and ido.expenditures.v1, at any point in time.",
+)
+
+BALANCE_COLUMNS = [
+    "municipality_code",
+    "year",
+    "awarded_cents",
+    "advance_paid_cents",
+    "spent_library_funding_cents",
+    "spent_promotion_cents",
+    "spent_network_orchestration_cents",
+    "spent_cents",
+    "unspent_cents",
+    "spent_beyond_award_cents",
+    "settled_cents",
+    "reclaim_issued_cents",
+    "reclaim_received_cents",
+    "as_of",
+    "known_at",
+]
+
+
+def _flat_balance(row: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    flat = {**extra, **{k: v for k, v in row.items() if k != "spent_by_category"}}
+    for category, cents in row["spent_by_category"].items():
+        flat[f"spent_{category}_cents"] = cents
+    return flat
+
+
+@balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.response(200, BalancesOut)
+@documented_errors(balances, 401, 403, 422, 503)
+def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
+    """A municipality's balance of one grant year (own books; auditor, finance and ministry read all)."""
+    principal().require_books_of(_code(code), readers=READERS)
+    return _service().queries.balances(code, year, _point(args))
+
+
+@balances.route("/municipalities/<code>/balances/<int:year>.csv", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.doc(responses=CSV_DOC)
+@documented_errors(balances, 401, 403, 422, 503)
+def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any:
+    """The same balance as CSV."""
+    principal().require_books_of(_code(code), readers=READERS)
+    row = _service().queries.balances(code, year, _point(args))
+    return _csv([_flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
+
+
+@balances.route("/balances/<int:year>", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.response(200, NationalOut)
+@documented_errors(balances, 401, 403, 422, 503)
+def national_balances(args: dict[str, Any], year: int) -> Any:
+    """Every municipality, national totals against the year's frame, bridging subsidy per library."""
+    principal().require_role(*NATIONAL_READERS)
+    return _service().queries.national(year, _point(args))
+
+
+@balances.route("/balances/<int:year>.csv", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.doc(responses=CSV_DOC)
+@documented_errors(balances, 401, 403, 422, 503)
+def national_balances_csv(args: dict[str, Any], year: int) -> Any:
+    """Every municipality's balance of the year as CSV (one row each)."""
+    principal().require_role(*NATIONAL_READERS)
+    answer = _service().queries.national(year, _point(args))
+    rows = [
+        _flat_balance(r, year=year, as_of=answer["as_of"], known_at=answer["known_at"])
+        for r in answer["municipalities"]
+    ]
+    return _csv(rows, BALANCE_COLUMNS, f"balances-{year}.csv")
+
+
+@balances.route("/municipalities/<code>/sisa/<int:year>", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.response(200, SisaOut)
+@documented_errors(balances, 401, 403, 422, 503)
+def sisa(args: dict[str, Any], code: str, year: int) -> Any:
+    """The SiSa indicators of the grant for one year."""
+    principal().require_books_of(_code(code), readers=READERS)
+    return _service().queries.sisa(code, year, _point(args))
+
+
+JOURNAL_COLUMNS = [
+    "event_id",
+    "event_type",
+    "expenditure_id",
+    "grant_year",
+    "category",
+    "amount_cents",
+    "booked_on",
+    "recorded_at",
+    "counterparty_id",
+    "counterparty_name",
+    "reference",
+    "description",
+    "reverses_event_id",
+]
+
+
+@balances.route("/municipalities/<code>/journal.csv", methods=["GET"])
+@balances.arguments(JournalQuery, location="query")
+@balances.doc(responses=CSV_DOC)
+@documented_errors(balances, 401, 403, 422, 503)
+def journal_csv(args: dict[str, Any], code: str) -> Any:
+    """The expenditure journal (recordings and reversals, signed) as CSV."""
+    principal().require_books_of(_code(code), readers=READERS)
+    rows = _service().queries.journal_rows(code, args.get("year"), _point(args))
+    return _csv(rows, JOURNAL_COLUMNS, f"journal-{code}.csv")
+
+
+BLUEPRINTS = (expenditures, balances)

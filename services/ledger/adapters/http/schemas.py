@@ -1,0 +1,227 @@
+"""Request and response schemas of the ledger's HTTP API (documented in the OpenAPI)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from contracts.events.expenditures import CATEGORIES
+from contracts.events.fields import cents, grant_year
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CounterpartyIn(Strict):
+    id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "For library_funding the library's identifier (e.g. NL-KVK-41215098)."},
+    )
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ExpenditureIn(Strict):
+    grant_year = grant_year(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    amount_cents = cents(minimum=1, required=True)
+    booked_on = fields.Date(required=True, metadata={"description": "Within the grant year."})
+    counterparty = fields.Nested(CounterpartyIn, required=True)
+    description = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class IdempotencyHeaders(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "A retried request with the same key gets the first answer; another body: 409."},
+    )
+
+
+class ReversalIn(Strict):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    booked_on = fields.Date(
+        load_default=None,
+        metadata={"description": "Booking day of the reversal, within the grant year; default today."},
+    )
+
+
+class CloseYearIn(Strict):
+    final_account = fields.Boolean(
+        required=True, metadata={"description": "True when this is the final account (SiSa Eindverantwoording Ja)."}
+    )
+    closed_on = fields.Date(load_default=None, metadata={"description": "Default today."})
+
+
+class PointInTimeQuery(Schema):
+    as_of = fields.Date(metadata={"description": "The books by booking date at the end of this day."})
+    known_at = fields.AwareDateTime(
+        metadata={"description": "The books as recorded by this moment (with a time zone)."}
+    )
+    includes_event_id = fields.UUID(
+        metadata={"description": "Wait (bounded) until this event is projected, else 503 with Retry-After."}
+    )
+
+
+class JournalQuery(PointInTimeQuery):
+    year = fields.Integer(
+        validate=validate.Range(min=2019, max=2100), metadata={"description": "Only this grant year."}
+    )
+
+
+class LedgerErrorSchema(Schema):
+    code = fields.Integer(metadata={"description": "The HTTP status."})
+    status = fields.String()
+    message = fields.String()
+    errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "field -> reasons"}
+    )
+
+
+class ExpenditureRecordedOut(Schema):
+    expenditure_id = fields.UUID(required=True)
+    event_id = fields.UUID(required=True)
+    stream_id = fields.String()
+    municipality_code = fields.String()
+    grant_year = fields.Integer()
+
+
+class ExpenditureOut(Schema):
+    expenditure_id = fields.UUID()
+    municipality_code = fields.String()
+    grant_year = fields.Integer()
+    category = fields.String()
+    amount_cents = fields.Integer()
+    booked_on = fields.String()
+    counterparty = fields.Nested(CounterpartyIn)
+    description = fields.String()
+    reference = fields.String()
+    event_id = fields.UUID()
+    reversed = fields.Boolean()
+    reversal_event_id = fields.UUID(allow_none=True)
+
+
+class ReversalOut(Schema):
+    expenditure_id = fields.UUID()
+    event_id = fields.UUID()
+    reverses_event_id = fields.UUID()
+
+
+class YearClosedOut(Schema):
+    municipality_code = fields.String()
+    grant_year = fields.Integer()
+    event_id = fields.UUID()
+    closed_on = fields.String()
+    closed_by = fields.String()
+    final_account = fields.Boolean()
+
+
+class ImportedRow(Schema):
+    line = fields.Integer()
+    expenditure_id = fields.UUID()
+    event_id = fields.UUID()
+
+
+class ImportOut(Schema):
+    count = fields.Integer()
+    expenditures = fields.List(fields.Nested(ImportedRow))
+
+
+class OffsetOut(Schema):
+    topic = fields.String()
+    partition = fields.Integer()
+    next_offset = fields.Integer()
+
+
+class CategoriesOut(Schema):
+    library_funding = fields.Integer()
+    promotion = fields.Integer()
+    network_orchestration = fields.Integer()
+
+
+class MoneyOut(Schema):
+    awarded_cents = fields.Integer()
+    advance_paid_cents = fields.Integer()
+    spent_by_category = fields.Nested(CategoriesOut)
+    spent_cents = fields.Integer()
+    unspent_cents = fields.Integer(
+        metadata={"description": "Advance paid minus spent (negative: spent more than paid)."}
+    )
+    spent_beyond_award_cents = fields.Integer()
+    settled_cents = fields.Integer()
+    reclaim_issued_cents = fields.Integer()
+    reclaim_received_cents = fields.Integer()
+
+
+class PointInTimeOut(Schema):
+    as_of = fields.String(allow_none=True)
+    known_at = fields.String(allow_none=True)
+    offsets = fields.List(fields.Nested(OffsetOut), metadata={"description": "The Kafka offsets this answer reflects."})
+
+
+class BalancesOut(MoneyOut, PointInTimeOut):
+    municipality_code = fields.String()
+    year = fields.Integer()
+
+
+class MunicipalityBalanceOut(MoneyOut):
+    municipality_code = fields.String()
+    name = fields.String(allow_none=True)
+
+
+class LibraryBridgeOut(Schema):
+    library_id = fields.String()
+    name = fields.String(allow_none=True)
+    granted_cents = fields.Integer()
+    paid_cents = fields.Integer()
+    settled_cents = fields.Integer()
+    reclaim_issued_cents = fields.Integer()
+
+
+class BridgeTotalsOut(Schema):
+    granted_cents = fields.Integer()
+    paid_cents = fields.Integer()
+    settled_cents = fields.Integer()
+    reclaim_issued_cents = fields.Integer()
+
+
+class BridgeOut(Schema):
+    frame_cents = fields.Integer()
+    frame_ungranted_cents = fields.Integer()
+    libraries = fields.List(fields.Nested(LibraryBridgeOut))
+    totals = fields.Nested(BridgeTotalsOut)
+
+
+class LibraryFundingOut(Schema):
+    library_id = fields.String()
+    name = fields.String(allow_none=True)
+    received_cents = fields.Integer()
+
+
+class NationalOut(PointInTimeOut):
+    year = fields.Integer()
+    frame_cents = fields.Integer()
+    awarded_within_frame = fields.Boolean()
+    frame_unawarded_cents = fields.Integer()
+    municipalities = fields.List(fields.Nested(MunicipalityBalanceOut))
+    totals = fields.Nested(MoneyOut)
+    bridge = fields.Nested(BridgeOut)
+    library_funding_received = fields.List(fields.Nested(LibraryFundingOut))
+
+
+class SisaOut(PointInTimeOut):
+    municipality_code = fields.String()
+    sisa_municipality_code = fields.String(metadata={"description": "06 + the 4-digit municipality number."})
+    indicator_code = fields.String(allow_none=True)
+    year = fields.Integer()
+    besteding_jaar_t_cents = fields.Integer(metadata={"description": "Besteding (jaar T): spending booked in year T."})
+    cumulatieve_bestedingen_cents = fields.Integer(
+        metadata={"description": "Cumulatieve bestedingen tot en met (jaar T)."}
+    )
+    eindverantwoording = fields.String(metadata={"description": "Ja / Nee"})
+    final_account = fields.Boolean()
+    year_closed = fields.Boolean()
+    closed_on = fields.String(allow_none=True)

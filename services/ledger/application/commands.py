@@ -1,0 +1,325 @@
+"""The ledger's commands: post, reverse, import and close, each idempotent under an Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from services.ledger.application.app import CONFLICTS, LedgerApplication
+from services.ledger.application.csv_import import parse_expenditures_csv
+from services.ledger.application.idempotency import IdempotencyStore, StoredAnswer, derived_id, fingerprint
+from services.ledger.application.rules import expenditure_errors
+from services.ledger.domain.errors import (
+    ConcurrentChange,
+    ExpenditureNotFound,
+    IdempotencyKeyReused,
+    InvalidExpenditure,
+    YearAlreadyClosed,
+    YearIsClosed,
+)
+from services.ledger.domain.model import Books, Expenditure
+
+RETRIES = 5
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _request_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The request as comparable JSON (dates as ISO strings)."""
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()}
+
+
+def _expenditure_request(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "grant_year": data["grant_year"],
+        "category": data["category"],
+        "amount_cents": data["amount_cents"],
+        "booked_on": data["booked_on"].isoformat(),
+        "counterparty": {"id": data["counterparty"]["id"], "name": data["counterparty"]["name"]},
+        "description": data["description"],
+        "reference": data["reference"],
+    }
+
+
+def _same_expenditure(existing: Expenditure, request: dict[str, Any]) -> bool:
+    return (
+        _expenditure_request(
+            {
+                "grant_year": existing.grant_year,
+                "category": existing.category,
+                "amount_cents": existing.amount_cents,
+                "booked_on": date.fromisoformat(existing.booked_on),
+                "counterparty": existing.counterparty,
+                "description": existing.description,
+                "reference": existing.reference,
+            }
+        )
+        == request
+    )
+
+
+def _recorded_answer(expenditure: Expenditure) -> dict[str, Any]:
+    return {
+        "expenditure_id": expenditure.expenditure_id,
+        "event_id": expenditure.recorded_event_id,
+        "stream_id": expenditure.stream_id,
+        "municipality_code": expenditure.municipality_code,
+        "grant_year": expenditure.grant_year,
+    }
+
+
+def _reused(key: str) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"Idempotency-Key {key!r} was used before with a different request; use a new key",
+        field="Idempotency-Key",
+    )
+
+
+class LedgerCommands:
+    def __init__(self, application: LedgerApplication, keys: IdempotencyStore, today: Callable[[], date] = _today):
+        self.app = application
+        self.keys = keys
+        self.today = today
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _refuse_closed(self, municipality_code: str, year: int) -> None:
+        books = self.app.find_books(municipality_code, year)
+        if books is not None:
+            raise YearIsClosed(
+                f"the grant year {year} is closed for {municipality_code} (closed on {books.closed_on} "
+                f"by the {books.closed_by}); postings and reversals into a closed year are refused",
+                field="grant_year",
+            )
+
+    def _keyed(
+        self,
+        municipality_code: str,
+        operation: str,
+        key: str | None,
+        request: dict[str, Any],
+        run: Callable[[], tuple[int, dict[str, Any]]],
+    ) -> tuple[int, dict[str, Any]]:
+        """Runs the command once per key: a retry gets the stored answer, another body a 409."""
+        if key is None:
+            return run()
+        print_ = fingerprint({"operation": operation, "request": request})
+        stored = self.keys.get(municipality_code, operation, key)
+        if stored is not None:
+            if stored.fingerprint != print_:
+                raise _reused(key)
+            return stored.status, stored.response
+        status, response = run()
+        stored = self.keys.put(municipality_code, operation, key, StoredAnswer(print_, status, response))
+        if stored.fingerprint != print_:
+            raise _reused(key)
+        return stored.status, stored.response
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def record_expenditure(
+        self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        errors = expenditure_errors(data)
+        if errors:
+            raise InvalidExpenditure("the expenditure has invalid fields", errors=errors)
+        request = _expenditure_request(data)
+
+        def run() -> tuple[int, dict[str, Any]]:
+            if idempotency_key is None:
+                expenditure_id = uuid4()
+            else:
+                expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
+                existing = self.app.find_expenditure(expenditure_id)
+                if existing is not None:  # saved before a crash, key not yet stored
+                    if not _same_expenditure(existing, request):
+                        raise _reused(idempotency_key)
+                    return 201, _recorded_answer(existing)
+            self._refuse_closed(municipality_code, data["grant_year"])
+            expenditure = self._new_expenditure(municipality_code, expenditure_id, data)
+            try:
+                self.app.save(expenditure)
+            except CONFLICTS:
+                # Another request with the same key saved first: answer as it did.
+                existing = self.app.find_expenditure(expenditure_id)
+                if existing is None or idempotency_key is None or not _same_expenditure(existing, request):
+                    raise
+                return 201, _recorded_answer(existing)
+            return 201, _recorded_answer(expenditure)
+
+        return self._keyed(municipality_code, "expenditure", idempotency_key, request, run)
+
+    def _new_expenditure(self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any]) -> Expenditure:
+        return Expenditure.record(
+            expenditure_id=expenditure_id,
+            municipality_code=municipality_code,
+            grant_year=data["grant_year"],
+            category=data["category"],
+            amount_cents=data["amount_cents"],
+            booked_on=data["booked_on"],
+            counterparty=data["counterparty"],
+            description=data["description"],
+            reference=data["reference"],
+        )
+
+    def reverse_expenditure(
+        self,
+        municipality_code: str,
+        expenditure_id: UUID,
+        *,
+        reason: str,
+        booked_on: date | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        request = _request_json({"expenditure_id": str(expenditure_id), "reason": reason, "booked_on": booked_on})
+
+        def answer(expenditure: Expenditure) -> dict[str, Any]:
+            return {
+                "expenditure_id": expenditure.expenditure_id,
+                "event_id": expenditure.reversal_event_id,
+                "reverses_event_id": expenditure.recorded_event_id,
+            }
+
+        def run() -> tuple[int, dict[str, Any]]:
+            for _attempt in range(RETRIES):
+                expenditure = self.app.find_expenditure(expenditure_id)
+                if expenditure is None or expenditure.municipality_code != municipality_code:
+                    raise ExpenditureNotFound(
+                        f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
+                    )
+                on = booked_on or self.today()
+                if (
+                    idempotency_key is not None
+                    and expenditure.reversed
+                    and expenditure.reversal_reason == reason
+                    and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
+                ):
+                    return 201, answer(expenditure)  # saved before a crash, key not yet stored
+                self._refuse_closed(municipality_code, expenditure.grant_year)
+                expenditure.reverse(reason=reason, booked_on=on)
+                try:
+                    self.app.save(expenditure)
+                except CONFLICTS:
+                    continue  # someone else changed the stream: reload and decide again
+                return 201, answer(expenditure)
+            raise ConcurrentChange("the expenditure kept changing while reversing; try again")
+
+        return self._keyed(municipality_code, "reversal", idempotency_key, request, run)
+
+    def close_year(
+        self,
+        municipality_code: str,
+        year: int,
+        *,
+        closed_by: str,
+        final_account: bool,
+        closed_on: date | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        on = closed_on or self.today()
+        request = _request_json({"year": year, "final_account": final_account, "closed_on": closed_on})
+        if on.year < year:
+            raise InvalidExpenditure(f"a year cannot be closed before it starts ({year})", field="closed_on")
+
+        def answer(books: Books) -> dict[str, Any]:
+            return {
+                "municipality_code": municipality_code,
+                "grant_year": year,
+                "event_id": books.closed_event_id,
+                "closed_on": books.closed_on,
+                "closed_by": books.closed_by,
+                "final_account": books.final_account,
+            }
+
+        def refuse(books: Books) -> YearAlreadyClosed:
+            return YearAlreadyClosed(
+                f"the grant year {year} was already closed for {municipality_code} on {books.closed_on}",
+                field="year",
+            )
+
+        def run() -> tuple[int, dict[str, Any]]:
+            existing = self.app.find_books(municipality_code, year)
+            if existing is not None:
+                if (
+                    idempotency_key is not None
+                    and existing.final_account == final_account
+                    and (closed_on is None or existing.closed_on == closed_on.isoformat())
+                ):
+                    return 201, answer(existing)
+                raise refuse(existing)
+            books = Books.close(
+                municipality_code=municipality_code,
+                grant_year=year,
+                closed_on=on,
+                closed_by=closed_by,
+                final_account=final_account,
+            )
+            try:
+                self.app.save(books)
+            except CONFLICTS:
+                raced = self.app.find_books(municipality_code, year)
+                if raced is None:
+                    raise
+                raise refuse(raced) from None
+            return 201, answer(books)
+
+        return self._keyed(municipality_code, "close", idempotency_key, request, run)
+
+    def import_expenditures(
+        self, municipality_code: str, csv_text: str, idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        rows, errors = parse_expenditures_csv(csv_text)
+        if errors:
+            raise InvalidExpenditure(
+                f"the import was refused as a whole: {len(errors)} problem(s); nothing was recorded", errors=errors
+            )
+        request = {"csv": [[line, _expenditure_request(row)] for line, row in rows]}
+
+        def answer(items: list[tuple[int, Expenditure]]) -> dict[str, Any]:
+            return {
+                "count": len(items),
+                "expenditures": [
+                    {"line": line, "expenditure_id": e.expenditure_id, "event_id": e.recorded_event_id}
+                    for line, e in items
+                ],
+            }
+
+        def run() -> tuple[int, dict[str, Any]]:
+            ids = [
+                derived_id(municipality_code, "import", idempotency_key, line) if idempotency_key else uuid4()
+                for line, _row in rows
+            ]
+            if idempotency_key is not None:
+                found = [self.app.find_expenditure(i) for i in ids]
+                if any(e is not None for e in found):  # saved before a crash (one save: all or nothing)
+                    pairs: list[tuple[int, Expenditure]] = []
+                    for (line, row), existing in zip(rows, found, strict=True):
+                        if existing is None or not _same_expenditure(existing, _expenditure_request(row)):
+                            raise _reused(idempotency_key)
+                        pairs.append((line, existing))
+                    return 201, answer(pairs)
+            closed_errors: dict[str, list[str]] = {}
+            for year in sorted({row["grant_year"] for _line, row in rows}):
+                try:
+                    self._refuse_closed(municipality_code, year)
+                except YearIsClosed as error:
+                    for line, row in rows:
+                        if row["grant_year"] == year:
+                            closed_errors[f"line {line}.grant_year"] = [error.message]
+            if closed_errors:
+                raise YearIsClosed(
+                    "the import was refused as a whole: rows post into a closed year; nothing was recorded",
+                    errors=closed_errors,
+                )
+            items = [
+                (line, self._new_expenditure(municipality_code, i, row))
+                for (line, row), i in zip(rows, ids, strict=True)
+            ]
+            self.app.save(*(e for _line, e in items))  # one transaction: all rows or none
+            return 201, answer(items)
+
+        return self._keyed(municipality_code, "import", idempotency_key, request, run)

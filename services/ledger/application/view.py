@@ -1,0 +1,82 @@
+"""Tables of the ledger's read model (view DB), written by the projection, read by the queries.
+
+``ledger_journal`` holds every applied money movement as a signed delta with its booking date
+(the payload's date) and its ``recorded_at`` (envelope), so every balance is a SQL sum, and a
+balance at a date (``as_of``) or as known at a moment (``known_at``) is the same sum filtered.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, MetaData, String, Table, Text
+
+PROJECTION_NAME = "ledger-balances"
+
+view_metadata = MetaData()
+
+journal = Table(
+    "ledger_journal",
+    view_metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("event_type", String(60), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("municipality_code", String(6), nullable=True),
+    Column("library_id", String(100), nullable=True),
+    Column("grant_id", String(100), nullable=True),
+    Column("year", Integer, nullable=True),
+    Column("category", String(30), nullable=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("booked_on", Date, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+    Column("expenditure_id", String(36), nullable=True),
+    Column("counterparty_id", String(100), nullable=True),
+    Column("counterparty_name", String(200), nullable=True),
+    Column("reference", String(100), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("reverses_event_id", String(36), nullable=True),
+    Column("stream_id", String(200), nullable=False),
+)
+Index("ix_ledger_journal_books", journal.c.municipality_code, journal.c.year, journal.c.kind)
+Index("ix_ledger_journal_library", journal.c.library_id, journal.c.kind)
+Index("ix_ledger_journal_grant", journal.c.grant_id, journal.c.kind)
+
+closings = Table(
+    "ledger_closings",
+    view_metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False),
+    Column("closed_on", Date, nullable=False),
+    Column("closed_by", String(20), nullable=False),
+    Column("final_account", Boolean, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+
+municipalities = Table(
+    "ledger_municipalities",
+    view_metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+libraries = Table(
+    "ledger_libraries",
+    view_metadata,
+    Column("library_id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+KINDS = (
+    "grant_frame",
+    "awarded",
+    "advance_paid",
+    "spent",
+    "settled",
+    "reclaim_issued",
+    "reclaim_received",
+    "bridge_frame",
+    "bridge_grant",
+    "bridge_paid",
+    "bridge_settled",
+    "bridge_reclaim",
+)

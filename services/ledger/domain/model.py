@@ -1,0 +1,210 @@
+"""Aggregates of the ledger: one small stream per expenditure, one per (municipality, year) closing.
+
+Nothing grows with history: posting the n-th expenditure loads no earlier expenditure, and the
+books of a year exist only once the year is closed (``books-<code>-<year>``), so checking for a
+closed year is one lookup of a stream that has one event.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from contracts.events.expenditures import CATEGORIES
+from services.common.domain.chained import ChainedAggregate, stream_uuid
+from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure
+
+PRODUCER = "ledger"
+
+
+def expenditure_stream(expenditure_id: UUID | str) -> str:
+    return f"expenditure-{expenditure_id}"
+
+
+def books_stream(municipality_code: str, year: int) -> str:
+    return f"books-{municipality_code}-{year}"
+
+
+def books_id(municipality_code: str, year: int) -> UUID:
+    return stream_uuid(books_stream(municipality_code, year))
+
+
+def expenditure_aggregate_id(expenditure_id: UUID | str) -> UUID:
+    return stream_uuid(expenditure_stream(expenditure_id))
+
+
+def check_in_year(value: date, year: int, field: str) -> None:
+    if value.year != year:
+        raise InvalidExpenditure(f"must be a date within the grant year {year}, got {value.isoformat()}", field=field)
+
+
+class Expenditure(ChainedAggregate):
+    TOPIC = "ido:Expenditure"
+    PRODUCER = PRODUCER
+
+    if TYPE_CHECKING:  # set by the events; not dataclass fields (see ChainedAggregate)
+        expenditure_id: str
+        municipality_code: str
+        grant_year: int
+        category: str
+        amount_cents: int
+        booked_on: str
+        counterparty: dict[str, str]
+        description: str
+        reference: str
+        recorded_event_id: str
+        reversal_event_id: str | None
+        reversal_reason: str | None
+        reversal_booked_on: str | None
+
+    class Recorded(ChainedAggregate.Created):
+        EVENT_TYPE = "ExpenditureRecorded"
+        expenditure_id: str
+        municipality_code: str
+        grant_year: int
+        category: str
+        amount_cents: int
+        booked_on: str
+        counterparty: dict[str, str]
+        description: str
+        reference: str
+
+        def apply(self, aggregate: Any) -> None:
+            for name in (
+                "expenditure_id",
+                "municipality_code",
+                "grant_year",
+                "category",
+                "amount_cents",
+                "booked_on",
+                "counterparty",
+                "description",
+                "reference",
+            ):
+                setattr(aggregate, name, getattr(self, name))
+            aggregate.recorded_event_id = self.event_id
+            aggregate.reversal_event_id = None
+            aggregate.reversal_reason = None
+            aggregate.reversal_booked_on = None
+
+    class Reversed(ChainedAggregate.Event):
+        EVENT_TYPE = "ExpenditureReversed"
+        expenditure_id: str
+        municipality_code: str
+        grant_year: int
+        reverses_event_id: str
+        amount_cents: int
+        category: str
+        booked_on: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.reversal_event_id = self.event_id
+            aggregate.reversal_reason = self.reason
+            aggregate.reversal_booked_on = self.booked_on
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        expenditure_id: UUID,
+        municipality_code: str,
+        grant_year: int,
+        category: str,
+        amount_cents: int,
+        booked_on: date,
+        counterparty: dict[str, str],
+        description: str,
+        reference: str,
+    ) -> Expenditure:
+        if category not in CATEGORIES:
+            raise InvalidExpenditure(f"must be one of {', '.join(CATEGORIES)}", field="category")
+        if type(amount_cents) is not int or amount_cents <= 0:
+            raise InvalidExpenditure("must be a whole number of cents above 0", field="amount_cents")
+        check_in_year(booked_on, grant_year, "booked_on")
+        return cls._start(
+            cls.Recorded,
+            stream_id=expenditure_stream(expenditure_id),
+            partition_key=municipality_code,
+            expenditure_id=str(expenditure_id),
+            municipality_code=municipality_code,
+            grant_year=grant_year,
+            category=category,
+            amount_cents=amount_cents,
+            booked_on=booked_on.isoformat(),
+            counterparty={"id": counterparty["id"], "name": counterparty["name"]},
+            description=description,
+            reference=reference,
+        )
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversal_event_id is not None
+
+    def reverse(self, *, reason: str, booked_on: date) -> None:
+        if self.reversed:
+            raise AlreadyReversed(
+                f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id})"
+            )
+        check_in_year(booked_on, self.grant_year, "booked_on")
+        if booked_on < date.fromisoformat(self.booked_on):
+            raise InvalidExpenditure(
+                f"must not be before the expenditure's own booking date {self.booked_on}", field="booked_on"
+            )
+        self._record(
+            self.Reversed,
+            expenditure_id=self.expenditure_id,
+            municipality_code=self.municipality_code,
+            grant_year=self.grant_year,
+            reverses_event_id=self.recorded_event_id,
+            amount_cents=self.amount_cents,
+            category=self.category,
+            booked_on=booked_on.isoformat(),
+            reason=reason,
+        )
+
+
+class Books(ChainedAggregate):
+    """A municipality's books of one grant year; the stream starts when the year is closed."""
+
+    TOPIC = "ido:Books"
+    PRODUCER = PRODUCER
+
+    if TYPE_CHECKING:
+        municipality_code: str
+        grant_year: int
+        closed_on: str
+        closed_by: str
+        final_account: bool
+        closed_event_id: str
+
+    class Closed(ChainedAggregate.Created):
+        EVENT_TYPE = "YearClosed"
+        municipality_code: str
+        grant_year: int
+        closed_on: str
+        closed_by: str
+        final_account: bool
+
+        def apply(self, aggregate: Any) -> None:
+            for name in ("municipality_code", "grant_year", "closed_on", "closed_by", "final_account"):
+                setattr(aggregate, name, getattr(self, name))
+            aggregate.closed_event_id = self.event_id
+
+    @classmethod
+    def close(
+        cls, *, municipality_code: str, grant_year: int, closed_on: date, closed_by: str, final_account: bool
+    ) -> Books:
+        if closed_by not in ("ministry", "auditor"):
+            raise InvalidExpenditure("only the ministry or an auditor closes a year", field="closed_by")
+        return cls._start(
+            cls.Closed,
+            stream_id=books_stream(municipality_code, grant_year),
+            partition_key=municipality_code,
+            municipality_code=municipality_code,
+            grant_year=grant_year,
+            closed_on=closed_on.isoformat(),
+            closed_by=closed_by,
+            final_account=final_account,
+        )

@@ -1,0 +1,48 @@
+"""The ledger service: its definition for the runner and its HTTP app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from contracts.topics import EXPENDITURES
+from services.common.adapters.sql import create_sql_engine
+from services.common.auth import verifier_from_files
+from services.common.config import Settings
+from services.common.definition import ServiceDefinition
+from services.common.eventstore import build_application
+from services.common.http import create_service_app
+from services.ledger.adapters.http.routes import BLUEPRINTS, LedgerService
+from services.ledger.application.app import LedgerApplication
+from services.ledger.application.commands import LedgerCommands
+from services.ledger.application.idempotency import IdempotencyStore
+from services.ledger.application.queries import LedgerQueries
+
+
+def create_app(settings: Settings, application: LedgerApplication | None = None) -> Flask:
+    application = application or build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+    app = create_service_app(
+        service="ledger",
+        title="IDO ledger: expenditures and balances",
+        description=(
+            "Municipalities post what they spent of the SPUK IDO grant; balances, SiSa figures and the "
+            "bridging subsidy are projected from Kafka (ido.grants.v1, ido.bridge.v1, ido.expenditures.v1). "
+            "Amounts are integer euro cents."
+        ),
+        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        blueprints=BLUEPRINTS,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.extensions["ledger"] = LedgerService(
+        commands=LedgerCommands(application, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger")))),
+        queries=LedgerQueries(create_sql_engine(settings.view_db_url)),
+        read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
+    )
+    return app
+
+
+DEFINITION = ServiceDefinition(
+    name="ledger",
+    topic=EXPENDITURES,
+    application_class=LedgerApplication,
+    create_http_app=create_app,
+)

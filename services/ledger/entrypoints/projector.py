@@ -1,0 +1,47 @@
+"""Runs the ledger's projection until SIGTERM/SIGINT: `python -m services.ledger.entrypoints.projector`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
+from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.sql import create_sql_engine
+from services.common.config import Settings, load_settings
+from services.common.consumer import ProjectionRunner
+from services.ledger.adapters.projection import BalancesProjection
+
+TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
+
+
+def build_runner(settings: Settings, group_id: str | None = None) -> ProjectionRunner:
+    ensure_topics(settings.kafka_bootstrap_servers, [*TOPICS, DEAD_LETTER], settings.topic_prefix)
+    projection = BalancesProjection()
+    return ProjectionRunner(
+        projection=projection,
+        engine=create_sql_engine(settings.view_db_url),
+        topics=[settings.topic(spec.name) for spec in TOPICS],
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        dead_letter_topic=settings.topic(DEAD_LETTER.name),
+        group_id=group_id or f"{settings.topic_prefix}{projection.name}",
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    runner = build_runner(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger(__name__).info("ledger projector: %s", ", ".join(runner.topics))
+    try:
+        runner.run_forever(stop)
+    finally:
+        runner.close()
+
+
+if __name__ == "__main__":
+    main()

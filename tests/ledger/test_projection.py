@@ -1,0 +1,475 @@
+"""The balances projection against the real broker: exact figures, points in time, crash, replay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from contracts.topics import ALL_TOPICS
+from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.sql import create_sql_engine
+from services.common.config import Settings, load_settings
+from services.common.consumer import ProjectionRunner, applied_events
+from services.ledger.application.queries import LedgerQueries, PointInTime
+from services.ledger.entrypoints.definition import create_app
+from services.ledger.entrypoints.projector import build_runner
+from tests.ledger.conftest import AMSTERDAM, LIBRARY, UTRECHT
+from tests.ledger.events import Streams, at
+from tests.support.infra import KafkaInfo
+from tests.support.tokens import TokenFactory
+
+REPO = Path(__file__).resolve().parents[2]
+M = 100  # cents per euro
+
+
+@pytest.fixture
+def env(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> dict[str, str]:
+    return {
+        **store_env,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "IDO_TOPIC_PREFIX": topic_prefix,
+        "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "300",
+    }
+
+
+@pytest.fixture
+def live(env: dict[str, str], kafka: KafkaInfo) -> Settings:
+    settings = load_settings(env)
+    ensure_topics(kafka.bootstrap_servers, ALL_TOPICS, settings.topic_prefix)
+    return settings
+
+
+def expenditure(s: Streams, code: str, recorded_at: str, **fields: Any) -> dict[str, Any]:
+    expenditure_id = str(uuid.uuid4())
+    payload = {
+        "expenditure_id": expenditure_id,
+        "municipality_code": code,
+        "grant_year": 2024,
+        "category": "library_funding",
+        "amount_cents": 1,
+        "booked_on": "2024-03-01",
+        "counterparty": {"id": LIBRARY, "name": "OBA (illustrative)"},
+        "description": "illustrative",
+        "reference": "R-1",
+    }
+    payload.update(fields)
+    return s.event("ExpenditureRecorded", f"expenditure-{expenditure_id}", code, recorded_at, **payload)
+
+
+def scenario(s: Streams) -> None:
+    """An illustrative year (amounts invented for the test)."""
+    s.event(
+        "GrantFrameSet",
+        "scheme-2024",
+        "scheme-2024",
+        at("2023-12-01"),
+        year=2024,
+        frame_cents=17_130_000 * M,
+        decided_on="2023-12-01",
+    )
+    s.event(
+        "GrantFrameAmended",
+        "scheme-2024",
+        "scheme-2024",
+        at("2024-02-01"),
+        year=2024,
+        frame_cents=17_000_000 * M,
+        previous_frame_cents=17_130_000 * M,
+        decided_on="2024-02-01",
+        reason="illustrative amendment",
+    )
+    for code, name, amount in ((AMSTERDAM, "Amsterdam", 500_000 * M), (UTRECHT, "Utrecht", 200_000 * M)):
+        grant = f"grant-2024-{code}"
+        s.event(
+            "GrantAwarded",
+            grant,
+            code,
+            at("2024-01-10"),
+            grant_id=grant,
+            year=2024,
+            municipality_code=code,
+            municipality_name=name,
+            amount_cents=amount,
+            awarded_on="2024-01-10",
+            basis="annex",
+        )
+        s.event(
+            "AdvancePaid",
+            grant,
+            code,
+            at("2024-01-20"),
+            grant_id=grant,
+            year=2024,
+            municipality_code=code,
+            amount_cents=amount,
+            paid_on="2024-01-20",
+        )
+    expenditure(s, AMSTERDAM, at("2024-03-05"), amount_cents=300_000 * M, booked_on="2024-03-01")
+    promo = expenditure(
+        s,
+        AMSTERDAM,
+        at("2024-06-02"),
+        category="promotion",
+        amount_cents=10_000 * M,
+        booked_on="2024-06-01",
+        counterparty={"id": "NL-KVK-99", "name": "Drukkerij"},
+    )
+    p = promo["payload"]
+    s.event(
+        "ExpenditureReversed",
+        promo["stream_id"],
+        AMSTERDAM,
+        at("2024-07-01"),
+        expenditure_id=p["expenditure_id"],
+        municipality_code=AMSTERDAM,
+        grant_year=2024,
+        reverses_event_id=promo["event_id"],
+        amount_cents=p["amount_cents"],
+        category="promotion",
+        booked_on="2024-07-01",
+        reason="wrong invoice",
+    )
+    expenditure(
+        s,
+        AMSTERDAM,
+        at("2024-08-01"),
+        category="network_orchestration",
+        amount_cents=4_000 * M,
+        booked_on="2024-08-01",
+        counterparty={"id": "buurtteam", "name": "Buurtteam"},
+    )
+    expenditure(s, UTRECHT, at("2025-01-10"), amount_cents=150_000 * M, booked_on="2024-12-30")
+    expenditure(s, AMSTERDAM, at("2025-02-02"), grant_year=2025, amount_cents=5_000 * M, booked_on="2025-02-01")
+    s.event(
+        "YearClosed",
+        f"books-{AMSTERDAM}-2024",
+        AMSTERDAM,
+        at("2025-05-01"),
+        municipality_code=AMSTERDAM,
+        grant_year=2024,
+        closed_on="2025-05-01",
+        closed_by="auditor",
+        final_account=True,
+    )
+    grant = f"grant-2024-{AMSTERDAM}"
+    first = s.event(
+        "GrantSettled",
+        grant,
+        AMSTERDAM,
+        at("2025-06-01"),
+        grant_id=grant,
+        year=2024,
+        municipality_code=AMSTERDAM,
+        reported_spending_cents=300_000 * M,
+        settled_cents=300_000 * M,
+        settled_on="2025-06-01",
+        corrects_event_id=None,
+        reason=None,
+    )
+    s.event(
+        "GrantSettled",
+        grant,
+        AMSTERDAM,
+        at("2025-07-01"),
+        grant_id=grant,
+        year=2024,
+        municipality_code=AMSTERDAM,
+        reported_spending_cents=304_000 * M,
+        settled_cents=304_000 * M,
+        settled_on="2025-07-01",
+        corrects_event_id=first["event_id"],
+        reason="network costs were missed",
+    )
+    s.event(
+        "ReclaimIssued",
+        grant,
+        AMSTERDAM,
+        at("2025-07-02"),
+        grant_id=grant,
+        year=2024,
+        municipality_code=AMSTERDAM,
+        amount_cents=196_000 * M,
+        issued_on="2025-07-02",
+    )
+    s.event(
+        "ReclaimReceived",
+        grant,
+        AMSTERDAM,
+        at("2025-08-01"),
+        grant_id=grant,
+        year=2024,
+        municipality_code=AMSTERDAM,
+        amount_cents=196_000 * M,
+        received_on="2025-08-01",
+    )
+    s.event(
+        "BridgeFrameSet",
+        "bridge-frame",
+        "bridge-frame",
+        at("2022-12-01"),
+        frame_cents=2_700_000 * M,
+        rate_cents_per_inhabitant="15",
+        account_period_start="2019-01-01",
+        spending_deadline="2023-05-01",
+        account_deadline="2023-09-01",
+    )
+    library = f"library-{LIBRARY}"
+    s.event(
+        "LibraryRegistered",
+        library,
+        LIBRARY,
+        at("2022-12-01"),
+        library_id=LIBRARY,
+        name="OBA (illustrative)",
+        service_area=[{"municipality_code": AMSTERDAM, "inhabitants": 900_000}],
+    )
+    s.event(
+        "BridgeGrantSet",
+        library,
+        LIBRARY,
+        at("2022-12-02"),
+        library_id=LIBRARY,
+        amount_cents=135_000 * M,
+        inhabitants=900_000,
+        basis="computed",
+        batch_id="b1",
+        rate_cents_per_inhabitant="15",
+        corrects_event_id=None,
+    )
+    s.event(
+        "BridgePaymentMade",
+        library,
+        LIBRARY,
+        at("2022-12-10"),
+        library_id=LIBRARY,
+        amount_cents=135_000 * M,
+        paid_on="2022-12-10",
+        payment_batch_id=None,
+    )
+    account = s.event(
+        "BridgeAccountSubmitted",
+        library,
+        LIBRARY,
+        at("2023-08-01"),
+        library_id=LIBRARY,
+        grant_cents=135_000 * M,
+        paid_cents=135_000 * M,
+        spent_cents=120_000 * M,
+        unspent_cents=15_000 * M,
+        period_start="2019-01-01",
+        period_end="2023-05-01",
+        submitted_on="2023-08-01",
+        account_deadline="2023-09-01",
+        late=False,
+    )
+    s.event(
+        "BridgeReclaimIssued",
+        library,
+        LIBRARY,
+        at("2023-08-15"),
+        library_id=LIBRARY,
+        amount_cents=15_000 * M,
+        issued_on="2023-08-15",
+        account_event_id=account["event_id"],
+    )
+
+
+def run_until(runner: ProjectionRunner, engine: Any, expected: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runner.run_once(timeout_ms=300)
+        with engine.connect() as connection:
+            if connection.execute(select(func.count()).select_from(applied_events)).scalar_one() >= expected:
+                return
+    raise AssertionError(f"the projection did not apply {expected} events in {timeout_s} s")
+
+
+def get(client: FlaskClient, tokens: TokenFactory, url: str, role: str = "auditor") -> Any:
+    response = client.get(url, headers=tokens.headers(role))
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: KafkaInfo, tokens: TokenFactory) -> None:
+    s = Streams(live.topic_prefix)
+    scenario(s)
+    s.send(kafka.bootstrap_servers)
+    s.send(kafka.bootstrap_servers, s.sent[:5])  # re-sent duplicates count once
+    runner = build_runner(live)
+    try:
+        run_until(runner, create_sql_engine(live.view_db_url), len(s.sent))
+        runner.run_once(timeout_ms=1000)
+    finally:
+        runner.close()
+    assert runner.stats.applied == len(s.sent) and runner.stats.dead_lettered == 0
+
+    client = create_app(live).test_client()
+    base = f"/v1/municipalities/{AMSTERDAM}"
+    now = get(client, tokens, f"{base}/balances/2024")
+    assert {k: v for k, v in now.items() if k != "offsets"} == {
+        "municipality_code": AMSTERDAM,
+        "year": 2024,
+        "awarded_cents": 500_000 * M,
+        "advance_paid_cents": 500_000 * M,
+        "spent_by_category": {"library_funding": 300_000 * M, "promotion": 0, "network_orchestration": 4_000 * M},
+        "spent_cents": 304_000 * M,
+        "unspent_cents": 196_000 * M,
+        "spent_beyond_award_cents": 0,
+        "settled_cents": 304_000 * M,
+        "reclaim_issued_cents": 196_000 * M,
+        "reclaim_received_cents": 196_000 * M,
+        "as_of": None,
+        "known_at": None,
+    }
+    assert sum(o["next_offset"] for o in now["offsets"]) == len(s.sent) + 5
+
+    mid_year = get(client, tokens, f"{base}/balances/2024?as_of=2024-06-30")
+    assert mid_year["spent_by_category"] == {
+        "library_funding": 300_000 * M,
+        "promotion": 10_000 * M,
+        "network_orchestration": 0,
+    }
+    assert mid_year["settled_cents"] == 0 and mid_year["advance_paid_cents"] == 500_000 * M
+    known = get(client, tokens, f"{base}/balances/2024?known_at=2024-06-01T23:59:59Z")
+    assert known["spent_cents"] == 300_000 * M
+    settled_first = get(client, tokens, f"{base}/balances/2024?as_of=2025-06-15")
+    assert settled_first["settled_cents"] == 300_000 * M
+
+    utrecht = f"/v1/municipalities/{UTRECHT}/balances/2024"
+    assert get(client, tokens, f"{utrecht}?as_of=2024-12-31")["spent_cents"] == 150_000 * M
+    assert get(client, tokens, f"{utrecht}?as_of=2024-12-31&known_at=2024-12-31T23:59:59Z")["spent_cents"] == 0
+
+    national = get(client, tokens, "/v1/balances/2024", role="ministry")
+    assert national["frame_cents"] == 17_000_000 * M
+    assert national["frame_unawarded_cents"] == (17_000_000 - 700_000) * M
+    assert national["totals"]["spent_cents"] == 454_000 * M
+    assert [m["municipality_code"] for m in national["municipalities"]] == [UTRECHT, AMSTERDAM] or [
+        m["municipality_code"] for m in national["municipalities"]
+    ] == sorted([UTRECHT, AMSTERDAM])
+    assert national["bridge"]["frame_cents"] == 2_700_000 * M
+    assert national["bridge"]["libraries"] == [
+        {
+            "library_id": LIBRARY,
+            "name": "OBA (illustrative)",
+            "granted_cents": 135_000 * M,
+            "paid_cents": 135_000 * M,
+            "settled_cents": 120_000 * M,
+            "reclaim_issued_cents": 15_000 * M,
+        }
+    ]
+    assert national["library_funding_received"] == [
+        {"library_id": LIBRARY, "name": "OBA (illustrative)", "received_cents": 450_000 * M}
+    ]
+    before_amendment = get(client, tokens, "/v1/balances/2024?as_of=2024-01-31", role="finance")
+    assert before_amendment["frame_cents"] == 17_130_000 * M
+
+    sisa = get(client, tokens, f"{base}/sisa/2024")
+    assert (sisa["besteding_jaar_t_cents"], sisa["cumulatieve_bestedingen_cents"], sisa["eindverantwoording"]) == (
+        304_000 * M,
+        304_000 * M,
+        "Ja",
+    )
+    assert sisa["sisa_municipality_code"] == "060363"
+    sisa_2025 = get(client, tokens, f"{base}/sisa/2025")
+    assert (sisa_2025["besteding_jaar_t_cents"], sisa_2025["cumulatieve_bestedingen_cents"]) == (5_000 * M, 309_000 * M)
+    assert sisa_2025["eindverantwoording"] == "Nee"
+    assert get(client, tokens, f"{base}/sisa/2024?as_of=2025-04-30")["eindverantwoording"] == "Nee"
+
+    journal = client.get(f"{base}/journal.csv?year=2024", headers=tokens.headers("municipality", AMSTERDAM))
+    assert journal.status_code == 200 and journal.mimetype == "text/csv"
+    lines = journal.get_data(as_text=True).strip().split("\n")
+    assert len(lines) == 1 + 4 and ",-1000000," in lines[3]
+    balances_csv = client.get(f"{base}/balances/2024.csv", headers=tokens.headers("auditor")).get_data(as_text=True)
+    assert "30400000" in balances_csv.split("\n")[1]
+    national_csv = client.get("/v1/balances/2024.csv", headers=tokens.headers("ministry")).get_data(as_text=True)
+    assert len(national_csv.strip().split("\n")) == 3
+
+    # read-your-writes: a projected event answers at once, an unknown one 503 with Retry-After
+    projected = s.sent[0][2]["event_id"]
+    assert get(client, tokens, f"{base}/balances/2024?includes_event_id={projected}")["year"] == 2024
+    waiting = client.get(f"{base}/balances/2024?includes_event_id={uuid.uuid4()}", headers=tokens.headers("auditor"))
+    assert waiting.status_code == 503 and waiting.headers["Retry-After"] == "1"
+
+
+def start_projector(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.ledger.entrypoints.projector"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_same_books(
+    live: Settings, env: dict[str, str], kafka: KafkaInfo, tmp_path: Path
+) -> None:
+    s = Streams(live.topic_prefix)
+    scenario(s)
+    codes = [f"GM{n:04d}" for n in range(1, 31)]
+    for i in range(3000):
+        expenditure(s, codes[i % len(codes)], at("2024-04-01"), amount_cents=i + 1, booked_on="2024-04-01")
+    s.send(kafka.bootstrap_servers)
+    total = len(s.sent)
+    engine = create_sql_engine(live.view_db_url)
+
+    def applied() -> int:
+        try:
+            with engine.connect() as connection:
+                return int(connection.execute(select(func.count()).select_from(applied_events)).scalar_one())
+        except Exception:  # noqa: BLE001 - tables not there yet
+            return 0
+
+    projector = start_projector(env)
+    deadline = time.monotonic() + 60
+    while applied() == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    projector.send_signal(signal.SIGKILL)
+    projector.wait(timeout=10)
+    at_kill = applied()
+    assert 0 < at_kill, "the projector applied nothing before it was killed"
+    print(f"projector killed after {at_kill} of {total} events")
+
+    runner = build_runner(live)
+    try:
+        run_until(runner, engine, total)
+    finally:
+        runner.close()
+    assert applied() == total
+    queries = LedgerQueries(engine)
+    books = queries.national(2024, PointInTime())
+    expected_spent = sum(range(1, 3001)) + (300_000 + 4_000 + 150_000) * M
+    assert books["totals"]["spent_cents"] == expected_spent
+
+    replay_engine = create_sql_engine(f"sqlite:///{tmp_path}/replay.sqlite")
+    replay = ProjectionRunner(
+        projection=build_runner.__globals__["BalancesProjection"](),
+        engine=replay_engine,
+        topics=[live.topic(t) for t in ("ido.grants.v1", "ido.bridge.v1", "ido.expenditures.v1")],
+        bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=live.topic("ido.deadletter.v1"),
+        group_id=f"{live.topic_prefix}replay",
+    )
+    try:
+        run_until(replay, replay_engine, total)
+    finally:
+        replay.close()
+    replayed = LedgerQueries(replay_engine)
+    for point in (PointInTime(), PointInTime(as_of=__import__("datetime").date(2024, 6, 30))):
+        a, b = queries.national(2024, point), replayed.national(2024, point)
+        a.pop("offsets"), b.pop("offsets")
+        assert a == b
+    for code in codes[:3] + [AMSTERDAM]:
+        assert {k: v for k, v in queries.balances(code, 2024, PointInTime()).items() if k != "offsets"} == {
+            k: v for k, v in replayed.balances(code, 2024, PointInTime()).items() if k != "offsets"
+        }

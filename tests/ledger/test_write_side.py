@@ -1,0 +1,255 @@
+"""The ledger's write side through HTTP, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from services.ledger.application.app import LedgerApplication
+from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
+from tests.support.tokens import TokenFactory
+
+POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
+
+
+def stored_events(client: FlaskClient) -> int:
+    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    return app.recorder.max_notification_id() or 0
+
+
+def own(tokens: TokenFactory, key: str | None = None) -> dict[str, str]:
+    headers = tokens.headers("municipality", AMSTERDAM)
+    if key:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+def test_posting_answers_201_and_a_retry_gets_the_same_answer_recording_nothing_new(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    first = client.post(POST, json=expenditure(), headers=own(tokens, "key-1"))
+    assert first.status_code == 201, first.json
+    assert set(first.json) >= {"expenditure_id", "event_id"}
+    count = stored_events(client)
+    again = client.post(POST, json=expenditure(), headers=own(tokens, "key-1"))
+    assert (again.status_code, again.json) == (201, first.json)
+    assert stored_events(client) == count == 1
+
+    other = client.post(POST, json=expenditure(amount_cents=1), headers=own(tokens, "key-1"))
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json["errors"]
+    assert stored_events(client) == 1
+
+    fresh = client.post(POST, json=expenditure(), headers=own(tokens, "key-2"))
+    assert fresh.status_code == 201 and fresh.json["expenditure_id"] != first.json["expenditure_id"]
+    without_key = client.post(POST, json=expenditure(), headers=own(tokens))
+    assert without_key.status_code == 201
+    assert stored_events(client) == 3
+
+
+def test_a_retry_after_a_crash_between_event_and_key_answers_the_same(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    first = client.post(POST, json=expenditure(), headers=own(tokens, "crash"))
+    keys = client.application.extensions["ledger"].commands.keys
+    from services.ledger.application.idempotency import idempotency_keys
+
+    with keys.engine.begin() as connection:  # the key row never made it to disk
+        connection.execute(idempotency_keys.delete())
+    again = client.post(POST, json=expenditure(), headers=own(tokens, "crash"))
+    assert (again.status_code, again.json) == (201, first.json)
+    assert stored_events(client) == 1
+    with keys.engine.begin() as connection:
+        connection.execute(idempotency_keys.delete())
+    changed = client.post(POST, json=expenditure(reference="other"), headers=own(tokens, "crash"))
+    assert changed.status_code == 409
+    assert stored_events(client) == 1
+
+
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(client: FlaskClient, tokens: TokenFactory) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        (expenditure(amount_cents=12.5), "amount_cents"),
+        (expenditure(amount_cents="1250"), "amount_cents"),
+        (expenditure(amount_cents=100.0), "amount_cents"),
+        (expenditure(amount_cents=0), "amount_cents"),
+        (expenditure(amount_cents=True), "amount_cents"),
+        (expenditure(category="coffee"), "category"),
+        (expenditure(booked_on="2023-12-31"), "booked_on"),
+        (expenditure(booked_on="15-03-2024"), "booked_on"),
+        (expenditure(grant_year="2024"), "grant_year"),
+        (expenditure(counterparty={"id": "Bieb", "name": "Bieb"}), "counterparty.id"),
+        (expenditure(counterparty={"name": "x"}), "counterparty.id"),
+        (expenditure(reference=""), "reference"),
+        (expenditure(amount=5), "amount"),
+        ({k: v for k, v in expenditure().items() if k != "description"}, "description"),
+    ]
+    for body, field in cases:
+        response = client.post(POST, json=body, headers=own(tokens))
+        assert response.status_code == 422, (body, response.json)
+        assert field in response.json["errors"], (field, response.json)
+    bad_path = client.post("/v1/municipalities/GMXXXX/expenditures", json=expenditure(), headers=own(tokens))
+    assert bad_path.status_code == 422 and "municipality_code" in bad_path.json["errors"]
+    assert stored_events(client) == 0
+
+
+def test_scopes_municipality_own_books_only_readers_write_nothing(client: FlaskClient, tokens: TokenFactory) -> None:
+    other = client.post(f"/v1/municipalities/{UTRECHT}/expenditures", json=expenditure(), headers=own(tokens))
+    assert other.status_code == 403
+    for role in ("auditor", "finance", "ministry", "kb"):
+        response = client.post(POST, json=expenditure(), headers=tokens.headers(role))
+        assert response.status_code == 403, role
+    assert client.post(POST, json=expenditure()).status_code == 401
+    assert stored_events(client) == 0
+    assert client.get(f"/v1/municipalities/{UTRECHT}/balances/2024", headers=own(tokens)).status_code == 403
+    assert client.get(f"/v1/municipalities/{AMSTERDAM}/balances/2024", headers=own(tokens)).status_code == 200
+    for role in ("auditor", "finance", "ministry"):
+        assert (
+            client.get(f"/v1/municipalities/{UTRECHT}/balances/2024", headers=tokens.headers(role)).status_code == 200
+        )
+        assert client.get("/v1/balances/2024", headers=tokens.headers(role)).status_code == 200
+    assert client.get("/v1/balances/2024", headers=own(tokens)).status_code == 403
+    close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"
+    assert client.post(close, json={"final_account": True}, headers=own(tokens)).status_code == 403
+    assert client.post(close, json={"final_account": True}, headers=tokens.headers("finance")).status_code == 403
+    assert stored_events(client) == 0
+
+
+def test_reversal_references_the_original_and_happens_once(client: FlaskClient, tokens: TokenFactory) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    url = f"{POST}/{posted['expenditure_id']}/reversal"
+    reversal = client.post(url, json={"reason": "wrong invoice", "booked_on": "2024-04-01"}, headers=own(tokens))
+    assert reversal.status_code == 201, reversal.json
+    assert reversal.json["reverses_event_id"] == posted["event_id"]
+    again = client.post(url, json={"reason": "wrong invoice", "booked_on": "2024-04-01"}, headers=own(tokens))
+    assert again.status_code == 409
+    assert "already reversed" in again.json["message"]
+    assert stored_events(client) == 2
+    shown = client.get(f"{POST}/{posted['expenditure_id']}", headers=tokens.headers("auditor")).json
+    assert shown["reversed"] is True and shown["amount_cents"] == 125_000  # nothing updated or deleted
+
+    utrecht = client.post(
+        url, json={"reason": "x", "booked_on": "2024-04-01"}, headers=tokens.headers("municipality", UTRECHT)
+    )
+    assert utrecht.status_code == 403
+    missing = client.post(
+        f"{POST}/00000000-0000-0000-0000-000000000000/reversal", json={"reason": "x"}, headers=own(tokens)
+    )
+    assert missing.status_code == 404
+    second = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    early = client.post(
+        f"{POST}/{second['expenditure_id']}/reversal",
+        json={"reason": "x", "booked_on": "2024-01-01"},
+        headers=own(tokens),
+    )
+    assert early.status_code == 422 and "booked_on" in early.json["errors"]
+
+
+def test_a_closed_year_refuses_postings_and_reversals(client: FlaskClient, tokens: TokenFactory) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"
+    closed = client.post(
+        close, json={"final_account": True, "closed_on": "2025-06-30"}, headers=tokens.headers("auditor")
+    )
+    assert closed.status_code == 201, closed.json
+    assert closed.json["closed_by"] == "auditor" and closed.json["final_account"] is True
+    count = stored_events(client)
+
+    refused = client.post(POST, json=expenditure(), headers=own(tokens))
+    assert refused.status_code == 409
+    assert "closed" in refused.json["message"] and "2024" in refused.json["message"]
+    reversal = client.post(
+        f"{POST}/{posted['expenditure_id']}/reversal",
+        json={"reason": "x", "booked_on": "2024-05-01"},
+        headers=own(tokens),
+    )
+    assert reversal.status_code == 409 and "closed" in reversal.json["message"]
+    twice = client.post(close, json={"final_account": False}, headers=tokens.headers("ministry"))
+    assert twice.status_code == 409
+    assert stored_events(client) == count
+    # another year and another municipality are still open
+    assert (
+        client.post(POST, json=expenditure(grant_year=2025, booked_on="2025-01-02"), headers=own(tokens)).status_code
+        == 201
+    )
+    utrecht = client.post(
+        f"/v1/municipalities/{UTRECHT}/expenditures",
+        json=expenditure(),
+        headers=tokens.headers("municipality", UTRECHT),
+    )
+    assert utrecht.status_code == 201
+
+
+HEADER = "grant_year,category,amount_cents,booked_on,counterparty_id,counterparty_name,description,reference\n"
+
+
+def test_import_is_atomic_and_names_every_bad_row(client: FlaskClient, tokens: TokenFactory) -> None:
+    url = f"{POST}:import"
+    bad = (
+        HEADER
+        + "2024,promotion,50000,2024-02-01,NL-KVK-1,Drukkerij,Flyers,F-1\n"
+        + "2024,promotion,12.50,2024-02-01,NL-KVK-1,Drukkerij,Flyers,F-2\n"
+        + "2024,coffee,100,2023-02-01,NL-KVK-1,Drukkerij,Flyers,F-3\n"
+        + "2024,library_funding,100,2024-02-01,Bieb,Bieb,Funding,F-4\n"
+    )
+    refused = client.post(url, data=bad, content_type="text/csv", headers=own(tokens))
+    assert refused.status_code == 422, refused.json
+    assert set(refused.json["errors"]) == {
+        "line 3.amount_cents",
+        "line 4.category",
+        "line 4.booked_on",
+        "line 5.counterparty_id",
+    }
+    assert stored_events(client) == 0
+
+    good = (
+        HEADER
+        + "2024,promotion,50000,2024-02-01,NL-KVK-1,Drukkerij,Flyers,F-1\n"
+        + "2024,library_funding,200000,2024-02-02,NL-KVK-41215098,OBA,IDO Q1,F-2\n"
+        + "2024,network_orchestration,7500,2024-02-03,NL-KVK-2,Buurtteam,Meeting,F-3\n"
+    )
+    done = client.post(url, data=good, content_type="text/csv", headers=own(tokens, "import-1"))
+    assert done.status_code == 201, done.json
+    assert done.json["count"] == 3 and [e["line"] for e in done.json["expenditures"]] == [2, 3, 4]
+    assert stored_events(client) == 3
+    retried = client.post(url, data=good, content_type="text/csv", headers=own(tokens, "import-1"))
+    assert (retried.status_code, retried.json) == (201, done.json)
+    assert stored_events(client) == 3
+
+    client.post(
+        f"/v1/municipalities/{AMSTERDAM}/years/2023/close",
+        json={"final_account": False, "closed_on": "2024-05-01"},
+        headers=tokens.headers("ministry"),
+    )
+    events = stored_events(client)
+    into_closed = HEADER + "2024,promotion,1,2024-02-01,X,Y,Z,R\n2023,promotion,1,2023-02-01,X,Y,Z,R\n"
+    refused = client.post(url, data=into_closed, content_type="text/csv", headers=own(tokens))
+    assert refused.status_code == 409 and set(refused.json["errors"]) == {"line 3.grant_year"}
+    assert stored_events(client) == events
+    assert client.post(url, data="a,b\n1,2\n", content_type="text/csv", headers=own(tokens)).status_code == 422
+
+
+def test_every_endpoint_is_documented_with_schemas_and_errors(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    paths = spec["paths"]
+    expected = {
+        "/v1/municipalities/{code}/expenditures": "post",
+        "/v1/municipalities/{code}/expenditures:import": "post",
+        "/v1/municipalities/{code}/expenditures/{expenditure_id}/reversal": "post",
+        "/v1/municipalities/{code}/years/{year}/close": "post",
+        "/v1/municipalities/{code}/balances/{year}": "get",
+        "/v1/municipalities/{code}/balances/{year}.csv": "get",
+        "/v1/balances/{year}": "get",
+        "/v1/balances/{year}.csv": "get",
+        "/v1/municipalities/{code}/sisa/{year}": "get",
+        "/v1/municipalities/{code}/journal.csv": "get",
+    }
+    for path, method in expected.items():
+        operation = paths[path][method]
+        responses = operation["responses"]
+        assert {"401", "403", "422"} <= set(responses), path
+        assert any(code.startswith("2") for code in responses), path
+    post = paths["/v1/municipalities/{code}/expenditures"]["post"]
+    assert "requestBody" in post and "409" in post["responses"]
+    assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+    assert "503" in paths["/v1/municipalities/{code}/balances/{year}"]["get"]["responses"]
