@@ -18,6 +18,7 @@ mkdir -p "$LOG_DIR" "$IDO_DATA_DIR"
 pids=()
 shutdown() {
     trap - INT TERM EXIT
+    trap '' INT  # a second Ctrl-C must not cut the clean stop short
     echo
     echo "stopping ..."
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -32,7 +33,7 @@ export KAFKA_BOOTSTRAP_SERVERS="${kafka_out#KAFKA_BOOTSTRAP=}"
 
 $IDO tokens init-keys >/dev/null
 for service in payments bridge ledger; do
-    $IDO demo load "$service"
+    $IDO demo "$service"
 done
 
 start() {  # name, command...
@@ -76,4 +77,5 @@ Try:  curl -H "Authorization: Bearer <ministry token>" http://127.0.0.1:8001/v1/
 Press Ctrl-C to stop.
 INFO
 wait -n "${pids[@]}" || true
-echo "make run: a process stopped; see $LOG_DIR" >&2
+echo "make run: a process stopped unexpectedly; see $LOG_DIR" >&2
+exit 1
