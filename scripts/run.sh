@@ -25,6 +25,7 @@ shutdown() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     bash scripts/kafka.sh stop || true
     echo "stopped."
+    exit 0
 }
 trap shutdown INT TERM EXIT
 
