@@ -7,12 +7,24 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api, Blueprint
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from services.common.auth import Principal, TokenVerifier
 from services.common.errors import ServiceError, Unavailable
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+class ServiceErrorSchema(Schema):
+    """The body of every 4xx/5xx answer, as `error_response` writes it; for the OpenAPI documents."""
+
+    code = fields.Integer(metadata={"description": "The HTTP status."})
+    status = fields.String(metadata={"example": "rule_broken"})
+    message = fields.String(metadata={"description": "The rule or problem, in words."})
+    errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "Field -> reasons."}
+    )
 
 
 def create_service_app(

@@ -17,6 +17,7 @@ from services.bridge.application.app import (
 )
 from services.bridge.domain.frame import DEFAULT_FRAME_CENTS
 from services.bridge.domain.rounding import DEFAULT_RATE
+from services.common.http import ServiceErrorSchema
 
 REASON = validate.Length(min=1, max=500)
 
@@ -207,11 +208,5 @@ class EventSchema(Schema):
     hash = fields.String()
 
 
-class BridgeErrorSchema(Schema):
-    code = fields.Integer(metadata={"description": "The HTTP status."})
-    status = fields.String(metadata={"example": "rule_broken"})
-    message = fields.String()
-    errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "field -> reasons"}
-    )
+BridgeErrorSchema = ServiceErrorSchema  # one error body for every service, defined where it is written
 

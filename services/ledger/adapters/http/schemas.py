@@ -6,6 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from contracts.events.expenditures import CATEGORIES
 from contracts.events.fields import cents, grant_year
+from services.common.http import ServiceErrorSchema
 
 
 class Strict(Schema):
@@ -72,13 +73,7 @@ class JournalQuery(PointInTimeQuery):
     )
 
 
-class LedgerErrorSchema(Schema):
-    code = fields.Integer(metadata={"description": "The HTTP status."})
-    status = fields.String()
-    message = fields.String()
-    errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "field -> reasons"}
-    )
+LedgerErrorSchema = ServiceErrorSchema  # one error body for every service, defined where it is written
 
 
 class ExpenditureRecordedOut(Schema):

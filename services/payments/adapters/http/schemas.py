@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from contracts.envelope import EnvelopeSchema
 from contracts.events.fields import cbs_code, cents, text
+from services.common.http import ServiceErrorSchema
 
 ISO_DATE = {"format": "date", "example": "2024-01-15"}
 
@@ -177,14 +178,7 @@ class MergerResultSchema(Schema):
     closed = fields.List(fields.String(), metadata={"description": "Closed grants, which stay with the predecessor."})
 
 
-class PaymentsErrorSchema(Schema):
-    code = fields.Integer(metadata={"description": "The HTTP status."})
-    status = fields.String(metadata={"example": "rule_broken"})
-    message = fields.String(metadata={"description": "The rule or problem, in words."})
-    errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()),
-        metadata={"description": "Field -> reasons."},
-    )
+PaymentsErrorSchema = ServiceErrorSchema  # one error body for every service, defined where it is written
 
 
 class RowErrorSchema(Schema):
