@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json
-from services.common.domain.chained import envelope_of
+from services.common.domain.chained import recorded_envelope
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +59,11 @@ class OutboxRelay:
             return 0
         futures = []
         for notification in notifications:
-            event: Any = self.app.mapper.to_domain_event(notification)
-            envelope = envelope_of(event)
+            key, envelope = recorded_envelope(self.app.mapper, notification)
             futures.append(
                 self.producer.send(
                     self.topic,
-                    key=event.partition_key.encode("utf-8"),
+                    key=key.encode("utf-8"),
                     value=canonical_json(envelope),
                     headers=[
                         ("event_type", envelope["event_type"].encode()),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import resolve_topic
 
 from contracts.canonical import GENESIS_HASH, compute_hash, format_utc
 
@@ -81,6 +82,38 @@ def envelope_of(event: Any) -> dict[str, Any]:
     # The stored hash is what was chained; a recomputed one differing from it means tampering.
     envelope["hash"] = event.hash
     return envelope
+
+
+def recorded_envelope(mapper: Any, stored_event: Any) -> tuple[str, dict[str, Any]]:
+    """(partition key, envelope) of a stored event exactly as it was recorded.
+
+    Built from the stored state before eventsourcing's upcasters run: an event recorded as
+    schema v1 stays v1 on the wire and keeps the hash it was chained with, even after its class
+    has moved on to v2 and upcasts old events when aggregates are loaded.
+    """
+    state = stored_event.state
+    if mapper.cipher:
+        state = mapper.cipher.decrypt(state)
+    if mapper.compressor:
+        state = mapper.compressor.decompress(state)
+    fields = mapper.transcoder.decode(state)
+    schema_version = fields.pop("class_version", 1)
+    topic = stored_event.topic
+    event_type = topic.split(":", 1)[1] if topic.startswith("ido:") else resolve_topic(topic).EVENT_TYPE
+    envelope = {
+        "event_id": fields["event_id"],
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "stream_id": fields["stream_id"],
+        "stream_position": stored_event.originator_version,
+        "occurred_at": fields["occurred_at"],
+        "recorded_at": format_utc(fields["timestamp"]),
+        "producer": fields["producer"],
+        "payload": {k: v for k, v in fields.items() if k not in METADATA_FIELDS},
+        "prev_hash": fields["prev_hash"],
+        "hash": fields["hash"],
+    }
+    return fields["partition_key"], envelope
 
 
 def _chain_fields(
