@@ -23,6 +23,9 @@ run: venv
 test: venv
 	@bash scripts/test.sh
 
+resilience: venv
+	@bash tests/resilience/run.sh
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -31,6 +34,10 @@ typecheck: venv
 
 contracts: venv
 	$(VENV)/bin/python -m contracts export
+
+# Hot paths beside their references (bench/README.md); sizes: make bench BENCH_ARGS="--replay-events 1000000"
+bench: venv
+	@bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	bash scripts/kafka.sh stop || true

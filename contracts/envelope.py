@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -57,6 +58,12 @@ class ContractViolation(Exception):
 _ENVELOPE = EnvelopeSchema()
 
 
+@cache
+def _payload_schema(schema_class: type[Schema]) -> Schema:
+    """One instance per payload schema: building a marshmallow schema per message is costly."""
+    return schema_class()
+
+
 def validate_envelope(envelope: Any) -> dict[str, Any]:
     """Checks the envelope, its payload against its event type's schema, and its own hash."""
     if not isinstance(envelope, dict):
@@ -72,7 +79,7 @@ def validate_envelope(envelope: Any) -> dict[str, Any]:
             f"event_type: unknown type {envelope['event_type']!r} v{envelope['schema_version']}"
         ) from None
     try:
-        contract.payload_schema().load(envelope["payload"])
+        _payload_schema(contract.payload_schema).load(envelope["payload"])
     except ValidationError as error:
         raise ContractViolation(f"payload.{_first_error(error.messages)}") from None
     if compute_hash(envelope) != envelope["hash"]:

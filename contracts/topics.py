@@ -22,7 +22,10 @@ class TopicSpec:
 GRANTS = TopicSpec(
     name="ido.grants.v1",
     producer="payments",
-    key="the municipality's CBS code (GM + 4 digits); `scheme-<year>` for a year's frame",
+    key=(
+        "the CBS code (GM + 4 digits) of the municipality a grant was awarded to, kept for the grant's life "
+        "(also after a merger), so a stream's events stay in one partition, in order; `scheme-<year>` for a frame"
+    ),
     description="BZK's awards, advances, settlements and reclaims of the SPUK IDO.",
 )
 BRIDGE = TopicSpec(

@@ -61,9 +61,9 @@ for port in 8001 8002 8003; do wait_http "http://127.0.0.1:$port/healthz"; done
 cat <<INFO
 
 The IDO grant ledger is running (logs in $LOG_DIR, data in $IDO_DATA_DIR):
-  payments  http://127.0.0.1:8001   (OpenAPI: /openapi.json)
-  bridge    http://127.0.0.1:8002
-  ledger    http://127.0.0.1:8003
+  payments  http://127.0.0.1:8001   (API documents: /docs, /openapi.json)
+  bridge    http://127.0.0.1:8002   (/docs)
+  ledger    http://127.0.0.1:8003   (/docs; dashboard: http://127.0.0.1:8003/dashboard/)
   Kafka     $KAFKA_BOOTSTRAP_SERVERS   (topics ido.grants.v1, ido.bridge.v1, ido.expenditures.v1)
 
 Demo tokens (12 hours; issue more with: .venv/bin/ido tokens issue --role ROLE):

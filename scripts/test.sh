@@ -22,6 +22,21 @@ $VENV/bin/ruff check .
 echo "== mypy"
 $VENV/bin/mypy
 
+echo "== chromium (the dashboard test drives Debian's chromium headless; no browser download)"
+if [[ -z "${IDO_CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "chromium not found; installing Debian's chromium with apt-get"
+        if ! (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium) >&2; then
+            echo "make test: apt-get install chromium failed; the dashboard's browser test cannot run" >&2
+            exit 1
+        fi
+    else
+        echo "make test: chromium is missing and this is not root; install Debian's chromium" \
+            "(apt-get install chromium) or set IDO_CHROMIUM to a Chromium binary" >&2
+        exit 1
+    fi
+fi
+
 echo "== starting Kafka"
 if ! kafka_out="$(bash scripts/kafka.sh start)"; then
     echo "make test: the Kafka broker could not start (messages above); integration tests cannot run" >&2

@@ -1,15 +1,15 @@
-"""`ido`: one command line for running the services, tokens, demo data and contracts."""
+"""`ido`: one command line for running, tokens, imports, audit, API documents and benchmarks."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import timedelta
 from typing import Any
 
 from services.common.config import load_settings
 from services.common.definition import SERVICE_NAMES, service_definition
+from services.common.logging_setup import configure_from_settings
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -17,7 +17,6 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     definition = service_definition(args.service)
-    flask_app = definition.create_http_app(settings)
     bind = f"{settings.bind_host}:{args.port or settings.port(args.service)}"
 
     class _Server(BaseApplication):
@@ -29,7 +28,8 @@ def _serve(args: argparse.Namespace) -> None:
             self.cfg.set("accesslog", None)
 
         def load(self) -> Any:
-            return flask_app
+            # Built in each worker after the fork: connection pools must never be shared across processes.
+            return definition.create_http_app(settings)
 
     _Server().run()
 
@@ -40,10 +40,44 @@ def _relay(args: argparse.Namespace) -> None:
     run(args.service)
 
 
-def _project(_args: argparse.Namespace) -> None:
-    from services.ledger.entrypoints.projector import main as projector_main
+def _project(args: argparse.Namespace) -> None:
+    from services.ledger.entrypoints.projector import run as run_projector
 
-    projector_main()
+    run_projector(group_id=args.group_id)
+
+
+def _run(_args: argparse.Namespace) -> None:
+    """The whole local stack, as `make run` starts it (needs a checkout: the script lives there)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "run.sh"
+    if not script.exists():
+        raise ValueError(f"{script} not found: `ido run` works from a checkout of the project")
+    sys.exit(subprocess.call(["bash", str(script)]))
+
+
+def _import(args: argparse.Namespace) -> None:
+    from services.common.http_client import import_csv
+
+    import_csv(args)
+
+
+def _docs(args: argparse.Namespace) -> None:
+    from services.common.apidocs import main as apidocs_main
+
+    sys.exit(apidocs_main(["--check"] if args.check else []))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    """The benchmarks with their own broker and database, as `make bench` (needs a checkout)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "run.sh"
+    if not script.exists():
+        raise ValueError(f"{script} not found: `ido bench` works from a checkout of the project")
+    sys.exit(subprocess.call(["bash", str(script), *args.bench_args]))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -90,6 +124,12 @@ def _contracts(_args: argparse.Namespace) -> None:
         print(path)
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from services.audit.cli import run
+
+    sys.exit(run(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ido", description="The IDO grant ledger.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,7 +146,40 @@ def build_parser() -> argparse.ArgumentParser:
     relay.set_defaults(handler=_relay)
 
     project = commands.add_parser("project", help="run the ledger's projector (three topics -> balances)")
+    project.add_argument(
+        "--group-id",
+        help="consumer group (default: the projection's name); with IDO_VIEW_DB_URL, rebuilds a view beside",
+    )
     project.set_defaults(handler=_project)
+
+    run = commands.add_parser("run", help="start Kafka, the three services, relays and projector (as `make run`)")
+    run.set_defaults(handler=_run)
+
+    imports = commands.add_parser("import", help="send a CSV to a service's import endpoint (atomic, all or nothing)")
+    import_kinds = imports.add_subparsers(dest="kind", required=True)
+    annex = import_kinds.add_parser("annex", help="the SPUK IDO annex of a year (ministry token)")
+    annex.add_argument("file", help="CSV: cbs_code,name,amount (euros with two decimals)")
+    annex.add_argument("--year", type=int, required=True)
+    annex.add_argument("--awarded-on", required=True, help="YYYY-MM-DD")
+    annex.add_argument("--url", default="http://127.0.0.1:8001", help="the payments service")
+    expenditures = import_kinds.add_parser("expenditures", help="a municipality's expenditures (its own token)")
+    expenditures.add_argument("file", help="CSV with the columns of POST .../expenditures:import")
+    expenditures.add_argument("--municipality", required=True, help="CBS code, e.g. GM0363")
+    expenditures.add_argument("--url", default="http://127.0.0.1:8003", help="the ledger service")
+    for kind in (annex, expenditures):
+        kind.add_argument("--token-file", help="file holding the bearer token (default: $IDO_TOKEN)")
+        kind.add_argument("--idempotency-key", help="retry-safe key (ledger); default: the file's SHA-256")
+    imports.set_defaults(handler=_import)
+
+    docs = commands.add_parser("docs", help="the committed API documents under docs/api/")
+    docs_kinds = docs.add_subparsers(dest="kind", required=True)
+    api_docs = docs_kinds.add_parser("api", help="regenerate docs/api/ (or --check that it is current)")
+    api_docs.add_argument("--check", action="store_true")
+    docs.set_defaults(handler=_docs)
+
+    bench = commands.add_parser("bench", help="the benchmarks (as `make bench`); flags go to the bench runner")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=_bench)
 
     demo = commands.add_parser("demo", help="load a service's illustrative demo data into an empty store")
     demo.add_argument("service", choices=SERVICE_NAMES)
@@ -127,15 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     contracts = commands.add_parser("contracts", help="regenerate contracts/generated/")
     contracts.set_defaults(handler=_contracts)
+    audit = commands.add_parser("audit", help="auditors: replay, verify chains, reconcile, checkpoints, exports")
+    from services.audit.cli import add_audit_commands
+
+    add_audit_commands(audit)
+    audit.set_defaults(handler=_audit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        settings = load_settings()
+        configure_from_settings(settings, service=getattr(args, "service", None))
         args.handler(args)
-    except ValueError as error:
+    except ValueError as error:  # SettingError included: the message names the setting
         print(f"ido: {error}", file=sys.stderr)
         sys.exit(2)
 

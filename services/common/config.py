@@ -45,6 +45,13 @@ class Settings:
     relay_batch_size: int
     read_your_writes_timeout_ms: int
     max_body_bytes: int
+    ready_max_relay_lag: int
+    ready_timeout_ms: int
+    log_format: str
+    log_level: str
+    checkpoint_dir: Path
+    checkpoint_key_file: Path
+    checkpoint_public_key_file: Path
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -96,6 +103,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    value = raw.upper() if choices[0].isupper() else raw.lower()
+    if value not in choices:
+        raise SettingError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     event_store = env.get("IDO_EVENT_STORE", "sqlite")
@@ -136,4 +151,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         relay_batch_size=_int(env, "IDO_RELAY_BATCH_SIZE", 500, minimum=1),
         read_your_writes_timeout_ms=_int(env, "IDO_READ_YOUR_WRITES_TIMEOUT_MS", 5000, minimum=0),
         max_body_bytes=_int(env, "IDO_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        ready_max_relay_lag=_int(env, "IDO_READY_MAX_RELAY_LAG", 1000, minimum=0),
+        ready_timeout_ms=_int(env, "IDO_READY_TIMEOUT_MS", 2000, minimum=100),
+        log_format=_choice(env, "IDO_LOG_FORMAT", ("json", "text"), "json"),
+        log_level=_choice(env, "IDO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        checkpoint_dir=Path(env.get("IDO_CHECKPOINT_DIR") or str(data_dir / "checkpoints")),
+        checkpoint_key_file=Path(env.get("IDO_CHECKPOINT_KEY_FILE") or str(keys_dir / "checkpoint_private.pem")),
+        checkpoint_public_key_file=Path(
+            env.get("IDO_CHECKPOINT_PUBLIC_KEY_FILE") or str(keys_dir / "checkpoint_public.pem")
+        ),
     )

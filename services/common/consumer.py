@@ -17,7 +17,19 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from contracts.envelope import ContractViolation, parse_message
@@ -44,6 +56,13 @@ applied_events = Table(
     Column("partition", Integer, nullable=False),
     Column("offset", Integer, nullable=False),
 )
+
+# Built once (the per-batch bookkeeping of ProjectionRunner._apply_batch).
+_APPLIED_BEFORE = select(applied_events.c.event_id).where(
+    applied_events.c.consumer == bindparam("consumer"),
+    applied_events.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+_REMEMBER = insert(applied_events)
 
 
 class Rejected(Exception):
@@ -112,6 +131,29 @@ class OffsetStore:
         )
         return True
 
+    def applied_before(self, connection: Connection, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` were applied before: one query per 500 ids, not one per event."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            found.update(
+                connection.execute(
+                    _APPLIED_BEFORE, {"consumer": self.consumer, "event_ids": list(event_ids[start : start + 500])}
+                ).scalars()
+            )
+        return found
+
+    def remember(self, connection: Connection, topic: str, partition: int, events: Sequence[tuple[str, int]]) -> None:
+        """Records (event_id, offset) pairs as applied, in one executemany."""
+        if events:
+            connection.execute(
+                _REMEMBER,
+                [
+                    {"consumer": self.consumer, "event_id": event_id, "topic": topic, "partition": partition,
+                     "offset": offset}
+                    for event_id, offset in events
+                ],
+            )
+
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
     def __init__(self, runner: ProjectionRunner):
@@ -174,28 +216,49 @@ class ProjectionRunner:
         return handled
 
     def _apply_batch(self, tp: TopicPartition, messages: list[Any]) -> int:
+        """Applies one polled batch of a partition in one transaction.
+
+        Duplicates are found with one query for the batch, the applied ids recorded with one
+        executemany, and the batch is applied under one savepoint. Only when the projection refuses
+        an event is the batch rolled back to that savepoint and applied again one event at a time,
+        each under its own savepoint, so the refused events alone go to the dead-letter topic.
+        A projection must therefore keep its state in ``connection`` only (it may see an event twice).
+        """
         refused: list[tuple[Any, str]] = []
         with self.engine.begin() as connection:
+            parsed: list[tuple[Any, dict[str, Any]]] = []
             for message in messages:
                 try:
-                    envelope = parse_message(message.value)
+                    parsed.append((message, parse_message(message.value)))
                 except ContractViolation as violation:
                     refused.append((message, violation.reason))
-                    continue
-                if not self.offsets.first_time(
-                    connection, envelope["event_id"], tp.topic, tp.partition, message.offset
-                ):
+            seen = self.offsets.applied_before(connection, [envelope["event_id"] for _m, envelope in parsed])
+            fresh: list[tuple[Any, dict[str, Any]]] = []
+            for message, envelope in parsed:
+                if envelope["event_id"] in seen:
                     self.stats.duplicates += 1
                     continue
-                try:
-                    with connection.begin_nested():
+                seen.add(envelope["event_id"])
+                fresh.append((message, envelope))
+            self.offsets.remember(
+                connection, tp.topic, tp.partition, [(envelope["event_id"], m.offset) for m, envelope in fresh]
+            )
+            try:
+                with connection.begin_nested():
+                    for _message, envelope in fresh:
                         self.projection.apply(connection, tp.topic, envelope)
-                except (Rejected, IntegrityError) as error:
-                    refused.append((message, f"rejected: {error}"))
-                    continue
-                self.stats.applied += 1
+                self.stats.applied += len(fresh)
+            except (Rejected, IntegrityError):
+                for message, envelope in fresh:
+                    try:
+                        with connection.begin_nested():
+                            self.projection.apply(connection, tp.topic, envelope)
+                    except (Rejected, IntegrityError) as error:
+                        refused.append((message, f"rejected: {error}"))
+                        continue
+                    self.stats.applied += 1
             # Dead letters are made durable before the offset moves past them.
-            for message, reason in refused:
+            for message, reason in sorted(refused, key=lambda item: item[0].offset):
                 self._dead_letter(message, reason)
             if refused:
                 self.dead_letters.flush()

@@ -1,17 +1,49 @@
-"""The Flask side every service shares: app factory, bearer-token check, errors as JSON."""
+"""The Flask side every service shares: app factory, bearer-token check, errors as JSON, and what
+operators need on every service: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`
+(Swagger UI served from the pinned swagger-ui-bundle-v2 package, no CDN), a request id on every
+request (`X-Request-Id`, accepted or made) and one structured access-log line per request."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from services.common.auth import Principal, TokenVerifier
+from services.common.config import Settings
 from services.common.errors import ServiceError, Unavailable
+from services.common.logging_setup import REQUEST_ID
+from services.common.observability import OPERATIONS_KEY, Operations
+from services.common.readiness import ProjectionWatch
+
+access_log = logging.getLogger("ido.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_ROUTES = ("/healthz", "/readyz", "/metrics", "/docs/assets/<path:name>")
+"""Probes and scrapes: counted in the metrics, logged at DEBUG only."""
+
+SWAGGER_UI_ASSETS = frozenset(
+    {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png",
+     "favicon-16x16.png"}
+)
+SWAGGER_UI_CONFIG = {
+    "deepLinking": True,
+    "validatorUrl": None,  # the public validator is not reachable, and need not be
+    "persistAuthorization": False,  # a pasted token is not kept in the browser's storage
+    "displayRequestDuration": True,
+}
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
@@ -25,6 +57,72 @@ class ServiceErrorSchema(Schema):
     errors = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "Field -> reasons."}
     )
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    service = fields.String(metadata={"example": "payments"})
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(metadata={"description": "`ready` or `unready`."})
+    service = fields.String()
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        metadata={
+            "description": "Per check (event_store, broker, relay; for the ledger also view_store and projector): "
+            "`ok` and details such as `lag`, `max_lag`, `error`. An `informational` check never makes the "
+            "service unready."
+        },
+    )
+
+
+operations_blp = Blueprint(
+    "operations",
+    __name__,
+    description="For operators: liveness, readiness and Prometheus metrics. No token needed; expose them only on "
+    "the operators' network.",
+)
+
+
+@operations_blp.route("/healthz", methods=["GET"])
+@operations_blp.response(200, HealthSchema)
+@operations_blp.doc(security=[])
+def healthz() -> Any:
+    """Liveness: the process answers."""
+    return {"status": "ok", "service": _operations().service}
+
+
+@operations_blp.route("/readyz", methods=["GET"])
+@operations_blp.response(
+    200,
+    ReadinessSchema,
+    description="Ready: the event store and the broker answer, and the relay's lag is within IDO_READY_MAX_RELAY_LAG.",
+)
+@operations_blp.alt_response(503, schema=ReadinessSchema, description="Not ready; `checks` says why.")
+@operations_blp.doc(security=[])
+def readyz() -> Any:
+    """Readiness: event store and broker reachable, relay lag below the configured bound."""
+    ready, body = _operations().readiness()
+    return body, (200 if ready else 503)
+
+
+@operations_blp.route("/metrics", methods=["GET"])
+@operations_blp.doc(
+    security=[],
+    responses={
+        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
+def metrics() -> Any:
+    """Prometheus metrics: requests, latency, events recorded, relay lag, projector lag, dead letters."""
+    return Response(generate_latest(_operations().registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _operations() -> Operations:
+    found: Operations = current_app.extensions[OPERATIONS_KEY]
+    return found
 
 
 def create_service_app(
@@ -43,6 +141,9 @@ def create_service_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        OPENAPI_SWAGGER_UI_CONFIG=SWAGGER_UI_CONFIG,
         MAX_CONTENT_LENGTH=max_body_bytes,
         API_SPEC_OPTIONS={
             "info": {"description": description},
@@ -51,10 +152,19 @@ def create_service_app(
         },
     )
     app.extensions["ido.verifier"] = verifier
+    app.extensions[OPERATIONS_KEY] = Operations(service)
+    _install_request_context(app)
     api = Api(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    api.register_blueprint(operations_blp)
     app.extensions["ido.api"] = api
+
+    @app.get("/docs/assets/<path:name>")
+    def _swagger_ui_asset(name: str) -> Any:
+        if name not in SWAGGER_UI_ASSETS:
+            abort(404)
+        return send_from_directory(Path(str(swagger_ui_path)), name, max_age=86400)
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Any:
@@ -69,11 +179,91 @@ def create_service_app(
             message = "the request has invalid fields"
         return error_response(error.code or 500, (error.name or "error").lower().replace(" ", "_"), message, errors)
 
-    @app.get("/healthz")
-    def _healthz() -> Any:
-        return jsonify(status="ok", service=service)
-
     return app
+
+
+def enable_operations(
+    app: Flask,
+    settings: Settings,
+    *,
+    application: Any,
+    topic: str,
+    projection_topics: Iterable[str] = (),
+    dead_letter_topic: str | None = None,
+    stored_offsets: Any = None,
+) -> Operations:
+    """Gives `/readyz` and `/metrics` the service's event store, its topic (unprefixed name) and the
+    broker; for the ledger also the projection's topics, dead-letter topic and stored offsets."""
+    operations: Operations = app.extensions[OPERATIONS_KEY]
+    operations.attach(
+        application=application,
+        topic=settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        max_relay_lag=settings.ready_max_relay_lag,
+        timeout_ms=settings.ready_timeout_ms,
+    )
+    topics = [settings.topic(name) for name in projection_topics]
+    if topics and dead_letter_topic and stored_offsets is not None:
+        assert operations.probe is not None
+        operations.watch_projection(
+            ProjectionWatch(operations.probe, topics, settings.topic(dead_letter_topic), stored_offsets)
+        )
+    return operations
+
+
+def _install_request_context(app: Flask) -> None:
+    """Request id in and out, timing, metrics and one access-log line per request."""
+
+    @app.before_request
+    def _begin() -> None:
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if REQUEST_ID_PATTERN.match(offered) else uuid.uuid4().hex
+        g.request_id = request_id
+        g.request_started = time.perf_counter()
+        g.request_id_token = REQUEST_ID.set(request_id)
+
+    @app.after_request
+    def _end(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        started = g.get("request_started")
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        operations: Operations = app.extensions[OPERATIONS_KEY]
+        operations.observe_request(request.method, route, response.status_code, seconds)
+        caller: Principal | None = g.get("principal")
+        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+        if response.status_code >= 500:
+            level = logging.WARNING
+        access_log.log(
+            level,
+            "%s %s %s",
+            request.method,
+            route,
+            response.status_code,
+            extra={
+                "service": operations.service,
+                "request_id": request_id,
+                "method": request.method,
+                "route": route,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 2),
+                "role": caller.role if caller else None,
+                "municipality": caller.municipality_code if caller else None,
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def _forget(_error: BaseException | None) -> None:
+        request_id_token = g.pop("request_id_token", None)
+        if request_id_token is not None:
+            try:
+                REQUEST_ID.reset(request_id_token)
+            except ValueError:  # torn down in another context: the value dies with that context
+                pass
 
 
 def error_response(

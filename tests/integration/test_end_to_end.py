@@ -80,6 +80,10 @@ def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo
     projector = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
     projector.start()
     try:
+        # Read-your-writes on each topic: the last grants event and the last expenditure are projected.
+        last_grant_event = payments.grant(2024, "GM0363").last_event_id
+        waited = client.get(f"{base}/balances/2024?includes_event_id={last_grant_event}", headers=municipality)
+        assert waited.status_code == 200, waited.json
         last_event = imported.json["expenditures"][-1]["event_id"]
         balances = client.get(f"{base}/balances/2024?includes_event_id={last_event}", headers=municipality)
         assert balances.status_code == 200, balances.json

@@ -7,17 +7,26 @@ streams makes the save fail (optimistic concurrency) and the command answers 409
 
 from __future__ import annotations
 
+import functools
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from services.bridge.domain.errors import BridgeConflict, BridgeInvalidInput, BridgeNotFound, BridgeRuleBroken
+from services.bridge.domain.errors import (
+    BridgeConflict,
+    BridgeInvalidInput,
+    BridgeNotFound,
+    BridgeRuleBroken,
+    ConcurrentChange,
+)
 from services.bridge.domain.frame import DEFAULT_FRAME_CENTS, FRAME_STREAM, BridgeFrame
 from services.bridge.domain.library import Library, check_library_id, library_stream
 from services.bridge.domain.rounding import DEFAULT_RATE, compute_grants, format_rate
@@ -28,6 +37,31 @@ DEFAULT_SPENDING_DEADLINE = date(2023, 5, 1)
 DEFAULT_ACCOUNT_DEADLINE = date(2023, 9, 1)
 _PAGE = 500
 LIBRARY_REGISTERED_TOPIC = "ido:LibraryRegistered"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CONFLICT_RETRIES = 10
+"""A command whose save lost a race is run again on the new state, up to this many times."""
+
+
+def retried(command: Callable[P, R]) -> Callable[P, R]:
+    """Optimistic concurrency with retry: a save that lost the race stored nothing, so the whole
+    command (load, decide, save) runs again on what the winner stored; only after
+    ``CONFLICT_RETRIES`` lost races does the caller get the 409."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return command(*args, **kwargs)
+            except ConcurrentChange:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(random.uniform(0.002, 0.02) * attempt)  # jitter, so racing retries spread out
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def _utc_today() -> date:
@@ -46,7 +80,7 @@ class BridgeApplication(Application):
         try:
             self.save(*aggregates)
         except IntegrityError:
-            raise BridgeConflict(
+            raise ConcurrentChange(
                 "someone else changed these records meanwhile; nothing was stored, read again and retry"
             ) from None
 
@@ -90,6 +124,7 @@ class BridgeApplication(Application):
 
     # -- commands: frame --------------------------------------------------------------------------
 
+    @retried
     def set_frame(
         self,
         *,
@@ -115,6 +150,7 @@ class BridgeApplication(Application):
         self._store(frame)
         return frame.snapshot()
 
+    @retried
     def amend_frame(self, *, reason: str, **changes: Any) -> dict[str, Any]:
         frame = self._frame()
         frame.amend(reason=reason, **changes)
@@ -128,6 +164,7 @@ class BridgeApplication(Application):
     ) -> dict[str, Any]:
         return self.register_libraries([{"library_id": library_id, "name": name, "service_area": service_area}])[0]
 
+    @retried
     def register_libraries(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Registers several libraries in one transaction: all of them, or none."""
         libraries: list[Library] = []
@@ -149,6 +186,7 @@ class BridgeApplication(Application):
         self._store(*libraries)
         return [library.snapshot() for library in libraries]
 
+    @retried
     def change_service_area(
         self, library_id: str, *, service_area: Iterable[Mapping[str, Any]], reason: str
     ) -> dict[str, Any]:
@@ -159,6 +197,7 @@ class BridgeApplication(Application):
 
     # -- commands: grants -------------------------------------------------------------------------
 
+    @retried
     def compute_grants(self) -> dict[str, Any]:
         """Computes every registered library's grant (rule: ``services.bridge.domain.rounding``).
 
@@ -199,6 +238,7 @@ class BridgeApplication(Application):
             ],
         }
 
+    @retried
     def set_grant(
         self, library_id: str, *, amount_cents: int, reason: str, corrects_event_id: str | None = None
     ) -> dict[str, Any]:
@@ -213,6 +253,7 @@ class BridgeApplication(Application):
 
     # -- commands: payments and accounts ----------------------------------------------------------
 
+    @retried
     def record_payment(self, library_id: str, *, amount_cents: int, paid_on: date) -> dict[str, Any]:
         self._not_in_future(paid_on, "paid_on")
         library = self._library(library_id)
@@ -220,6 +261,7 @@ class BridgeApplication(Application):
         self._store(library)
         return library.snapshot()
 
+    @retried
     def pay_batch(
         self, *, paid_on: date, payments: Sequence[Mapping[str, Any]] | None = None
     ) -> dict[str, Any]:
@@ -261,6 +303,7 @@ class BridgeApplication(Application):
             "payments": [{"library_id": lib.library_id, "amount_cents": amount} for lib, amount, _ in wanted],
         }
 
+    @retried
     def submit_account(self, library_id: str, *, spent_cents: int, submitted_on: date) -> dict[str, Any]:
         """Records the final account; the unspent part of what was paid is reclaimed in the same transaction."""
         self._not_in_future(submitted_on, "submitted_on")

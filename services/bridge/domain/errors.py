@@ -21,6 +21,10 @@ class BridgeConflict(BridgeError, Conflict):
     """Already exists, or changed by someone else meanwhile (409)."""
 
 
+class ConcurrentChange(BridgeConflict):
+    """Someone else stored events on the same streams between our read and our write."""
+
+
 class BridgeRuleBroken(BridgeError, RuleBroken):
     """A rule of the arrangement would be broken (422)."""
 

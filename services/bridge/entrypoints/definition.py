@@ -12,7 +12,7 @@ from services.common.auth import verifier_from_files
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
-from services.common.http import create_service_app
+from services.common.http import create_service_app, enable_operations
 
 
 def build_bridge_application(settings: Settings) -> BridgeApplication:
@@ -33,6 +33,7 @@ def create_app(settings: Settings, application: BridgeApplication | None = None)
         max_body_bytes=settings.max_body_bytes,
     )
     app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
+    enable_operations(app, settings, application=app.extensions[APPLICATION_KEY], topic=BRIDGE.name)
     return app
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from services.common.adapters.kafka import create_producer, ensure_topics
 from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
+from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
 
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--application", help="module:Class of the eventsourcing Application (tests)")
     parser.add_argument("--topic", help="topic name without prefix (with --application)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_from_settings(load_settings(), service=f"relay-{args.service}")
     run(args.service, args.application, args.topic)
 
 

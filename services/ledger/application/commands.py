@@ -80,10 +80,18 @@ def _reused(key: str) -> IdempotencyKeyReused:
 
 
 class LedgerCommands:
-    def __init__(self, application: LedgerApplication, keys: IdempotencyStore, today: Callable[[], date] = _today):
+    def __init__(
+        self,
+        application: LedgerApplication,
+        keys: IdempotencyStore,
+        today: Callable[[], date] = _today,
+        on_year_closed: Callable[[dict[str, Any]], None] | None = None,
+    ):
         self.app = application
         self.keys = keys
         self.today = today
+        self.on_year_closed = on_year_closed
+        """Called with the close's answer once its ``YearClosed`` is stored (the audit checkpoint)."""
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -129,26 +137,38 @@ class LedgerCommands:
             raise InvalidExpenditure("the expenditure has invalid fields", errors=errors)
         request = _expenditure_request(data)
 
+        def saved_before(expenditure_id: UUID) -> tuple[int, dict[str, Any]] | None:
+            """The answer of this key's expenditure if it is stored already (saved before a crash
+            that came before the key was stored, or by a concurrent retry); None if it is not."""
+            if idempotency_key is None:
+                return None
+            existing = self.app.find_expenditure(expenditure_id)
+            if existing is None:
+                return None
+            if not _same_expenditure(existing, request):
+                raise _reused(idempotency_key)
+            return 201, _recorded_answer(existing)
+
         def run() -> tuple[int, dict[str, Any]]:
+            # The stream id is derived from the key, so "already saved" is found by the save's own
+            # conflict: no read before the save (one round trip less on every new posting).
             if idempotency_key is None:
                 expenditure_id = uuid4()
             else:
                 expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
-                existing = self.app.find_expenditure(expenditure_id)
-                if existing is not None:  # saved before a crash, key not yet stored
-                    if not _same_expenditure(existing, request):
-                        raise _reused(idempotency_key)
-                    return 201, _recorded_answer(existing)
-            self._refuse_closed(municipality_code, data["grant_year"])
+            try:
+                self._refuse_closed(municipality_code, data["grant_year"])
+            except YearIsClosed:
+                if (answer := saved_before(expenditure_id)) is not None:
+                    return answer  # saved before the year was closed: answer as then
+                raise
             expenditure = self._new_expenditure(municipality_code, expenditure_id, data)
             try:
                 self.app.save(expenditure)
             except CONFLICTS:
-                # Another request with the same key saved first: answer as it did.
-                existing = self.app.find_expenditure(expenditure_id)
-                if existing is None or idempotency_key is None or not _same_expenditure(existing, request):
-                    raise
-                return 201, _recorded_answer(existing)
+                if (answer := saved_before(expenditure_id)) is not None:
+                    return answer
+                raise
             return 201, _recorded_answer(expenditure)
 
         return self._keyed(municipality_code, "expenditure", idempotency_key, request, run)
@@ -265,6 +285,8 @@ class LedgerCommands:
                 if raced is None:
                     raise
                 raise refuse(raced) from None
+            if self.on_year_closed is not None:
+                self.on_year_closed(answer(books))
             return 201, answer(books)
 
         return self._keyed(municipality_code, "close", idempotency_key, request, run)

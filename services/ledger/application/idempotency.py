@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from contracts.canonical import canonical_json
@@ -34,6 +34,15 @@ idempotency_keys = Table(
     Column("response", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Built once: constructing a statement per call cost more CPU than running it (bench/README.md).
+_SELECT_KEY = select(idempotency_keys).where(
+    idempotency_keys.c.municipality_code == bindparam("municipality_code"),
+    idempotency_keys.c.operation == bindparam("operation"),
+    idempotency_keys.c.idempotency_key == bindparam("idempotency_key"),
+)
+_INSERT_KEY = insert(idempotency_keys)
 
 
 def fingerprint(request: Any) -> str:
@@ -56,15 +65,13 @@ class IdempotencyStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         metadata.create_all(engine)
+        # One statement each, so each is its own transaction: no BEGIN / ROLLBACK / COMMIT round trips.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def get(self, municipality_code: str, operation: str, key: str) -> StoredAnswer | None:
-        with self.engine.connect() as connection:
+        with self._autocommit.connect() as connection:
             row = connection.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.municipality_code == municipality_code,
-                    idempotency_keys.c.operation == operation,
-                    idempotency_keys.c.idempotency_key == key,
-                )
+                _SELECT_KEY, {"municipality_code": municipality_code, "operation": operation, "idempotency_key": key}
             ).first()
         if row is None:
             return None
@@ -73,17 +80,18 @@ class IdempotencyStore:
     def put(self, municipality_code: str, operation: str, key: str, answer: StoredAnswer) -> StoredAnswer:
         """Stores the answer; when another request stored one first, returns that one instead."""
         try:
-            with self.engine.begin() as connection:
+            with self._autocommit.connect() as connection:
                 connection.execute(
-                    insert(idempotency_keys).values(
-                        municipality_code=municipality_code,
-                        operation=operation,
-                        idempotency_key=key,
-                        fingerprint=answer.fingerprint,
-                        status=answer.status,
-                        response=json.dumps(answer.response, sort_keys=True),
-                        created_at=datetime.now(UTC),
-                    )
+                    _INSERT_KEY,
+                    {
+                        "municipality_code": municipality_code,
+                        "operation": operation,
+                        "idempotency_key": key,
+                        "fingerprint": answer.fingerprint,
+                        "status": answer.status,
+                        "response": json.dumps(answer.response, sort_keys=True),
+                        "created_at": datetime.now(UTC),
+                    },
                 )
         except IntegrityError:
             stored = self.get(municipality_code, operation, key)

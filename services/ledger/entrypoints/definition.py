@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
 
-from contracts.topics import EXPENDITURES
+from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
+from services.audit.checkpoint import checkpoint_on_year_closed
 from services.common.adapters.sql import create_sql_engine
 from services.common.auth import verifier_from_files
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
-from services.common.http import create_service_app
+from services.common.http import create_service_app, enable_operations
+from services.common.observability import sql_check
+from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS, LedgerService
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.commands import LedgerCommands
@@ -32,11 +37,27 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
     )
+    queries = LedgerQueries(create_sql_engine(settings.view_db_url))
     app.extensions["ledger"] = LedgerService(
-        commands=LedgerCommands(application, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger")))),
-        queries=LedgerQueries(create_sql_engine(settings.view_db_url)),
+        commands=LedgerCommands(
+            application,
+            IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))),
+            on_year_closed=partial(checkpoint_on_year_closed, settings),
+        ),
+        queries=queries,
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )
+    operations = enable_operations(
+        app,
+        settings,
+        application=application,
+        topic=EXPENDITURES.name,
+        projection_topics=[spec.name for spec in (GRANTS, BRIDGE, EXPENDITURES)],
+        dead_letter_topic=DEAD_LETTER.name,
+        stored_offsets=queries.offsets,
+    )
+    operations.add_check("view_store", lambda: sql_check(queries.engine))
+    app.register_blueprint(dashboard)  # read-only pages for people, on the same queries as the API
     return app
 
 

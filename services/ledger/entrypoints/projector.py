@@ -11,6 +11,7 @@ from services.common.adapters.kafka import ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner
+from services.common.logging_setup import configure_from_settings
 from services.ledger.adapters.projection import BalancesProjection
 
 TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
@@ -29,10 +30,9 @@ def build_runner(settings: Settings, group_id: str | None = None) -> ProjectionR
     )
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def run(group_id: str | None = None) -> None:
     settings = load_settings()
-    runner = build_runner(settings)
+    runner = build_runner(settings, group_id=group_id)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -41,6 +41,11 @@ def main() -> None:
         runner.run_forever(stop)
     finally:
         runner.close()
+
+
+def main() -> None:
+    configure_from_settings(load_settings(), service="projector")
+    run()
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@ nothing is ever half-applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -58,6 +61,31 @@ class MergerResult:
     transferred: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CONFLICT_RETRIES = 10
+"""A command whose save lost a race is run again on the new state, up to this many times."""
+
+
+def retried(command: Callable[P, R]) -> Callable[P, R]:
+    """Optimistic concurrency with retry: a save that lost the race stored nothing, so the whole
+    command (load, decide, save) runs again on what the winner stored. Only after
+    ``CONFLICT_RETRIES`` lost races does the caller get the 409 (``ConcurrentChange``)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return command(*args, **kwargs)
+            except ConcurrentChange:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                time.sleep(random.uniform(0.002, 0.02) * attempt)  # jitter, so racing retries spread out
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def check_code(code: str, field_name: str = "municipality_code") -> None:
@@ -124,12 +152,14 @@ class PaymentsApplication(Application[UUID]):
         if own is not None:
             return own
         if not self._scheme_exists(year):
-            raise GrantNotFound(f"no grant of {year} for {code}: no frame is set for {year}")
+            raise GrantNotFound(
+                f"no grant of {year} for {code}: no frame is set for {year}", field="municipality_code"
+            )
         held = [g for g in self.grants(year) if g.municipality_code == code]
         if len(held) == 1:
             return held[0]
         if not held:
-            raise GrantNotFound(f"no grant of {year} for {code}")
+            raise GrantNotFound(f"no grant of {year} for {code}", field="municipality_code")
         raise PaymentsConflict(
             f"{code} holds {len(held)} grants of {year} passed to it by mergers "
             f"({', '.join(g.original_municipality_code for g in held)}); address one by its original code"
@@ -152,6 +182,7 @@ class PaymentsApplication(Application[UUID]):
 
     # --- the frame ----------------------------------------------------------------------------
 
+    @retried
     def set_frame(self, year: int, frame_cents: int, decided_on: date) -> Outcome:
         check_year(year)
         try:
@@ -170,6 +201,7 @@ class PaymentsApplication(Application[UUID]):
             field="frame_cents",
         )
 
+    @retried
     def amend_frame(self, year: int, frame_cents: int, decided_on: date, reason: str) -> GrantScheme:
         check_year(year)
         scheme = self.scheme(year)
@@ -179,6 +211,7 @@ class PaymentsApplication(Application[UUID]):
 
     # --- awards -------------------------------------------------------------------------------
 
+    @retried
     def award_grant(
         self, year: int, municipality_code: str, municipality_name: str, amount_cents: int, awarded_on: date
     ) -> Outcome:
@@ -210,6 +243,7 @@ class PaymentsApplication(Application[UUID]):
         self._save(scheme, grant)
         return Outcome(True, grant)
 
+    @retried
     def import_annex(self, year: int, data: bytes, awarded_on: date) -> AnnexResult:
         """Awards every row of the annex as one batch; the same file again changes nothing.
 
@@ -283,12 +317,14 @@ class PaymentsApplication(Application[UUID]):
 
     # --- payments, settlement, reclaim ----------------------------------------------------------
 
+    @retried
     def pay_advance(self, year: int, code: str, amount_cents: int, paid_on: date) -> Grant:
         grant = self.grant(year, code)
         grant.pay(amount_cents, paid_on)
         self._save(grant)
         return grant
 
+    @retried
     def settle(
         self,
         year: int,
@@ -308,12 +344,14 @@ class PaymentsApplication(Application[UUID]):
         self._save(grant)
         return grant
 
+    @retried
     def issue_reclaim(self, year: int, code: str, amount_cents: int, issued_on: date) -> Grant:
         grant = self.grant(year, code)
         grant.issue_reclaim(amount_cents, issued_on)
         self._save(grant)
         return grant
 
+    @retried
     def receive_reclaim(self, year: int, code: str, amount_cents: int, received_on: date) -> Grant:
         grant = self.grant(year, code)
         grant.receive_reclaim(amount_cents, received_on)
@@ -322,6 +360,7 @@ class PaymentsApplication(Application[UUID]):
 
     # --- mergers ------------------------------------------------------------------------------
 
+    @retried
     def merge_municipality(self, predecessor_code: str, successor_code: str, effective_on: date) -> MergerResult:
         """Passes every open grant the predecessor holds, of any year, to the successor, in one save."""
         check_code(predecessor_code, "predecessor_code")

@@ -19,6 +19,7 @@ from services.payments.domain.money import euros_to_cents
 CBS_CODE = re.compile(r"^GM\d{4}$")
 HEADER_FIRST_CELLS = {"cbs_code", "code", "gemeentecode", "municipality_code"}
 MAX_NAME = 200
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def parse_annex(data: bytes) -> ParsedAnnex:
             row_errors.append(RowError(line_no, "name", "must not be empty"))
         elif len(name) > MAX_NAME:
             row_errors.append(RowError(line_no, "name", f"must be at most {MAX_NAME} characters"))
+        elif CONTROL_CHARACTERS.search(name):
+            row_errors.append(RowError(line_no, "name", "must not contain control characters (such as NUL)"))
         try:
             cents = euros_to_cents(amount)
         except ValueError as error:

@@ -155,7 +155,6 @@ class Grant(ChainedAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.former_municipality_codes.append(self.from_municipality_code)
             aggregate.municipality_code = self.municipality_code
-            aggregate.partition_key = self.municipality_code
             aggregate.transfers.append(
                 {"from": self.from_municipality_code, "to": self.municipality_code, "effective_on": self.effective_on}
             )
@@ -392,8 +391,8 @@ class Grant(ChainedAggregate):
         if self.closed:
             raise PaymentsConflict(f"the grant {self.grant_id} is closed; only open grants pass to a successor")
         previous = self.municipality_code
-        # The transfer event is keyed by the successor (its partition key), as are all after it.
-        self.partition_key = successor_code
+        # The stream keeps its Kafka key (the code it was awarded to) for life: one stream, one
+        # partition, so consumers see its events in order even across a merger.
         self._record(
             self.Transferred,
             grant_id=self.grant_id,

@@ -11,7 +11,7 @@ from services.common.auth import verifier_from_files
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
-from services.common.http import create_service_app, error_response
+from services.common.http import create_service_app, enable_operations, error_response
 from services.payments.adapters.http.routes import blp
 from services.payments.application.app import PaymentsApplication
 from services.payments.demo import load_demo_data
@@ -39,6 +39,7 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
         max_body_bytes=settings.max_body_bytes,
     )
     app.extensions["payments.application"] = application or build_payments_application(settings)
+    enable_operations(app, settings, application=app.extensions["payments.application"], topic=GRANTS.name)
 
     @app.errorhandler(AnnexRefused)
     def _annex_refused(error: AnnexRefused) -> Any:

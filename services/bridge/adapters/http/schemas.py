@@ -6,7 +6,11 @@ name and the reason (422).
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import re
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from contracts.events.bridge import rate
 from contracts.events.fields import CBS_CODE, MAX_CENTS, cbs_code, cents, org_id
@@ -19,7 +23,17 @@ from services.bridge.domain.frame import DEFAULT_FRAME_CENTS
 from services.bridge.domain.rounding import DEFAULT_RATE
 from services.common.http import ServiceErrorSchema
 
-REASON = validate.Length(min=1, max=500)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_text(value: str) -> None:
+    """Text is stored as given and returned as plain text; control characters (NUL, ESC...) are refused:
+    PostgreSQL text cannot hold a NUL, and the readers' views and CSV files must not carry them."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("must not contain control characters (such as NUL or ESC)")
+
+
+REASON: list[Callable[[Any], Any]] = [validate.Length(min=1, max=500), plain_text]
 
 
 class ServiceAreaEntrySchema(Schema):
@@ -49,7 +63,7 @@ class FrameAmendSchema(Schema):
 
 class LibraryRegisterSchema(Schema):
     library_id = org_id(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), plain_text])
     service_area = fields.List(
         fields.Nested(ServiceAreaEntrySchema), required=True, validate=validate.Length(min=1, max=500)
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.common.errors import Forbidden
 from services.common.http import principal
@@ -204,7 +205,13 @@ def import_annex(query: dict[str, Any], year: int) -> Any:
         raise UnsupportedMediaType(
             f"the annex must be sent as text/csv, not {request.mimetype or 'no content type'}", field="Content-Type"
         )
-    result = application().import_annex(year, request.get_data(cache=False), query["awarded_on"])
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        # A chunked body is cut at the limit without an error (werkzeug's LimitedStream): never import a
+        # file that may have been cut short; a body with Content-Length over the limit is refused before.
+        raise RequestEntityTooLarge(f"the annex must be smaller than {limit} bytes")
+    result = application().import_annex(year, data, query["awarded_on"])
     return result, (201 if result.awarded else 200)
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+import re
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from contracts.envelope import EnvelopeSchema
-from contracts.events.fields import cbs_code, cents, text
+from contracts.events.fields import cbs_code, cents
 from services.common.http import ServiceErrorSchema
 
 ISO_DATE = {"format": "date", "example": "2024-01-15"}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_text(value: str) -> None:
+    """Text is stored as given and returned as plain text; control characters (NUL, ESC...) are refused:
+    PostgreSQL text cannot hold a NUL, and the readers' views and CSV files must not carry them."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("must not contain control characters (such as NUL or ESC)")
 
 
 class Strict(Schema):
@@ -29,12 +39,12 @@ class FrameSetRequest(Strict):
 class FrameAmendRequest(Strict):
     frame_cents = cents(required=True, metadata={"description": "The new frame, in integer euro cents."})
     decided_on = fields.Date(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), plain_text])
 
 
 class AwardRequest(Strict):
     municipality_code = cbs_code(required=True)
-    municipality_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    municipality_name = fields.String(required=True, validate=[validate.Length(min=1, max=200), plain_text])
     amount_cents = cents(minimum=1, required=True, metadata={"example": 72_500_000})
     awarded_on = fields.Date(required=True)
 
@@ -64,7 +74,10 @@ class SettlementRequest(Strict):
         load_default=None, allow_none=True,
         metadata={"description": "For a correction: the event id of the latest settlement, which it corrects."},
     )
-    reason = text(load_default=None, allow_none=True, metadata={"description": "Required for a correction."})
+    reason = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=500), plain_text],
+        metadata={"description": "Required for a correction."},
+    )
 
 
 class ReclaimRequest(Strict):

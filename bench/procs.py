@@ -1,0 +1,122 @@
+"""Processes the benchmark starts: `ido serve`, the bare server, `ido relay`, `ido project`.
+
+Each is started by the benchmark, remembered by its pid and ended by that pid (SIGTERM, then
+SIGKILL after a grace period), never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+IDO = [PYTHON, "-m", "services.common.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path):
+        self.name = name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            argv, cwd=REPO, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM (peak resident set) of the process, in MiB."""
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError(f"{self.name}: no VmHWM")
+
+    def stop(self, grace_s: float = 15) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                # the process group is ours (start_new_session): its workers go with it
+                os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self._log.close()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def wait_http(process: Process, port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited:\n{process.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name} did not answer on port {port} within {timeout_s} s:\n{process.tail()}")
+
+
+def start_ledger_server(
+    env: dict[str, str], log_dir: Path, *, workers: int, threads: int, name: str, wait: bool = True
+) -> tuple[Process, int]:
+    """`ido serve ledger` exactly as in production (gunicorn, gthread), on a free port."""
+    port = free_port()
+    process = Process(
+        name, [*IDO, "serve", "ledger", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
+        env, log_dir,
+    )
+    if wait:
+        wait_http(process, port)
+    return process, port
+
+
+def start_bare_server(
+    log_dir: Path, *, workers: int, threads: int, name: str, wait: bool = True
+) -> tuple[Process, int]:
+    port = free_port()
+    process = Process(
+        name, [PYTHON, "-m", "bench.bare", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
+        {}, log_dir,
+    )
+    if wait:
+        wait_http(process, port)
+    return process, port
+
+
+def start_relay(env: dict[str, str], log_dir: Path, name: str) -> Process:
+    return Process(name, [*IDO, "relay", "ledger"], env, log_dir)
+
+
+def start_projector(env: dict[str, str], log_dir: Path, name: str) -> Process:
+    return Process(name, [*IDO, "project"], env, log_dir)

@@ -1,0 +1,586 @@
+"""The seven rows. Each runs the project's path and its reference in the same process run.
+
+Every function returns a ``Row``: what the project's path did, what the reference did, their ratio
+and whether the target was met. Sizes come from the runner's flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from sqlalchemy import Engine, func, insert, select
+
+from bench import load, procs
+from bench.data import YEAR, fill_ledger_store, municipality_codes, produce_dataset
+from bench.replay import raw_consume, replay_to_balances
+from bench.stores import Bench, Place
+from contracts.canonical import canonical_json, format_utc
+from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
+from services.common.adapters.kafka import create_producer, ensure_topics
+from services.common.adapters.sql import create_sql_engine
+from services.common.consumer import _SeekToStoredOffsets, applied_events, consumer_metadata
+from services.common.domain.chained import recorded_envelope
+from services.common.entrypoints.relay import build_relay
+from services.common.eventstore import build_application
+from services.ledger.application.app import LedgerApplication
+from services.ledger.application.view import PROJECTION_NAME, journal, view_metadata
+from services.ledger.entrypoints.projector import build_runner
+
+PROJECTED_TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
+RAW_RELAY_TOPIC = TopicSpec(name="bench.raw-relay.v1", producer="bench", key="as the relay's", description="bench")
+
+
+@dataclass
+class Row:
+    row: str
+    store: str
+    project: str
+    reference: str
+    ratio: float | None
+    target: str
+    met: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row, "store": self.store, "project": self.project, "reference": self.reference,
+            "ratio": self.ratio, "target": self.target, "met": self.met, "figures": self.figures, "note": self.note,
+        }
+
+
+@dataclass
+class Sizes:
+    clients: int = 16
+    workers: int = 1
+    threads: int = 4
+    write_seconds: float = 8
+    warmup_seconds: float = 2
+    load_tool: str = "auto"
+    relay_events: int = 20_000
+    projection_events: int = 20_000
+    replay_events: int = 100_000
+    e2e_rate: float = 200
+    e2e_seconds: float = 10
+    e2e_threads: int = 64
+    memory_sizes: tuple[int, ...] = (10_000, 100_000)
+    scale_sizes: tuple[int, ...] = (10_000, 100_000)
+    scale_batch: int = 2_000
+    scale_seconds: float = 4
+    municipalities: int = 50
+
+
+def _fmt_rate(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}"
+
+
+# ----------------------------------------------------------------------------------------------
+# datasets on Kafka, made once per size and shared by rows 3, 4 and 6 (and both stores)
+# ----------------------------------------------------------------------------------------------
+
+
+class Datasets:
+    def __init__(self, bench: Bench, municipalities: int):
+        self.bench = bench
+        self.municipalities = municipalities
+        self.made: dict[int, tuple[str, float]] = {}
+
+    def prefix(self, count: int) -> str:
+        """The topic prefix of a dataset of ``count`` envelopes (produced on first use)."""
+        if count not in self.made:
+            prefix = f"b{self.bench.run_id}.data{count}."
+            started = time.perf_counter()
+            produce_dataset(self.bench.kafka_bootstrap, prefix, count, self.municipalities)
+            self.made[count] = (prefix, time.perf_counter() - started)
+        return self.made[count][0]
+
+    def topics(self, count: int) -> list[str]:
+        prefix = self.prefix(count)
+        return [prefix + spec.name for spec in PROJECTED_TOPICS]
+
+
+# ----------------------------------------------------------------------------------------------
+# row 1: write
+# ----------------------------------------------------------------------------------------------
+
+
+def stored_events(place: Place) -> int:
+    app = build_application(LedgerApplication, place.settings.eventsourcing_env("ledger"))
+    try:
+        return int(app.recorder.max_notification_id() or 0)
+    finally:
+        app.close()
+
+
+def measure_load(port: int, tokens: Path, sizes: Sizes, seconds: float) -> load.LoadResult:
+    if sizes.warmup_seconds:
+        load.closed_loop(port, tokens, sizes.clients, sizes.warmup_seconds, tool=sizes.load_tool)
+    return load.closed_loop(port, tokens, sizes.clients, seconds, tool=sizes.load_tool)
+
+
+def row_write(bench: Bench, store: str, sizes: Sizes) -> Row:
+    place = bench.place(store, "write")
+    tokens = bench.tokens_file()
+    # both start together (each idles while the other is measured), then one at a time
+    bare, bare_port = procs.start_bare_server(
+        place.log_dir, workers=sizes.workers, threads=sizes.threads, name="bare", wait=False
+    )
+    try:
+        server, port = procs.start_ledger_server(
+            place.env, place.log_dir, workers=sizes.workers, threads=sizes.threads, name="ledger", wait=False
+        )
+        try:
+            procs.wait_http(bare, bare_port)
+            procs.wait_http(server, port)
+            reference = measure_load(bare_port, tokens, sizes, sizes.write_seconds)
+            project = measure_load(port, tokens, sizes, sizes.write_seconds)
+        finally:
+            server.stop()
+    finally:
+        bare.stop()
+    stored = stored_events(place)
+    ratio = project.rps / reference.rps if reference.rps else None
+    met = bool(ratio is not None and ratio >= 0.6 and project.p99_ms < 50 and project.errors == 0)
+    target = "≥0.6 of bare, p99<50 ms"
+    if store == "postgres":
+        met = met and project.rps >= 1000
+        target += ", ≥1,000 req/s"
+    return Row(
+        "1 write", store,
+        f"{project.rps:,.0f} req/s p50 {project.p50_ms:.1f} p99 {project.p99_ms:.1f} ms",
+        f"{reference.rps:,.0f} req/s p50 {reference.p50_ms:.1f} p99 {reference.p99_ms:.1f} ms",
+        ratio, target, met,
+        {
+            "project": project.as_dict(), "reference": reference.as_dict(), "stored_events": stored,
+            "clients": sizes.clients, "workers": sizes.workers, "threads": sizes.threads,
+        },
+        note=f"{project.tool}, {sizes.clients} clients, gunicorn gthread {sizes.workers}x{sizes.threads}",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 2: relay
+# ----------------------------------------------------------------------------------------------
+
+
+def relay_messages(app: LedgerApplication, after: int = 0) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The (key, value, headers) the relay sends for the stored events after ``after``."""
+    found: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    position = after
+    while True:
+        notifications = app.recorder.select_notifications(start=position, limit=1000, inclusive_of_start=False)
+        if not notifications:
+            return found
+        for notification in notifications:
+            key, envelope = recorded_envelope(app.mapper, notification)  # as OutboxRelay.run_once
+            found.append(
+                (
+                    key.encode("utf-8"),
+                    canonical_json(envelope),
+                    [("event_type", envelope["event_type"].encode()), ("event_id", envelope["event_id"].encode())],
+                )
+            )
+        position = notifications[-1].id
+
+
+def time_raw_producer(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes, Any]]) -> float:
+    """Seconds for a bare kafka-python producer, configured as the relay's, to send and get acks."""
+    producer = create_producer(bootstrap, client_id="bench-raw-producer")
+    try:
+        producer.partitions_for(topic)  # metadata fetched before the clock starts, as for the relay
+        started = time.perf_counter()
+        futures = [producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in messages]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+        return time.perf_counter() - started
+    finally:
+        producer.close()
+
+
+def time_relay(place: Place, expected: int) -> float:
+    settings = place.settings
+    relay = build_relay(settings, "ledger", LedgerApplication, EXPENDITURES.name)
+    try:
+        relay.producer.partitions_for(relay.topic)
+        started = time.perf_counter()
+        published = 0
+        while batch := relay.run_once():
+            published += batch
+        elapsed = time.perf_counter() - started
+        if published != expected:
+            raise RuntimeError(f"relay published {published}, expected {expected}")
+        return elapsed
+    finally:
+        relay.producer.close()
+        relay.app.close()
+
+
+def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
+    place = bench.place(store, "relay")
+    settings = place.settings
+    app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+    try:
+        fill_ledger_store(app, sizes.relay_events, municipalities=sizes.municipalities)
+        messages = relay_messages(app)
+    finally:
+        app.close()
+    ensure_topics(bench.kafka_bootstrap, [EXPENDITURES, RAW_RELAY_TOPIC], settings.topic_prefix)
+    raw_s = time_raw_producer(bench.kafka_bootstrap, settings.topic(RAW_RELAY_TOPIC.name), messages)
+    relay_s = time_relay(place, len(messages))
+    n = len(messages)
+    ratio = (n / relay_s) / (n / raw_s)
+    return Row(
+        "2 relay", store,
+        _fmt_rate(n / relay_s, "events/s"), _fmt_rate(n / raw_s, "msgs/s"), ratio, "≥0.7", ratio >= 0.7,
+        {"events": n, "relay_s": relay_s, "raw_producer_s": raw_s},
+        note=f"{n:,} stored events; reference: the same bytes, keys and headers, same producer settings",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 3: projection
+# ----------------------------------------------------------------------------------------------
+
+
+class _ClockOnAssignment(ConsumerRebalanceListener):
+    """Starts the clock when the group has assigned the partitions (after the join, before a fetch)."""
+
+    def __init__(self, inner: ConsumerRebalanceListener | None = None):
+        self.inner = inner
+        self.assigned_at: float | None = None
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.inner is not None:
+            self.inner.on_partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.inner is not None:
+            self.inner.on_partitions_assigned(assigned)
+        if self.assigned_at is None:
+            self.assigned_at = time.perf_counter()
+
+
+def time_group_consume(bootstrap: str, topics: Sequence[str], expected: int) -> float:
+    """Seconds a bare consumer, set as the runner's, takes to read ``expected`` messages."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=500, client_id="bench-raw-consumer",
+    )
+    clock = _ClockOnAssignment()
+    consumer.subscribe(list(topics), listener=clock)
+    try:
+        seen = 0
+        deadline = time.monotonic() + 600
+        while seen < expected and time.monotonic() < deadline:
+            seen += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+        if clock.assigned_at is None or seen < expected:
+            raise RuntimeError(f"raw consumer read {seen} of {expected}")
+        return time.perf_counter() - clock.assigned_at
+    finally:
+        consumer.close()
+
+
+def time_projection(place: Place, expected: int) -> tuple[float, dict[str, int]]:
+    """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``."""
+    runner = build_runner(place.settings, group_id=f"bench-{uuid.uuid4().hex[:8]}")
+    clock = _ClockOnAssignment(_SeekToStoredOffsets(runner))
+    runner.consumer.subscribe(runner.topics, listener=clock)  # the runner's own listener, wrapped
+    try:
+        deadline = time.monotonic() + 1800
+        handled = 0
+        while handled < expected and time.monotonic() < deadline:
+            handled += runner.run_once(timeout_ms=500)
+        if clock.assigned_at is None or handled < expected:
+            raise RuntimeError(f"projection handled {handled} of {expected}")
+        stats = runner.stats
+        return time.perf_counter() - clock.assigned_at, {
+            "applied": stats.applied, "duplicates": stats.duplicates, "dead_lettered": stats.dead_lettered,
+        }
+    finally:
+        runner.close()
+
+
+def row_projection(bench: Bench, store: str, sizes: Sizes, datasets: Datasets) -> Row:
+    n = sizes.projection_events
+    topics = datasets.topics(n)
+    place = bench.place(store, "projection", topic_prefix=datasets.prefix(n))
+    raw_s = time_group_consume(bench.kafka_bootstrap, topics, n)
+    proj_s, stats = time_projection(place, n)
+    raw_rate, proj_rate = n / raw_s, n / proj_s
+    ratio = proj_rate / raw_rate
+    return Row(
+        "3 projection", store, _fmt_rate(proj_rate, "events/s"), _fmt_rate(raw_rate, "msgs/s"), ratio, "≥0.5",
+        ratio >= 0.5, {"events": n, "projection_s": proj_s, "raw_consumer_s": raw_s, "stats": stats},
+        note=f"{n:,} events; durable (a transaction per polled batch); both timed from partition assignment",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 4: replay
+# ----------------------------------------------------------------------------------------------
+
+
+def row_replay(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache: dict[str, Any]) -> Row:
+    n = sizes.replay_events
+    topics = datasets.topics(n)
+    if "replay" not in cache:
+        place = bench.place(store, "replay", topic_prefix=datasets.prefix(n))
+        started = time.perf_counter()
+        consumed = raw_consume(bench.kafka_bootstrap, topics)
+        raw_s = time.perf_counter() - started
+        started = time.perf_counter()
+        result = replay_to_balances(place.settings, topics)
+        replay_s = time.perf_counter() - started
+        if consumed != n or result.events != n:
+            raise RuntimeError(f"replay read {result.events}, raw {consumed}, of {n}")
+        cache["replay"] = (raw_s, replay_s, result, store)
+    raw_s, replay_s, result, measured_on = cache["replay"]
+    ratio = replay_s / raw_s
+    note = f"{n:,} events, {result.balances} balances; {result.implementation}"
+    if measured_on != store:
+        note += f"; reads Kafka only: measured once (in the {measured_on} pass)"
+    return Row(
+        "4 replay", store, f"{replay_s:.2f} s", f"{raw_s:.2f} s raw consume", ratio, "≤2× raw consume", ratio <= 2,
+        {"events": n, "replay_s": replay_s, "raw_consume_s": raw_s, "balances": result.balances,
+         "implementation": result.implementation, "chain_breaks": result.chain_breaks},
+        note=note,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 5: end to end
+# ----------------------------------------------------------------------------------------------
+
+
+def row_end_to_end(bench: Bench, store: str, sizes: Sizes) -> Row:
+    place = bench.place(store, "e2e")
+    tokens = bench.tokens_file()
+    started: list[procs.Process] = []
+    try:
+        started.append(procs.start_relay(place.env, place.log_dir, "relay"))
+        started.append(procs.start_projector(place.env, place.log_dir, "projector"))
+        server, port = procs.start_ledger_server(
+            place.env, place.log_dir, workers=sizes.workers, threads=sizes.e2e_threads, name="ledger"
+        )
+        started.append(server)
+        warm = load.open_loop_read_your_writes(
+            port, tokens, rate=20, seconds=min(2.0, sizes.e2e_seconds), concurrency=8
+        ) if sizes.warmup_seconds else None
+        if warm is not None and warm.completed == 0:
+            raise RuntimeError("end to end: no write became readable in the warm-up:\n"
+                               + "\n".join(p.tail(10) for p in started))
+        result = load.open_loop_read_your_writes(
+            port, tokens, rate=sizes.e2e_rate, seconds=sizes.e2e_seconds, concurrency=sizes.e2e_threads
+        )
+    finally:
+        for process in reversed(started):
+            process.stop()
+    met = result.p99_ms < 500 and result.errors == 0
+    return Row(
+        "5 end to end", store,
+        f"p50 {result.p50_ms:.0f} ms p99 {result.p99_ms:.0f} ms ({result.completed:,}/{result.requests:,} ok)",
+        f"— (open loop, {result.rate:.0f} req/s asked, {result.achieved_rate:.0f} done)", None, "p99<500 ms", met,
+        result.as_dict(),
+        note=f"POST, then GET balance ?includes_event_id; ido serve {sizes.workers}x{sizes.e2e_threads}"
+        " + ido relay + ido project",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 6: memory
+# ----------------------------------------------------------------------------------------------
+
+
+def applied_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count()).select_from(applied_events).where(applied_events.c.consumer == PROJECTION_NAME)
+            ).scalar_one()
+        )
+
+
+def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, float]:
+    """Peak RSS (MiB) of one `ido project` process as it passes each number of applied events."""
+    engine = create_sql_engine(place.settings.view_db_url)
+    consumer_metadata.create_all(engine)
+    process = procs.start_projector(place.env, place.log_dir, "projector")
+    found: dict[int, float] = {}
+    try:
+        deadline = time.monotonic() + 3600
+        for checkpoint in sorted(checkpoints):
+            while applied_count(engine) < checkpoint:
+                if not process.alive():
+                    raise RuntimeError(f"projector exited:\n{process.tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("projector did not finish within an hour")
+                time.sleep(0.1)
+            found[checkpoint] = process.peak_rss_mb()
+        return found
+    finally:
+        process.stop()
+        engine.dispose()
+
+
+def replay_peak_rss(place: Place, topic_sets: Sequence[Sequence[str]]) -> list[float]:
+    """Peak RSS (MiB) of one replay process after each replay, smallest history first."""
+    completed = subprocess.run(
+        [procs.PYTHON, "-m", "bench.worker", "replay", *(",".join(topics) for topics in topic_sets)],
+        cwd=procs.REPO, env={**os.environ, **place.env}, capture_output=True, text=True,
+        timeout=3600, check=True,
+    )
+    found = json.loads(completed.stdout.strip().splitlines()[-1])
+    return [float(r["peak_rss_mb"]) for r in found]
+
+
+def row_memory(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache: dict[str, Any]) -> Row:
+    largest = max(sizes.memory_sizes)
+    place = bench.place(store, "memory", topic_prefix=datasets.prefix(largest))
+    # one projector over the largest history, its peak RSS read as it passes each size
+    projector = projector_peak_rss(place, sizes.memory_sizes)
+    if "replay-rss" not in cache:
+        ordered = sorted(sizes.memory_sizes)
+        cache["replay-rss"] = dict(zip(ordered, replay_peak_rss(place, [datasets.topics(n) for n in ordered]),
+                                       strict=True))
+    replay: dict[int, float] = cache["replay-rss"]
+    small, large = min(sizes.memory_sizes), max(sizes.memory_sizes)
+
+    def growth(values: dict[int, float]) -> float:
+        return values[large] / values[small] if values[small] else float("nan")
+
+    flat = all(growth(v) <= 1.25 for v in (projector, replay))
+    under = all(v[large] < 500 for v in (projector, replay))
+
+    def show(values: dict[int, float]) -> str:
+        return " / ".join(f"{v:.0f}" for _n, v in sorted(values.items())) + " MiB"
+
+    sizes_text = " / ".join(f"{n:.0e}".replace("+0", "") for n in sorted(sizes.memory_sizes))
+    return Row(
+        "6 memory", store, f"projector {show(projector)}", f"replay {show(replay)}", None,
+        "flat in history; <500 MB at 10^6", flat and under,
+        {"projector_peak_rss_mb": projector, "replay_peak_rss_mb": replay, "municipalities": sizes.municipalities,
+         "growth_projector": growth(projector), "growth_replay": growth(replay)},
+        note=f"peak RSS (VmHWM) at {sizes_text} events, {sizes.municipalities} balances; one projector and one"
+        " replay process each, read as they pass each size (replays: smallest history first)"
+        + ("" if large >= 10**6 else "; the <500 MB target is judged at 10^6 only with --memory-sizes ...,1000000"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# row 7: scale
+# ----------------------------------------------------------------------------------------------
+
+
+def prefill_view(engine: Engine, count: int, municipalities: int, already: int) -> None:
+    """Puts ``count`` applied expenditures straight into the view (journal + applied ids)."""
+    view_metadata.create_all(engine)
+    consumer_metadata.create_all(engine)
+    codes = municipality_codes(municipalities)
+    recorded_at = format_utc(datetime.now(UTC))
+    for start in range(already, already + count, 5000):
+        rows, applied = [], []
+        for i in range(start, min(already + count, start + 5000)):
+            event_id = str(uuid.uuid4())
+            rows.append(
+                {
+                    "event_id": event_id, "line": 1, "event_type": "ExpenditureRecorded", "kind": "spent",
+                    "municipality_code": codes[i % len(codes)], "library_id": None, "grant_id": None, "year": YEAR,
+                    "category": "promotion", "amount_cents": 100, "booked_on": date(YEAR, 3, 1),
+                    "recorded_at": recorded_at, "expenditure_id": str(uuid.uuid4()), "counterparty_id": "PRINT-1",
+                    "counterparty_name": "Drukkerij", "reference": f"P-{i}", "description": "prefilled",
+                    "reverses_event_id": None, "stream_id": f"expenditure-prefill-{i}",
+                }
+            )
+            applied.append(
+                {"consumer": PROJECTION_NAME, "event_id": event_id, "topic": "prefill", "partition": 0, "offset": i}
+            )
+        with engine.begin() as connection:
+            connection.execute(insert(journal), rows)
+            connection.execute(insert(applied_events), applied)
+
+
+def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], None]) -> Row:
+    place = bench.place(store, "scale")
+    settings = place.settings
+    view = create_sql_engine(settings.view_db_url)
+    stored = 0  # events in the store
+    in_view = 0  # rows in the view
+    per_level: dict[int, dict[str, float]] = {}
+    batch = sizes.scale_batch
+    tokens = bench.tokens_file()
+    server, port = procs.start_ledger_server(
+        place.env, place.log_dir, workers=sizes.workers, threads=sizes.threads, name="ledger-scale"
+    )
+    try:
+        if sizes.warmup_seconds:
+            load.closed_loop(port, tokens, sizes.clients, sizes.warmup_seconds, tool=sizes.load_tool)
+        for level in sorted(sizes.scale_sizes):
+            app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+            try:
+                fill_ledger_store(app, max(0, level - stored), municipalities=sizes.municipalities, start=stored)
+                head = int(app.recorder.max_notification_id() or 0)
+                relay_name = f"relay:{settings.topic(EXPENDITURES.name)}"
+                tracking = app.factory.tracking_recorder()
+                if head > (tracking.max_tracking_id(relay_name) or 0):
+                    tracking.insert_tracking(Tracking(relay_name, head))  # as if relayed
+            finally:
+                app.close()
+            prefill_view(view, max(0, level - in_view), sizes.municipalities, in_view)
+            stored, in_view = max(stored, level), max(in_view, level)
+            progress(f"    scale {store}: {level:,} events stored; write, relay, projection ...")
+            write = load.closed_loop(port, tokens, sizes.clients, sizes.scale_seconds, tool=sizes.load_tool)
+            app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+            try:
+                fill_ledger_store(app, batch, municipalities=sizes.municipalities, start=10**9 + level)
+                # the events row 1 just wrote over HTTP are relayed too: count what is pending
+                position = app.factory.tracking_recorder().max_tracking_id(relay_name) or 0
+                pending = len(app.recorder.select_notifications(start=position, limit=10**7, inclusive_of_start=False))
+            finally:
+                app.close()
+            relay_s = time_relay(place, pending)
+            prefix = f"b{bench.run_id}.{store}.scale{level}."
+            produce_dataset(bench.kafka_bootstrap, prefix, batch, sizes.municipalities)
+            level_place = Place(store, place.label, {**place.env, "IDO_TOPIC_PREFIX": prefix}, place.log_dir)
+            proj_s, _stats = time_projection(level_place, batch)
+            per_level[level] = {
+                "write_us_per_request": 1e6 / write.rps if write.rps else float("nan"),
+                "write_rps": write.rps,
+                "write_p99_ms": write.p99_ms,
+                "relay_us_per_event": 1e6 * relay_s / pending,
+                "projection_us_per_event": 1e6 * proj_s / batch,
+            }
+            stored += write.requests + batch
+            in_view += batch
+    finally:
+        server.stop()
+    view.dispose()
+    keys = ("write_us_per_request", "relay_us_per_event", "projection_us_per_event")
+    levels = sorted(per_level)
+    growth = {k: per_level[levels[-1]][k] / per_level[levels[0]][k] for k in keys}
+    flat = all(g <= 1.5 for g in growth.values())
+
+    def cell(level: int) -> str:
+        v = per_level[level]
+        return (f"{level:.0e}".replace("+0", "") + f": w {v['write_us_per_request']:,.0f} "
+                f"r {v['relay_us_per_event']:,.0f} p {v['projection_us_per_event']:,.0f}")
+
+    return Row(
+        "7 scale", store, " | ".join(cell(level) for level in levels) + " µs/event",
+        f"last/first: w {growth[keys[0]]:.2f} r {growth[keys[1]]:.2f} p {growth[keys[2]]:.2f}", None,
+        "flat per-event cost (last/first ≤1.5)", flat,
+        {"levels": {str(k): v for k, v in per_level.items()}, "growth": growth, "batch": batch},
+        note=f"w = write (1/throughput), r = relay, p = projection, each of {batch:,} new events on top of the level",
+    )

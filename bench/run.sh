@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmark with its own Kafka broker and PostgreSQL server (own ports and state
+# dirs, so `make run` on 9092 and `make test` on 19092 are not touched). Flags go to `python -m bench`:
+#   make bench BENCH_ARGS="--replay-events 1000000 --memory-sizes 100000,1000000"
+# Environment: BENCH_KAFKA_PORT (29592), BENCH_KAFKA_CONTROLLER_PORT (29593), BENCH_PG_PORT (29594),
+#   BENCH_PG_FSYNC=off to keep scripts/postgres.sh's throw-away settings (fsync off) instead of durable commits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+
+export KAFKA_PORT="${BENCH_KAFKA_PORT:-29592}"
+export KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-29593}"
+export KAFKA_STATE_DIR="$PWD/var/bench/kafka"
+export PG_STATE_DIR="$PWD/var/bench/postgres"
+export PG_PORT="${BENCH_PG_PORT:-29594}"
+unset KAFKA_KEEP_DATA
+
+cleanup() {
+    bash scripts/kafka.sh stop || true
+    bash scripts/postgres.sh stop || true
+    rm -rf "$KAFKA_STATE_DIR/data"  # the benchmark's topics (~1 GB at 10^6 events); wiped at start anyway
+}
+trap cleanup EXIT
+
+# Row 1's load generator: wrk from Debian when it can be had, else the Python one in bench/load.py.
+if ! command -v wrk >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing wrk (Debian package)"
+        (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk) >&2 \
+            || echo "make bench: wrk could not be installed; the Python load generator is used" >&2
+    else
+        echo "make bench: wrk not found (not root); the Python load generator is used" >&2
+    fi
+fi
+
+echo "== starting Kafka on $KAFKA_PORT"
+kafka_out="$(bash scripts/kafka.sh start)" || { echo "make bench: the Kafka broker could not start" >&2; exit 1; }
+echo "== starting PostgreSQL on $PG_PORT"
+bash scripts/postgres.sh start >/dev/null || { echo "make bench: PostgreSQL could not start" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$PG_STATE_DIR/env"
+if [[ "${BENCH_PG_FSYNC:-on}" != off ]]; then
+    # scripts/postgres.sh runs a throw-away server without fsync; a durable commit needs it back on.
+    "$PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres \
+        -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" \
+        -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+export BENCH_KAFKA_BOOTSTRAP="${kafka_out#KAFKA_BOOTSTRAP=}"
+export BENCH_POSTGRES_HOST="$POSTGRES_HOST" BENCH_POSTGRES_PORT="$POSTGRES_PORT"
+export BENCH_POSTGRES_USER="$POSTGRES_USER" BENCH_POSTGRES_PASSWORD="$POSTGRES_PASSWORD"
+unset POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DBNAME POSTGRES_URL
+
+echo "== bench"
+$VENV/bin/python -m bench "$@"

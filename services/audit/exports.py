@@ -1,0 +1,177 @@
+"""Exports for auditors and open data, from a replay of the topics (never from the live view).
+
+- ``sisa_annex_csv``: the SiSa figures of every municipality for one year (one row each).
+- ``giving360``: the grants in 360Giving JSON, one grant per municipality per year; funder BZK,
+  recipient the municipality, disbursements the advances. Amounts are decimal euros converted
+  from integer cents with ``Decimal`` (never a float) and written digit for digit.
+- ``journal_lines``: every event of the three topics as JSON Lines, one canonical envelope each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from contracts.canonical import canonical_json
+from services.audit.replay import Replay
+from services.audit.sources import TopicReader
+
+GIVING360_SCHEMA = Path(__file__).with_name("giving360.schema.json")
+
+FUNDER_ID = "NL-OIN-BZK"
+"""Placeholder until BZK's registered organisation identifier is configured (``--funder-id``)."""
+FUNDER_NAME = "Ministerie van Binnenlandse Zaken en Koninkrijksrelaties"
+ID_PREFIX = "360G-BZK-"
+"""360Giving ids start with ``360G-`` and the publisher's prefix; BZK's own prefix is to be confirmed."""
+PROGRAMME = {"code": "SPUK-IDO", "title": "Specifieke uitkering Informatiepunten Digitale Overheid"}
+
+SISA_COLUMNS = (
+    "sisa_municipality_code",
+    "municipality_code",
+    "municipality_name",
+    "year",
+    "indicator_code",
+    "besteding_jaar_t_eur",
+    "cumulatieve_bestedingen_eur",
+    "eindverantwoording",
+    "besteding_jaar_t_cents",
+    "cumulatieve_bestedingen_cents",
+    "year_closed",
+    "closed_on",
+    "as_of",
+    "known_at",
+)
+
+
+def euros(cents: int) -> Decimal:
+    """Integer cents as exact decimal euros: 123456 -> Decimal('1234.56')."""
+    if type(cents) is not int:
+        raise TypeError(f"cents must be an int, got {type(cents).__name__}")
+    return Decimal(cents).scaleb(-2)
+
+
+def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SISA_COLUMNS)
+    codes = sorted({code for code, y in replay.municipality_years() if y == year})
+    if municipality_code is not None:
+        codes = [municipality_code]
+    for code in codes:
+        s = replay.sisa(code, year)
+        writer.writerow(
+            [
+                s["sisa_municipality_code"],
+                code,
+                replay.municipality_names.get(code, ""),
+                year,
+                s["indicator_code"] or "",
+                euros(s["besteding_jaar_t_cents"]),
+                euros(s["cumulatieve_bestedingen_cents"]),
+                s["eindverantwoording"],
+                s["besteding_jaar_t_cents"],
+                s["cumulatieve_bestedingen_cents"],
+                s["year_closed"],
+                s["closed_on"] or "",
+                s["as_of"] or "",
+                s["known_at"] or "",
+            ]
+        )
+    return out.getvalue()
+
+
+def giving360(
+    replay: Replay, *, year: int | None = None, funder_id: str = FUNDER_ID, id_prefix: str = ID_PREFIX
+) -> dict[str, Any]:
+    grants = []
+    for grant_id, award in sorted(replay.grants.items()):
+        if year is not None and award["year"] != year:
+            continue
+        code = award["municipality_code"]
+        awarded = replay.grant_kinds.get((grant_id, "awarded"), 0)
+        advances = replay.advances.get(grant_id, [])
+        grant: dict[str, Any] = {
+            "id": f"{id_prefix}{grant_id}",
+            "title": f"SPUK IDO {award['year']} {award['municipality_name']}",
+            "description": (
+                f"Specifieke uitkering Informatiepunten Digitale Overheid {award['year']} to "
+                f"{award['municipality_name']} ({code}), awarded {award['awarded_on']} ({award['basis']})."
+            ),
+            "currency": "EUR",
+            "amountAwarded": euros(awarded),
+            "amountDisbursed": euros(sum(a["amount_cents"] for a in advances)),
+            "awardDate": award["awarded_on"],
+            "recipientOrganization": [{"id": f"NL-CBS-{code}", "name": award["municipality_name"]}],
+            "fundingOrganization": [{"id": funder_id, "name": FUNDER_NAME}],
+            "grantProgramme": [dict(PROGRAMME)],
+            "disbursementTransaction": [
+                {"transactionDate": a["paid_on"], "value": euros(a["amount_cents"])} for a in advances
+            ],
+        }
+        grants.append(grant)
+    return {"grants": grants}
+
+
+@cache
+def _giving360_validator() -> Any:
+    return fastjsonschema.compile(json.loads(GIVING360_SCHEMA.read_text(encoding="utf-8")), use_default=False)
+
+
+def validate_giving360(document: dict[str, Any]) -> None:
+    """Raises ``fastjsonschema.JsonSchemaException`` naming the first field at fault."""
+    _giving360_validator()(document)
+    for grant in document["grants"]:
+        disbursed = sum((t["value"] for t in grant.get("disbursementTransaction", [])), Decimal(0))
+        if disbursed > grant["amountAwarded"]:
+            raise fastjsonschema.JsonSchemaException(f"{grant['id']}: disbursements {disbursed} exceed the award")
+
+
+def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:
+    """JSON where a ``Decimal`` is written digit for digit (``json`` would need a float)."""
+    pad = "\n" + " " * (indent * (level + 1)) if indent else ""
+    end = "\n" + " " * (indent * level) if indent else ""
+    sep = "," + pad if indent else ","
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("not a finite amount")
+        return format(value, "f")
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{' ' if indent else ''}"
+                 f"{dumps_exact(v, indent, level + 1)}" for k, v in value.items())
+        return "{" + pad + sep.join(items) + end + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[" + pad + sep.join(dumps_exact(v, indent, level + 1) for v in value) + end + "]"
+    if isinstance(value, float):
+        raise TypeError("floats are not written: money is Decimal or integer cents")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def journal_lines(reader: TopicReader) -> Iterator[bytes]:
+    """Each distinct event of the topics (re-sent copies once), as canonical JSON, in reading order."""
+    seen: set[tuple[str, str]] = set()
+    for _tp, records in reader.batches():
+        for record in records:
+            try:
+                envelope = json.loads(record.value)
+                identity = (envelope["event_id"], envelope["hash"])
+            except (TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError):
+                yield canonical_json({"unreadable_message": repr(record.value)[:2000],
+                                      "topic": record.topic, "partition": record.partition,
+                                      "offset": record.offset})
+                continue
+            if identity in seen:
+                continue
+            seen.add(identity)
+            yield canonical_json(envelope)

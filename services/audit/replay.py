@@ -1,0 +1,402 @@
+"""The auditor's replay: the three topics from offset 0 -> every balance, in memory.
+
+Each valid message is turned into money movements by ``effects_of`` (the live projection's own
+function) and folded into dicts. The replay keeps the projector's rules: a message that breaks
+its contract is skipped, a re-sent ``event_id`` counts once, a refused event changes nothing.
+As the contracts say, a stream is read in ``stream_position`` order: an event whose predecessor
+has not been read yet (a grant's stream moves partition after a merger) waits for it.
+
+``as_of`` keeps movements booked on or before that day, ``known_at`` movements recorded at or
+before that moment: the same filters as the live queries (``LedgerQueries``). Every event is still
+read, because an amount that is *set* moves by the difference to what was set before.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from contracts.canonical import format_utc
+from contracts.envelope import ContractViolation
+from contracts.events.expenditures import CATEGORIES
+from services.audit.sources import TopicReader, audited_topics
+from services.audit.validation import MessageCheck
+from services.common.config import Settings
+from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money
+
+BALANCE_COLUMNS = (
+    "awarded_cents",
+    "advance_paid_cents",
+    "spent_cents",
+    *(f"spent_{c}_cents" for c in CATEGORIES),
+    "unspent_cents",
+    "spent_beyond_award_cents",
+    "settled_cents",
+    "reclaim_issued_cents",
+    "reclaim_received_cents",
+)
+
+
+class MemoryBook:
+    """The ``Book`` of ``effects_of`` in dicts: running sums per ``LOOKUPS`` entry, line 1 per event."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.originals: dict[str, Original] = {}
+        self.closed: set[tuple[str, int]] = set()
+
+    def total(self, kind: str, **where: Any) -> int:
+        fields = tuple(sorted(where))
+        if fields not in LOOKUPS.get(kind, ()):
+            raise KeyError(f"{kind} by {fields} is not in LOOKUPS")
+        return self.sums.get((kind, fields, tuple(where[f] for f in fields)), 0)
+
+    def original(self, event_id: str) -> Original | None:
+        return self.originals.get(event_id)
+
+    def is_closed(self, municipality_code: str, year: int) -> bool:
+        return (municipality_code, year) in self.closed
+
+    def record(self, event_id: str, effects: Effects) -> None:
+        for line, row in effects.rows:
+            lookups = LOOKUPS.get(row["kind"])
+            if lookups:
+                for fields in lookups:
+                    self.sums[(row["kind"], fields, tuple(row[f] for f in fields))] += row["amount_cents"]
+            if line == 1:
+                self.originals[event_id] = Original(
+                    row["amount_cents"],
+                    row.get("municipality_code"),
+                    row.get("counterparty_id"),
+                    row.get("counterparty_name"),
+                    row.get("reference"),
+                )
+        if effects.closing is not None:
+            self.closed.add((effects.closing["municipality_code"], effects.closing["year"]))
+
+
+@dataclass
+class ReplayStats:
+    messages: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    refused: int = 0
+    waited: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Replay:
+    def __init__(self, *, as_of: date | None = None, known_at: datetime | None = None, strict: bool = False):
+        self.point = PointInTime(as_of=as_of, known_at=known_at)
+        self.as_of = as_of
+        self.known_at = format_utc(known_at) if known_at is not None else None
+        self.check = MessageCheck(strict=strict)
+        self.book = MemoryBook()
+        self.stats = ReplayStats()
+        self.offsets: dict[str, dict[str, int]] = {}
+        self._seen: set[str] = set()
+        self._positions: dict[str, int] = {}
+        self._waiting: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
+        # the filtered sums the answers are made of
+        self.cells: dict[tuple[str, int, str, str | None], int] = defaultdict(int)
+        self.frames: dict[int, int] = defaultdict(int)
+        self.bridge_frame = 0
+        self.library_kinds: dict[tuple[str, str], int] = defaultdict(int)
+        self.funding: dict[tuple[int, str | None], int] = defaultdict(int)
+        self.spent_by_booking_year: dict[tuple[str, int], int] = defaultdict(int)
+        self.closings: dict[tuple[str, int], dict[str, Any]] = {}
+        self.municipality_names: dict[str, str] = {}
+        self.library_names: dict[str, str] = {}
+        self.grants: dict[str, dict[str, Any]] = {}
+        self.advances: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.grant_kinds: dict[tuple[str, str], int] = defaultdict(int)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(self, reader: TopicReader) -> Replay:
+        self.offsets = reader.offsets()
+        for tp, records in reader.batches():
+            topic = tp.topic
+            for record in records:
+                self.feed(topic, record.value, f"{topic}[{tp.partition}]@{record.offset}")
+        self.finish()
+        return self
+
+    def feed(self, topic: str, value: bytes | None, where: str = "") -> None:
+        self.stats.messages += 1
+        try:
+            envelope = self.check.parse(value)
+        except ContractViolation as violation:
+            self.stats.invalid += 1
+            self.stats.problems.append(f"{where}: skipped, breaks its contract: {violation.reason}")
+            return
+        event_id = envelope["event_id"]
+        if event_id in self._seen:
+            self.stats.duplicates += 1
+            return
+        self._seen.add(event_id)
+        stream_id = envelope["stream_id"]
+        position = envelope["stream_position"]
+        last = self._positions.get(stream_id, 0)
+        if position > last + 1:
+            self.stats.waited += 1
+            self._waiting.setdefault(stream_id, {})[position] = (topic, envelope)
+            return
+        self._apply(topic, envelope, where)
+        if position > last:
+            self._positions[stream_id] = position
+        if stream_id in self._waiting:
+            self._release(stream_id)
+
+    def _release(self, stream_id: str) -> None:
+        waiting = self._waiting[stream_id]
+        while (nxt := self._positions[stream_id] + 1) in waiting:
+            topic, envelope = waiting.pop(nxt)
+            self._apply(topic, envelope, "")
+            self._positions[stream_id] = nxt
+        if not waiting:
+            del self._waiting[stream_id]
+
+    def finish(self) -> None:
+        """Applies what still waits for a predecessor that never came (the live projector did too)."""
+        for stream_id, waiting in sorted(self._waiting.items()):
+            for position in sorted(waiting):
+                topic, envelope = waiting[position]
+                self.stats.problems.append(
+                    f"stream {stream_id}: position {position} applied without its predecessor(s)"
+                )
+                self._apply(topic, envelope, "")
+        self._waiting.clear()
+
+    # -- folding -------------------------------------------------------------------------------
+
+    def _apply(self, topic: str, envelope: dict[str, Any], where: str) -> None:
+        try:
+            effects = effects_of(topic, envelope, self.book)
+        except Refused as refused:
+            self.stats.refused += 1
+            self.stats.problems.append(f"{where or envelope['event_id']}: refused: {refused}")
+            return
+        self.stats.applied += 1
+        self.book.record(envelope["event_id"], effects)
+        recorded_at = envelope["recorded_at"]
+        if effects.municipality_name is not None:
+            code, name = effects.municipality_name
+            self.municipality_names[code] = name
+        if effects.library_name is not None:
+            library_id, name = effects.library_name
+            self.library_names[library_id] = name
+        if effects.closing is not None:
+            closing = effects.closing
+            self.closings[(closing["municipality_code"], closing["year"])] = {**closing, "recorded_at": recorded_at}
+        event_type = envelope["event_type"]
+        if event_type == "GrantAwarded":
+            p = envelope["payload"]
+            self.grants.setdefault(p["grant_id"], {**p, "event_id": envelope["event_id"]})
+        known = self.known_at is None or recorded_at <= self.known_at
+        if not known:
+            return
+        as_of = self.as_of
+        for _line, row in effects.rows:
+            if as_of is not None and row["booked_on"] > as_of:
+                continue
+            self._fold(row)
+            if event_type == "AdvancePaid":
+                p = envelope["payload"]
+                self.advances[p["grant_id"]].append(
+                    {"event_id": envelope["event_id"], "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
+                )
+
+    def _fold(self, row: dict[str, Any]) -> None:
+        kind = row["kind"]
+        amount = row["amount_cents"]
+        code = row.get("municipality_code")
+        year = row.get("year")
+        if kind == "spent":
+            category = row["category"]
+            if code is not None and year is not None:
+                self.cells[(code, year, kind, category)] += amount
+                self.spent_by_booking_year[(code, row["booked_on"].year)] += amount
+            if category == "library_funding" and year is not None:
+                self.funding[(year, row.get("counterparty_id"))] += amount
+            return
+        if code is not None and year is not None:
+            self.cells[(code, year, kind, None)] += amount
+        grant_id = row.get("grant_id")
+        if grant_id is not None:
+            self.grant_kinds[(grant_id, kind)] += amount
+        if kind == "grant_frame" and year is not None:
+            self.frames[year] += amount
+        elif kind == "bridge_frame":
+            self.bridge_frame += amount
+        library_id = row.get("library_id")
+        if library_id is not None and kind.startswith("bridge_"):
+            self.library_kinds[(library_id, kind)] += amount
+
+    # -- answers (the shapes of LedgerQueries, without its consumer offsets) ------------------------
+
+    def _books(self, code: str | None, year: int) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        books: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        for (c, y, kind, category), cents in self.cells.items():
+            if y != year or (code is not None and c != code):
+                continue
+            kinds, categories = books.setdefault(c, ({}, {}))
+            if kind == "spent":
+                categories[category or ""] = categories.get(category or "", 0) + cents
+            else:
+                kinds[kind] = kinds.get(kind, 0) + cents
+        return books
+
+    def years(self) -> list[int]:
+        return sorted({y for (_c, y, _k, _cat) in self.cells} | set(self.frames))
+
+    def municipality_years(self) -> list[tuple[str, int]]:
+        return sorted({(c, y) for (c, y, _k, _cat) in self.cells} | set(self.closings))
+
+    def balances(self, code: str, year: int) -> dict[str, Any]:
+        kinds, categories = self._books(code, year).get(code, ({}, {}))
+        return {"municipality_code": code, "year": year, **_money(kinds, categories), **self.point.describe()}
+
+    def national(self, year: int) -> dict[str, Any]:
+        rows = []
+        totals_kinds: dict[str, int] = {}
+        totals_categories: dict[str, int] = {}
+        for code, (kinds, categories) in sorted(self._books(None, year).items()):
+            name = self.municipality_names.get(code)
+            rows.append({"municipality_code": code, "name": name, **_money(kinds, categories)})
+            for k, v in kinds.items():
+                totals_kinds[k] = totals_kinds.get(k, 0) + v
+            for k, v in categories.items():
+                totals_categories[k] = totals_categories.get(k, 0) + v
+        frame = self.frames.get(year, 0)
+        totals = _money(totals_kinds, totals_categories)
+        per_library: dict[str, dict[str, int]] = {}
+        for (library_id, kind), cents in self.library_kinds.items():
+            per_library.setdefault(library_id, {})[kind] = cents
+        bridge_rows = [
+            {
+                "library_id": library_id,
+                "name": self.library_names.get(library_id),
+                "granted_cents": kinds.get("bridge_grant", 0),
+                "paid_cents": kinds.get("bridge_paid", 0),
+                "settled_cents": kinds.get("bridge_settled", 0),
+                "reclaim_issued_cents": kinds.get("bridge_reclaim", 0),
+            }
+            for library_id, kinds in sorted(per_library.items())
+        ]
+        bridge_totals = {
+            key: sum(r[key] for r in bridge_rows)  # type: ignore[misc]
+            for key in ("granted_cents", "paid_cents", "settled_cents", "reclaim_issued_cents")
+        }
+        received = [
+            {
+                "library_id": counterparty_id,
+                "name": self.library_names.get(counterparty_id) if counterparty_id is not None else None,
+                "received_cents": cents,
+            }
+            for (y, counterparty_id), cents in sorted(self.funding.items(), key=lambda item: item[0][1] or "")
+            if y == year
+        ]
+        return {
+            "year": year,
+            "frame_cents": frame,
+            "awarded_within_frame": totals["awarded_cents"] <= frame,
+            "frame_unawarded_cents": frame - totals["awarded_cents"],
+            "municipalities": rows,
+            "totals": totals,
+            "bridge": {
+                "frame_cents": self.bridge_frame,
+                "frame_ungranted_cents": self.bridge_frame - bridge_totals["granted_cents"],
+                "libraries": bridge_rows,
+                "totals": bridge_totals,
+            },
+            "library_funding_received": received,
+            **self.point.describe(),
+        }
+
+    def sisa(self, code: str, year: int) -> dict[str, Any]:
+        in_year = self.spent_by_booking_year.get((code, year), 0)
+        cumulative = sum(c for (m, y), c in self.spent_by_booking_year.items() if m == code and y <= year)
+        closing = self.closings.get((code, year))
+        if closing is not None and (
+            (self.as_of is not None and closing["closed_on"] > self.as_of)
+            or (self.known_at is not None and closing["recorded_at"] > self.known_at)
+        ):
+            closing = None
+        final = bool(closing is not None and closing["final_account"])
+        return {
+            "municipality_code": code,
+            "sisa_municipality_code": "06" + code[2:],
+            "indicator_code": SISA_INDICATOR_PREFIX,
+            "year": year,
+            "besteding_jaar_t_cents": in_year,
+            "cumulatieve_bestedingen_cents": cumulative,
+            "eindverantwoording": "Ja" if final else "Nee",
+            "final_account": final,
+            "year_closed": closing is not None,
+            "closed_on": closing["closed_on"].isoformat() if closing is not None else None,
+            **self.point.describe(),
+        }
+
+    # -- output --------------------------------------------------------------------------------
+
+    def document(self) -> dict[str, Any]:
+        return {
+            **self.point.describe(),
+            "offsets": self.offsets,
+            "stats": {
+                "messages": self.stats.messages,
+                "applied": self.stats.applied,
+                "duplicates": self.stats.duplicates,
+                "invalid": self.stats.invalid,
+                "refused": self.stats.refused,
+                "applied_after_waiting_for_predecessor": self.stats.waited,
+            },
+            "problems": self.stats.problems,
+            "national": [self.national(year) for year in self.years()],
+            "municipalities": [
+                {**self.balances(code, year), "sisa": self.sisa(code, year)}
+                for code, year in self.municipality_years()
+            ],
+        }
+
+    def balances_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["municipality_code", "name", "year", *BALANCE_COLUMNS])
+        for code, year in self.municipality_years():
+            b = self.balances(code, year)
+            flat = {**b, **{f"spent_{c}_cents": v for c, v in b["spent_by_category"].items()}}
+            writer.writerow([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
+        return out.getvalue()
+
+    def write(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        json_path, csv_path = out_dir / "balances.json", out_dir / "balances.csv"
+        json_path.write_text(json.dumps(self.document(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        csv_path.write_text(self.balances_csv(), encoding="utf-8")
+        return [json_path, csv_path]
+
+
+def replay_topics(
+    settings: Settings,
+    *,
+    as_of: date | None = None,
+    known_at: datetime | None = None,
+    strict: bool = False,
+    topics: Iterable[str] | None = None,
+) -> Replay:
+    reader = TopicReader(settings.kafka_bootstrap_servers, list(topics or audited_topics(settings)))
+    try:
+        return Replay(as_of=as_of, known_at=known_at, strict=strict).read(reader)
+    finally:
+        reader.close()

@@ -1,0 +1,152 @@
+"""Where the audit reads history: the three topics from offset 0, and each service's event store.
+
+The topic reader is the auditor's own consumer: it assigns every partition, has no group, commits
+nothing, and stops at the end offsets it saw when it started (so a replay is of a fixed history).
+The store reader walks the stored notifications in order and rebuilds each envelope exactly as it
+was recorded (before any upcasting), with its stored hash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import Application
+from kafka import KafkaConsumer, TopicPartition
+
+from contracts.topics import PUBLISHED_TOPICS, TopicSpec
+from services.common.config import Settings
+from services.common.definition import SERVICE_NAMES, service_definition
+from services.common.domain.chained import recorded_envelope
+from services.common.eventstore import build_application
+
+SERVICE_OF_TOPIC = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
+
+
+def audited_topics(settings: Settings) -> list[str]:
+    return [settings.topic(spec.name) for spec in PUBLISHED_TOPICS]
+
+
+def topic_of_service(settings: Settings, service: str) -> str:
+    spec: TopicSpec = service_definition(service).topic
+    return settings.topic(spec.name)
+
+
+def relay_name(topic: str) -> str:
+    """The tracking name the outbox relay records its position under (``OutboxRelay`` default)."""
+    return f"relay:{topic}"
+
+
+class TopicReader:
+    """Every message of ``topics`` below the end offsets seen at the start, partition by partition."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        *,
+        idle_timeout_s: float = 30.0,
+        consumer: KafkaConsumer | None = None,
+    ):
+        self.topics = list(topics)
+        self.idle_timeout_s = idle_timeout_s
+        self.consumer = consumer or KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            allow_auto_create_topics=False,
+            client_id="ido-audit",
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        self.partitions: list[TopicPartition] = []
+        self.missing_topics: list[str] = []
+        for topic in self.topics:
+            found = self.consumer.partitions_for_topic(topic)
+            if not found:
+                self.missing_topics.append(topic)
+                continue
+            self.partitions.extend(TopicPartition(topic, p) for p in sorted(found))
+        self.end_offsets: dict[TopicPartition, int] = (
+            dict(self.consumer.end_offsets(self.partitions)) if self.partitions else {}
+        )
+        self.beginning_offsets: dict[TopicPartition, int] = (
+            dict(self.consumer.beginning_offsets(self.partitions)) if self.partitions else {}
+        )
+
+    def offsets(self) -> dict[str, dict[str, int]]:
+        """{topic: {partition: end offset}} of the history read."""
+        found: dict[str, dict[str, int]] = {topic: {} for topic in self.topics if topic not in self.missing_topics}
+        for tp, end in sorted(self.end_offsets.items(), key=lambda item: (item[0].topic, item[0].partition)):
+            found[tp.topic][str(tp.partition)] = end
+        return found
+
+    def batches(self, stop_at: dict[TopicPartition, int] | None = None) -> Iterator[tuple[TopicPartition, list[Any]]]:
+        """(partition, records) until every partition reached its end offset (or ``stop_at``)."""
+        ends = stop_at if stop_at is not None else self.end_offsets
+        wanted = [tp for tp in self.partitions if ends.get(tp, 0) > 0]
+        if not wanted:
+            return
+        self.consumer.assign(wanted)
+        for tp in wanted:
+            self.consumer.seek(tp, 0)
+        open_ = set(wanted)
+        last_progress = time.monotonic()
+        while open_:
+            polled = self.consumer.poll(timeout_ms=500, max_records=20_000)
+            if polled:
+                last_progress = time.monotonic()
+            for tp, records in polled.items():
+                if tp not in open_:
+                    continue
+                end = ends[tp]
+                if records[-1].offset >= end:
+                    records = [r for r in records if r.offset < end]
+                if records:
+                    yield tp, records
+                if self.consumer.position(tp) >= end:
+                    open_.discard(tp)
+                    self.consumer.pause(tp)
+            if open_ and time.monotonic() - last_progress > self.idle_timeout_s:
+                names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(open_))
+                raise TimeoutError(f"no messages for {self.idle_timeout_s:.0f} s before the end offsets of {names}")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def open_store(settings: Settings, service: str) -> Application:
+    """The service's application on its configured event store, as the service builds it."""
+    return build_application(service_definition(service).application_class, settings.eventsourcing_env(service))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    notification_id: int
+    key: str
+    envelope: dict[str, Any]
+
+
+def stored_events(application: Application, page: int = 1000) -> Iterator[StoredEvent]:
+    """Every stored event in notification order, as recorded (``recorded_envelope``)."""
+    start = 0
+    while True:
+        notifications = application.recorder.select_notifications(start=start, limit=page, inclusive_of_start=False)
+        if not notifications:
+            return
+        for notification in notifications:
+            key, envelope = recorded_envelope(application.mapper, notification)
+            yield StoredEvent(notification.id, key, envelope)
+        start = notifications[-1].id
+
+
+def relay_position(application: Application, topic: str) -> int:
+    """The last notification id the outbox relay had the broker acknowledge for ``topic``."""
+    return application.factory.tracking_recorder().max_tracking_id(relay_name(topic)) or 0
+
+
+def services() -> tuple[str, ...]:
+    return SERVICE_NAMES

@@ -1,0 +1,125 @@
+"""Structured logs: one JSON object per line, with the request id and event ids, never a secret.
+
+``configure_logging(settings)`` installs the handler on the root logger (``IDO_LOG_FORMAT=json``,
+the default, or ``text`` for a person at a terminal; ``IDO_LOG_LEVEL``). Every record carries
+``request_id`` while a request is served (see ``services/common/http.py``); pass event ids with
+``extra={"event_ids": [...]}``. What is logged is a whitelist by construction: the message and
+the ``extra`` fields a caller chose. Headers and bodies are never logged, and as a last line of
+defence anything that looks like a bearer token or a JWT is masked, and fields named like
+secrets (authorization, token, password, cookie, secret) are dropped.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import IO, Any
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ido_request_id", default=None)
+SERVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ido_service", default=None)
+
+_HANDLER_MARK = "_ido_handler"
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+_SECRET_KEY = re.compile(r"(authori[sz]ation|token|password|passwd|cookie|secret|private)", re.IGNORECASE)
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def redact(text: str) -> str:
+    """Masks bearer tokens and JWTs in a piece of text."""
+    return _JWT.sub("[redacted-jwt]", _BEARER.sub("Bearer [redacted]", text))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(v) for v in value]
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return redact(str(value))
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id`` and ``service`` of the current context to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        if getattr(record, "service", None) is None:
+            record.service = SERVICE.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, logger, message, service, request_id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key in _STANDARD_ATTRIBUTES or key.startswith("_") or value is None:
+                continue
+            if _SECRET_KEY.search(key):
+                continue
+            entry[key] = _clean(value)
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """For a terminal: the usual line, with the request id when there is one; tokens masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return redact(f"{line} [request {request_id}]" if request_id else line)
+
+
+def log_handler(stream: IO[str] | None = None, log_format: str = "json") -> logging.Handler:
+    """A stream handler with our formatter and context filter (tests attach one to read the lines)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    return handler
+
+
+def configure_logging(
+    log_format: str = "json", level: str | int = "INFO", stream: IO[str] | None = None, service: str | None = None
+) -> logging.Handler:
+    """Replaces the root logger's handlers with one of ours; call once at process start (the CLI)."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    handler = log_handler(stream, log_format)
+    root.addHandler(handler)
+    root.setLevel(level)
+    if service:
+        SERVICE.set(service)
+    # Chatty libraries: their INFO lines are connection noise; warnings still come through.
+    for noisy in ("kafka", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
+
+
+def configure_from_settings(settings: Any, service: str | None = None) -> logging.Handler:
+    """``configure_logging`` with ``IDO_LOG_FORMAT`` and ``IDO_LOG_LEVEL`` of the settings."""
+    return configure_logging(settings.log_format, settings.log_level, service=service)

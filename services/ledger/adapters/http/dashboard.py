@@ -1,0 +1,301 @@
+"""The ledger's read-only dashboard for people: server-rendered HTML, no script, no build step.
+
+Login: the user pastes a bearer token (from `ido tokens issue` or the identity provider) into the
+login page; it is verified like an API call and kept in an HttpOnly, SameSite=Strict cookie
+scoped to /dashboard for the token's lifetime. Every page verifies it again (expiry, revocation)
+and applies the API's own access rules: a municipality sees only its own books; auditors, finance
+and the ministry see all; other roles nothing. The figures come from ``LedgerQueries``, the same
+queries the `/v1/...` endpoints answer with.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from contracts.events.expenditures import CATEGORIES
+from services.common.auth import CBS_CODE, Principal, TokenVerifier
+from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
+from services.ledger.adapters.http.dashboard_chart import (
+    bar,
+    cumulative_chart,
+    cumulative_steps,
+    format_eur,
+    month_ends,
+    percent,
+)
+from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS, LedgerService
+from services.ledger.application.queries import PointInTime
+from services.ledger.application.view import journal, municipalities
+
+LEDGER_DIR = Path(__file__).resolve().parents[2]
+COOKIE = "ido_dashboard"
+COOKIE_PATH = "/dashboard"
+CATEGORY_LABELS = {
+    "library_funding": "Funding the library's IDO",
+    "promotion": "Promotion",
+    "network_orchestration": "Network orchestration",
+}
+SECURITY_HEADERS = {
+    # No script at all; styles and images only from here; forms post only here; never framed.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+dashboard = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder=str(LEDGER_DIR / "templates"),
+    static_folder=str(LEDGER_DIR / "static"),
+    static_url_path="/static",
+)
+dashboard.add_app_template_filter(format_eur, "eur")
+dashboard.add_app_template_global(percent, "percent")
+dashboard.add_app_template_global(bar, "bar")
+
+
+def _service() -> LedgerService:
+    found: LedgerService = current_app.extensions["ledger"]
+    return found
+
+
+def _verifier() -> TokenVerifier:
+    found: TokenVerifier = current_app.extensions["ido.verifier"]
+    return found
+
+
+def _caller() -> Principal:
+    """The caller from the Authorization header (scripts) or the dashboard cookie (browsers)."""
+    if "principal" not in g:
+        header = request.headers.get("Authorization")
+        cookie = request.cookies.get(COOKIE)
+        if header is None and cookie:
+            header = f"Bearer {cookie}"
+        g.principal = _verifier().verify(header)
+    found: Principal = g.principal
+    return found
+
+
+def _point_in_time() -> PointInTime:
+    raw = request.args.get("as_of")
+    if not raw:
+        return PointInTime()
+    try:
+        return PointInTime(as_of=date.fromisoformat(raw))
+    except ValueError:
+        raise InvalidInput("as_of must be a date (YYYY-MM-DD)", field="as_of") from None
+
+
+def _year(year: int) -> int:
+    if not 2019 <= year <= 2100:
+        raise NotFound(f"no grant year {year}")
+    return year
+
+
+def _years() -> list[int]:
+    with _service().queries.engine.connect() as connection:
+        found = connection.execute(
+            select(journal.c.year).where(journal.c.year.is_not(None)).distinct().order_by(journal.c.year)
+        ).scalars()
+        return [int(y) for y in found]
+
+
+def _default_year() -> int:
+    years = _years()
+    today = datetime.now(UTC).date()
+    if today.year in years or not years:
+        return today.year
+    return years[-1]
+
+
+def _municipality_name(code: str) -> str | None:
+    with _service().queries.engine.connect() as connection:
+        name: str | None = connection.execute(
+            select(municipalities.c.name).where(municipalities.c.municipality_code == code)
+        ).scalar_one_or_none()
+        return name
+
+
+@dashboard.after_request
+def _secure(response: Response) -> Response:
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    return response
+
+
+@dashboard.errorhandler(ServiceError)
+def _refused(error: ServiceError) -> Any:
+    if isinstance(error, Unauthenticated):
+        # 401 with the login form: sign in, then come back to the page asked for.
+        message = "Sign in to see these books." if not request.cookies.get(COOKIE) else (
+            f"Your session ended ({error.message}); paste a token again."
+        )
+        page = render_template("dashboard/login.html", message=message, caller=None, next_path=request.path)
+        response = current_app.make_response((page, 401))
+        if request.cookies.get(COOKIE):
+            response.delete_cookie(COOKIE, path=COOKIE_PATH)
+        return response
+    page = render_template("dashboard/error.html", error=error, caller=g.get("principal"))
+    return page, error.http_status
+
+
+def _safe_next(path: str | None) -> str:
+    """Only a path of this dashboard: never another site (no open redirect)."""
+    if path and path.startswith(COOKIE_PATH + "/") and "//" not in path and "\\" not in path:
+        return path
+    return url_for("dashboard.home")
+
+
+@dashboard.get("/login")
+def login() -> Any:
+    return render_template("dashboard/login.html", message=None, caller=None, next_path=request.args.get("next"))
+
+
+@dashboard.post("/login")
+def login_post() -> Any:
+    token = (request.form.get("token") or "").strip().removeprefix("Bearer ").strip()
+    next_path = request.form.get("next")
+    try:
+        caller = _verifier().verify(f"Bearer {token}")
+    except Unauthenticated as error:
+        page = render_template(
+            "dashboard/login.html", message=f"Not signed in: {error.message}.", caller=None, next_path=next_path
+        )
+        return page, 401
+    g.principal = caller
+    response = redirect(_safe_next(next_path), code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        expires=_expiry(token),
+        path=COOKIE_PATH,
+        httponly=True,
+        secure=request.is_secure,
+        samesite="Strict",
+    )
+    return response
+
+
+def _expiry(token: str) -> datetime:
+    import jwt
+
+    claims = jwt.decode(token, options={"verify_signature": False})  # verified just before
+    return datetime.fromtimestamp(int(claims["exp"]), UTC)
+
+
+@dashboard.post("/logout")
+def logout() -> Any:
+    response = redirect(url_for("dashboard.login"), code=303)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@dashboard.get("/")
+def home() -> Any:
+    """A municipality's own books, or the national view, of the latest year with figures."""
+    caller = _caller()
+    year = _default_year()
+    if caller.role == "municipality" and caller.municipality_code:
+        return municipality(caller.municipality_code, year)
+    caller.require_role(*NATIONAL_READERS)
+    return national(year)
+
+
+@dashboard.get("/national/<int:year>")
+def national(year: int) -> Any:
+    caller = _caller()
+    caller.require_role(*NATIONAL_READERS)
+    at = _point_in_time()
+    answer = _service().queries.national(_year(year), at)
+    libraries = _library_rows(answer)
+    return render_template(
+        "dashboard/national.html",
+        caller=caller,
+        year=year,
+        years=sorted(set(_years()) | {year}),
+        at=at,
+        n=answer,
+        libraries=libraries,
+        categories=CATEGORIES,
+        labels=CATEGORY_LABELS,
+    )
+
+
+def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per library: the bridging subsidy (KB) and the municipal funding received in the year."""
+    rows: dict[str, dict[str, Any]] = {}
+    for found in answer["bridge"]["libraries"]:
+        rows[found["library_id"]] = {
+            "library_id": found["library_id"],
+            "name": found["name"],
+            "bridge_granted_cents": found["granted_cents"],
+            "bridge_paid_cents": found["paid_cents"],
+            "municipal_funding_cents": 0,
+        }
+    for found in answer["library_funding_received"]:
+        library_id = found["library_id"] or "(unknown)"
+        row = rows.setdefault(
+            library_id,
+            {
+                "library_id": library_id,
+                "name": found["name"],
+                "bridge_granted_cents": 0,
+                "bridge_paid_cents": 0,
+                "municipal_funding_cents": 0,
+            },
+        )
+        row["municipal_funding_cents"] += found["received_cents"]
+        row["name"] = row["name"] or found["name"]
+    return sorted(rows.values(), key=lambda r: r["library_id"])
+
+
+@dashboard.get("/municipalities/<code>/<int:year>")
+def municipality(code: str, year: int) -> Any:
+    caller = _caller()
+    if not CBS_CODE.match(code):
+        raise NotFound(f"no municipality {code!r}")
+    caller.require_books_of(code, readers=READERS)
+    at = _point_in_time()
+    queries = _service().queries
+    balances = queries.balances(code, _year(year), at)
+    rows = queries.journal_rows(code, year, at)
+    steps = cumulative_steps(rows)
+    today = at.as_of or datetime.now(UTC).date()
+    name = _municipality_name(code)
+    funding: dict[tuple[str, str], int] = {}
+    for row in rows:
+        if row["category"] == "library_funding":
+            key = (row["counterparty_id"] or "", row["counterparty_name"] or "")
+            funding[key] = funding.get(key, 0) + int(row["amount_cents"])
+    chart = cumulative_chart(
+        year=year,
+        steps=steps,
+        award_cents=balances["awarded_cents"],
+        today=today,
+        title=f"Cumulative spending of {code} in {year} against the award",
+    )
+    return render_template(
+        "dashboard/municipality.html",
+        caller=caller,
+        code=code,
+        name=name,
+        year=year,
+        years=sorted(set(_years()) | {year}),
+        at=at,
+        b=balances,
+        categories=CATEGORIES,
+        labels=CATEGORY_LABELS,
+        chart=chart,
+        month_ends=month_ends(year, steps),
+        funding=sorted(funding.items()),
+        national_link=caller.role in NATIONAL_READERS,
+    )

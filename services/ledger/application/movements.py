@@ -1,0 +1,308 @@
+"""What money an event moves: one pure function shared by the live projection and the audit replay.
+
+``effects_of(topic, envelope, book)`` turns one envelope into the signed journal rows it causes
+(see ``view.py``), the names it records and the year it closes. It writes nothing: the live
+projection (``adapters/projection.py``) inserts the rows into SQL, the audit replay
+(``services/audit/replay.py``) folds them into dicts. Because both call this one function, the
+replayed balances cannot drift from the live ones.
+
+Events that *set* an amount (a frame, an award, a settlement, a bridging grant or account) become
+the difference to what was set before; ``book`` answers "what is set now" (``total``), the
+line 1 of an earlier event (``original``, for reversals) and whether a year is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, NamedTuple, Protocol
+
+from contracts.registry import contract_for
+from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
+
+PRODUCER_OF_TOPIC = {
+    GRANTS.name: GRANTS.producer,
+    BRIDGE.name: BRIDGE.producer,
+    EXPENDITURES.name: EXPENDITURES.producer,
+}
+GRANT_KINDS = ("awarded", "advance_paid", "settled", "reclaim_issued", "reclaim_received")
+
+LOOKUPS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "grant_frame": (("year",),),
+    "awarded": (("grant_id",), ("grant_id", "municipality_code")),
+    "advance_paid": (("grant_id", "municipality_code"),),
+    "settled": (("grant_id",), ("grant_id", "municipality_code")),
+    "reclaim_issued": (("grant_id", "municipality_code"),),
+    "reclaim_received": (("grant_id", "municipality_code"),),
+    "bridge_frame": ((),),
+    "bridge_grant": (("library_id",),),
+    "bridge_settled": (("library_id",),),
+}
+"""Every (kind, fields) that ``effects_of`` asks ``book.total`` for, fields sorted by name.
+
+An in-memory book keeps a running sum per entry; SQL answers any of them with a filtered sum.
+"""
+
+
+class Refused(Exception):
+    """The event must not be applied (the projection dead-letters it, the replay skips it)."""
+
+
+class Original(NamedTuple):
+    """Line 1 of an applied event, as a reversal needs it."""
+
+    amount_cents: int
+    municipality_code: str | None
+    counterparty_id: str | None
+    counterparty_name: str | None
+    reference: str | None
+
+
+class Book(Protocol):
+    def total(self, kind: str, **where: Any) -> int:
+        """The sum of the journal's ``kind`` rows matching ``where`` (one of ``LOOKUPS``)."""
+        ...
+
+    def original(self, event_id: str) -> Original | None: ...
+
+    def is_closed(self, municipality_code: str, year: int) -> bool: ...
+
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Effects:
+    rows: list[tuple[int, Row]] = field(default_factory=list)
+    """(line, journal columns without the envelope's event_id/event_type/recorded_at/stream_id)."""
+    municipality_name: tuple[str, str] | None = None
+    library_name: tuple[str, str] | None = None
+    closing: Row | None = None
+    """Columns of ``ledger_closings`` without ``event_id`` and ``recorded_at``."""
+
+
+def day(value: str) -> date:
+    return date.fromisoformat(value[:10])
+
+
+def check_origin(topic: str, envelope: dict[str, Any]) -> None:
+    """An event is only taken from its own topic and its own producer."""
+    event_type = envelope["event_type"]
+    contract = contract_for(event_type, envelope["schema_version"])
+    if not topic.endswith(contract.topic):
+        raise Refused(f"{event_type} belongs on {contract.topic}, not on {topic}")
+    producer = PRODUCER_OF_TOPIC.get(contract.topic)
+    if producer is not None and envelope["producer"] != producer:
+        raise Refused(f"{event_type} on {contract.topic} must come from {producer}, not {envelope['producer']}")
+
+
+def effects_of(topic: str, envelope: dict[str, Any], book: Book) -> Effects:
+    """The effects of one valid envelope read from ``topic``; raises ``Refused``."""
+    check_origin(topic, envelope)
+    handler = _HANDLERS.get(envelope["event_type"])
+    if handler is None:  # other events (e.g. BridgeCommitmentChanged) change no balance
+        return Effects()
+    return handler(envelope, book)
+
+
+def _lines(*rows: Row) -> Effects:
+    """Numbered rows; a zero row after the first is left out (its line number stays unused)."""
+    return Effects(rows=[(line, row) for line, row in enumerate(rows, start=1) if line == 1 or row["amount_cents"]])
+
+
+# -- grants ----------------------------------------------------------------------------------------
+
+
+def _grant_row(p: dict[str, Any], kind: str, amount: int, on: str) -> Row:
+    return {
+        "kind": kind,
+        "municipality_code": p["municipality_code"],
+        "grant_id": p["grant_id"],
+        "year": p["year"],
+        "amount_cents": amount,
+        "booked_on": day(on),
+    }
+
+
+def _grant_frame(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["frame_cents"] - book.total("grant_frame", year=p["year"])
+    return _lines({"kind": "grant_frame", "year": p["year"], "amount_cents": delta, "booked_on": day(p["decided_on"])})
+
+
+def _awarded(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["amount_cents"] - book.total("awarded", grant_id=p["grant_id"])
+    effects = _lines(_grant_row(p, "awarded", delta, p["awarded_on"]))
+    effects.municipality_name = (p["municipality_code"], p["municipality_name"])
+    return effects
+
+
+def _advance_paid(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return _lines(_grant_row(p, "advance_paid", p["amount_cents"], p["paid_on"]))
+
+
+def _settled(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["settled_cents"] - book.total("settled", grant_id=p["grant_id"])
+    return _lines(_grant_row(p, "settled", delta, p["settled_on"]))
+
+
+def _reclaim_issued(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return _lines(_grant_row(p, "reclaim_issued", p["amount_cents"], p["issued_on"]))
+
+
+def _reclaim_received(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return _lines(_grant_row(p, "reclaim_received", p["amount_cents"], p["received_on"]))
+
+
+def _transferred(envelope: dict[str, Any], book: Book) -> Effects:
+    """The grant's amounts so far move from the merged municipality to its successor."""
+    p = envelope["payload"]
+    old, new = p["from_municipality_code"], p["municipality_code"]
+    rows: list[Row] = []
+    for kind in GRANT_KINDS:
+        moved = book.total(kind, grant_id=p["grant_id"], municipality_code=old)
+        if moved:
+            rows.append(_grant_row({**p, "municipality_code": old}, kind, -moved, p["effective_on"]))
+            rows.append(_grant_row({**p, "municipality_code": new}, kind, moved, p["effective_on"]))
+    return Effects(rows=list(enumerate(rows, start=1)))
+
+
+# -- bridge ----------------------------------------------------------------------------------------
+
+
+def _bridge_row(library_id: str, kind: str, amount: int, on: str) -> Row:
+    return {"kind": kind, "library_id": library_id, "amount_cents": amount, "booked_on": day(on)}
+
+
+def _bridge_frame(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["frame_cents"] - book.total("bridge_frame")
+    return _lines({"kind": "bridge_frame", "amount_cents": delta, "booked_on": day(envelope["occurred_at"])})
+
+
+def _library(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return Effects(library_name=(p["library_id"], p["name"]))
+
+
+def _bridge_grant(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["amount_cents"] - book.total("bridge_grant", library_id=p["library_id"])
+    return _lines(_bridge_row(p["library_id"], "bridge_grant", delta, envelope["occurred_at"]))
+
+
+def _bridge_paid(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return _lines(_bridge_row(p["library_id"], "bridge_paid", p["amount_cents"], p["paid_on"]))
+
+
+def _bridge_account(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    delta = p["spent_cents"] - book.total("bridge_settled", library_id=p["library_id"])
+    return _lines(_bridge_row(p["library_id"], "bridge_settled", delta, p["submitted_on"]))
+
+
+def _bridge_reclaim(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    return _lines(_bridge_row(p["library_id"], "bridge_reclaim", p["amount_cents"], p["issued_on"]))
+
+
+# -- expenditures ----------------------------------------------------------------------------------
+
+
+def _expenditure_recorded(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    counterparty = p["counterparty"]
+    return Effects(
+        rows=[
+            (
+                1,
+                {
+                    "kind": "spent",
+                    "municipality_code": p["municipality_code"],
+                    "year": p["grant_year"],
+                    "category": p["category"],
+                    "amount_cents": p["amount_cents"],
+                    "booked_on": day(p["booked_on"]),
+                    "expenditure_id": p["expenditure_id"],
+                    "counterparty_id": counterparty["id"],
+                    "counterparty_name": counterparty["name"],
+                    "reference": p["reference"],
+                    "description": p["description"],
+                },
+            )
+        ]
+    )
+
+
+def _expenditure_reversed(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    original = book.original(p["reverses_event_id"])
+    if original is not None and (
+        original.amount_cents != p["amount_cents"] or original.municipality_code != p["municipality_code"]
+    ):
+        raise Refused(f"the reversal does not match the expenditure it reverses ({p['reverses_event_id']})")
+    return Effects(
+        rows=[
+            (
+                1,
+                {
+                    "kind": "spent",
+                    "municipality_code": p["municipality_code"],
+                    "year": p["grant_year"],
+                    "category": p["category"],
+                    "amount_cents": -p["amount_cents"],
+                    "booked_on": day(p["booked_on"]),
+                    "expenditure_id": p["expenditure_id"],
+                    "reverses_event_id": p["reverses_event_id"],
+                    "description": p["reason"],
+                    "counterparty_id": original.counterparty_id if original is not None else None,
+                    "counterparty_name": original.counterparty_name if original is not None else None,
+                    "reference": original.reference if original is not None else None,
+                },
+            )
+        ]
+    )
+
+
+def _year_closed(envelope: dict[str, Any], book: Book) -> Effects:
+    p = envelope["payload"]
+    if book.is_closed(p["municipality_code"], p["grant_year"]):
+        raise Refused(f"the year {p['grant_year']} of {p['municipality_code']} was closed before")
+    return Effects(
+        closing={
+            "municipality_code": p["municipality_code"],
+            "year": p["grant_year"],
+            "closed_on": day(p["closed_on"]),
+            "closed_by": p["closed_by"],
+            "final_account": p["final_account"],
+        }
+    )
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any], Book], Effects]] = {
+    "GrantFrameSet": _grant_frame,
+    "GrantFrameAmended": _grant_frame,
+    "GrantAwarded": _awarded,
+    "AdvancePaid": _advance_paid,
+    "GrantSettled": _settled,
+    "ReclaimIssued": _reclaim_issued,
+    "ReclaimReceived": _reclaim_received,
+    "GrantTransferred": _transferred,
+    "BridgeFrameSet": _bridge_frame,
+    "BridgeFrameAmended": _bridge_frame,
+    "LibraryRegistered": _library,
+    "BridgeGrantSet": _bridge_grant,
+    "BridgePaymentMade": _bridge_paid,
+    "BridgeAccountSubmitted": _bridge_account,
+    "BridgeReclaimIssued": _bridge_reclaim,
+    "ExpenditureRecorded": _expenditure_recorded,
+    "ExpenditureReversed": _expenditure_reversed,
+    "YearClosed": _year_closed,
+}

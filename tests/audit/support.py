@@ -1,0 +1,320 @@
+"""Histories for the audit tests: recorded through the real services, or generated at random."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import MetaData, Table, create_engine, func, select, text, update
+
+from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
+from services.bridge.application.app import BridgeApplication
+from services.bridge.entrypoints.demo import load_demo_data as load_bridge_demo
+from services.common.adapters.sql import create_sql_engine
+from services.common.config import Settings
+from services.common.consumer import applied_events
+from services.common.domain.chained import stream_uuid
+from services.common.eventstore import build_application
+from services.ledger.application.app import LedgerApplication
+from services.ledger.application.commands import LedgerCommands
+from services.ledger.application.idempotency import IdempotencyStore
+from services.ledger.entrypoints.projector import build_runner
+from services.payments.application.app import PaymentsApplication
+from tests.ledger.events import Streams
+from tests.support.kafka_topics import publish_all
+
+CODES = ("GM0363", "GM0344", "GM0599", "GM0014", "GM0772", "GM1948")
+NAMES = {
+    "GM0363": "Amsterdam", "GM0344": "Utrecht", "GM0599": "Rotterdam", "GM0014": "Groningen",
+    "GM0772": "Eindhoven", "GM1948": "Meierijstad",
+}
+LIBRARY = "NL-KVK-41215098"
+
+
+def expenditure_body(amount_cents: int, booked_on: str, category: str = "library_funding", **extra: Any) -> dict:
+    return {
+        "grant_year": int(booked_on[:4]),
+        "category": category,
+        "amount_cents": amount_cents,
+        "booked_on": date.fromisoformat(booked_on),
+        "counterparty": {"id": LIBRARY, "name": "OBA (illustrative)"},
+        "description": "illustrative",
+        "reference": f"R-{uuid.uuid4().hex[:6]}",
+        **extra,
+    }
+
+
+@dataclass
+class Services:
+    settings: Settings
+    payments: PaymentsApplication
+    bridge: BridgeApplication
+    ledger: LedgerApplication
+    commands: LedgerCommands
+    expenditures: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self) -> None:
+        for application, topic in ((self.payments, GRANTS), (self.bridge, BRIDGE), (self.ledger, EXPENDITURES)):
+            publish_all(self.settings, application, topic)
+
+    def spend(self, code: str, amount_cents: int, booked_on: str, **extra: Any) -> dict[str, Any]:
+        status, answer = self.commands.record_expenditure(code, expenditure_body(amount_cents, booked_on, **extra))
+        assert status == 201
+        self.expenditures.append(answer)
+        return answer
+
+    def close(self) -> None:
+        for application in (self.payments, self.bridge, self.ledger):
+            application.close()
+
+
+def record_history(settings: Settings, on_year_closed: Any = None) -> Services:
+    """A small honest history through the three services' own applications."""
+    payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
+    payments.set_frame(2024, 1_713_000_000, date(2023, 12, 1))
+    for code in CODES[:3]:
+        payments.award_grant(2024, code, NAMES[code], 40_000_00, date(2024, 1, 15))
+        payments.pay_advance(2024, code, 40_000_00, date(2024, 1, 31))
+    bridge = build_application(BridgeApplication, settings.eventsourcing_env("bridge"))
+    load_bridge_demo(settings, bridge)
+    ledger = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+    commands = LedgerCommands(
+        ledger, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))), on_year_closed=on_year_closed
+    )
+    services = Services(settings, payments, bridge, ledger, commands)
+    services.spend(CODES[0], 12_345_67, "2024-02-01")
+    wrong = services.spend(CODES[0], 500_00, "2024-03-01", category="promotion")
+    commands.reverse_expenditure(CODES[0], uuid.UUID(wrong["expenditure_id"]), reason="booked twice",
+                                 booked_on=date(2024, 3, 10))
+    services.spend(CODES[1], 7_000_00, "2024-04-01", category="network_orchestration")
+    return services
+
+
+# -- tampering, as someone with database access would ------------------------------------------------
+
+
+def events_table(settings: Settings, service: str) -> tuple[Any, Table]:
+    """The engine and the eventsourcing table holding the service's stored events."""
+    if settings.event_store == "sqlite":
+        engine = create_engine(f"sqlite:///{settings.eventsourcing_env(service)['SQLITE_DBNAME']}")
+        name = "stored_events"
+    else:
+        assert settings.postgres is not None
+        engine = create_engine(settings.postgres.sqlalchemy_url)
+        name = f"{service}_events"
+    return engine, Table(name, MetaData(), autoload_with=engine)
+
+
+def tamper(settings: Settings, service: str, stream_id: str, position: int, old: str, new: str) -> None:
+    """Changes one stored event's state in place with an SQL UPDATE (the hash stays as stored)."""
+    engine, table = events_table(settings, service)
+    key = (table.c.originator_id == _originator(settings, stream_id)) & (table.c.originator_version == position)
+    with engine.begin() as connection:
+        state = bytes(connection.execute(select(table.c.state).where(key)).scalar_one())
+        assert old.encode() in state, state
+        changed = connection.execute(update(table).where(key).values(state=state.replace(old.encode(), new.encode())))
+        assert changed.rowcount == 1
+    engine.dispose()
+
+
+def delete_stored(settings: Settings, service: str, stream_id: str, position: int) -> None:
+    engine, table = events_table(settings, service)
+    key = (table.c.originator_id == _originator(settings, stream_id)) & (table.c.originator_version == position)
+    with engine.begin() as connection:
+        assert connection.execute(table.delete().where(key)).rowcount == 1
+    engine.dispose()
+
+
+def _originator(settings: Settings, stream_id: str) -> Any:
+    identifier = stream_uuid(stream_id)
+    return identifier.hex if settings.event_store == "sqlite" else identifier
+
+
+# -- the live projection ---------------------------------------------------------------------------
+
+
+def project(settings: Settings, expected: int, timeout_s: float = 60) -> None:
+    """Runs the live projector until ``expected`` events were taken (applied or refused)."""
+    runner = build_runner(settings)
+    engine = create_sql_engine(settings.view_db_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            runner.run_once(timeout_ms=300)
+            with engine.connect() as connection:
+                if connection.execute(select(func.count()).select_from(applied_events)).scalar_one() >= expected:
+                    runner.run_once(timeout_ms=300)
+                    return
+        raise AssertionError(f"the projection did not take {expected} events in {timeout_s} s")
+    finally:
+        runner.close()
+        engine.dispose()
+
+
+def table_names(engine: Any) -> list[str]:
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            return [r[0] for r in connection.execute(text("select name from sqlite_master where type='table'"))]
+        return [r[0] for r in connection.execute(text("select tablename from pg_tables"))]
+
+
+# -- a random history, as envelopes ------------------------------------------------------------------
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class RandomHistory:
+    streams: Streams
+    recorded: list[str] = field(default_factory=list)
+    days: list[date] = field(default_factory=list)
+    codes_years: set[tuple[str, int]] = field(default_factory=set)
+
+
+def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHistory:
+    """Awards, advances, expenditures, reversals, late postings, closes, settlements, reclaims and
+    the bridging subsidy, at random but keeping each stream's own order and the contracts."""
+    rng = random.Random(seed)
+    s = Streams(prefix)
+    history = RandomHistory(s)
+    clock = datetime(2023, 11, 1, 9, tzinfo=UTC)
+
+    def tick(max_hours: int = 72) -> str:
+        nonlocal clock
+        clock += timedelta(hours=rng.randint(1, max_hours), microseconds=rng.randint(0, 999_999))
+        history.recorded.append(stamp(clock))
+        return stamp(clock)
+
+    codes = list(CODES[: rng.randint(3, len(CODES))])
+    years = (2024, 2025)
+    awarded: dict[tuple[str, int], int] = {}
+    for year in years:
+        clock = max(clock, datetime(year - 1, 12, 1, 9, tzinfo=UTC))
+        frame = rng.randint(10_000_000, 20_000_000) * 100
+        s.event("GrantFrameSet", f"scheme-{year}", f"scheme-{year}", tick(), year=year, frame_cents=frame,
+                decided_on=clock.date().isoformat())
+        if rng.random() < 0.6:
+            amended = frame - rng.randint(1, 1_000_000) * 100
+            s.event("GrantFrameAmended", f"scheme-{year}", f"scheme-{year}", tick(), year=year,
+                    frame_cents=amended, previous_frame_cents=frame, decided_on=clock.date().isoformat(),
+                    reason="illustrative amendment")
+        clock = max(clock, datetime(year, 1, 5, 9, tzinfo=UTC))
+        for code in codes:
+            amount = rng.randint(10_000, 900_000) * 100
+            awarded[(code, year)] = amount
+            grant = f"grant-{year}-{code}"
+            s.event("GrantAwarded", grant, code, tick(6), grant_id=grant, year=year, municipality_code=code,
+                    municipality_name=NAMES[code], amount_cents=amount, awarded_on=clock.date().isoformat(),
+                    basis="annex")
+            parts = rng.choice((1, 1, 2))
+            paid = 0
+            for part in range(parts):
+                value = amount - paid if part == parts - 1 else amount // 2
+                paid += value
+                s.event("AdvancePaid", grant, code, tick(6), grant_id=grant, year=year, municipality_code=code,
+                        amount_cents=value, paid_on=clock.date().isoformat())
+            history.codes_years.add((code, year))
+
+    bridge_frame = 2_700_000_00
+    s.event("BridgeFrameSet", "bridge-frame", "bridge-frame", stamp(datetime(2022, 12, 1, 9, tzinfo=UTC)),
+            frame_cents=bridge_frame, rate_cents_per_inhabitant="15", account_period_start="2019-01-01",
+            spending_deadline="2023-05-01", account_deadline="2023-09-01")
+    for n in range(rng.randint(1, 3)):
+        library_id = f"NL-KVK-{41215098 + n}"
+        stream = f"library-{library_id}"
+        inhabitants = rng.randint(10_000, 900_000)
+        grant_cents = inhabitants * 15
+        s.event("LibraryRegistered", stream, library_id, stamp(datetime(2022, 12, 2, 9, n, tzinfo=UTC)),
+                library_id=library_id, name=f"Library {n} (illustrative)",
+                service_area=[{"municipality_code": codes[n % len(codes)], "inhabitants": inhabitants}])
+        s.event("BridgeGrantSet", stream, library_id, stamp(datetime(2022, 12, 3, 9, n, tzinfo=UTC)),
+                library_id=library_id, amount_cents=grant_cents, inhabitants=inhabitants, basis="computed",
+                batch_id="b1", rate_cents_per_inhabitant="15", corrects_event_id=None)
+        s.event("BridgePaymentMade", stream, library_id, stamp(datetime(2022, 12, 10, 9, n, tzinfo=UTC)),
+                library_id=library_id, amount_cents=grant_cents, paid_on="2022-12-10", payment_batch_id=None)
+        spent = rng.randint(0, grant_cents)
+        account = s.event(
+            "BridgeAccountSubmitted", stream, library_id, stamp(datetime(2023, 8, 1, 9, n, tzinfo=UTC)),
+            library_id=library_id, grant_cents=grant_cents, paid_cents=grant_cents, spent_cents=spent,
+            unspent_cents=grant_cents - spent, period_start="2019-01-01", period_end="2023-05-01",
+            submitted_on="2023-08-01", account_deadline="2023-09-01", late=False)
+        if grant_cents > spent:
+            s.event("BridgeReclaimIssued", stream, library_id, stamp(datetime(2023, 8, 15, 9, n, tzinfo=UTC)),
+                    library_id=library_id, amount_cents=grant_cents - spent, issued_on="2023-08-15",
+                    account_event_id=account["event_id"])
+
+    # a year of postings, some late (booked well before they are recorded), some reversed
+    recorded: list[dict[str, Any]] = []
+    clock = datetime(2024, 1, 20, 9, tzinfo=UTC)
+    for _ in range(expenditures):
+        at = tick(120)
+        year = 2024 if clock.year == 2024 or rng.random() < 0.3 else min(clock.year, 2025)
+        latest = min(clock.date(), date(year, 12, 31))
+        earliest = date(year, 1, 1)
+        if latest < earliest:
+            latest = earliest
+        booked = earliest + timedelta(days=rng.randint(0, (latest - earliest).days))
+        code = rng.choice(codes)
+        if rng.random() < 0.15 and recorded:
+            original = rng.choice(recorded)
+            recorded.remove(original)
+            p = original["payload"]
+            on = max(date.fromisoformat(p["booked_on"]), min(clock.date(), date(p["grant_year"], 12, 31)))
+            s.event("ExpenditureReversed", original["stream_id"], p["municipality_code"], at,
+                    expenditure_id=p["expenditure_id"], municipality_code=p["municipality_code"],
+                    grant_year=p["grant_year"], reverses_event_id=original["event_id"],
+                    amount_cents=p["amount_cents"], category=p["category"], booked_on=on.isoformat(),
+                    reason="illustrative reversal")
+            continue
+        expenditure_id = str(uuid.uuid4())
+        counterparty = rng.choice(
+            ({"id": LIBRARY, "name": "OBA (illustrative)"}, {"id": "NL-KVK-41215099", "name": "Library 1"},
+             {"id": "buurtteam", "name": "Buurtteam"})
+        )
+        recorded.append(
+            s.event("ExpenditureRecorded", f"expenditure-{expenditure_id}", code, at, expenditure_id=expenditure_id,
+                    municipality_code=code, grant_year=year,
+                    category=rng.choice(("library_funding", "promotion", "network_orchestration")),
+                    amount_cents=rng.randint(1, 5_000_000), booked_on=booked.isoformat(), counterparty=counterparty,
+                    description="illustrative", reference=f"R-{rng.randint(1, 10**6)}")
+        )
+        history.codes_years.add((code, year))
+        history.days.append(booked)
+        if clock >= datetime(2025, 12, 1, tzinfo=UTC):
+            break
+
+    # closes, settlements (with a correction now and then) and reclaims of 2024, in 2025
+    clock = max(clock, datetime(2025, 3, 1, 9, tzinfo=UTC))
+    for code in codes:
+        if rng.random() < 0.7:
+            s.event("YearClosed", f"books-{code}-2024", code, tick(24), municipality_code=code, grant_year=2024,
+                    closed_on=clock.date().isoformat(), closed_by=rng.choice(("ministry", "auditor")),
+                    final_account=rng.random() < 0.5)
+            history.codes_years.add((code, 2024))
+        if rng.random() < 0.8:
+            grant = f"grant-2024-{code}"
+            amount = awarded[(code, 2024)]
+            settled = rng.randint(amount // 2, amount)
+            first = s.event("GrantSettled", grant, code, tick(24), grant_id=grant, year=2024, municipality_code=code,
+                            reported_spending_cents=settled, settled_cents=settled,
+                            settled_on=clock.date().isoformat(), corrects_event_id=None, reason=None)
+            if rng.random() < 0.5:
+                settled = rng.randint(amount // 2, amount)
+                s.event("GrantSettled", grant, code, tick(24), grant_id=grant, year=2024, municipality_code=code,
+                        reported_spending_cents=settled, settled_cents=settled,
+                        settled_on=clock.date().isoformat(), corrects_event_id=first["event_id"],
+                        reason="illustrative correction")
+            if amount > settled:
+                s.event("ReclaimIssued", grant, code, tick(24), grant_id=grant, year=2024, municipality_code=code,
+                        amount_cents=amount - settled, issued_on=clock.date().isoformat())
+                if rng.random() < 0.6:
+                    s.event("ReclaimReceived", grant, code, tick(24), grant_id=grant, year=2024,
+                            municipality_code=code, amount_cents=amount - settled,
+                            received_on=clock.date().isoformat())
+    return history

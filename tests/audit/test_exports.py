@@ -1,0 +1,90 @@
+"""Exports: the SiSa annex, the grants in 360Giving JSON (exact decimal euros), the event journal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import fastjsonschema
+import pytest
+
+from contracts.canonical import compute_hash
+from services.audit.exports import dumps_exact, euros, giving360, journal_lines, sisa_annex_csv, validate_giving360
+from services.audit.replay import replay_topics
+from services.audit.sources import TopicReader, audited_topics
+from services.common.cli import main
+from services.common.config import Settings
+from tests.audit.support import CODES, record_history
+
+
+def test_cents_become_exact_decimal_euros() -> None:
+    assert euros(123_456_789_10) == Decimal("123456789.1") and format(euros(123_456_789_10), "f") == "123456789.10"
+    assert format(euros(1), "f") == "0.01" and format(euros(-5), "f") == "-0.05"
+    assert dumps_exact({"a": [euros(1_713_000_000_00)], "b": "é"}) == '{"a":[1713000000.00],"b":"é"}'
+    with pytest.raises(TypeError):
+        euros(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        dumps_exact({"amount": 0.1})
+
+
+def test_exports_from_a_replay_of_the_topics(live: Settings, env: dict[str, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    services = record_history(live)
+    services.commands.close_year(CODES[0], 2024, closed_by="auditor", final_account=True, closed_on=date(2025, 3, 1))
+    services.publish()
+    services.close()
+    replay = replay_topics(live)
+
+    annex = list(csv.DictReader(io.StringIO(sisa_annex_csv(replay, 2024))))
+    assert [r["municipality_code"] for r in annex] == sorted(CODES[:3])
+    amsterdam = next(r for r in annex if r["municipality_code"] == "GM0363")
+    assert amsterdam["sisa_municipality_code"] == "060363" and amsterdam["eindverantwoording"] == "Ja"
+    assert amsterdam["besteding_jaar_t_cents"] == str(12_345_67) and amsterdam["besteding_jaar_t_eur"] == "12345.67"
+    utrecht = next(r for r in annex if r["municipality_code"] == "GM0344")
+    assert (utrecht["besteding_jaar_t_eur"], utrecht["eindverantwoording"]) == ("7000.00", "Nee")
+
+    document = giving360(replay, year=2024)
+    validate_giving360(document)
+    assert len(document["grants"]) == 3
+    grant = next(g for g in document["grants"] if g["recipientOrganization"][0]["name"] == "Amsterdam")
+    assert grant["id"].startswith("360G-") and grant["currency"] == "EUR" and grant["awardDate"] == "2024-01-15"
+    assert grant["amountAwarded"] == Decimal("40000.00") == grant["amountDisbursed"]
+    assert grant["disbursementTransaction"] == [{"transactionDate": "2024-01-31", "value": Decimal("40000.00")}]
+    text = dumps_exact(document, indent=2)
+    assert '"amountAwarded": 40000.00' in text
+    assert json.loads(text, parse_float=Decimal)["grants"][0]["amountAwarded"] == Decimal("40000.00")
+    missing = json.loads(text, parse_float=Decimal)
+    del missing["grants"][0]["fundingOrganization"]
+    with pytest.raises(fastjsonschema.JsonSchemaException, match="fundingOrganization"):
+        validate_giving360(missing)
+
+    reader = TopicReader(live.kafka_bootstrap_servers, audited_topics(live))
+    try:
+        lines = list(journal_lines(reader))
+    finally:
+        reader.close()
+    envelopes = [json.loads(line) for line in lines]
+    assert len(envelopes) == replay.stats.applied and all(compute_hash(e) == e["hash"] for e in envelopes)
+
+    # the same through the command line
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for argv in (
+        ["audit", "export", "sisa", "--year", "2024", "--out", str(tmp_path / "sisa.csv")],
+        ["audit", "export", "360giving", "--year", "2024", "--out", str(tmp_path / "360.json")],
+        ["audit", "export", "journal", "--out", str(tmp_path / "journal.jsonl")],
+        ["audit", "replay", "--out", str(tmp_path / "replay"), "--as-of", "2024-12-31"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0, argv
+    assert (tmp_path / "sisa.csv").read_text() == sisa_annex_csv(replay, 2024)
+    assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == len(lines)
+    balances = json.loads((tmp_path / "replay" / "balances.json").read_text())
+    assert balances["as_of"] == "2024-12-31" and balances["stats"]["applied"] == replay.stats.applied
+    rows = list(csv.DictReader((tmp_path / "replay" / "balances.csv").open()))
+    assert {r["municipality_code"] for r in rows} == set(CODES[:3])

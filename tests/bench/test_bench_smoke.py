@@ -1,0 +1,53 @@
+"""`make test` runs the benchmark once at a tiny size: the table and bench's JSON come out with every
+row filled, for SQLite and for PostgreSQL. No speed is asserted (figures: bench/README.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.infra import KafkaInfo, PostgresInfo
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS = ("1 write", "2 relay", "3 projection", "4 replay", "5 end to end", "6 memory", "7 scale")
+STORES = ("sqlite", "postgres")
+
+
+def test_the_benchmark_runs_once_at_a_tiny_size(
+    kafka: KafkaInfo, postgres_server: PostgresInfo, tmp_path: Path
+) -> None:
+    out = tmp_path / "results.json"
+    env = {
+        **os.environ,
+        "BENCH_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
+        "BENCH_POSTGRES_HOST": postgres_server.host,
+        "BENCH_POSTGRES_PORT": str(postgres_server.port),
+        "BENCH_POSTGRES_USER": postgres_server.user,
+        "BENCH_POSTGRES_PASSWORD": postgres_server.password,
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--out", str(out), "--work-dir", str(tmp_path / "work")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
+
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["failures"] == []
+    found = {(row["row"], row["store"]): row for row in result["rows"]}
+    assert sorted(found) == sorted((row, store) for row in ROWS for store in STORES)
+    for (name, store), row in found.items():
+        assert row["project"].strip() and row["reference"].strip() and row["target"].strip(), (name, store)
+        assert isinstance(row["met"], bool)
+        assert row["figures"], (name, store)
+        if row["ratio"] is not None:
+            assert row["ratio"] > 0, (name, store)
+    meta = result["meta"]
+    assert meta["machine"]["nproc"] and meta["machine"]["memory_gib"] and meta["commit"] and meta["date"]
+
+    table = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(ROWS) * len(STORES)  # the header and one line per row and store
+    for name, store in found:
+        assert any(line.startswith(f"| {name} ") and f"| {store} " in line for line in table), (name, store)

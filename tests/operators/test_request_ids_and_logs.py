@@ -1,0 +1,132 @@
+"""Every answer carries an X-Request-Id (the caller's, or a new one); the logs are JSON lines with that
+request id and the recorded events' ids, and never a token, an Authorization header or a body."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from services.common.config import Settings
+from services.common.logging_setup import configure_logging, log_handler, redact
+from services.payments.entrypoints.definition import create_app
+from tests.support.tokens import TokenFactory
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """Our JSON handler on the root logger for one test."""
+    stream = io.StringIO()
+    handler = log_handler(stream, "json")
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_request_id_is_echoed_or_made_and_logs_carry_it_and_the_event_ids(
+    settings: Settings, tokens: TokenFactory, json_lines: io.StringIO
+) -> None:
+    app = create_app(settings)
+    client = app.test_client()
+    token = tokens.token("ministry")
+    secret_reason = "reason-text-that-must-not-be-logged"
+    try:
+        response = client.put(
+            "/v1/years/2024/frame",
+            json={"frame_cents": 1_713_000_000, "decided_on": "2023-12-01"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-Id": "ops-test-0001"},
+        )
+        assert response.status_code == 201, response.json
+        assert response.headers["X-Request-Id"] == "ops-test-0001"
+        amended = client.post(
+            "/v1/years/2024/frame/amendments",
+            json={"frame_cents": 1_713_500_000, "decided_on": "2024-06-01", "reason": secret_reason},
+            headers={"Authorization": f"Bearer {token}", "X-Request-Id": "ops-test-0002"},
+        )
+        assert amended.status_code in (200, 201), amended.json
+
+        made = client.get("/healthz").headers["X-Request-Id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made)
+        refused = client.get("/healthz", headers={"X-Request-Id": "no spaces or <html> please"})
+        assert refused.headers["X-Request-Id"] != "no spaces or <html> please"
+        assert re.fullmatch(r"[0-9a-f]{32}", refused.headers["X-Request-Id"])
+        unauthorised = client.get("/v1/years/2024/grants", headers={"X-Request-Id": "ops-test-0003"})
+        assert unauthorised.status_code == 401 and unauthorised.headers["X-Request-Id"] == "ops-test-0003"
+    finally:
+        app.extensions["ido.operations"].close()
+        app.extensions["payments.application"].close()
+
+    logged = records(json_lines)
+    access = [r for r in logged if r["logger"] == "ido.http"]
+    first = next(r for r in access if r["request_id"] == "ops-test-0001")
+    assert first["route"] == "/v1/years/<int:year>/frame" and first["status"] == 201 and first["method"] == "PUT"
+    assert first["role"] == "ministry" and first["service"] == "payments"
+    assert isinstance(first["duration_ms"], float) and first["ts"] and first["level"] == "INFO"
+    recorded = [r for r in logged if r["logger"] == "ido.events" and r["request_id"] == "ops-test-0001"]
+    assert len(recorded) == 1
+    event_ids = recorded[0]["event_ids"]
+    assert isinstance(event_ids, list) and event_ids and all(re.fullmatch(r"[0-9a-f-]{36}", e) for e in event_ids)
+    assert recorded[0]["event_types"] == ["GrantFrameSet"]
+    assert any(r["request_id"] == "ops-test-0003" and r["status"] == 401 for r in access)
+
+    everything = json_lines.getvalue()
+    assert token not in everything
+    assert token.split(".")[1] not in everything  # not even the claims part
+    assert "Bearer" not in everything and "Authorization" not in everything
+    assert secret_reason not in everything  # bodies are never logged
+
+
+def test_redaction_masks_tokens_and_drops_secret_fields() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("ido.test.redaction")
+    logger.propagate = False
+    handler = log_handler(stream, "json")
+    logger.addHandler(handler)
+    try:
+        jwt_like = "eyJhbGciOiJFZERTQSJ9.eyJyb2xlIjoibWluaXN0cnkifQ.c2lnbmF0dXJl"
+        logger.warning("got Authorization: Bearer %s from a client", jwt_like,
+                       extra={"authorization": "Bearer x", "token": jwt_like, "detail": {"password": "p", "ok": 1}})
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert jwt_like not in stream.getvalue()
+    assert "Bearer [redacted]" in line["message"]
+    assert "authorization" not in line and "token" not in line
+    assert line["detail"] == {"ok": 1}
+    assert redact(f"x {jwt_like} y") == "x [redacted-jwt] y"
+
+
+def test_configure_logging_installs_one_json_handler_on_the_root() -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("json", "INFO", stream=stream)
+        configure_logging("json", "INFO", stream=stream)  # twice: still one handler
+        assert len(root.handlers) == 1
+        logging.getLogger("ido.test").info("hello", extra={"event_ids": ["e-1"]})
+        line = json.loads(stream.getvalue().splitlines()[-1])
+        assert line["message"] == "hello" and line["event_ids"] == ["e-1"] and line["level"] == "INFO"
+        configure_logging("text", "INFO", stream=stream)
+        logging.getLogger("ido.test").info("plain")
+        assert stream.getvalue().splitlines()[-1].endswith("ido.test INFO plain")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
