@@ -77,7 +77,7 @@ class Settings:
             "POSTGRES_PASSWORD": self.postgres.password,
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "20",
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "1",
             # Off on purpose: the DB functions bypass the insert lock that keeps ids gap-safe.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         }

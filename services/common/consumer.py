@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.envelope import ContractViolation, parse_message
 
@@ -67,6 +67,10 @@ _REMEMBER = insert(applied_events)
 
 class Rejected(Exception):
     """Raised by a projection for an event it must not apply (goes to the dead-letter topic)."""
+
+
+# What makes one event unappliable (not the database being down): it goes to the dead-letter topic.
+REFUSALS = (Rejected, IntegrityError, DataError)
 
 
 class Projection(Protocol):
@@ -222,6 +226,7 @@ class ProjectionRunner:
         executemany, and the batch is applied under one savepoint. Only when the projection refuses
         an event is the batch rolled back to that savepoint and applied again one event at a time,
         each under its own savepoint, so the refused events alone go to the dead-letter topic.
+        A refused event's id is not remembered: a refused copy must not hide the genuine event.
         A projection must therefore keep its state in ``connection`` only (it may see an event twice).
         """
         refused: list[tuple[Any, str]] = []
@@ -232,31 +237,39 @@ class ProjectionRunner:
                     parsed.append((message, parse_message(message.value)))
                 except ContractViolation as violation:
                     refused.append((message, violation.reason))
-            seen = self.offsets.applied_before(connection, [envelope["event_id"] for _m, envelope in parsed])
+            applied_before = self.offsets.applied_before(connection, [envelope["event_id"] for _m, envelope in parsed])
+            applied: dict[str, int] = {}
             fresh: list[tuple[Any, dict[str, Any]]] = []
             for message, envelope in parsed:
-                if envelope["event_id"] in seen:
-                    self.stats.duplicates += 1
-                    continue
-                seen.add(envelope["event_id"])
-                fresh.append((message, envelope))
-            self.offsets.remember(
-                connection, tp.topic, tp.partition, [(envelope["event_id"], m.offset) for m, envelope in fresh]
-            )
+                event_id = envelope["event_id"]
+                if event_id not in applied_before and event_id not in applied:
+                    applied[event_id] = message.offset
+                    fresh.append((message, envelope))
             try:
                 with connection.begin_nested():
                     for _message, envelope in fresh:
                         self.projection.apply(connection, tp.topic, envelope)
-                self.stats.applied += len(fresh)
-            except (Rejected, IntegrityError):
-                for message, envelope in fresh:
+            except REFUSALS:
+                applied = {}
+                for message, envelope in parsed:
+                    event_id = envelope["event_id"]
+                    if event_id in applied_before or event_id in applied:
+                        continue
                     try:
                         with connection.begin_nested():
                             self.projection.apply(connection, tp.topic, envelope)
-                    except (Rejected, IntegrityError) as error:
+                    except REFUSALS as error:
                         refused.append((message, f"rejected: {error}"))
                         continue
-                    self.stats.applied += 1
+                    applied[event_id] = message.offset
+            self.offsets.remember(connection, tp.topic, tp.partition, list(applied.items()))
+            self.stats.applied += len(applied)
+            refused_offsets = {message.offset for message, _reason in refused}
+            self.stats.duplicates += sum(
+                1
+                for message, envelope in parsed
+                if message.offset not in refused_offsets and applied.get(envelope["event_id"]) != message.offset
+            )
             # Dead letters are made durable before the offset moves past them.
             for message, reason in sorted(refused, key=lambda item: item[0].offset):
                 self._dead_letter(message, reason)

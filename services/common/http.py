@@ -5,6 +5,7 @@ request (`X-Request-Id`, accepted or made) and one structured access-log line pe
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -13,12 +14,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import InterfaceError as SqlInterfaceError
+from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.common.auth import Principal, TokenVerifier
 from services.common.config import Settings
@@ -170,6 +177,26 @@ def create_service_app(
     def _service_error(error: ServiceError) -> Any:
         return error_response(error.http_status, error.code, error.message, error.errors, error)
 
+    breaker = DatabaseBreaker()
+    app.extensions["ido.database_breaker"] = breaker
+
+    @app.before_request
+    def _fail_fast_while_the_database_is_away() -> None:
+        if request.path not in ("/healthz", "/readyz", "/metrics") and breaker.is_open():
+            raise Unavailable("the database is not reachable; try again shortly", retry_after_s=2)
+
+    def _database_error(error: Exception) -> Any:
+        logging.getLogger(__name__).warning("database unreachable: %s", type(error).__name__)
+        breaker.trip()
+        unavailable = Unavailable(
+            "the database is not reachable; retry shortly (with the same Idempotency-Key for a posting)",
+            retry_after_s=2,
+        )
+        return error_response(503, unavailable.code, unavailable.message, {}, unavailable)
+
+    for database_error in DATABASE_UNREACHABLE:
+        app.register_error_handler(database_error, _database_error)
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
         data = getattr(error, "data", None) or {}
@@ -177,7 +204,16 @@ def create_service_app(
         message = data.get("message") or error.description or error.name
         if error.code == 422 and errors:
             message = "the request has invalid fields"
-        return error_response(error.code or 500, (error.name or "error").lower().replace(" ", "_"), message, errors)
+        if error.code == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            message = f"the body is over the limit of {limit} bytes; nothing was stored"
+            errors = {"_body": [f"must be at most {limit} bytes"]}
+        response = error_response(error.code or 500, (error.name or "error").lower().replace(" ", "_"), message, errors)
+        # Headers the exception carries (Allow on 405, WWW-Authenticate, ...) belong in the answer.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     return app
 
@@ -216,6 +252,7 @@ def _install_request_context(app: Flask) -> None:
 
     @app.before_request
     def _begin() -> None:
+        _limit_chunked_body(app.config["MAX_CONTENT_LENGTH"])
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if REQUEST_ID_PATTERN.match(offered) else uuid.uuid4().hex
         g.request_id = request_id
@@ -264,6 +301,55 @@ def _install_request_context(app: Flask) -> None:
                 REQUEST_ID.reset(request_id_token)
             except ValueError:  # torn down in another context: the value dies with that context
                 pass
+
+
+# The store or the view database is away (down, restarting, pool exhausted): 503, never a 500.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    StoreOperationalError,
+    StoreInterfaceError,
+    SqlOperationalError,
+    SqlInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+)
+
+
+class DatabaseBreaker:
+    """After a database error, answer 503 at once for a short while instead of queueing on retries."""
+
+    def __init__(self, open_for_s: float = 2.0):
+        self.open_for_s = open_for_s
+        self._open_until = 0.0
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self.open_for_s
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+
+def _limit_chunked_body(max_bytes: int) -> None:
+    """A body without Content-Length (chunked) is read here, up to the limit: over it is 413.
+
+    Werkzeug only cuts such a stream at the limit, silently, so an import would keep its first rows
+    and lose the rest; a ledger must refuse the whole request instead.
+    """
+    if request.content_length is not None or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(65536, max_bytes + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestEntityTooLarge(f"the body is over the limit of {max_bytes} bytes")
+    body = b"".join(chunks)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    request.environ["wsgi.input_terminated"] = False
 
 
 def error_response(

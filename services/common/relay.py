@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking, TrackingRecorder
@@ -30,9 +31,13 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         name: str | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
+        flush_timeout_s: float = 30.0,
     ):
         self.app = app
         self.producer = producer
+        self.producer_factory = producer_factory
+        self.flush_timeout_s = flush_timeout_s
         self.topic = topic
         self.batch_size = batch_size
         self.name = name or f"relay:{topic}"
@@ -71,9 +76,10 @@ class OutboxRelay:
                     ],
                 )
             )
-        self.producer.flush()
+        # Bounded: a broker that went away must not hold the relay forever; the batch is sent again.
+        self.producer.flush(timeout=self.flush_timeout_s)
         for future in futures:
-            future.get(timeout=30)  # raises if the broker refused any of them
+            future.get(timeout=self.flush_timeout_s)  # raises if the broker refused or never answered
         self.tracking.insert_tracking(Tracking(self.name, notifications[-1].id))
         return len(notifications)
 
@@ -84,6 +90,20 @@ class OutboxRelay:
             except Exception as error:  # noqa: BLE001 - broker or store down: wait and retry, never skip
                 log.warning("relay %s: %s; retrying", self.name, error)
                 published = 0
+                self._renew_producer()
                 stop.wait(1.0)
             if not published:
                 stop.wait(poll_interval_ms / 1000)
+
+    def _renew_producer(self) -> None:
+        """After a failed batch, a fresh producer: the old one may hold stale connections and batches."""
+        if self.producer_factory is None:
+            return
+        try:
+            self.producer.close(timeout=1)
+        except Exception as error:  # noqa: BLE001 - closing a broken producer may fail; it is dropped anyway
+            log.info("relay %s: closing the old producer: %s", self.name, error)
+        try:
+            self.producer = self.producer_factory()
+        except Exception as error:  # noqa: BLE001 - broker still away: the next round tries again
+            log.warning("relay %s: no new producer yet: %s", self.name, error)

@@ -9,6 +9,8 @@ import signal
 import threading
 from typing import Any
 
+from kafka import KafkaProducer
+
 from services.common.adapters.kafka import create_producer, ensure_topics
 from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
@@ -31,8 +33,16 @@ def build_relay(settings: Settings, service: str, application_class: type[Any], 
     else:
         ensure_topics(settings.kafka_bootstrap_servers, [spec], settings.topic_prefix)
     application = build_application(application_class, settings.eventsourcing_env(service))
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id=f"relay-{service}")
-    return OutboxRelay(application, producer, settings.topic(topic_name), batch_size=settings.relay_batch_size)
+    def new_producer() -> KafkaProducer:
+        return create_producer(settings.kafka_bootstrap_servers, client_id=f"relay-{service}")
+
+    return OutboxRelay(
+        application,
+        new_producer(),
+        settings.topic(topic_name),
+        batch_size=settings.relay_batch_size,
+        producer_factory=new_producer,
+    )
 
 
 def run(service: str, application: str | None = None, topic: str | None = None) -> None:

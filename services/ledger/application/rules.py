@@ -13,6 +13,9 @@ ORG_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$")
 LIMITS = {"description": 500, "reference": 100, "counterparty.name": 200, "counterparty.id": 100}
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab and line breaks stay allowed
+
+
 def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     """Field -> reasons for typed input (grant_year int, amount_cents int, booked_on date, ...)."""
     errors: dict[str, list[str]] = {}
@@ -43,6 +46,9 @@ def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     for field, value in texts.items():
         if not isinstance(value, str) or not value.strip():
             fail(field, "must not be empty")
+        elif CONTROL_CHARACTERS.search(value):
+            # NUL cannot be stored in PostgreSQL text, and no other control character belongs in the books.
+            fail(field, "must not contain control characters")
         elif len(value) > LIMITS[field]:
             fail(field, f"must be at most {LIMITS[field]} characters")
     party_id = counterparty.get("id")

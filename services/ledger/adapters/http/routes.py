@@ -111,6 +111,12 @@ expenditures = Blueprint(
 )
 
 
+@expenditures.before_request
+def _authenticate_expenditures_first() -> None:
+    """The caller is settled before the body is read: an unknown caller learns nothing from validation."""
+    principal()
+
+
 @expenditures.route("/<code>/expenditures", methods=["POST"])
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(ExpenditureIn)
@@ -221,6 +227,11 @@ balances = Blueprint(
     url_prefix="/v1",
     description="Balances projected from ido.grants.v1, ido.bridge.v1 and ido.expenditures.v1, at any point in time.",
 )
+
+
+@balances.before_request
+def _authenticate_balances_first() -> None:
+    principal()
 
 BALANCE_COLUMNS = [
     "municipality_code",

@@ -1,0 +1,91 @@
+"""The figures of a resilience run: load held, faults injected, inputs tried, events lost and doubled.
+
+Tests add to one ``Figures`` per session; at the end of the session it is written as JSON to
+``IDO_RESILIENCE_FIGURES`` (default ``var/resilience/figures.json``), and
+``python -m tests.resilience.render_figures`` renders it into ``tests/resilience/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.resilience.support import REPO
+
+DEFAULT_PATH = REPO / "var" / "resilience" / "figures.json"
+
+
+def figures_path() -> Path:
+    return Path(os.environ.get("IDO_RESILIENCE_FIGURES") or DEFAULT_PATH)
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.load: list[dict[str, Any]] = []
+        self.faults: dict[str, int] = {}
+        self.inputs: dict[str, int] = {}
+        self.events: list[dict[str, Any]] = []
+        self.outcomes: dict[str, str] = {}
+        self.started = datetime.now(UTC)
+
+    def add_load(self, test: str, requests: int, seconds: float, **details: Any) -> None:
+        with self.lock:
+            self.load.append(
+                {
+                    "test": test,
+                    "requests": requests,
+                    "seconds": round(seconds, 1),
+                    "requests_per_s": round(requests / seconds, 1) if seconds > 0 else None,
+                    **details,
+                }
+            )
+
+    def add_fault(self, kind: str, count: int = 1) -> None:
+        with self.lock:
+            self.faults[kind] = self.faults.get(kind, 0) + count
+
+    def add_inputs(self, kind: str, count: int) -> None:
+        with self.lock:
+            self.inputs[kind] = self.inputs.get(kind, 0) + count
+
+    def add_events(self, test: str, *, expected: int, lost: int, doubled: int, **details: Any) -> None:
+        with self.lock:
+            self.events.append({"test": test, "expected": expected, "lost": lost, "doubled": doubled, **details})
+
+    def as_dict(self, selection: str) -> dict[str, Any]:
+        requests = sum(entry["requests"] for entry in self.load)
+        seconds = sum(entry["seconds"] for entry in self.load)
+        return {
+            "run": {
+                "started_at": self.started.isoformat(timespec="seconds"),
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "selection": selection,
+                "outcomes": dict(sorted(self.outcomes.items())),
+            },
+            "totals": {
+                "requests": requests,
+                "load_seconds": round(seconds, 1),
+                "faults": sum(self.faults.values()),
+                "inputs": sum(self.inputs.values()),
+                "events_checked": sum(entry["expected"] for entry in self.events),
+                "events_lost": sum(entry["lost"] for entry in self.events),
+                "events_doubled": sum(entry["doubled"] for entry in self.events),
+            },
+            "load": self.load,
+            "faults": dict(sorted(self.faults.items())),
+            "inputs": dict(sorted(self.inputs.items())),
+            "events": self.events,
+        }
+
+    def write(self, selection: str) -> Path | None:
+        if not (self.load or self.faults or self.inputs or self.events):
+            return None
+        path = figures_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(selection), indent=2) + "\n", encoding="utf-8")
+        return path

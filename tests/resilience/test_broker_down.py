@@ -1,0 +1,87 @@
+"""Broker down: Kafka is stopped for 30 s while municipalities keep posting.
+
+A broker of this test's own (scripts/kafka.sh, own ports and state dir) so no other test is
+disturbed; the stores on a fresh PostgreSQL database. Running: payments and ledger services, their
+relays, the projector; six municipalities posting, the ministry paying advances, an auditor reading
+balances with ``includes_event_id``. The broker is stopped, kept down 30 s, and started again on
+its data (``--keep-data``). Then: every POST answered 201 is in the event store; once the broker is
+back every stored event reaches its topic and the balances, each counted once; the view equals a
+replay from scratch; no answer was a 5xx other than a 503 with Retry-After (which only the
+balances' wait for an event may give while the broker is away).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.adapters.sql import create_sql_engine
+from services.common.config import load_settings
+from tests.resilience.figures import Figures
+from tests.resilience.load import Load, Supervisor
+from tests.resilience.stack import prepare_payments, verify, wait_until_projected
+from tests.resilience.support import Client, OwnKafka, Processes, StackEnv, assert_no_secrets
+from tests.support.infra import PostgresInfo
+
+OUTAGE_S = 30
+
+
+@pytest.fixture
+def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnKafka]:
+    broker = OwnKafka(tmp_path_factory.mktemp("kafka-own"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.mark.slow
+def test_postings_survive_thirty_seconds_without_a_broker(
+    procs: Processes, database: PostgresInfo, own_kafka: OwnKafka, tmp_path: Path, figures: Figures
+) -> None:
+    stack = StackEnv(tmp_path, own_kafka.bootstrap, database)
+    stack.settings()
+    env = stack.env()
+    payments = procs.service("payments", env)
+    ledger = procs.service("ledger", env)
+    relays = [procs.relay("payments", env), procs.relay("ledger", env)]
+    projector = procs.projector(env)
+    prepare_payments(Client(payments.port or 0, stack.headers("ministry")))
+    load = Load(stack, [ledger.port or 0], [payments.port or 0], max_requests=20_000, max_seconds=OUTAGE_S + 60)
+    with Supervisor(procs, [*relays, projector]) as supervisor:
+        load.start()
+        load.phase = "before"
+        time.sleep(8)
+        load.phase = "outage"
+        own_kafka.stop()
+        figures.add_fault(f"Kafka broker stopped {OUTAGE_S} s")
+        stopped = time.monotonic()
+        accepted_before_outage = len(load.accepted.postings)
+        time.sleep(OUTAGE_S)
+        accepted_in_outage = len(load.accepted.postings) - accepted_before_outage
+        load.phase = "restarting"
+        own_kafka.start_keeping_data()
+        down_s = time.monotonic() - stopped
+        load.phase = "after"
+        time.sleep(10)
+        load.finish()
+        figures.add_load("broker down: postings, advances, reads", load.stats.requests, load.stats.seconds,
+                         broker_down_s=round(down_s, 1), by_phase=load.outcome.by_phase)
+        settings = load_settings(env)
+        view = create_sql_engine(settings.view_db_url)
+        accepted = load.accepted.event_ids()
+        wait_until_projected(view, accepted, 120)
+        restarts = dict(supervisor.restarts)
+    verdict = verify(env, view, accepted, tmp_path / "replay")
+    verdict.record(figures, "broker down")
+    view.dispose()
+    assert accepted_in_outage > 0, "no posting was accepted while the broker was down"
+    assert not load.stats.bad_5xx, load.stats.bad_5xx[:10]
+    assert not load.gave_up, load.gave_up[:10]
+    assert not verdict.problems(), verdict.problems()
+    assert restarts == {}, f"a relay or the projector exited while the broker was away: {restarts}"
+    assert_no_secrets(procs.logs(), stack.issued)
