@@ -57,4 +57,5 @@ echo "$pg_out"
 unset POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DBNAME POSTGRES_URL
 
 echo "== pytest"
-$VENV/bin/pytest "$@"
+# The slow resilience tests (30 s outages, crashes under load) run with `make resilience`.
+$VENV/bin/pytest -m "not slow" "$@"

@@ -93,7 +93,9 @@ def run(args: argparse.Namespace, settings: Any = None) -> int:
     if command == "replay":
         from services.audit.replay import replay_topics
 
-        replay = replay_topics(settings, as_of=args.as_of, known_at=args.known_at, strict=args.strict)
+        replay = replay_topics(
+            settings, as_of=args.as_of, known_at=args.known_at, strict=args.strict, show_progress=True
+        )
         for path in replay.write(args.out):
             print(f"written {path}")
         s = replay.stats

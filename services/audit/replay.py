@@ -29,6 +29,7 @@ from contracts.events.expenditures import CATEGORIES
 from services.audit.sources import TopicReader, audited_topics
 from services.audit.validation import MessageCheck
 from services.common.config import Settings
+from services.common.progress import Progress
 from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
 from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money
 
@@ -122,12 +123,15 @@ class Replay:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def read(self, reader: TopicReader) -> Replay:
+    def read(self, reader: TopicReader, *, show_progress: bool = False) -> Replay:
         self.offsets = reader.offsets()
-        for tp, records in reader.batches():
-            topic = tp.topic
-            for record in records:
-                self.feed(topic, record.value, f"{topic}[{tp.partition}]@{record.offset}")
+        total = sum(sum(ends.values()) for ends in self.offsets.values())
+        with Progress("replay", total=total, unit="msg", mode=None if show_progress else "off") as progress:
+            for tp, records in reader.batches():
+                topic = tp.topic
+                for record in records:
+                    self.feed(topic, record.value, f"{topic}[{tp.partition}]@{record.offset}")
+                progress.update(len(records))
         self.finish()
         return self
 
@@ -394,9 +398,10 @@ def replay_topics(
     known_at: datetime | None = None,
     strict: bool = False,
     topics: Iterable[str] | None = None,
+    show_progress: bool = False,
 ) -> Replay:
     reader = TopicReader(settings.kafka_bootstrap_servers, list(topics or audited_topics(settings)))
     try:
-        return Replay(as_of=as_of, known_at=known_at, strict=strict).read(reader)
+        return Replay(as_of=as_of, known_at=known_at, strict=strict).read(reader, show_progress=show_progress)
     finally:
         reader.close()

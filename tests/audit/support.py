@@ -16,7 +16,7 @@ from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data as load_bridge_demo
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
-from services.common.consumer import applied_events
+from services.common.consumer import consumer_offsets
 from services.common.domain.chained import stream_uuid
 from services.common.eventstore import build_application
 from services.ledger.application.app import LedgerApplication
@@ -146,7 +146,9 @@ def project(settings: Settings, expected: int, timeout_s: float = 60) -> None:
         while time.monotonic() < deadline:
             runner.run_once(timeout_ms=300)
             with engine.connect() as connection:
-                if connection.execute(select(func.count()).select_from(applied_events)).scalar_one() >= expected:
+                # Taken = consumed up to the stored offsets: applied, dropped as duplicates or dead-lettered.
+                consumed = connection.execute(select(func.sum(consumer_offsets.c.next_offset))).scalar_one() or 0
+                if consumed >= expected:
                     runner.run_once(timeout_ms=300)
                     return
         raise AssertionError(f"the projection did not take {expected} events in {timeout_s} s")

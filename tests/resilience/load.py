@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.resilience.stack import MUNICIPALITIES, YEAR, expenditure
+from tests.resilience.stack import BRIDGE_LIBRARY, MUNICIPALITIES, YEAR, expenditure
 from tests.resilience.support import Answer, Client, LoadStats, Proc, Processes, StackEnv
 
 RETRY_SLEEP_S = 0.25
@@ -29,13 +29,14 @@ class Accepted:
     postings: dict[str, str] = field(default_factory=dict)
     posting_amounts: dict[str, int] = field(default_factory=dict)
     advances: dict[int, str] = field(default_factory=dict)
+    bridge_payments: dict[int, str] = field(default_factory=dict)
     imports: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def event_ids(self) -> set[str]:
         with self.lock:
             imported = (i for ids in self.imports.values() for i in ids)
-            return {*self.postings.values(), *self.advances.values(), *imported}
+            return {*self.postings.values(), *self.advances.values(), *self.bridge_payments.values(), *imported}
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Load:
         with_imports: bool = False,
         seed: int = 7,
         pace_s: float = 0.1,
+        bridge_ports: list[int] | None = None,
     ):
         self.stack = stack
         self.ledger_ports = ledger_ports
@@ -79,6 +81,7 @@ class Load:
         self.deadline = time.monotonic() + max_seconds
         self.municipalities = municipalities
         self.with_imports = with_imports
+        self.bridge_ports = bridge_ports or []
         self.pace_s = pace_s
         """Each municipality waits this long between postings (six of them: about 60 postings a second)."""
         self.stats = LoadStats()
@@ -218,6 +221,42 @@ class Load:
             time.sleep(RETRY_SLEEP_S)
         return None
 
+    def kb(self, library_id: str = BRIDGE_LIBRARY) -> None:
+        """The KB pays the library, each payment a unique amount; an unknown answer is reconciled
+        from the library's payments before it is sent again (bridge payments take no key either)."""
+        headers = self.stack.headers("kb")
+        amount = 0
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            amount += 1
+            for attempt in range(240):
+                client = Client(self._pick(self.bridge_ports, amount + attempt), headers, timeout_s=15)
+                answer = self._send(client, "POST", f"/bridge/libraries/{library_id}/payments",
+                                    {"amount_cents": amount, "paid_on": "2022-12-01"})
+                found = None
+                if answer is not None and answer.status == 201:
+                    found = _payment_event(answer.body, amount)
+                elif answer is not None and answer.status in (0, 500, 502, 503, 504):
+                    time.sleep(RETRY_SLEEP_S)
+                    for _ in range(40):
+                        library = client.get(f"/bridge/libraries/{library_id}")
+                        if library.status == 200:
+                            found = _payment_event(library.body, amount)
+                            break
+                        if time.monotonic() >= self.deadline + 60:
+                            break
+                        time.sleep(RETRY_SLEEP_S)
+                elif answer is not None:
+                    self.gave_up.append(f"bridge payment {amount}: {answer.status} {answer.body}")
+                client.close()
+                if found or answer is None or answer.status not in (0, 500, 502, 503, 504):
+                    if found:
+                        with self.accepted.lock:
+                            self.accepted.bridge_payments[amount] = found
+                    break
+            if answer is None:
+                return
+            time.sleep(0.1)
+
     def reader(self) -> None:
         headers = self.stack.headers("auditor")
         n = 0
@@ -238,6 +277,8 @@ class Load:
     def start(self) -> None:
         targets = [lambda c=code, i=index: self.municipality(c, i) for index, code in enumerate(self.municipalities)]
         targets += [self.ministry, self.reader]
+        if self.bridge_ports:
+            targets.append(self.kb)
         self.threads = [threading.Thread(target=t, daemon=True) for t in targets]
         self.stats.started = time.monotonic()
         for thread in self.threads:
@@ -249,6 +290,13 @@ class Load:
             thread.join(timeout=timeout_s)
         self.stats.ended = time.monotonic()
         assert not any(t.is_alive() for t in self.threads), "a client thread did not stop"
+
+
+def _payment_event(library: dict[str, Any], amount: int) -> str | None:
+    for payment in library.get("payments") or []:
+        if payment["amount_cents"] == amount:
+            return str(payment["event_id"])
+    return None
 
 
 class Supervisor:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -489,7 +489,7 @@ def running_threads(targets: list[Callable[[], None]]) -> Iterator[list[threadin
             thread.join(timeout=120)
 
 
-def assert_no_secrets(logs: dict[str, str], secrets: list[str], personal: list[str] = ()) -> int:  # type: ignore[assignment]
+def assert_no_secrets(logs: dict[str, str], secrets: Sequence[str], personal: Sequence[str] = ()) -> int:
     """No token, no piece of one, and no personal datum in any captured log; returns lines scanned."""
     lines = 0
     found = []

@@ -97,7 +97,9 @@ def test_fifty_clients_on_one_municipality_and_year_lose_no_update(
     assert balance.body["spent_cents"] == spent_total
     assert balance.body["advance_paid_cents"] == advance_total
     counted = tally(env, view, ("payments", "ledger"), accepted)
-    figures.add_events("concurrency", expected=counted.expected, lost=len(counted.lost), doubled=len(counted.doubled))
+    figures.add_events(
+        "concurrency", expected=counted.expected, lost=len(counted.lost_ids), doubled=len(counted.doubled)
+    )
     assert not counted.lost and not counted.doubled, (counted.lost[:5], counted.doubled[:5])
     assert_no_secrets(procs.logs(), [ministry["Authorization"][7:], municipality["Authorization"][7:]])
     view.dispose()

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json, compute_hash
@@ -87,7 +88,7 @@ def poison_for(
     schema_broken["payload"][key] = "7.00"
     forged = copy.deepcopy(last)
     forged["payload"][key] = 999_999
-    # a new event id: a copy under the genuine id is the case of the xfail test at the end
+    # a new event id: a copy under the genuine id is the case of the last test of this file
     wrong_producer = _rehash({**last, "producer": "someone-else", "event_id": str(uuid.uuid4())})
     return [
         ("not JSON", b"\xff\xfe not json"),
@@ -219,8 +220,7 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_projector_carries_on(
     assert result["alive"], f"the projector died:\n{result['log'][-4000:]}"
     applied = result["applied"]
     assert all(applied[i] == 1 for i in result["good_ids"]), "a good event was not applied exactly once"
-    # (refused envelopes with a valid contract are recorded in applied_events too: see the xfail below)
-    assert len(set(applied) - result["good_ids"]) <= 6, "something other than the good events was applied"
+    assert set(applied) == result["good_ids"], "something other than the good events was applied"
     assert all(result["journal"][i] == 1 for i in result["last_ids"]), "the last good event of a topic is missing"
     dead = result["dead"]
     assert len(dead) == len(result["poison_kinds"]), [d["headers"].get("reason") for d in dead]
@@ -276,3 +276,20 @@ def test_a_refused_copy_on_the_wrong_topic_does_not_hide_the_genuine_event(
     finally:
         view.dispose()
     assert projector.alive()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the refusal's reason without the SQL statement and its parameters in services/common/"
+    "consumer.py _apply_batch (f'rejected: {error}' puts the event's text, possibly personal data, in the "
+    "projector's log and the dead-letter header)",
+)
+def test_a_refusal_by_the_database_puts_no_sql_and_no_event_text_in_logs_or_headers(
+    procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path
+) -> None:
+    result, _stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
+    headers = json.dumps([d["headers"] for d in result["dead"]])
+    for leak in ("[SQL:", "[parameters:", "OBA\\\\x00"):
+        assert leak not in result["log"], f"{leak!r} in the projector's log"
+        assert leak not in headers, f"{leak!r} in a dead-letter header"
+    assert any("DataError" in d["headers"].get("reason", "") for d in result["dead"]), headers
