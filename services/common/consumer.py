@@ -69,6 +69,15 @@ class Rejected(Exception):
     """Raised by a projection for an event it must not apply (goes to the dead-letter topic)."""
 
 
+def _refusal_reason(error: Exception) -> str:
+    if isinstance(error, Rejected):
+        return f"rejected: {error}"
+    # A database refusal: its kind only. Its message holds the SQL and the event's text (maybe personal data).
+    original = getattr(error, "orig", None)
+    detail = f" ({type(original).__name__})" if original is not None else ""
+    return f"rejected: {type(error).__name__}{detail}"
+
+
 # What makes one event unappliable (not the database being down): it goes to the dead-letter topic.
 REFUSALS = (Rejected, IntegrityError, DataError)
 
@@ -259,7 +268,7 @@ class ProjectionRunner:
                         with connection.begin_nested():
                             self.projection.apply(connection, tp.topic, envelope)
                     except REFUSALS as error:
-                        refused.append((message, f"rejected: {error}"))
+                        refused.append((message, _refusal_reason(error)))
                         continue
                     applied[event_id] = message.offset
             self.offsets.remember(connection, tp.topic, tp.partition, list(applied.items()))

@@ -19,7 +19,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json, compute_hash
@@ -278,12 +277,6 @@ def test_a_refused_copy_on_the_wrong_topic_does_not_hide_the_genuine_event(
     assert projector.alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the refusal's reason without the SQL statement and its parameters in services/common/"
-    "consumer.py _apply_batch (f'rejected: {error}' puts the event's text, possibly personal data, in the "
-    "projector's log and the dead-letter header)",
-)
 def test_a_refusal_by_the_database_puts_no_sql_and_no_event_text_in_logs_or_headers(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path
 ) -> None:
