@@ -240,6 +240,9 @@ class ProjectionRunner:
         """
         refused: list[tuple[Any, str]] = []
         with self.engine.begin() as connection:
+            # The offset is written first, on purpose: pysqlite opens its transaction only at the first
+            # write, and a SAVEPOINT before it would be a transaction of its own, committed on release.
+            self.offsets.save(connection, tp.topic, tp.partition, messages[-1].offset + 1)
             parsed: list[tuple[Any, dict[str, Any]]] = []
             for message in messages:
                 try:
@@ -284,7 +287,6 @@ class ProjectionRunner:
                 self._dead_letter(message, reason)
             if refused:
                 self.dead_letters.flush()
-            self.offsets.save(connection, tp.topic, tp.partition, messages[-1].offset + 1)
         return len(messages)
 
     def _dead_letter(self, message: Any, reason: str) -> None:

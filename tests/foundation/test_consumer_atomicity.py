@@ -1,0 +1,77 @@
+"""A crash after the projection applied a batch but before the commit leaves no trace in the view.
+
+Regression: on SQLite a SAVEPOINT taken before the transaction's first write is a transaction of its
+own, committed on release; a crash then left journal rows without their offsets or applied ids.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+from sqlalchemy import func, select
+
+from contracts.canonical import canonical_json
+from contracts.topics import DEAD_LETTER
+from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.sql import create_sql_engine
+from services.common.consumer import ProjectionRunner, consumer_offsets
+from services.common.domain.chained import recorded_envelope
+from services.common.eventstore import build_application
+from tests.support.infra import KafkaInfo
+from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topic_prefix: str, tmp_path: Path) -> None:
+    topic = f"{topic_prefix}{TOY_TOPIC.name}"
+    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], topic_prefix)
+    app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    counter = Counter.start("atomic")
+    for amount in (1, 2, 3):
+        counter.add(amount)
+    app.save(counter)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    for notification in app.recorder.select_notifications(start=1, limit=10):
+        key, envelope = recorded_envelope(app.mapper, notification)
+        producer.send(topic, key=key.encode(), value=canonical_json(envelope))
+    producer.flush()
+    producer.close()
+
+    engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
+    projection = CounterProjection()
+    runner = ProjectionRunner(
+        projection=projection, engine=engine, topics=[topic], bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}atomic",
+    )
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise Crash("the process dies after the projection applied the batch, before the commit")
+
+    remember = runner.offsets.remember
+    runner.offsets.remember = crash  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Crash):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                runner.run_once(timeout_ms=500)
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(projection.table)).scalar_one() == 0
+            assert connection.execute(select(func.count()).select_from(consumer_offsets)).scalar_one() == 0
+        # After the "restart" every event is applied exactly once.
+        runner.offsets.remember = remember  # type: ignore[method-assign]
+        runner.seek_to_stored(list(runner.consumer.assignment()))
+        deadline = time.monotonic() + 30
+        while runner.stats.applied < 4 and time.monotonic() < deadline:
+            runner.run_once(timeout_ms=500)
+    finally:
+        runner.close()
+    with engine.connect() as connection:
+        row = connection.execute(select(projection.table)).one()
+    assert (row.events, row.total_cents) == (4, 6)
