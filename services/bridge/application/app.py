@@ -7,14 +7,11 @@ streams makes the save fail (optimistic concurrency) and the command answers 409
 
 from __future__ import annotations
 
-import functools
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -31,6 +28,7 @@ from services.bridge.domain.frame import DEFAULT_FRAME_CENTS, FRAME_STREAM, Brid
 from services.bridge.domain.library import Library, check_library_id, library_stream
 from services.bridge.domain.rounding import DEFAULT_RATE, compute_grants, format_rate
 from services.common.domain.chained import ChainedAggregate, envelope_of, stream_uuid
+from services.common.retry import retry_on
 
 DEFAULT_ACCOUNT_PERIOD_START = date(2019, 1, 1)
 DEFAULT_SPENDING_DEADLINE = date(2023, 5, 1)
@@ -39,29 +37,7 @@ _PAGE = 500
 LIBRARY_REGISTERED_TOPIC = "ido:LibraryRegistered"
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-CONFLICT_RETRIES = 10
-"""A command whose save lost a race is run again on the new state, up to this many times."""
-
-
-def retried(command: Callable[P, R]) -> Callable[P, R]:
-    """Optimistic concurrency with retry: a save that lost the race stored nothing, so the whole
-    command (load, decide, save) runs again on what the winner stored; only after
-    ``CONFLICT_RETRIES`` lost races does the caller get the 409."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(1, CONFLICT_RETRIES + 1):
-            try:
-                return command(*args, **kwargs)
-            except ConcurrentChange:
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                time.sleep(random.uniform(0.002, 0.02) * attempt)  # jitter, so racing retries spread out
-        raise AssertionError("unreachable")
-
-    return run
+retried = retry_on(ConcurrentChange)
 
 
 def _utc_today() -> date:

@@ -7,19 +7,17 @@ nothing is ever half-applied.
 
 from __future__ import annotations
 
-import functools
-import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError
 
 from services.common.domain.chained import envelope_of
+from services.common.retry import retry_on
 from services.payments.domain.annex import CBS_CODE, parse_annex
 from services.payments.domain.errors import (
     AnnexRefused,
@@ -63,29 +61,7 @@ class MergerResult:
     closed: list[str] = field(default_factory=list)
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-CONFLICT_RETRIES = 10
-"""A command whose save lost a race is run again on the new state, up to this many times."""
-
-
-def retried(command: Callable[P, R]) -> Callable[P, R]:
-    """Optimistic concurrency with retry: a save that lost the race stored nothing, so the whole
-    command (load, decide, save) runs again on what the winner stored. Only after
-    ``CONFLICT_RETRIES`` lost races does the caller get the 409 (``ConcurrentChange``)."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(1, CONFLICT_RETRIES + 1):
-            try:
-                return command(*args, **kwargs)
-            except ConcurrentChange:
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                time.sleep(random.uniform(0.002, 0.02) * attempt)  # jitter, so racing retries spread out
-        raise AssertionError("unreachable")
-
-    return run
+retried = retry_on(ConcurrentChange)
 
 
 def check_code(code: str, field_name: str = "municipality_code") -> None:
