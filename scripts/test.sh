@@ -11,12 +11,6 @@ export KAFKA_STATE_DIR="$PWD/var/test/kafka"
 export PG_STATE_DIR="$PWD/var/test/postgres"
 unset PG_PORT
 
-cleanup() {
-    bash scripts/kafka.sh stop || true
-    bash scripts/postgres.sh stop || true
-}
-trap cleanup EXIT
-
 echo "== ruff"
 $VENV/bin/ruff check .
 echo "== mypy"
@@ -37,24 +31,9 @@ if [[ -z "${IDO_CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
-echo "== starting Kafka"
-if ! kafka_out="$(bash scripts/kafka.sh start)"; then
-    echo "make test: the Kafka broker could not start (messages above); integration tests cannot run" >&2
-    exit 1
-fi
-echo "== starting PostgreSQL"
-if ! pg_out="$(bash scripts/postgres.sh start)"; then
-    echo "make test: the PostgreSQL server could not start (messages above); integration tests cannot run" >&2
-    exit 1
-fi
-# shellcheck disable=SC1091
-source "$PG_STATE_DIR/env"
-export TEST_KAFKA_BOOTSTRAP="${kafka_out#KAFKA_BOOTSTRAP=}"
-export TEST_POSTGRES_HOST="$POSTGRES_HOST" TEST_POSTGRES_PORT="$POSTGRES_PORT"
-export TEST_POSTGRES_USER="$POSTGRES_USER" TEST_POSTGRES_PASSWORD="$POSTGRES_PASSWORD"
-export TEST_POSTGRES_DBNAME="$POSTGRES_DBNAME"
-echo "$pg_out"
-unset POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DBNAME POSTGRES_URL
+# shellcheck source=scripts/test-servers.sh
+source scripts/test-servers.sh
+start_test_servers "make test"
 
 echo "== pytest"
 # The slow resilience tests (30 s outages, crashes under load) run with `make resilience`.

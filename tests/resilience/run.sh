@@ -16,30 +16,9 @@ export PG_STATE_DIR="$PWD/var/resilience/postgres"
 export IDO_RESILIENCE_FIGURES="$PWD/var/resilience/figures.json"
 unset PG_PORT KAFKA_KEEP_DATA
 
-cleanup() {
-    bash scripts/kafka.sh stop || true
-    bash scripts/postgres.sh stop || true
-}
-trap cleanup EXIT
-
-echo "== starting Kafka"
-if ! kafka_out="$(bash scripts/kafka.sh start)"; then
-    echo "make resilience: the Kafka broker could not start (messages above)" >&2
-    exit 1
-fi
-echo "== starting PostgreSQL"
-if ! pg_out="$(bash scripts/postgres.sh start)"; then
-    echo "make resilience: the PostgreSQL server could not start (messages above)" >&2
-    exit 1
-fi
-# shellcheck disable=SC1091
-source "$PG_STATE_DIR/env"
-export TEST_KAFKA_BOOTSTRAP="${kafka_out#KAFKA_BOOTSTRAP=}"
-export TEST_POSTGRES_HOST="$POSTGRES_HOST" TEST_POSTGRES_PORT="$POSTGRES_PORT"
-export TEST_POSTGRES_USER="$POSTGRES_USER" TEST_POSTGRES_PASSWORD="$POSTGRES_PASSWORD"
-export TEST_POSTGRES_DBNAME="$POSTGRES_DBNAME"
-echo "$pg_out"
-unset POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DBNAME POSTGRES_URL
+# shellcheck source=scripts/test-servers.sh
+source scripts/test-servers.sh
+start_test_servers "make resilience"
 
 echo "== pytest tests/resilience (fast and slow)"
 status=0
