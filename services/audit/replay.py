@@ -30,7 +30,7 @@ from services.audit.sources import TopicReader, audited_topics
 from services.audit.validation import MessageCheck
 from services.common.config import Settings
 from services.common.progress import Progress
-from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of, library_bridge_rows
 from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money
 
 BALANCE_COLUMNS = (
@@ -286,21 +286,7 @@ class Replay:
         per_library: dict[str, dict[str, int]] = {}
         for (library_id, kind), cents in self.library_kinds.items():
             per_library.setdefault(library_id, {})[kind] = cents
-        bridge_rows = [
-            {
-                "library_id": library_id,
-                "name": self.library_names.get(library_id),
-                "granted_cents": kinds.get("bridge_grant", 0),
-                "paid_cents": kinds.get("bridge_paid", 0),
-                "settled_cents": kinds.get("bridge_settled", 0),
-                "reclaim_issued_cents": kinds.get("bridge_reclaim", 0),
-            }
-            for library_id, kinds in sorted(per_library.items())
-        ]
-        bridge_totals = {
-            key: sum(r[key] for r in bridge_rows)  # type: ignore[misc]
-            for key in ("granted_cents", "paid_cents", "settled_cents", "reclaim_issued_cents")
-        }
+        bridge_rows, bridge_totals = library_bridge_rows(per_library, self.library_names)
         received = [
             {
                 "library_id": counterparty_id,

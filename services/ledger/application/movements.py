@@ -306,3 +306,24 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], Book], Effects]] = {
     "ExpenditureReversed": _expenditure_reversed,
     "YearClosed": _year_closed,
 }
+
+
+BRIDGE_FIGURES = {
+    "granted_cents": "bridge_grant",
+    "paid_cents": "bridge_paid",
+    "settled_cents": "bridge_settled",
+    "reclaim_issued_cents": "bridge_reclaim",
+}
+
+
+def library_bridge_rows(
+    per_library: dict[str, dict[str, int]], names: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Per library its bridge figures, and their totals: one shape for the live view and the replay."""
+    rows: list[dict[str, Any]] = [
+        {"library_id": library_id, "name": names.get(library_id)}
+        | {figure: kinds.get(kind, 0) for figure, kind in BRIDGE_FIGURES.items()}
+        for library_id, kinds in sorted(per_library.items())
+    ]
+    totals = {figure: sum(row[figure] for row in rows) for figure in BRIDGE_FIGURES}
+    return rows, totals

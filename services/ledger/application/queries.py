@@ -18,6 +18,7 @@ from contracts.canonical import format_utc
 from contracts.events.expenditures import CATEGORIES
 from services.common.consumer import applied_events, consumer_metadata, consumer_offsets
 from services.common.errors import Unavailable
+from services.ledger.application.movements import library_bridge_rows
 from services.ledger.application.view import (
     PROJECTION_NAME,
     closings,
@@ -163,21 +164,7 @@ class LedgerQueries:
             by=(journal.c.library_id, journal.c.kind),
         ):
             per_library.setdefault(row.library_id, {})[row.kind] = int(row.cents)
-        bridge_rows = [
-            {
-                "library_id": library_id,
-                "name": library_names.get(library_id),
-                "granted_cents": kinds.get("bridge_grant", 0),
-                "paid_cents": kinds.get("bridge_paid", 0),
-                "settled_cents": kinds.get("bridge_settled", 0),
-                "reclaim_issued_cents": kinds.get("bridge_reclaim", 0),
-            }
-            for library_id, kinds in sorted(per_library.items())
-        ]
-        bridge_totals = {
-            key: sum(r[key] for r in bridge_rows)  # type: ignore[misc]
-            for key in ("granted_cents", "paid_cents", "settled_cents", "reclaim_issued_cents")
-        }
+        bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
         funding = self._sums(
             at,
             journal.c.kind == "spent",
