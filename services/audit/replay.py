@@ -1,7 +1,9 @@
 """The auditor's replay: the three topics from offset 0 -> every balance, in memory.
 
 Each valid message is turned into money movements by ``effects_of`` (the live projection's own
-function) and folded into dicts. The replay keeps the projector's rules: a message that breaks
+function) and folded into dicts, one entry per balance; what grows with the history (every event
+id, every stream's head, line 1 of every event) is kept on disk in an ``EventIndex``.
+The replay keeps the projector's rules: a message that breaks
 its contract is skipped, a re-sent ``event_id`` counts once, a refused event changes nothing.
 As the contracts say, a stream is read in ``stream_position`` order: an event whose predecessor
 has not been read yet (a grant's stream moves partition after a merger) waits for it.
@@ -26,12 +28,16 @@ from typing import Any
 from contracts.canonical import format_utc
 from contracts.envelope import ContractViolation
 from contracts.events.expenditures import CATEGORIES
+from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audited_topics
 from services.audit.validation import MessageCheck
 from services.common.config import Settings
 from services.common.progress import Progress
 from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of, library_bridge_rows
 from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money
+
+INDEX_BATCH_SIZE = 20_000
+"""New ids and heads held in RAM before they go to the on-disk index in one batch."""
 
 BALANCE_COLUMNS = (
     "awarded_cents",
@@ -47,11 +53,12 @@ BALANCE_COLUMNS = (
 
 
 class MemoryBook:
-    """The ``Book`` of ``effects_of`` in dicts: running sums per ``LOOKUPS`` entry, line 1 per event."""
+    """The ``Book`` of ``effects_of``: running sums per ``LOOKUPS`` entry in dicts (as many as there
+    are balances), line 1 of every event in the on-disk ``EventIndex`` (as many as there are events)."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: EventIndex) -> None:
         self.sums: dict[tuple[Any, ...], int] = defaultdict(int)
-        self.originals: dict[str, Original] = {}
+        self.index = index
         self.closed: set[tuple[str, int]] = set()
 
     def total(self, kind: str, **where: Any) -> int:
@@ -61,7 +68,7 @@ class MemoryBook:
         return self.sums.get((kind, fields, tuple(where[f] for f in fields)), 0)
 
     def original(self, event_id: str) -> Original | None:
-        return self.originals.get(event_id)
+        return self.index.original(event_id)
 
     def is_closed(self, municipality_code: str, year: int) -> bool:
         return (municipality_code, year) in self.closed
@@ -73,12 +80,15 @@ class MemoryBook:
                 for fields in lookups:
                     self.sums[(row["kind"], fields, tuple(row[f] for f in fields))] += row["amount_cents"]
             if line == 1:
-                self.originals[event_id] = Original(
+                self.index.remember_original(
+                    event_id,
+                    Original(
                     row["amount_cents"],
                     row.get("municipality_code"),
                     row.get("counterparty_id"),
                     row.get("counterparty_name"),
-                    row.get("reference"),
+                        row.get("reference"),
+                    ),
                 )
         if effects.closing is not None:
             self.closed.add((effects.closing["municipality_code"], effects.closing["year"]))
@@ -101,11 +111,10 @@ class Replay:
         self.as_of = as_of
         self.known_at = format_utc(known_at) if known_at is not None else None
         self.check = MessageCheck(strict=strict)
-        self.book = MemoryBook()
+        self._index = EventIndex(batch_size=INDEX_BATCH_SIZE)
+        self.book = MemoryBook(self._index)
         self.stats = ReplayStats()
         self.offsets: dict[str, dict[str, int]] = {}
-        self._seen: set[str] = set()
-        self._positions: dict[str, int] = {}
         self._waiting: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
         # the filtered sums the answers are made of
         self.cells: dict[tuple[str, int, str, str | None], int] = defaultdict(int)
@@ -143,35 +152,37 @@ class Replay:
             self.stats.invalid += 1
             self.stats.problems.append(f"{where}: skipped, breaks its contract: {violation.reason}")
             return
-        event_id = envelope["event_id"]
-        if event_id in self._seen:
+        if not self._index.first_time(envelope["event_id"]):
             self.stats.duplicates += 1
             return
-        self._seen.add(event_id)
         stream_id = envelope["stream_id"]
         position = envelope["stream_position"]
-        last = self._positions.get(stream_id, 0)
+        last = self._index.head(stream_id)
         if position > last + 1:
             self.stats.waited += 1
             self._waiting.setdefault(stream_id, {})[position] = (topic, envelope)
             return
         self._apply(topic, envelope, where)
         if position > last:
-            self._positions[stream_id] = position
+            self._index.set_head(stream_id, position)
+            last = position
         if stream_id in self._waiting:
-            self._release(stream_id)
+            self._release(stream_id, last)
 
-    def _release(self, stream_id: str) -> None:
+    def _release(self, stream_id: str, last: int) -> None:
         waiting = self._waiting[stream_id]
-        while (nxt := self._positions[stream_id] + 1) in waiting:
+        while (nxt := last + 1) in waiting:
             topic, envelope = waiting.pop(nxt)
             self._apply(topic, envelope, "")
-            self._positions[stream_id] = nxt
+            self._index.set_head(stream_id, nxt)
+            last = nxt
         if not waiting:
             del self._waiting[stream_id]
 
     def finish(self) -> None:
-        """Applies what still waits for a predecessor that never came (the live projector did too)."""
+        """Applies what still waits for a predecessor that never came (the live projector did too).
+
+        The end of feeding: the on-disk index of events and streams is dropped; the answers remain."""
         for stream_id, waiting in sorted(self._waiting.items()):
             for position in sorted(waiting):
                 topic, envelope = waiting[position]
@@ -180,6 +191,7 @@ class Replay:
                 )
                 self._apply(topic, envelope, "")
         self._waiting.clear()
+        self._index.close()
 
     # -- folding -------------------------------------------------------------------------------
 
