@@ -19,7 +19,7 @@ import psycopg_pool
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
@@ -28,6 +28,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.common.auth import Principal, TokenVerifier
+from services.common.blueprint import Blueprint
 from services.common.config import Settings
 from services.common.errors import ServiceError, Unavailable
 from services.common.logging_setup import REQUEST_ID

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 
 from services.bridge.adapters.http import schemas
 from services.bridge.application.app import BridgeApplication
+from services.common.blueprint import Blueprint
 from services.common.http import principal
 
 READERS = ("kb", "ministry", "auditor", "finance")

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
 
 from services.common.auth import CBS_CODE
+from services.common.blueprint import Blueprint
 from services.common.errors import InvalidInput
 from services.common.http import principal
 from services.ledger.adapters.http.schemas import (

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from services.common.blueprint import Blueprint
 from services.common.errors import Forbidden
 from services.common.http import principal
 from services.payments.adapters.http.schemas import (

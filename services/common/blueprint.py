@@ -1,0 +1,21 @@
+"""The services' flask-smorest Blueprint: one schema instance per route, built once.
+
+flask-smorest hands a schema *class* to webargs, which then builds a new instance (and new
+instances of its nested schemas) for every request: 7 % of a POST's CPU in the write benchmark
+(bench/README.md). A marshmallow schema holds no per-load state, so one instance serves all
+requests and threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from marshmallow import Schema
+
+
+class Blueprint(flask_smorest.Blueprint):
+    def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
