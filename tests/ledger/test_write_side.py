@@ -15,7 +15,8 @@ POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
 
 def stored_events(client: FlaskClient) -> int:
     app: LedgerApplication = client.application.extensions["ledger"].commands.app
-    return app.recorder.max_notification_id() or 0
+    # counted, not the highest id: PostgreSQL's ids have gaps where a retry's insert was refused
+    return len(app.recorder.select_notifications(start=None, limit=1_000_000))
 
 
 def own(tokens: TokenFactory, key: str | None = None) -> dict[str, str]:

@@ -3,6 +3,8 @@
 The key table is a side table (service DB). It cannot share a transaction with the event store,
 so the aggregate ids of a keyed request are derived from (municipality, operation, key): after a
 crash between saving the events and saving the key, the retry finds the events and answers the same.
+A posting (one expenditure) goes further and needs no row here at all: its stream id *is* its key,
+so the event store's uniqueness records the key in the event's own commit.
 """
 
 from __future__ import annotations

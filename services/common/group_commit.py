@@ -1,0 +1,89 @@
+"""Group commit: the aggregates of concurrent requests saved in one event-store transaction.
+
+Both event stores take one writer at a time: SQLite by its write lock, eventsourcing's PostgreSQL
+recorder by ``LOCK TABLE ... IN EXCLUSIVE MODE`` held through the commit. Every save therefore
+waits for the commits (and fsyncs) of all saves before it, which capped the ledger's posting
+endpoint at one fsync per request (bench/README.md, row 1). Here a request that finds a commit in
+progress queues its aggregate; when that commit ends, one queued request commits everything queued
+in one transaction and wakes the others. Each request still returns only after its own events are
+durable, so "stored before 201" holds.
+
+A batch is atomic: when it fails (one aggregate's conflict, a broken connection), nothing of it was
+stored and each aggregate is saved again on its own, so each request gets its own outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.application import Application
+
+MAX_BATCH = 64
+
+
+@dataclass
+class _Pending:
+    events: list[Any]
+    done: bool = False
+    error: BaseException | None = None
+    recordings: list[Any] = field(default_factory=list)
+
+
+class GroupCommit:
+    def __init__(self, application: Application[Any], *, max_batch: int = MAX_BATCH):
+        self.application = application
+        self.max_batch = max_batch
+        self._changed = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._committing = False
+        self.batches = 0
+        """Transactions committed so far (the tests and the benchmark read it)."""
+
+    def save(self, aggregate: Any) -> list[Any]:
+        """Stores the aggregate's pending events; returns their recordings, or raises as ``save`` would."""
+        pending = _Pending(list(aggregate.collect_events()))
+        with self._changed:
+            self._queue.append(pending)
+        while True:
+            with self._changed:
+                while self._committing and not pending.done:
+                    self._changed.wait()
+                if pending.done:
+                    break
+                self._committing = True
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                self._commit(batch)
+            finally:
+                with self._changed:
+                    for p in batch:
+                        if not p.done:  # only when _commit itself was interrupted
+                            p.error, p.done = RuntimeError("the group commit was interrupted"), True
+                    self._committing = False
+                    self._changed.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        return pending.recordings
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) > 1:
+                recordings = self.application.save(*(event for p in batch for event in p.events))
+                self.batches += 1
+                by_event = {id(r.domain_event): r for r in recordings}
+                for p in batch:
+                    p.recordings = [by_event[id(e)] for e in p.events if id(e) in by_event]
+                    p.done = True
+                return
+        except Exception:  # noqa: BLE001 - nothing of the batch was stored: each is saved on its own below
+            pass
+        for p in batch:
+            try:
+                p.recordings = self.application.save(*p.events)
+                self.batches += 1
+            except Exception as error:  # noqa: BLE001 - handed to the request that owns the aggregate
+                p.error = error
+            finally:
+                p.done = True

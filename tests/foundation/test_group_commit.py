@@ -1,0 +1,125 @@
+"""Group commit: concurrent saves share one transaction, and each request still gets its own outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import pytest
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
+
+from services.common.group_commit import GroupCommit
+
+
+class Item(Aggregate):
+    @staticmethod
+    def create_id(name: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"urn:test-item:{name}")
+
+    @event("Created")
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Gated:
+    """Holds the first save until the others have queued behind it."""
+
+    def __init__(self, application: Application[UUID]):
+        self.application = application
+        self.original = application.save
+        self.calls: list[int] = []
+        self.release = threading.Event()
+        application.save = self  # type: ignore[method-assign]
+
+    def __call__(self, *objs: Any) -> Any:
+        self.calls.append(len(objs))
+        if len(self.calls) == 1:
+            assert self.release.wait(10)
+        return self.original(*objs)
+
+
+def _wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def _run(saver: GroupCommit, gate: Gated, names: list[str]) -> dict[str, Any]:
+    """Saves the first alone, the rest while it is held; returns each name's recordings or error."""
+    outcomes: dict[str, Any] = {}
+
+    def save(name: str) -> None:
+        try:
+            outcomes[name] = saver.save(Item(name))
+        except Exception as error:  # noqa: BLE001 - the outcome under test
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in names]
+    threads[0].start()
+    _wait_until(lambda: gate.calls)
+    for thread in threads[1:]:
+        thread.start()
+    _wait_until(lambda: len(saver._queue) == len(names) - 1)
+    gate.release.set()
+    for thread in threads:
+        thread.join(10)
+    return outcomes
+
+
+def test_saves_that_arrive_during_a_commit_are_committed_together() -> None:
+    application: Application[UUID] = Application()
+    gate = Gated(application)
+    saver = GroupCommit(application)
+    names = [f"n{i}" for i in range(6)]
+    outcomes = _run(saver, gate, names)
+    assert gate.calls == [1, 5]  # one transaction for the five that queued
+    assert saver.batches == 2
+    for name in names:
+        recordings = outcomes[name]
+        assert [r.domain_event.originator_id for r in recordings] == [Item.create_id(name)]
+        assert application.repository.get(Item.create_id(name)).name == name
+
+
+def test_one_conflict_in_a_batch_fails_only_its_own_request() -> None:
+    application: Application[UUID] = Application()
+    application.save(Item("taken"))
+    gate = Gated(application)
+    saver = GroupCommit(application)
+    outcomes = _run(saver, gate, ["first", "a", "taken", "b"])
+    assert isinstance(outcomes["taken"], IntegrityError)
+    for name in ("first", "a", "b"):
+        assert not isinstance(outcomes[name], Exception), outcomes[name]
+        assert application.repository.get(Item.create_id(name)).name == name
+    # the batch of three failed as a whole, then each was saved on its own
+    assert gate.calls == [1, 3, 1, 1, 1]
+    assert len(application.recorder.select_notifications(start=None, limit=100)) == 4
+
+
+def test_a_batch_larger_than_the_limit_is_split() -> None:
+    application: Application[UUID] = Application()
+    gate = Gated(application)
+    saver = GroupCommit(application, max_batch=2)
+    names = [f"m{i}" for i in range(6)]
+    outcomes = _run(saver, gate, names)
+    assert gate.calls == [1, 2, 2, 1]
+    assert all(not isinstance(o, Exception) for o in outcomes.values())
+    assert len(application.recorder.select_notifications(start=None, limit=100)) == 6
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_every_save_is_stored_once_under_free_concurrency(count: int) -> None:
+    application: Application[UUID] = Application()
+    saver = GroupCommit(application)
+    threads = [threading.Thread(target=saver.save, args=(Item(f"c{i}"),)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    stored = application.recorder.select_notifications(start=None, limit=1000)
+    assert len(stored) == count
+    assert saver.batches <= count
