@@ -6,12 +6,11 @@ day, ``known_at`` rows recorded at or before that moment. Without filters: the s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.canonical import format_utc
@@ -19,6 +18,7 @@ from contracts.events.expenditures import CATEGORIES
 from services.common.consumer import applied_events, consumer_metadata, consumer_offsets
 from services.common.errors import Unavailable
 from services.ledger.application.movements import library_bridge_rows
+from services.ledger.application.projected import ProjectedEvents
 from services.ledger.application.view import (
     PROJECTION_NAME,
     closings,
@@ -75,24 +75,23 @@ class LedgerQueries:
         self.projection_name = projection_name
         view_metadata.create_all(engine)
         consumer_metadata.create_all(engine)
+        self._applied = select(applied_events.c.event_id).where(
+            applied_events.c.consumer == projection_name, applied_events.c.event_id == bindparam("event_id")
+        )
+        self.projected = ProjectedEvents(engine, projection_name)
 
     # -- read-your-writes ----------------------------------------------------------------------
 
     def wait_for_event(self, event_id: str, timeout_ms: int) -> None:
         """Returns once the event is projected; Unavailable (503, Retry-After) after ``timeout_ms``."""
-        deadline = time.monotonic() + timeout_ms / 1000
-        query = select(applied_events.c.event_id).where(
-            applied_events.c.consumer == self.projection_name, applied_events.c.event_id == event_id
+        with self.engine.connect() as connection:
+            if connection.execute(self._applied, {"event_id": event_id}).first() is not None:
+                return
+        if timeout_ms > 0 and self.projected.wait(event_id, timeout_ms):
+            return
+        raise Unavailable(
+            f"event {event_id} is not projected yet (waited {timeout_ms} ms); retry shortly", retry_after_s=1
         )
-        while True:
-            with self.engine.connect() as connection:
-                if connection.execute(query).first() is not None:
-                    return
-            if time.monotonic() >= deadline:
-                raise Unavailable(
-                    f"event {event_id} is not projected yet (waited {timeout_ms} ms); retry shortly", retry_after_s=1
-                )
-            time.sleep(0.05)
 
     def offsets(self) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
