@@ -147,7 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_private_key_file=Path(env.get("IDO_JWT_PRIVATE_KEY_FILE", str(keys_dir / "jwt_private.pem"))),
         revoked_tokens_file=Path(env.get("IDO_REVOKED_TOKENS_FILE", str(keys_dir / "revoked_tokens.txt"))),
         view_db_url=view_db_url,
-        relay_poll_interval_ms=_int(env, "IDO_RELAY_POLL_INTERVAL_MS", 200, minimum=1),
+        relay_poll_interval_ms=_int(env, "IDO_RELAY_POLL_INTERVAL_MS", 50, minimum=1),
         relay_batch_size=_int(env, "IDO_RELAY_BATCH_SIZE", 500, minimum=1),
         read_your_writes_timeout_ms=_int(env, "IDO_READ_YOUR_WRITES_TIMEOUT_MS", 5000, minimum=0),
         max_body_bytes=_int(env, "IDO_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),

@@ -83,7 +83,7 @@ class OutboxRelay:
         self.tracking.insert_tracking(Tracking(self.name, notifications[-1].id))
         return len(notifications)
 
-    def run_forever(self, stop: threading.Event, poll_interval_ms: int = 200) -> None:
+    def run_forever(self, stop: threading.Event, poll_interval_ms: int = 50) -> None:
         while not stop.is_set():
             try:
                 published = self.run_once()
