@@ -28,9 +28,9 @@ from typing import Any
 from contracts.canonical import format_utc
 from contracts.envelope import ContractViolation
 from contracts.events.expenditures import CATEGORIES
+from contracts.message_check import MessageCheck
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audited_topics
-from services.audit.validation import MessageCheck
 from services.common.config import Settings
 from services.common.progress import Progress
 from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of, library_bridge_rows

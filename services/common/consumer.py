@@ -32,7 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, IntegrityError
 
-from contracts.envelope import ContractViolation, parse_message
+from contracts.envelope import ContractViolation
+from contracts.message_check import MessageCheck
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class Projection(Protocol):
     def create_tables(self, engine: Engine) -> None: ...
 
     def apply(self, connection: Connection, topic: str, envelope: dict[str, Any]) -> None: ...
+
+    def apply_batch(self, connection: Connection, topic: str, envelopes: list[dict[str, Any]]) -> None:
+        """The same as ``apply`` for each envelope in turn; a projection may write them together."""
+        ...
 
 
 @dataclass
@@ -199,6 +204,7 @@ class ProjectionRunner:
         self.offsets = OffsetStore(engine, projection.name)
         projection.create_tables(engine)
         self.stats = ConsumerStats()
+        self.check = MessageCheck()
         self.consumer = consumer_factory(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id or projection.name,
@@ -246,7 +252,7 @@ class ProjectionRunner:
             parsed: list[tuple[Any, dict[str, Any]]] = []
             for message in messages:
                 try:
-                    parsed.append((message, parse_message(message.value)))
+                    parsed.append((message, self.check.parse(message.value)))
                 except ContractViolation as violation:
                     refused.append((message, violation.reason))
             applied_before = self.offsets.applied_before(connection, [envelope["event_id"] for _m, envelope in parsed])
@@ -259,8 +265,7 @@ class ProjectionRunner:
                     fresh.append((message, envelope))
             try:
                 with connection.begin_nested():
-                    for _message, envelope in fresh:
-                        self.projection.apply(connection, tp.topic, envelope)
+                    self.projection.apply_batch(connection, tp.topic, [envelope for _message, envelope in fresh])
             except REFUSALS:
                 applied = {}
                 for message, envelope in parsed:
