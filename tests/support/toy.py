@@ -77,6 +77,10 @@ class CounterProjection:
     def create_tables(self, engine: Engine) -> None:
         self.metadata.create_all(engine)
 
+    def apply_batch(self, connection: Connection, topic: str, envelopes: list[dict[str, Any]]) -> None:
+        for envelope in envelopes:
+            self.apply(connection, topic, envelope)
+
     def apply(self, connection: Connection, topic: str, envelope: dict[str, Any]) -> None:
         amount = envelope["payload"].get("amount_cents", 0)
         stream_id = envelope["stream_id"]

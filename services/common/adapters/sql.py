@@ -30,7 +30,14 @@ def create_sql_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    # psycopg prepares a statement after 5 runs, and PostgreSQL may then settle on a generic plan
+    # made blind to the parameters. For the projector's duplicate check (500 ids in one IN list,
+    # on a table whose statistics lag behind its growth) that plan scanned the whole consumer's
+    # rows: 3 ms became 100-170 ms per batch and growing (bench/README.md, row 3). Custom plans
+    # cost ~0.05 ms of planning per statement.
+    engine = create_engine(
+        url, pool_size=10, max_overflow=20, connect_args={"options": "-c plan_cache_mode=force_custom_plan"}
+    )
     ping_when_idle(engine, PING_AFTER_IDLE_S)
     return engine
 

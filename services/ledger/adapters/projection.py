@@ -61,6 +61,62 @@ _INSERT_JOURNAL = insert(journal)
 _EMPTY_JOURNAL_ROW: dict[str, Any] = {column.name: None for column in journal.columns}
 
 
+class BatchBook(SqlBook):
+    """A ``SqlBook`` that holds a batch's journal rows until ``flush``: one executemany per polled
+    batch instead of one INSERT round trip per event (bench/README.md, row 3). Its answers count
+    the rows it holds, so an event sees the events before it in the same batch."""
+
+    def __init__(self, connection: Connection):
+        super().__init__(connection)
+        self.rows: list[dict[str, Any]] = []
+        self.originals: dict[str, Original] = {}
+        self.closed: dict[tuple[str, int], bool] = {}
+
+    def total(self, kind: str, **where: Any) -> int:
+        held = sum(
+            row["amount_cents"]
+            for row in self.rows
+            if row["kind"] == kind and all(row[column] == value for column, value in where.items())
+        )
+        return super().total(kind, **where) + held
+
+    def original(self, event_id: str) -> Original | None:
+        return self.originals.get(event_id) or super().original(event_id)
+
+    def is_closed(self, municipality_code: str, year: int) -> bool:
+        key = (municipality_code, year)
+        if key not in self.closed:
+            self.closed[key] = super().is_closed(municipality_code, year)
+        return self.closed[key]
+
+    def hold(self, envelope: dict[str, Any], effects: Effects) -> None:
+        # Every row names every column, so one prepared statement takes them all.
+        common = {
+            **_EMPTY_JOURNAL_ROW,
+            "event_id": envelope["event_id"],
+            "event_type": envelope["event_type"],
+            "recorded_at": envelope["recorded_at"],
+            "stream_id": envelope["stream_id"],
+        }
+        for line, row in effects.rows:
+            self.rows.append({**common, "line": line, **row})
+            if line == 1:
+                self.originals[envelope["event_id"]] = Original(
+                    row["amount_cents"],
+                    row.get("municipality_code"),
+                    row.get("counterparty_id"),
+                    row.get("counterparty_name"),
+                    row.get("reference"),
+                )
+        if effects.closing is not None:
+            self.closed[(effects.closing["municipality_code"], effects.closing["year"])] = True
+
+    def flush(self) -> None:
+        if self.rows:
+            self.connection.execute(_INSERT_JOURNAL, self.rows)
+        self.rows, self.originals = [], {}
+
+
 class BalancesProjection:
     name = PROJECTION_NAME
 
@@ -68,23 +124,21 @@ class BalancesProjection:
         view_metadata.create_all(engine)
 
     def apply(self, connection: Connection, topic: str, envelope: dict[str, Any]) -> None:
-        try:
-            effects = effects_of(topic, envelope, SqlBook(connection))
-        except Refused as refused:
-            raise Rejected(str(refused)) from None
-        self.write(connection, envelope, effects)
+        self.apply_batch(connection, topic, [envelope])
 
-    def write(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
-        if effects.rows:
-            # One prepared statement for all rows of the event: every row names every column.
-            common = {
-                **_EMPTY_JOURNAL_ROW,
-                "event_id": envelope["event_id"],
-                "event_type": envelope["event_type"],
-                "recorded_at": envelope["recorded_at"],
-                "stream_id": envelope["stream_id"],
-            }
-            connection.execute(_INSERT_JOURNAL, [{**common, "line": line, **row} for line, row in effects.rows])
+    def apply_batch(self, connection: Connection, topic: str, envelopes: list[dict[str, Any]]) -> None:
+        book = BatchBook(connection)
+        for envelope in envelopes:
+            try:
+                effects = effects_of(topic, envelope, book)
+            except Refused as refused:
+                raise Rejected(str(refused)) from None
+            book.hold(envelope, effects)
+            self.write_names(connection, envelope, effects)
+        book.flush()
+
+    def write_names(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
+        """What an event writes besides journal rows: names and closings (a few per year)."""
         if effects.municipality_name is not None:
             self._upsert_name(connection, municipalities, "municipality_code", *effects.municipality_name)
         if effects.library_name is not None:
