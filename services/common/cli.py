@@ -15,9 +15,16 @@ from services.common.logging_setup import configure_from_settings
 def _serve(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from services.common.startup_lock import startup_lock
+
     settings = load_settings()
     definition = service_definition(args.service)
     bind = f"{settings.bind_host}:{args.port or settings.port(args.service)}"
+
+    if args.workers > 1:
+        from services.common.observability import share_counters_between_workers
+
+        share_counters_between_workers(settings.data_dir / "run" / f"metrics-{args.service}-{bind.rsplit(':', 1)[1]}")
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -29,7 +36,9 @@ def _serve(args: argparse.Namespace) -> None:
 
         def load(self) -> Any:
             # Built in each worker after the fork: connection pools must never be shared across processes.
-            return definition.create_http_app(settings)
+            # One worker at a time: each creates the tables it needs (services/common/startup_lock.py).
+            with startup_lock(settings):
+                return definition.create_http_app(settings)
 
     _Server().run()
 

@@ -16,6 +16,7 @@ from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
 from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
+from services.common.startup_lock import startup_lock
 
 
 def _resolve(reference: str) -> Any:
@@ -57,7 +58,8 @@ def run(service: str, application: str | None = None, topic: str | None = None) 
         application_class = _resolve(application)
     if topic is None:
         raise SystemExit("--topic is required with --application")
-    relay = build_relay(settings, service, application_class, topic)
+    with startup_lock(settings):  # creates its tables, as the service may at the same moment
+        relay = build_relay(settings, service, application_class, topic)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

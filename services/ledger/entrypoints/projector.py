@@ -12,6 +12,7 @@ from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner
 from services.common.logging_setup import configure_from_settings
+from services.common.startup_lock import startup_lock
 from services.ledger.adapters.projection import BalancesProjection
 
 TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
@@ -32,7 +33,8 @@ def build_runner(settings: Settings, group_id: str | None = None) -> ProjectionR
 
 def run(group_id: str | None = None) -> None:
     settings = load_settings()
-    runner = build_runner(settings, group_id=group_id)
+    with startup_lock(settings):  # creates the view's tables, as the ledger service may at the same moment
+        runner = build_runner(settings, group_id=group_id)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
