@@ -21,7 +21,7 @@ from eventsourcing.persistence import OperationalError as StoreOperationalError
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 from marshmallow import Schema, fields
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
@@ -125,7 +125,7 @@ def readyz() -> Any:
 )
 def metrics() -> Any:
     """Prometheus metrics: requests, latency, events recorded, relay lag, projector lag, dead letters."""
-    return Response(generate_latest(_operations().registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(_operations().exposition(), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _operations() -> Operations:

@@ -8,23 +8,28 @@ broker, so correct whichever process did the work: events stored, the relay's po
 the broker's reachability and, for the ledger, the projector's lag per partition and the number
 of dead-lettered messages.
 
-Several gunicorn workers: each worker has its own counters, and a scrape reaches one of them.
-The default ``ido serve`` runs one worker (with threads), which this is made for; scale out with
-more processes on their own ports, each scraped, rather than more workers in one.
+Several gunicorn workers (``ido serve --workers N``): ``share_counters_between_workers`` puts the
+counters in files of one directory (prometheus_client's multiprocess mode), and every scrape, in
+whichever worker it lands, sums the files of all of them. The per-process CPU and memory series
+are then left out: they would describe only the worker that answered.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -32,6 +37,23 @@ from services.common.readiness import KafkaProbe, ProjectionWatch, RelayWatch, s
 
 log = logging.getLogger("ido.events")
 disable_created_metrics()  # no `*_created` series beside every counter: half the lines, nothing lost
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_counters_between_workers(directory: Path) -> None:
+    """Called before gunicorn forks its workers: their counters go to files in ``directory``
+    (emptied here, so a restart starts from zero as a single process would)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+    # prometheus_client picks its value class when first imported, before this could run.
+    values.ValueClass = values.get_value_class()
+
+
+def counters_shared() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OPERATIONS_KEY = "ido.operations"
@@ -55,8 +77,9 @@ class Operations:
     def __init__(self, service: str):
         self.service = service
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        if not counters_shared():
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self.requests = Counter(
             "ido_http_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -83,7 +106,8 @@ class Operations:
         self.projection: ProjectionWatch | None = None
         self.max_relay_lag = 0
         self.extra_checks: dict[str, Callable[[], Check]] = {}
-        self.registry.register(_ScrapeCollector(self))
+        self._scraped = _ScrapeCollector(self)
+        self.registry.register(self._scraped)
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -112,6 +136,15 @@ class Operations:
     def close(self) -> None:
         if self.probe is not None:
             self.probe.close()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of a scrape: this process's registry, or all workers' counters."""
+        if not counters_shared():
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self._scraped)
+        return bytes(generate_latest(registry))
 
     # -- counted as it happens ------------------------------------------------------------------
 
