@@ -65,7 +65,7 @@ class Row:
 @dataclass
 class Sizes:
     clients: int = 16
-    workers: int = 1
+    workers: int = 2  # as docker-compose.yml runs `ido serve` in production: --workers 2 (threads: the default 4)
     threads: int = 4
     write_seconds: float = 8
     warmup_seconds: float = 2
