@@ -312,9 +312,21 @@ class ProjectionRunner:
             ],
         )
 
-    def run_forever(self, stop: threading.Event) -> None:
+    def run_forever(self, stop: threading.Event, retry_after_s: float = 1.0) -> None:
+        """Applies until ``stop``. A failure (the view's database or the broker gone) is retried, never
+        skipped: the polled messages were not applied, so every partition is first moved back to
+        the offset stored with the view, where a restart would begin too."""
+        rewind = False
         while not stop.is_set():
-            self.run_once(timeout_ms=500)
+            try:
+                if rewind:
+                    self.seek_to_stored(list(self.consumer.assignment()))
+                    rewind = False
+                self.run_once(timeout_ms=500)
+            except Exception as error:  # noqa: BLE001 - logged and retried; the lag metrics show it
+                log.warning("projector %s: %s; retrying from the stored offsets", self.projection.name, error)
+                rewind = True
+                stop.wait(retry_after_s)
 
     def close(self) -> None:
         self.consumer.close()

@@ -6,6 +6,7 @@ own, committed on release; a crash then left journal rows without their offsets 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from contracts.canonical import canonical_json
 from contracts.topics import DEAD_LETTER
@@ -75,3 +77,55 @@ def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topi
     with engine.connect() as connection:
         row = connection.execute(select(projection.table)).one()
     assert (row.events, row.total_cents) == (4, 6)
+
+
+def test_run_forever_survives_a_failing_view_database_and_applies_every_event_once(
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The projector used to exit on a database error and rely on a restart; now it retries in place,
+    from the offsets stored with the view (the polled batch was not applied, so it must not be skipped)."""
+    topic = f"{topic_prefix}{TOY_TOPIC.name}"
+    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], topic_prefix)
+    app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    counter = Counter.start("retried")
+    for amount in (1, 2, 3, 4):
+        counter.add(amount)
+    app.save(counter)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    for notification in app.recorder.select_notifications(start=1, limit=10):
+        key, envelope = recorded_envelope(app.mapper, notification)
+        producer.send(topic, key=key.encode(), value=canonical_json(envelope))
+    producer.flush()
+    producer.close()
+
+    engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
+    projection = CounterProjection()
+    runner = ProjectionRunner(
+        projection=projection, engine=engine, topics=[topic], bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}retried",
+    )
+    failures = [OperationalError("INSERT", {}, Exception("the view database went away"))] * 3
+    apply_batch = projection.apply_batch
+
+    def failing_at_first(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        apply_batch(*args, **kwargs)
+
+    projection.apply_batch = failing_at_first  # type: ignore[method-assign]
+    stop = threading.Event()
+    worker = threading.Thread(target=runner.run_forever, args=(stop,), kwargs={"retry_after_s": 0.05})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while runner.stats.applied < 5 and time.monotonic() < deadline and worker.is_alive():
+            time.sleep(0.05)
+        assert worker.is_alive(), "run_forever gave up"
+    finally:
+        stop.set()
+        worker.join(10)
+        runner.close()
+    assert not failures
+    with engine.connect() as connection:
+        row = connection.execute(select(projection.table)).one()
+    assert (row.events, row.total_cents) == (5, 10)
