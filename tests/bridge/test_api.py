@@ -198,3 +198,24 @@ def test_demo_data_loads_once(settings: Settings, application: BridgeApplication
     overview = application.overview()
     assert overview["committed_cents"] == 15 * overview["inhabitants"] == overview["paid_cents"]
     assert overview["spending_deadline"].isoformat() == "2023-05-01"
+
+
+def test_a_retried_payment_or_payment_batch_with_its_key_pays_once(client: FlaskClient, kb: dict[str, str]) -> None:
+    setup_register(client, kb)
+    assert client.post("/bridge/grant-batches", headers=kb).status_code == 201
+    payment = {"amount_cents": 5_000, "paid_on": "2022-12-01"}
+    keyed = {**kb, "Idempotency-Key": "pay-A-1"}
+    first = client.post(f"/bridge/libraries/{A}/payments", json=payment, headers=keyed)
+    again = client.post(f"/bridge/libraries/{A}/payments", json=payment, headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post(f"/bridge/libraries/{A}/payments", json={**payment, "amount_cents": 1}, headers=keyed)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json["errors"]
+
+    batch_keyed = {**kb, "Idempotency-Key": "batch-2022-12"}
+    batch = client.post("/bridge/payment-batches", json={"paid_on": "2022-12-02"}, headers=batch_keyed)
+    assert batch.status_code == 201 and batch.json["total_cents"] == 22_500 - 5_000
+    replay = client.post("/bridge/payment-batches", json={"paid_on": "2022-12-02"}, headers=batch_keyed)
+    assert (replay.status_code, replay.json) == (201, batch.json)
+    overview = client.get("/bridge/overview", headers=kb).json
+    assert overview["paid_cents"] == 22_500

@@ -348,3 +348,44 @@ def test_events_survive_a_restart(settings: Settings, tokens: TokenFactory) -> N
         assert body["municipality_name"] == "'s-Gravenhage" and body["amount_cents"] == 46_000_000
     finally:
         second.close()
+
+
+# --- Idempotency-Key on the payments that have no natural key -------------------------------------
+
+
+def test_a_retried_advance_with_its_key_pays_once(api: Api) -> None:
+    api.frame()
+    api.annex(2024, ANNEX)
+    url = "/v1/years/2024/grants/GM0363/advances"
+    body = {"amount_cents": 10_000_000, "paid_on": "2024-01-31"}
+    keyed = {**api.ministry, "Idempotency-Key": "advance-2024-01"}
+    first = api.post(url, body, keyed)
+    assert first.status_code == 201, first.get_json()
+    events = api.count_events()
+    again = api.post(url, body, keyed)
+    assert (again.status_code, again.get_json()) == (201, first.get_json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert api.count_events() == events
+    assert api.get("/v1/years/2024/grants/GM0363").get_json()["paid_cents"] == 10_000_000
+
+    assert_error(api.post(url, {**body, "amount_cents": 1}, keyed), 409, "Idempotency-Key", "another request")
+    assert_error(api.post(url, {**body, "amount_cents": 99_000_000_000}, {**keyed, "Idempotency-Key": "k2"}),
+                 422, "amount_cents")  # refused: the key is free again
+    assert api.post(url, {**body, "amount_cents": 1}, {**keyed, "Idempotency-Key": "k2"}).status_code == 201
+    assert_error(api.post(url, body, {**keyed, "Idempotency-Key": "bad key"}), 422, "Idempotency-Key")
+    assert api.get("/v1/years/2024/grants/GM0363").get_json()["paid_cents"] == 10_000_001
+    # a key names one request: the same key on another endpoint is refused too
+    receipts = "/v1/years/2024/grants/GM0363/reclaims/receipts"
+    assert_error(api.post(receipts, {"amount_cents": 1, "received_on": "2025-10-01"}, keyed), 409, "Idempotency-Key")
+
+
+def test_a_key_whose_outcome_is_unknown_is_never_run_again(api: Api, settings: Settings) -> None:
+    api.frame()
+    api.annex(2024, ANNEX)
+    url = "/v1/years/2024/grants/GM0363/advances"
+    keys = api.client.application.extensions["ido.request_keys"]
+    caller = "ministry:ministry"
+    assert keys.claim(caller, "lost", "a fingerprint of the same request") is None  # as a crash leaves it
+    response = api.post(url, {"amount_cents": 1, "paid_on": "2024-01-31"}, {**api.ministry, "Idempotency-Key": "lost"})
+    assert_error(response, 409, "Idempotency-Key")
+    assert api.get("/v1/years/2024/grants/GM0363").get_json()["paid_cents"] == 0

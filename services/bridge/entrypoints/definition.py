@@ -8,11 +8,13 @@ from contracts.topics import BRIDGE
 from services.bridge.adapters.http.blueprints import APPLICATION_KEY, blp
 from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data
+from services.common.adapters.sql import create_sql_engine
 from services.common.auth import verifier_from_files
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
+from services.common.request_keys import enable_request_keys
 
 
 def build_bridge_application(settings: Settings) -> BridgeApplication:
@@ -34,6 +36,7 @@ def create_app(settings: Settings, application: BridgeApplication | None = None)
     )
     app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
     enable_operations(app, settings, application=app.extensions[APPLICATION_KEY], topic=BRIDGE.name)
+    enable_request_keys(app, create_sql_engine(settings.service_db_url("bridge")), "bridge")
     return app
 
 

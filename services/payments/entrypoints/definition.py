@@ -7,11 +7,13 @@ from typing import Any
 from flask import Flask
 
 from contracts.topics import GRANTS
+from services.common.adapters.sql import create_sql_engine
 from services.common.auth import verifier_from_files
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations, error_response
+from services.common.request_keys import enable_request_keys
 from services.payments.adapters.http.routes import blp
 from services.payments.application.app import PaymentsApplication
 from services.payments.demo import load_demo_data
@@ -40,6 +42,7 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
     )
     app.extensions["payments.application"] = application or build_payments_application(settings)
     enable_operations(app, settings, application=app.extensions["payments.application"], topic=GRANTS.name)
+    enable_request_keys(app, create_sql_engine(settings.service_db_url("payments")), "payments")
 
     @app.errorhandler(AnnexRefused)
     def _annex_refused(error: AnnexRefused) -> Any:

@@ -16,6 +16,8 @@ from services.bridge.adapters.http import schemas
 from services.bridge.application.app import BridgeApplication
 from services.common.blueprint import Blueprint
 from services.common.http import principal
+from services.common.request_keys import HEADER_DOC as IDEMPOTENCY_KEY_HEADER
+from services.common.request_keys import idempotent
 
 READERS = ("kb", "ministry", "auditor", "finance")
 WRITERS = ("kb",)
@@ -171,6 +173,8 @@ def set_grant(body: dict[str, Any], library_id: str) -> Any:
 
 
 @blp.post("/libraries/<library_id>/payments")
+@idempotent
+@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @blp.arguments(schemas.PaymentSchema)
 @blp.response(201, schemas.LibrarySchema)
 @_errors(404, 409, 422)
@@ -200,6 +204,8 @@ def compute_grants() -> Any:
 
 
 @blp.post("/payment-batches")
+@idempotent
+@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @blp.arguments(schemas.PaymentBatchSchema)
 @blp.response(201, schemas.PaymentBatchResultSchema)
 @_errors(404, 409, 422)

@@ -14,6 +14,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from services.common.blueprint import Blueprint
 from services.common.errors import Forbidden
 from services.common.http import principal
+from services.common.request_keys import HEADER_DOC as IDEMPOTENCY_KEY_HEADER
+from services.common.request_keys import idempotent
 from services.payments.adapters.http.schemas import (
     AdvanceRequest,
     AnnexErrorSchema,
@@ -260,6 +262,8 @@ GRANT_WRITE_ERRORS = (
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/advances", methods=["POST"])
+@idempotent
+@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @blp.arguments(AdvanceRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
@@ -298,6 +302,8 @@ def issue_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/reclaims/receipts", methods=["POST"])
+@idempotent
+@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @blp.arguments(ReceiptRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
