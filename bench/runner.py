@@ -168,7 +168,8 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     meta: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": _git("rev-parse", "HEAD"),
-        "work_tree_changed": bool(_git("status", "--porcelain")),
+        # the bench's own output files do not count: a second run in one checkout is still clean
+        "work_tree_changed": bool(_git("status", "--porcelain", "--", ".", ":(exclude)bench/results*.json")),
         "machine": machine(),
         "postgres": postgres.server_settings() if postgres and "postgres" in stores else None,
         "sqlite": "journal_mode=WAL, synchronous=FULL (views, keys); eventsourcing's SQLite defaults (events)",
