@@ -15,13 +15,6 @@ export PG_STATE_DIR="$PWD/var/bench/postgres"
 export PG_PORT="${BENCH_PG_PORT:-29594}"
 unset KAFKA_KEEP_DATA
 
-cleanup() {
-    bash scripts/kafka.sh stop || true
-    bash scripts/postgres.sh stop || true
-    rm -rf "$KAFKA_STATE_DIR/data"  # the benchmark's topics (~1 GB at 10^6 events); wiped at start anyway
-}
-trap cleanup EXIT
-
 # Row 1's load generator: wrk from Debian when it can be had, else the Python one in bench/load.py.
 if ! command -v wrk >/dev/null 2>&1; then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -33,22 +26,21 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 
-echo "== starting Kafka on $KAFKA_PORT"
-kafka_out="$(bash scripts/kafka.sh start)" || { echo "make bench: the Kafka broker could not start" >&2; exit 1; }
-echo "== starting PostgreSQL on $PG_PORT"
-bash scripts/postgres.sh start >/dev/null || { echo "make bench: PostgreSQL could not start" >&2; exit 1; }
-# shellcheck disable=SC1091
-source "$PG_STATE_DIR/env"
+# shellcheck source=scripts/test-servers.sh
+source scripts/test-servers.sh
+start_test_servers "make bench"
+# the benchmark's topics (~1 GB at 10^6 events) go with the broker; they are wiped at start anyway
+trap 'bash scripts/kafka.sh stop || true; bash scripts/postgres.sh stop || true; rm -rf "$KAFKA_STATE_DIR/data"' EXIT
 if [[ "${BENCH_PG_FSYNC:-on}" != off ]]; then
     # scripts/postgres.sh runs a throw-away server without fsync; a durable commit needs it back on.
-    "$PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres \
+    "$PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$TEST_POSTGRES_HOST" -p "$TEST_POSTGRES_PORT" \
+        -U "$TEST_POSTGRES_USER" -d postgres \
         -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" \
         -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" >/dev/null
 fi
-export BENCH_KAFKA_BOOTSTRAP="${kafka_out#KAFKA_BOOTSTRAP=}"
-export BENCH_POSTGRES_HOST="$POSTGRES_HOST" BENCH_POSTGRES_PORT="$POSTGRES_PORT"
-export BENCH_POSTGRES_USER="$POSTGRES_USER" BENCH_POSTGRES_PASSWORD="$POSTGRES_PASSWORD"
-unset POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DBNAME POSTGRES_URL
+export BENCH_KAFKA_BOOTSTRAP="$TEST_KAFKA_BOOTSTRAP"
+export BENCH_POSTGRES_HOST="$TEST_POSTGRES_HOST" BENCH_POSTGRES_PORT="$TEST_POSTGRES_PORT"
+export BENCH_POSTGRES_USER="$TEST_POSTGRES_USER" BENCH_POSTGRES_PASSWORD="$TEST_POSTGRES_PASSWORD"
 
 echo "== bench"
 $VENV/bin/python -m bench "$@"
