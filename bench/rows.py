@@ -291,7 +291,7 @@ def time_group_consume(bootstrap: str, topics: Sequence[str], expected: int) -> 
     """Seconds a bare consumer, set as the runner's, takes to read ``expected`` messages."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=500, client_id="bench-raw-consumer",
+        auto_offset_reset="earliest", max_poll_records=2000, client_id="bench-raw-consumer",
     )
     clock = _ClockOnAssignment()
     consumer.subscribe(list(topics), listener=clock)

@@ -210,7 +210,7 @@ class ProjectionRunner:
             group_id=group_id or projection.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
+            max_poll_records=2000,
             client_id=f"projector-{projection.name}",
         )
         self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
