@@ -78,7 +78,7 @@ class Sizes:
     e2e_threads: int = 64
     memory_sizes: tuple[int, ...] = (10_000, 100_000)
     scale_sizes: tuple[int, ...] = (10_000, 100_000)
-    scale_batch: int = 2_000
+    scale_batch: int = 10_000
     scale_seconds: float = 4
     municipalities: int = 50
 
