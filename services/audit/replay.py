@@ -80,16 +80,7 @@ class MemoryBook:
                 for fields in lookups:
                     self.sums[(row["kind"], fields, tuple(row[f] for f in fields))] += row["amount_cents"]
             if line == 1:
-                self.index.remember_original(
-                    event_id,
-                    Original(
-                    row["amount_cents"],
-                    row.get("municipality_code"),
-                    row.get("counterparty_id"),
-                    row.get("counterparty_name"),
-                        row.get("reference"),
-                    ),
-                )
+                self.index.remember_original(event_id, Original.of_row(row))
         if effects.closing is not None:
             self.closed.add((effects.closing["municipality_code"], effects.closing["year"]))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from contracts.canonical import canonical_json
@@ -31,12 +31,15 @@ class Crash(Exception):
     pass
 
 
-def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topic_prefix: str, tmp_path: Path) -> None:
+def _published_and_runner(
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, name: str, amounts: tuple[int, ...]
+) -> tuple[ProjectionRunner, CounterProjection, Engine]:
+    """One counter's events (its start, then each amount) on the toy topic, and a runner for them."""
     topic = f"{topic_prefix}{TOY_TOPIC.name}"
     ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], topic_prefix)
     app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    counter = Counter.start("atomic")
-    for amount in (1, 2, 3):
+    counter = Counter.start(name)
+    for amount in amounts:
         counter.add(amount)
     app.save(counter)
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
@@ -45,13 +48,17 @@ def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topi
         producer.send(topic, key=key.encode(), value=canonical_json(envelope))
     producer.flush()
     producer.close()
-
     engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
     projection = CounterProjection()
     runner = ProjectionRunner(
         projection=projection, engine=engine, topics=[topic], bootstrap_servers=kafka.bootstrap_servers,
-        dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}atomic",
+        dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}{name}",
     )
+    return runner, projection, engine
+
+
+def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topic_prefix: str, tmp_path: Path) -> None:
+    runner, projection, engine = _published_and_runner(kafka, topic_prefix, tmp_path, "atomic", (1, 2, 3))
 
     def crash(*_args: Any, **_kwargs: Any) -> None:
         raise Crash("the process dies after the projection applied the batch, before the commit")
@@ -84,26 +91,7 @@ def test_run_forever_survives_a_failing_view_database_and_applies_every_event_on
 ) -> None:
     """The projector used to exit on a database error and rely on a restart; now it retries in place,
     from the offsets stored with the view (the polled batch was not applied, so it must not be skipped)."""
-    topic = f"{topic_prefix}{TOY_TOPIC.name}"
-    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], topic_prefix)
-    app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    counter = Counter.start("retried")
-    for amount in (1, 2, 3, 4):
-        counter.add(amount)
-    app.save(counter)
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    for notification in app.recorder.select_notifications(start=1, limit=10):
-        key, envelope = recorded_envelope(app.mapper, notification)
-        producer.send(topic, key=key.encode(), value=canonical_json(envelope))
-    producer.flush()
-    producer.close()
-
-    engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
-    projection = CounterProjection()
-    runner = ProjectionRunner(
-        projection=projection, engine=engine, topics=[topic], bootstrap_servers=kafka.bootstrap_servers,
-        dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}retried",
-    )
+    runner, projection, engine = _published_and_runner(kafka, topic_prefix, tmp_path, "retried", (1, 2, 3, 4))
     failures = [OperationalError("INSERT", {}, Exception("the view database went away"))] * 3
     apply_batch = projection.apply_batch
 

@@ -101,13 +101,7 @@ class BatchBook(SqlBook):
         for line, row in effects.rows:
             self.rows.append({**common, "line": line, **row})
             if line == 1:
-                self.originals[envelope["event_id"]] = Original(
-                    row["amount_cents"],
-                    row.get("municipality_code"),
-                    row.get("counterparty_id"),
-                    row.get("counterparty_name"),
-                    row.get("reference"),
-                )
+                self.originals[envelope["event_id"]] = Original.of_row(row)
         if effects.closing is not None:
             self.closed[(effects.closing["municipality_code"], effects.closing["year"])] = True
 

@@ -58,6 +58,17 @@ class Original(NamedTuple):
     counterparty_name: str | None
     reference: str | None
 
+    @classmethod
+    def of_row(cls, row: Row) -> Original:
+        """The ``Original`` of an event's line-1 row."""
+        return cls(
+            row["amount_cents"],
+            row.get("municipality_code"),
+            row.get("counterparty_id"),
+            row.get("counterparty_name"),
+            row.get("reference"),
+        )
+
 
 class Book(Protocol):
     def total(self, kind: str, **where: Any) -> int:
