@@ -33,8 +33,8 @@ from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audited_topics
 from services.common.config import Settings
 from services.common.progress import Progress
-from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of, library_bridge_rows
-from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money
+from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money, national_answer
 
 INDEX_BATCH_SIZE = 20_000
 """New ids and heads held in RAM before they go to the on-disk index in one batch."""
@@ -274,47 +274,15 @@ class Replay:
         return {"municipality_code": code, "year": year, **_money(kinds, categories), **self.point.describe()}
 
     def national(self, year: int) -> dict[str, Any]:
-        rows = []
-        totals_kinds: dict[str, int] = {}
-        totals_categories: dict[str, int] = {}
-        for code, (kinds, categories) in sorted(self._books(None, year).items()):
-            name = self.municipality_names.get(code)
-            rows.append({"municipality_code": code, "name": name, **_money(kinds, categories)})
-            for k, v in kinds.items():
-                totals_kinds[k] = totals_kinds.get(k, 0) + v
-            for k, v in categories.items():
-                totals_categories[k] = totals_categories.get(k, 0) + v
-        frame = self.frames.get(year, 0)
-        totals = _money(totals_kinds, totals_categories)
         per_library: dict[str, dict[str, int]] = {}
         for (library_id, kind), cents in self.library_kinds.items():
             per_library.setdefault(library_id, {})[kind] = cents
-        bridge_rows, bridge_totals = library_bridge_rows(per_library, self.library_names)
-        received = [
-            {
-                "library_id": counterparty_id,
-                "name": self.library_names.get(counterparty_id) if counterparty_id is not None else None,
-                "received_cents": cents,
-            }
-            for (y, counterparty_id), cents in sorted(self.funding.items(), key=lambda item: item[0][1] or "")
-            if y == year
-        ]
-        return {
-            "year": year,
-            "frame_cents": frame,
-            "awarded_within_frame": totals["awarded_cents"] <= frame,
-            "frame_unawarded_cents": frame - totals["awarded_cents"],
-            "municipalities": rows,
-            "totals": totals,
-            "bridge": {
-                "frame_cents": self.bridge_frame,
-                "frame_ungranted_cents": self.bridge_frame - bridge_totals["granted_cents"],
-                "libraries": bridge_rows,
-                "totals": bridge_totals,
-            },
-            "library_funding_received": received,
-            **self.point.describe(),
-        }
+        answer = national_answer(
+            year, self._books(None, year), self.municipality_names, self.frames.get(year, 0), per_library,
+            self.library_names, self.bridge_frame,
+            [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
+        )
+        return {**answer, **self.point.describe()}
 
     def sisa(self, code: str, year: int) -> dict[str, Any]:
         in_year = self.spent_by_booking_year.get((code, year), 0)

@@ -69,6 +69,58 @@ def _money(municipality: dict[str, int], categories: dict[str, int]) -> dict[str
     }
 
 
+Books = dict[str, tuple[dict[str, int], dict[str, int]]]
+"""municipality code -> (sums by kind, spent by category) of one year."""
+
+
+def national_answer(
+    year: int,
+    books: Books,
+    municipality_names: dict[str, str],
+    frame_cents: int,
+    per_library: dict[str, dict[str, int]],
+    library_names: dict[str, str],
+    bridge_frame_cents: int,
+    funding: list[tuple[str | None, int]],
+) -> dict[str, Any]:
+    """The national view of a year, from its sums: one shape for the live queries and the audit replay,
+    so the two answers can be compared field by field. ``funding``: (library id, cents) pairs."""
+    rows = []
+    totals_kinds: dict[str, int] = {}
+    totals_categories: dict[str, int] = {}
+    for code, (kinds, categories) in sorted(books.items()):
+        rows.append({"municipality_code": code, "name": municipality_names.get(code), **_money(kinds, categories)})
+        for k, v in kinds.items():
+            totals_kinds[k] = totals_kinds.get(k, 0) + v
+        for k, v in categories.items():
+            totals_categories[k] = totals_categories.get(k, 0) + v
+    totals = _money(totals_kinds, totals_categories)
+    bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
+    received = [
+        {
+            "library_id": library_id,
+            "name": library_names.get(library_id) if library_id is not None else None,
+            "received_cents": cents,
+        }
+        for library_id, cents in sorted(funding, key=lambda item: item[0] or "")
+    ]
+    return {
+        "year": year,
+        "frame_cents": frame_cents,
+        "awarded_within_frame": totals["awarded_cents"] <= frame_cents,
+        "frame_unawarded_cents": frame_cents - totals["awarded_cents"],
+        "municipalities": rows,
+        "totals": totals,
+        "bridge": {
+            "frame_cents": bridge_frame_cents,
+            "frame_ungranted_cents": bridge_frame_cents - bridge_totals["granted_cents"],
+            "libraries": bridge_rows,
+            "totals": bridge_totals,
+        },
+        "library_funding_received": received,
+    }
+
+
 class LedgerQueries:
     def __init__(self, engine: Engine, projection_name: str = PROJECTION_NAME):
         self.engine = engine
@@ -113,7 +165,7 @@ class LedgerQueries:
         with self.engine.connect() as connection:
             return list(connection.execute(query).all())
 
-    def _books(self, code: str | None, year: int, at: PointInTime) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    def _books(self, code: str | None, year: int, at: PointInTime) -> Books:
         where = [journal.c.year == year, journal.c.municipality_code.is_not(None)]
         if code is not None:
             where.append(journal.c.municipality_code == code)
@@ -141,19 +193,9 @@ class LedgerQueries:
         with self.engine.connect() as connection:
             names = dict(connection.execute(select(municipalities.c.municipality_code, municipalities.c.name)).all())
             library_names = dict(connection.execute(select(libraries.c.library_id, libraries.c.name)).all())
-        rows = []
-        totals_kinds: dict[str, int] = {}
-        totals_categories: dict[str, int] = {}
-        for code, (kinds, categories) in sorted(self._books(None, year, at).items()):
-            rows.append({"municipality_code": code, "name": names.get(code), **_money(kinds, categories)})
-            for k, v in kinds.items():
-                totals_kinds[k] = totals_kinds.get(k, 0) + v
-            for k, v in categories.items():
-                totals_categories[k] = totals_categories.get(k, 0) + v
         frame = sum(
             int(r.cents) for r in self._sums(at, journal.c.kind == "grant_frame", journal.c.year == year, by=())
         )
-        totals = _money(totals_kinds, totals_categories)
         bridge_frame = sum(int(r.cents) for r in self._sums(at, journal.c.kind == "bridge_frame", by=()))
         per_library: dict[str, dict[str, int]] = {}
         for row in self._sums(
@@ -163,7 +205,6 @@ class LedgerQueries:
             by=(journal.c.library_id, journal.c.kind),
         ):
             per_library.setdefault(row.library_id, {})[row.kind] = int(row.cents)
-        bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
         funding = self._sums(
             at,
             journal.c.kind == "spent",
@@ -171,31 +212,11 @@ class LedgerQueries:
             journal.c.year == year,
             by=(journal.c.counterparty_id,),
         )
-        received = [
-            {
-                "library_id": r.counterparty_id,
-                "name": library_names.get(r.counterparty_id),
-                "received_cents": int(r.cents),
-            }
-            for r in sorted(funding, key=lambda r: r.counterparty_id or "")
-        ]
-        return {
-            "year": year,
-            "frame_cents": frame,
-            "awarded_within_frame": totals["awarded_cents"] <= frame,
-            "frame_unawarded_cents": frame - totals["awarded_cents"],
-            "municipalities": rows,
-            "totals": totals,
-            "bridge": {
-                "frame_cents": bridge_frame,
-                "frame_ungranted_cents": bridge_frame - bridge_totals["granted_cents"],
-                "libraries": bridge_rows,
-                "totals": bridge_totals,
-            },
-            "library_funding_received": received,
-            **at.describe(),
-            "offsets": offsets,
-        }
+        answer = national_answer(
+            year, self._books(None, year, at), names, frame, per_library, library_names, bridge_frame,
+            [(r.counterparty_id, int(r.cents)) for r in funding],
+        )
+        return {**answer, **at.describe(), "offsets": offsets}
 
     def sisa(self, code: str, year: int, at: PointInTime) -> dict[str, Any]:
         spent = [journal.c.kind == "spent", journal.c.municipality_code == code]
