@@ -93,25 +93,32 @@ def stored_envelopes(settings: Settings, service: str) -> list[dict[str, Any]]:
     return found
 
 
-def topic_envelopes(bootstrap: str, topic: str, timeout_s: float = 60) -> list[dict[str, Any]]:
-    """Every message on a topic, up to its end offsets at the time of the call."""
+def topic_records(bootstrap: str, topic: str, timeout_s: float = 60) -> tuple[list[Any], bool]:
+    """Every record on a topic up to its end offsets at the time of the call, and whether the end was
+    reached within ``timeout_s``."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
-            return []
+            return [], True
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
-        found: list[dict[str, Any]] = []
+        found: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
             for batch in consumer.poll(timeout_ms=500).values():
-                found.extend(json.loads(m.value) for m in batch)
-        assert all(consumer.position(tp) >= ends[tp] for tp in partitions), f"could not read {topic} to its end"
-        return found
+                found.extend(batch)
+        return found, all(consumer.position(tp) >= ends[tp] for tp in partitions)
     finally:
         consumer.close()
+
+
+def topic_envelopes(bootstrap: str, topic: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """Every message on a topic, up to its end offsets at the time of the call."""
+    records, at_end = topic_records(bootstrap, topic, timeout_s)
+    assert at_end, f"could not read {topic} to its end"
+    return [json.loads(record.value) for record in records]
 
 
 def applied_ids(engine: Engine, consumer: str = PROJECTION_NAME) -> Counter[str]:

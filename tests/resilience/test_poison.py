@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -30,7 +29,7 @@ from services.common.definition import service_definition
 from services.common.eventstore import build_application
 from services.payments.demo import ANNEX_DEMO_FILE
 from tests.resilience.figures import Figures
-from tests.resilience.stack import applied_ids, expenditure, journal_event_counts
+from tests.resilience.stack import applied_ids, expenditure, journal_event_counts, topic_records
 from tests.resilience.support import Processes, StackEnv, wait_for
 from tests.support.infra import KafkaInfo, PostgresInfo
 
@@ -191,24 +190,8 @@ def run_poison(
 
 
 def topic_envelopes_raw(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=300).values():
-                found.extend({"value": m.value, "headers": {k: v.decode() for k, v in m.headers}} for m in batch)
-        return found
-    finally:
-        consumer.close()
+    records, _at_end = topic_records(bootstrap, topic, timeout_s=20)
+    return [{"value": m.value, "headers": {k: v.decode() for k, v in m.headers}} for m in records]
 
 
 def test_poison_on_every_topic_is_dead_lettered_and_the_projector_carries_on(
