@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import rows
-from bench.replay import audit_replay
+from bench.replay import REPLAY_IMPLEMENTATION
 from bench.stores import Bench, Postgres
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,9 +173,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         "machine": machine(),
         "postgres": postgres.server_settings() if postgres and "postgres" in stores else None,
         "sqlite": "journal_mode=WAL, synchronous=FULL (views, keys); eventsourcing's SQLite defaults (events)",
-        "replay_implementation": (
-            "services.audit.replay.replay_topics" if audit_replay() else "bench.replay.bench_replay"
-        ),
+        "replay_implementation": REPLAY_IMPLEMENTATION,
         "sizes": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(sizes).items()},
         "tiny": args.tiny,
     }
