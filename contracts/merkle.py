@@ -5,24 +5,24 @@ so no leaf can pose as an inner node. A tree over ``n`` leaves splits at the lar
 below ``n``; the root of an append-only sequence therefore commits to every leaf *and* its
 position, and a consistency proof shows that a larger tree extends a smaller one unchanged.
 
-This module imports only the standard library: the project's audit tools use it, and the standalone
-verifier (``contracts/ido_verify.py``) is built on the same functions.
+This module imports only the standard library. The hashing and the two proof checks live in the
+standalone verifier (``contracts/ido_verify.py``, one file an auditor runs without the project) and
+are imported from there, so there is one copy of them; proof generation and the incremental root
+are here.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import overload
 
-EMPTY_ROOT = hashlib.sha256(b"").digest()
+# One copy of the hashing and of the proof checks: the standalone verifier's (stdlib only).
+from contracts.ido_verify import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency, verify_inclusion
 
-
-def leaf_hash(leaf: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + leaf).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+__all__ = [
+    "EMPTY_ROOT", "PackedHashes", "TreeBuilder", "consistency_proof", "inclusion_proof", "leaf_hash", "node_hash",
+    "root_of", "root_of_leaf_hashes", "verify_consistency", "verify_inclusion",
+]
 
 
 def _split(size: int) -> int:
@@ -99,62 +99,59 @@ def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
     return proof
 
 
-def verify_inclusion(
-    leaf_hash_value: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 section 2.1.3.2."""
-    if not 0 <= index < size:
-        return False
-    fn, sn = index, size - 1
-    result = leaf_hash_value
-    for sibling in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            result = node_hash(sibling, result)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            result = node_hash(result, sibling)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and result == root
+class TreeBuilder:
+    """The root of a growing sequence of leaf hashes in O(log n) memory: leaves are added one by one."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def add(self, hash_value: bytes) -> None:
+        size, node = 1, hash_value
+        while self._stack and self._stack[-1][0] == size:
+            left_size, left = self._stack.pop()
+            size, node = left_size + size, node_hash(left, node)
+        self._stack.append((size, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        root = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            root = node_hash(left, root)
+        return root
 
 
-def verify_consistency(
-    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
-) -> bool:
-    """RFC 9162 section 2.1.4.2 (with the trivial cases of an empty or equal old tree)."""
-    if not 0 <= old_size <= new_size:
-        return False
-    if old_size == new_size:
-        return not proof and old_root == new_root
-    if old_size == 0:
-        return not proof and old_root == EMPTY_ROOT
-    if not proof:
-        return False
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
-        path.insert(0, old_root)
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for node in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(node, fr)
-            sr = node_hash(node, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, node)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and fr == old_root and sr == new_root
+class PackedHashes(Sequence[bytes]):
+    """32-byte hashes packed in one buffer (32 bytes each, no object per hash); slices are views."""
+
+    def __init__(self, buffer: bytes | bytearray | memoryview = b"") -> None:
+        self._view = memoryview(buffer)
+        if len(self._view) % 32:
+            raise ValueError("a packed hash buffer holds whole 32-byte hashes")
+
+    def __len__(self) -> int:
+        return len(self._view) // 32
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PackedHashes: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | PackedHashes:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("packed hashes slice with step 1 only")
+            return PackedHashes(self._view[start * 32 : max(start, stop) * 32])
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return bytes(self._view[index * 32 : index * 32 + 32])
+
+    def __iter__(self) -> Iterator[bytes]:
+        for offset in range(0, len(self._view), 32):
+            yield bytes(self._view[offset : offset + 32])
