@@ -1,316 +1,548 @@
-"""Signed checkpoints: what the history was at a moment, so an auditor can show it has not changed.
+"""Signed tree heads ("checkpoints") over Merkle trees of every event store and topic partition.
 
-A checkpoint holds, for every stream of every service's event store, its last position and chain
-head, and for every partition of the three topics its end offset and a SHA-256 digest of every
-message (key and value, in offset order) below it; with a UTC timestamp. It is signed with an
-Ed25519 key (``IDO_CHECKPOINT_KEY_FILE``, created when missing, never in the repository) and
-written under ``IDO_CHECKPOINT_DIR``. No checkpoint is signed over a store whose chains are broken.
+A checkpoint (``ido-checkpoint/2``) is one JSON object: ``created_at`` (UTC, taken before the logs
+are read), ``key_id``, ``topic_prefix``, ``reason``, ``backdating_grace_s``, and for every log (see
+``services/audit/logs.py``) its ``size`` and Merkle ``root`` (RFC 9162, hex); ``signature`` is the
+Ed25519 signature (base64) over the canonical JSON of all the rest. The leaves themselves go to the
+append-only ``leaves.sqlite`` beside the heads (``services/audit/leaves.py``).
 
-``verify_checkpoint`` proves, with the public key only, that for every stream the event at the
-checkpoint's position still has the recorded hash and the chain up to it is intact, and that the
-topics still hold exactly the messages they held below the recorded offsets.
+``write_checkpoint`` (``ido audit checkpoint``) signs a head only over logs that extend what was
+signed before: it compares every log with the leaves already written and with the latest head, and
+refuses, naming the first event that differs, when they do not. ``verify_since`` (``ido audit verify
+--since``) proves the logs now extend a given head, or names the first event that breaks it.
+``run_every`` is the checkpoint process (``ido audit checkpoint --every SECONDS``): the signing key
+is used there and nowhere else.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import signal
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from kafka import TopicPartition
-
-from contracts.canonical import canonical_json, format_utc
-from services.audit.chain import Break
-from services.audit.sources import TopicReader, audited_topics
-from services.audit.verify import scan_store
-from services.common.auth import ensure_keypair
+from contracts.canonical import format_utc, parse_utc
+from contracts.ido_verify import HEAD_FORMAT, head_problems, signed_bytes
+from contracts.merkle import TreeBuilder, leaf_hash
+from services.audit.leaves import FILE_NAME, LeafFile, StoredLeaf
+from services.audit.logs import TOPIC, Leaf, TopicLogs, store_leaves, store_log, where
+from services.audit.signing import key_id, load_public_key, signing_key
 from services.common.config import Settings
 from services.common.definition import SERVICE_NAMES
 
 log = logging.getLogger(__name__)
 
-FORMAT = "ido-audit-checkpoint/1"
+FORMAT = HEAD_FORMAT
+BACKDATING_GRACE_S = 60
+"""An event appended after a head is flagged as backdated when its ``recorded_at`` lies more than
+this before the head's ``created_at``. The margin is for an honest write that took its timestamp
+just before the head was made and committed just after its logs were read (and for clock skew
+between hosts); it is signed in every head."""
+
+_FINDINGS_PER_KIND = 20
 
 
 class CheckpointRefused(Exception):
-    """The history is already broken: no checkpoint is signed over it."""
+    """The logs do not extend what was signed before: no head is signed over them."""
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+@dataclass(frozen=True)
+class Finding:
+    log: str
+    index: int | None
+    kind: str
+    """changed, inserted, removed, reordered, shrank, content, backdated, missing, unverifiable, head"""
+    message: str
+    event_id: str | None = None
+    where: str | None = None
+
+    def describe(self) -> str:
+        at = "" if self.index is None else f" position {self.index}"
+        place = f" ({self.where})" if self.where else ""
+        return f"{self.log}{at}{place}: {self.kind}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log, "position": self.index, "kind": self.kind, "event_id": self.event_id,
+            "where": self.where, "message": self.message,
+        }
 
 
-def _private_key(settings: Settings) -> Ed25519PrivateKey:
-    ensure_keypair(settings.checkpoint_key_file, settings.checkpoint_public_key_file)
-    key = serialization.load_pem_private_key(settings.checkpoint_key_file.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{settings.checkpoint_key_file} is not an Ed25519 private key")
-    return key
+def _who(event_id: str | None, log_name: str, source: int) -> str:
+    return f"event {event_id or '(no event id)'} ({where(log_name, source)})"
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
+class LogTally:
+    """One log's current leaves, fed in order, against what was signed before.
 
+    ``reference`` are rows of the leaves file known to match a signed root (or the rows the
+    checkpoint process wrote itself); the first position where the log differs from them is
+    classified and named. ``covered`` is a head's (size, root) for the log: the first ``size``
+    leaves must give the root. Leaves after ``covered`` whose ``recorded_at`` is before
+    ``backdated_before`` are flagged. ``sink`` receives the leaves from position ``sink_from`` on.
+    """
 
-class _Digest:
-    def __init__(self) -> None:
-        self.sha = hashlib.sha256()
-        self.count = 0
-
-    def add(self, offset: int, key: bytes | None, value: bytes | None) -> None:
-        for part in (key, value):
-            if part is None:
-                self.sha.update(b"\xff\xff\xff\xff")
-            else:
-                self.sha.update(len(part).to_bytes(4, "big"))
-                self.sha.update(part)
-        self.sha.update(offset.to_bytes(8, "big"))
-        self.count += 1
-
-
-def _topic_digests(
-    settings: Settings, ends: dict[str, dict[str, int]] | None = None
-) -> tuple[dict[str, dict[str, dict[str, Any]]], list[str]]:
-    """{topic: {partition: {offset, digest, messages}}} up to ``ends`` (default: the end now)."""
-    topics = sorted(ends) if ends is not None else audited_topics(settings)
-    reader = TopicReader(settings.kafka_bootstrap_servers, topics)
-    problems: list[str] = [f"topic {t} does not exist" for t in reader.missing_topics if ends is not None]
-    try:
-        if ends is None:
-            stop = dict(reader.end_offsets)
-        else:
-            stop = {}
-            for topic, partitions in ends.items():
-                for partition, end in partitions.items():
-                    tp = TopicPartition(topic, int(partition))
-                    stop[tp] = end
-                    held = reader.end_offsets.get(tp)
-                    if held is None and end > 0:
-                        problems.append(f"topic {topic} partition {partition} no longer exists")
-                    elif held is not None and held < end:
-                        problems.append(
-                            f"topic {topic} partition {partition} holds {held} messages, the checkpoint covered {end}"
-                        )
-                    elif held is not None and reader.beginning_offsets.get(tp, 0) > 0:
-                        problems.append(
-                            f"topic {topic} partition {partition} starts at offset {reader.beginning_offsets[tp]}"
-                        )
-            stop = {tp: min(end, reader.end_offsets.get(tp, 0)) for tp, end in stop.items()}
-        digests = {tp: _Digest() for tp in stop}
-        for tp, records in reader.batches(stop_at=stop):
-            digest = digests[tp]
-            for record in records:
-                digest.add(record.offset, record.key, record.value)
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for tp, end in sorted(stop.items(), key=lambda item: (item[0].topic, item[0].partition)):
-            found.setdefault(tp.topic, {})[str(tp.partition)] = {
-                "offset": end,
-                "messages": digests[tp].count,
-                "digest": digests[tp].sha.hexdigest(),
-            }
-        return found, problems
-    finally:
-        reader.close()
-
-
-def make_checkpoint(
-    settings: Settings, *, reason: str = "on demand", services: tuple[str, ...] = SERVICE_NAMES
-) -> dict[str, Any]:
-    """The signed checkpoint document (not written)."""
-    created_at = format_utc(datetime.now(UTC))
-    stores: dict[str, Any] = {}
-    broken: list[Break] = []
-    for service in services:
-        scan = scan_store(settings, service)
-        breaks = scan.chains.breaks()
-        broken.extend(breaks)
-        streams = {}
-        for stream_id in sorted(scan.chains.links):
-            head = scan.chains.head(stream_id)
-            streams[stream_id] = {"position": head.position, "hash": head.hash}
-        stores[service] = {"last_notification_id": scan.max_notification_id, "streams": streams}
-    if broken:
-        raise CheckpointRefused(
-            "the history is broken, no checkpoint is signed over it: " + "; ".join(b.describe() for b in broken[:5])
+    def __init__(
+        self,
+        name: str,
+        *,
+        reference: LeafFile | None = None,
+        reference_size: int = 0,
+        covered: tuple[int, bytes] | None = None,
+        backdated_before: datetime | None = None,
+        sink: Callable[[str, int, Leaf], None] | None = None,
+        sink_from: int = 0,
+    ):
+        self.name = name
+        self.reference = reference if reference_size else None
+        self.reference_size = reference_size if reference is not None else 0
+        self._rows: Iterator[StoredLeaf] | None = (
+            reference.rows(name, 0, reference_size) if reference is not None and reference_size else None
         )
-    topics: dict[str, Any] | None
+        self.covered = covered
+        self.covered_root: bytes | None = None if covered is None or covered[0] else TreeBuilder().root()
+        self.backdated_before = backdated_before
+        self.sink = sink
+        self.sink_from = sink_from
+        self.tree = TreeBuilder()
+        self.divergence: tuple[int, Leaf, StoredLeaf] | None = None
+        self._divergence_next: Leaf | None = None
+        self._awaiting_next = False
+        self.findings: list[Finding] = []
+        self._counts: dict[str, int] = {}
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def root(self) -> bytes:
+        return self.tree.root()
+
+    def _note(self, finding: Finding) -> None:
+        seen = self._counts.get(finding.kind, 0)
+        self._counts[finding.kind] = seen + 1
+        if seen < _FINDINGS_PER_KIND:
+            self.findings.append(finding)
+
+    def feed(self, leaf: Leaf) -> None:
+        index = self.tree.size
+        self.tree.add(leaf_hash(leaf.input))
+        if self.covered is not None and self.tree.size == self.covered[0]:
+            self.covered_root = self.tree.root()
+        if self._awaiting_next:
+            self._divergence_next, self._awaiting_next = leaf, False
+        if self._rows is not None and self.divergence is None and index < self.reference_size:
+            row = next(self._rows, None)
+            if row is None or row.position != index:  # the leaves file skips a position: no longer a reference
+                self._rows = None
+            elif row.leaf != leaf.input:
+                self.divergence = (index, leaf, row)
+                self._awaiting_next = True
+        if leaf.content_problem is not None:
+            self._note(Finding(self.name, index, "content", f"{_who(leaf.event_id, self.name, leaf.source)}: "
+                               f"{leaf.content_problem}", leaf.event_id, where(self.name, leaf.source)))
+        if (
+            self.backdated_before is not None
+            and index >= (self.covered[0] if self.covered else 0)
+            and leaf.recorded_at is not None
+            and _before(leaf.recorded_at, self.backdated_before)
+        ):
+            self._note(Finding(
+                self.name, index, "backdated",
+                f"{_who(leaf.event_id, self.name, leaf.source)} was added after the checkpoint but recorded at "
+                f"{leaf.recorded_at}, before it: an insertion the checkpoint does not cover",
+                leaf.event_id, where(self.name, leaf.source),
+            ))
+        if self.sink is not None and index >= self.sink_from:
+            self.sink(self.name, index, leaf)
+
+    def finish(self) -> list[Finding]:
+        """Everything found, the first breaking position first."""
+        found = list(self.findings)
+        size = self.tree.size
+        if self.divergence is not None:
+            found.append(self._classify(*self.divergence))
+        elif self._rows is not None and size < self.reference_size and self.reference is not None:
+            gone = self.reference.row(self.name, size)
+            event_id, source = (gone.event_id, gone.source) if gone else (None, 0)
+            found.append(Finding(
+                self.name, size, "removed",
+                f"{_who(event_id, self.name, source)} of the checkpoint is gone: the log now ends after "
+                f"{size} of the {self.reference_size} events it held",
+                event_id, where(self.name, source),
+            ))
+        if self.covered is not None:
+            covered_size, covered_root = self.covered
+            if size < covered_size:
+                if not any(f.kind in ("removed", "changed", "inserted", "reordered") for f in found):
+                    found.append(Finding(
+                        self.name, size, "shrank", f"the log holds {size} leaves, the checkpoint covered {covered_size}"
+                    ))
+            elif self.covered_root != covered_root and not any(
+                f.kind in ("removed", "changed", "inserted", "reordered") for f in found
+            ):
+                found.append(Finding(
+                    self.name, None, "changed",
+                    f"the first {covered_size} leaves no longer give the signed root (the leaves file cannot "
+                    "name the position)",
+                ))
+        return sorted(found, key=_order)
+
+    def _classify(self, index: int, now: Leaf, then: StoredLeaf) -> Finding:
+        assert self.reference is not None
+        then_next = self.reference.row(self.name, index + 1) if index + 1 < self.reference_size else None
+        now_next = self._divergence_next
+        removed = then_next is not None and then_next.leaf == now.input
+        inserted = now_next is not None and now_next.input == then.leaf
+        current, previous = _who(now.event_id, self.name, now.source), _who(then.event_id, self.name, then.source)
+        if removed and not inserted:
+            return Finding(self.name, index, "removed",
+                           f"{previous} of the checkpoint is gone; {current} follows in its place",
+                           then.event_id, where(self.name, then.source))
+        if inserted and not removed:
+            return Finding(self.name, index, "inserted",
+                           f"{current} was inserted before the checkpoint's {previous}",
+                           now.event_id, where(self.name, now.source))
+        moved_from = None if removed else self.reference.search(self.name, now.input, index + 1, self.reference_size)
+        if removed or moved_from is not None:
+            was = f" (the checkpoint had it at position {moved_from})" if moved_from is not None else ""
+            return Finding(self.name, index, "reordered",
+                           f"{current} is out of order{was}; the checkpoint had {previous} here",
+                           now.event_id, where(self.name, now.source))
+        return Finding(self.name, index, "changed",
+                       f"{current} is not the checkpoint's {previous}", now.event_id, where(self.name, now.source))
+
+
+_KIND_ORDER = {"content": 1, "backdated": 2}
+
+
+def _order(finding: Finding) -> tuple[bool, int, int]:
+    """By position; at one position the break of the sequence first, then content, then backdating."""
+    return finding.index is None, finding.index or 0, _KIND_ORDER.get(finding.kind, 0)
+
+
+def _before(recorded_at: str, moment: datetime) -> bool:
     try:
-        topics, _ = _topic_digests(settings)
-        topics_error = None
-    except Exception as error:  # noqa: BLE001 - the broker is down: the stores are still worth signing
-        topics, topics_error = None, f"{type(error).__name__}: {error}"
-    body = {
-        "format": FORMAT,
-        "created_at": created_at,
-        "reason": reason,
-        "topic_prefix": settings.topic_prefix,
-        "stores": stores,
-        "topics": topics,
-        "topics_error": topics_error,
-    }
-    key = _private_key(settings)
-    return {
-        "checkpoint": body,
-        "signature": {
-            "algorithm": "Ed25519",
-            "key_id": key_id(key.public_key()),
-            "value": base64.b64encode(key.sign(canonical_json(body))).decode("ascii"),
-        },
-    }
+        return parse_utc(recorded_at) < moment
+    except ValueError:
+        return False
+
+
+# -- heads -------------------------------------------------------------------------------------
+
+
+def read_head(path: Path) -> dict[str, Any]:
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"checkpoint {path} is not readable JSON ({error})") from None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        found = head.get("format") if isinstance(head, dict) else None
+        if isinstance(head, dict) and "checkpoint" in head:
+            found = head["checkpoint"].get("format")
+        raise ValueError(f"checkpoint {path} is of format {found!r}, not {FORMAT} (make a new one)")
+    return head
+
+
+def head_paths(directory: Path) -> list[Path]:
+    """The heads in ``directory``, newest first (their names sort by creation)."""
+    return sorted(directory.glob("checkpoint-*.json"), reverse=True)
+
+
+def latest_head(directory: Path, public_key: Any) -> tuple[Path, dict[str, Any]] | None:
+    """The newest head in ``directory`` signed by ``public_key``."""
+    for path in head_paths(directory):
+        try:
+            head = read_head(path)
+        except ValueError:
+            continue
+        if not head_problems(head, public_key):
+            return path, head
+        log.warning("checkpoint %s is not validly signed by the checkpoint key: ignored", path)
+    return None
+
+
+def leaves_file_for(settings: Settings, head_path: Path | None = None, given: Path | None = None) -> Path:
+    if given is not None:
+        return given
+    if head_path is not None and (head_path.parent / FILE_NAME).exists():
+        return head_path.parent / FILE_NAME
+    return settings.checkpoint_dir / FILE_NAME
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _covered(head: dict[str, Any] | None, name: str) -> tuple[int, bytes] | None:
+    if head is None or name not in head["logs"]:
+        return None
+    entry = head["logs"][name]
+    return entry["size"], bytes.fromhex(entry["root"])
+
+
+def _backdating_horizon(head: dict[str, Any] | None) -> datetime | None:
+    if head is None:
+        return None
+    return parse_utc(head["created_at"]) - timedelta(seconds=head.get("backdating_grace_s", BACKDATING_GRACE_S))
+
+
+def make_checkpoint(settings: Settings, *, reason: str = "on demand") -> tuple[Path, dict[str, Any]]:
+    """Signs and writes a head over every log now; refuses when a log does not extend the signed ones."""
+    directory = settings.checkpoint_dir
+    with _exclusive(directory):
+        key = signing_key(settings.checkpoint_key_file, settings.checkpoint_public_key_file)
+        created_at = datetime.now(UTC)
+        previous = latest_head(directory, key.public_key())
+        previous_head = previous[1] if previous else None
+        if previous_head is not None and previous_head.get("topic_prefix") != settings.topic_prefix:
+            raise ValueError(
+                f"the checkpoints in {directory} are of topic prefix {previous_head.get('topic_prefix')!r}, "
+                f"the settings say {settings.topic_prefix!r}"
+            )
+        horizon = _backdating_horizon(previous_head)
+        leaves = LeafFile(directory / FILE_NAME, create=True)
+        try:
+            leaves.begin()
+            findings: list[Finding] = []
+            logs: dict[str, dict[str, Any]] = {}
+
+            def tally(name: str, backdated_before: datetime | None) -> LogTally:
+                held = leaves.count(name)
+                return LogTally(
+                    name, reference=leaves, reference_size=held, covered=_covered(previous_head, name),
+                    backdated_before=backdated_before, sink=_append_to(leaves), sink_from=held,
+                )
+
+            for service in SERVICE_NAMES:
+                store = tally(store_log(service), horizon)
+                for leaf in store_leaves(settings, service):
+                    store.feed(leaf)
+                findings += store.finish()
+                logs[store.name] = {"size": store.size, "root": store.root().hex()}
+            topics_error = None
+            held_before: dict[str, int] = {}
+            tallies: dict[str, LogTally] = {}
+            try:
+                with TopicLogs(settings) as topic_logs:
+                    for name in sorted(topic_logs.names.values()):
+                        held_before[name] = leaves.count(name)
+                        tallies[name] = tally(name, None)
+                    for name, leaf in topic_logs.leaves():
+                        tallies[name].feed(leaf)
+            except Exception as error:  # noqa: BLE001 - the broker is down: the stores are still worth signing
+                leaves.discard(set(tallies), held_before)
+                topics_error = f"{type(error).__name__}: {error}"
+                tallies = {}
+            for name, topic in tallies.items():
+                findings += topic.finish()
+                logs[name] = {"size": topic.size, "root": topic.root().hex()}
+            for name, covered in (previous_head or {}).get("logs", {}).items():
+                if name.startswith(TOPIC) and tallies and name not in tallies and covered["size"]:
+                    findings.append(Finding(name, None, "missing", "the partition no longer exists"))
+            if findings:
+                raise CheckpointRefused(
+                    "the logs do not extend what was signed before, no checkpoint is signed over them: "
+                    + "; ".join(f.describe() for f in findings[:5])
+                    + (f" (and {len(findings) - 5} more)" if len(findings) > 5 else "")
+                )
+            head: dict[str, Any] = {
+                "format": FORMAT,
+                "created_at": format_utc(created_at),
+                "key_id": key_id(key.public_key()),
+                "topic_prefix": settings.topic_prefix,
+                "reason": reason,
+                "backdating_grace_s": BACKDATING_GRACE_S,
+                "logs": logs,
+            }
+            if topics_error is not None:
+                head["topics_error"] = topics_error
+            head["signature"] = base64.b64encode(key.sign(signed_bytes(head))).decode("ascii")
+            leaves.commit()  # the leaves first: a head never exists without them
+        except BaseException:
+            leaves.rollback()
+            raise
+        finally:
+            leaves.close()
+        stamp = head["created_at"].replace(":", "").replace("-", "").replace(".", "")
+        path = directory / f"checkpoint-{stamp}.json"
+        temporary = directory / f".{path.name}.tmp"
+        temporary.write_text(json.dumps(head, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+        return path, head
+
+
+def _append_to(leaves: LeafFile) -> Callable[[str, int, Leaf], None]:
+    def append(name: str, index: int, leaf: Leaf) -> None:
+        leaves.append(name, index, leaf.input, leaf.event_id, leaf.source)
+
+    return append
 
 
 def write_checkpoint(settings: Settings, *, reason: str = "on demand") -> Path:
-    document = make_checkpoint(settings, reason=reason)
-    settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    stamp = document["checkpoint"]["created_at"].replace(":", "").replace("-", "").replace(".", "")
-    path = settings.checkpoint_dir / f"checkpoint-{stamp}.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    temporary.replace(path)
-    log.info("checkpoint %s written (%s)", path, reason)
+    path, head = make_checkpoint(settings, reason=reason)
+    sizes = ", ".join(f"{name} {entry['size']}" for name, entry in sorted(head["logs"].items()))
+    log.info("checkpoint %s written (%s): %s", path, reason, sizes)
     return path
 
 
+# -- verify --since ------------------------------------------------------------------------------
+
+
 @dataclass
-class CheckpointReport:
+class SinceReport:
     path: str
     created_at: str | None = None
-    problems: list[str] = field(default_factory=list)
-    streams: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    logs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.findings
+
+    def first_breaks(self) -> dict[str, Finding]:
+        """Per log, the finding at its first breaking position."""
+        first: dict[str, Finding] = {}
+        for finding in self.findings:
+            first.setdefault(finding.log, finding)
+        return first
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checkpoint": self.path, "created_at": self.created_at, "streams": self.streams,
-                "problems": self.problems}
+        return {
+            "ok": self.ok, "checkpoint": self.path, "created_at": self.created_at, "logs": self.logs,
+            "first_breaks": {name: f.as_dict() for name, f in self.first_breaks().items()},
+            "findings": [f.as_dict() for f in self.findings], "notes": self.notes,
+        }
 
     def lines(self) -> list[str]:
-        found = [f"checkpoint {self.path} of {self.created_at}: {self.streams} streams"]
-        found += [f"CHANGED {p}" for p in self.problems]
-        found.append("the history the checkpoint covered is unchanged" if self.ok else (
-            f"{len(self.problems)} problem(s): the history changed since the checkpoint"
-        ))
+        found = [f"checkpoint {self.path} of {self.created_at}"]
+        for name, entry in sorted(self.logs.items()):
+            found.append(f"{name}: {entry['size_then']} leaves signed, {entry['size_now']} now")
+        found += [f"NOTE {n}" for n in self.notes]
+        found += [f"FIRST BREAK {f.describe()}" for f in self.first_breaks().values()]
+        first = set(map(id, self.first_breaks().values()))
+        found += [f"ALSO {f.describe()}" for f in self.findings if id(f) not in first]
+        found.append(
+            "every log extends the checkpoint: nothing it covered was changed, removed, inserted or reordered"
+            if self.ok else f"{len(self.findings)} finding(s): the history does not extend the checkpoint"
+        )
         return found
 
 
-def verify_checkpoint(settings: Settings, path: Path, *, public_key_file: Path | None = None) -> CheckpointReport:
-    report = CheckpointReport(str(path))
-    document = json.loads(path.read_text(encoding="utf-8"))
-    body, signature = document["checkpoint"], document["signature"]
-    report.created_at = body.get("created_at")
+def verify_since(
+    settings: Settings, path: Path, *, public_key_file: Path | None = None, leaves_file: Path | None = None
+) -> SinceReport:
+    head = read_head(path)
     public_key = load_public_key(public_key_file or settings.checkpoint_public_key_file)
-    if signature.get("key_id") != key_id(public_key):
-        report.problems.append("signed with another key than the trusted public key")
+    report = SinceReport(str(path), head.get("created_at"))
+    problems = head_problems(head, public_key)
+    if problems:
+        report.findings += [Finding("head", None, "head", problem) for problem in problems]
         return report
+    if head.get("topic_prefix") != settings.topic_prefix:
+        raise ValueError(
+            f"the checkpoint is of topic prefix {head.get('topic_prefix')!r}, "
+            f"the settings say {settings.topic_prefix!r}"
+        )
+    leaves_path = leaves_file_for(settings, path, leaves_file)
+    leaves = LeafFile(leaves_path) if leaves_path.exists() else None
+    if leaves is None:
+        report.notes.append(f"no leaves file {leaves_path}: a break is found but its position cannot be named")
+    horizon = _backdating_horizon(head)
     try:
-        public_key.verify(base64.b64decode(signature["value"]), canonical_json(body))
-    except InvalidSignature:
-        report.problems.append("the signature does not match the checkpoint's content (the file was changed)")
-        return report
-    if body.get("format") != FORMAT:
-        report.problems.append(f"unknown format {body.get('format')!r}")
-        return report
-    for service, recorded in body["stores"].items():
-        scan = scan_store(settings, service)
-        for stream_id, head in recorded["streams"].items():
-            report.streams += 1
-            position, expected = head["position"], head["hash"]
-            broken = scan.chains.intact_through(stream_id, position)
-            if broken is not None:
-                report.problems.append(f"{broken.describe()}")
+        def tally(name: str, backdated_before: datetime | None) -> LogTally:
+            covered = _covered(head, name)
+            assert covered is not None
+            usable = leaves is not None and leaves.prefix_root(name, covered[0]) == covered[1]
+            if leaves is not None and not usable:
+                report.notes.append(f"{name}: {leaves_path} does not match the signed root: positions cannot be named")
+            return LogTally(name, reference=leaves if usable else None, reference_size=covered[0] if usable else 0,
+                            covered=covered, backdated_before=backdated_before)
+
+        tallies: list[LogTally] = []
+        for service in SERVICE_NAMES:
+            name = store_log(service)
+            if name not in head["logs"]:
+                report.notes.append(f"{name} is not in the checkpoint")
                 continue
-            found = scan.chains.links[stream_id][position].hash
-            if found != expected:
-                report.problems.append(
-                    f"store {service}: stream {stream_id} position {position}: hash at the checkpoint {expected}, "
-                    f"now {found}"
-                )
-    if body.get("topics"):
-        ends = {t: {p: v["offset"] for p, v in parts.items()} for t, parts in body["topics"].items()}
-        digests, problems = _topic_digests(settings, ends)
-        report.problems.extend(problems)
-        for topic, partitions in body["topics"].items():
-            for partition, recorded_part in partitions.items():
-                now = digests.get(topic, {}).get(partition)
-                if now is None or now["offset"] < recorded_part["offset"]:
-                    continue  # named above
-                if now["digest"] != recorded_part["digest"]:
-                    report.problems.append(
-                        f"topic {topic} partition {partition}: the {recorded_part['offset']} messages below offset "
-                        f"{recorded_part['offset']} are not those of the checkpoint (digest {recorded_part['digest']}, "
-                        f"now {now['digest']})"
-                    )
+            store = tally(name, horizon)
+            for leaf in store_leaves(settings, service):
+                store.feed(leaf)
+            tallies.append(store)
+        topic_names = sorted(name for name in head["logs"] if name.startswith(TOPIC))
+        if head.get("topics_error"):
+            report.notes.append(f"the checkpoint has no topic logs ({head['topics_error']})")
+        if topic_names:
+            logical = sorted({name[len(TOPIC):].rsplit("/", 1)[0] for name in topic_names})
+            with TopicLogs(settings, logical) as topic_logs:
+                present = set(topic_logs.names.values())
+                by_name = {name: tally(name, None) for name in topic_names if name in present}
+                for name, leaf in topic_logs.leaves():
+                    if name in by_name:
+                        by_name[name].feed(leaf)
+            for name in sorted(present - set(topic_names)):
+                report.notes.append(f"{name} is new since the checkpoint")
+            for name in topic_names:
+                if name not in by_name:
+                    report.findings.append(Finding(name, None, "missing", "the partition no longer exists"))
+                    report.logs[name] = {"size_then": head["logs"][name]["size"], "size_now": 0}
+            tallies += by_name.values()
+        for one in tallies:
+            report.findings += one.finish()
+            report.logs[one.name] = {"size_then": head["logs"][one.name]["size"], "size_now": one.size}
+    finally:
+        if leaves is not None:
+            leaves.close()
+    order = {name: n for n, name in enumerate(sorted(report.logs))}
+    report.findings.sort(key=lambda f: (order.get(f.log, -1), *_order(f)))
     return report
 
 
-class CheckpointWorker:
-    """Writes checkpoints in the background, one at a time; requests made meanwhile share the next one."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._reasons: list[str] = []
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        self.written: list[Path] = []
-        self.failures: list[str] = []
-
-    def request(self, reason: str) -> None:
-        with self._lock:
-            self._reasons.append(reason)
-            self._idle.clear()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ido-checkpoint", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._reasons:
-                    self._thread = None
-                    self._idle.set()
-                    return
-                reasons, self._reasons = self._reasons, []
-            try:
-                self.written.append(write_checkpoint(self.settings, reason="; ".join(reasons)))
-            except Exception as error:  # noqa: BLE001 - logged; `ido audit checkpoint` makes one on demand
-                self.failures.append(f"{type(error).__name__}: {error}")
-                log.exception("checkpoint for %s failed", "; ".join(reasons))
-
-    def wait(self, timeout_s: float = 60) -> bool:
-        return self._idle.wait(timeout_s)
+# -- the checkpoint process ----------------------------------------------------------------------
 
 
-_WORKERS: dict[Path, CheckpointWorker] = {}
-_WORKERS_LOCK = threading.Lock()
+def run_every(
+    settings: Settings, every_s: float, *, reason: str = "scheduled", stop: threading.Event | None = None
+) -> int:
+    """Writes a checkpoint every ``every_s`` seconds until SIGTERM or SIGINT (or ``stop``).
 
-
-def checkpoint_worker(settings: Settings) -> CheckpointWorker:
-    with _WORKERS_LOCK:
-        worker = _WORKERS.get(settings.checkpoint_dir)
-        if worker is None or worker.settings != settings:
-            worker = _WORKERS[settings.checkpoint_dir] = CheckpointWorker(settings)
-        return worker
-
-
-def checkpoint_on_year_closed(settings: Settings, answer: dict[str, Any]) -> None:
-    """The ledger's close command calls this after a year's ``YearClosed`` is stored."""
-    checkpoint_worker(settings).request(
-        f"year {answer['grant_year']} closed for {answer['municipality_code']} (event {answer['event_id']})"
-    )
+    A refused or failed checkpoint is logged and tried again at the next tick; a signal lets the
+    checkpoint under way finish (heads and leaves are written atomically, so even a kill loses at
+    most that one) and then ends the loop.
+    """
+    if every_s <= 0:
+        raise ValueError("--every must be a positive number of seconds")
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    log.info("checkpoint process: a signed head every %s s in %s", every_s, settings.checkpoint_dir)
+    while not stop.is_set():
+        try:
+            write_checkpoint(settings, reason=reason)
+        except CheckpointRefused as refused:
+            log.error("checkpoint refused: %s", refused)
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("checkpoint failed")
+        stop.wait(every_s)
+    log.info("checkpoint process stopped")
+    return 0

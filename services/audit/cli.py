@@ -1,4 +1,8 @@
-"""`ido audit ...`: the auditors' commands. Exit status 0 when all is well, 1 when a check fails."""
+"""`ido audit ...`: the auditors' commands.
+
+Exit status: 0 when all is well, 1 when a check fails (or a proof cannot be given), 2 for a usage or
+setup error (a file missing or of the wrong format, a setting wrong, the broker unreachable).
+"""
 
 from __future__ import annotations
 
@@ -40,8 +44,11 @@ def add_audit_commands(audit: argparse.ArgumentParser) -> None:
     replay.add_argument("--out", type=Path, default=Path("var/audit/replay"), help="directory for JSON and CSV")
 
     verify = commands.add_parser("verify", help="check every stream's hash chain on Kafka and in each event store")
-    verify.add_argument("--checkpoint", type=Path, help="prove the history this signed checkpoint covered is unchanged")
-    verify.add_argument("--public-key", type=Path, help="trusted public key (default IDO_CHECKPOINT_PUBLIC_KEY_FILE)")
+    verify.add_argument(
+        "--since", "--checkpoint", dest="since", type=Path, metavar="CHECKPOINT",
+        help="prove every log extends this signed checkpoint, or name the first event that breaks it",
+    )
+    _trust(verify)
     side = verify.add_mutually_exclusive_group()
     side.add_argument("--stores-only", action="store_true")
     side.add_argument("--topics-only", action="store_true")
@@ -50,8 +57,22 @@ def add_audit_commands(audit: argparse.ArgumentParser) -> None:
     reconcile = commands.add_parser("reconcile", help="compare each service's event store with its topic")
     reconcile.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    checkpoint = commands.add_parser("checkpoint", help="write a signed checkpoint of every chain head and offset")
-    checkpoint.add_argument("--reason", default="on demand")
+    checkpoint = commands.add_parser(
+        "checkpoint", help="sign a tree head over every event store and topic partition (the checkpoint key)"
+    )
+    checkpoint.add_argument("--reason", default=None, help="recorded in the head (default: on demand / scheduled)")
+    checkpoint.add_argument(
+        "--every", type=float, metavar="SECONDS",
+        help="run as the checkpoint process: a head every SECONDS until SIGTERM",
+    )
+
+    prove = commands.add_parser("prove", help="inclusion proof of an event, or consistency proof of two checkpoints")
+    prove.add_argument("event_id", nargs="?", help="the event to prove (store and topic logs where present)")
+    prove.add_argument("--checkpoint", type=Path, help="prove against this head (default: the latest)")
+    prove.add_argument("--consistency", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                       help="prove the NEW checkpoint's logs extend the OLD one's")
+    prove.add_argument("--out", type=Path, help="file (default: standard output)")
+    _trust(prove)
 
     export = commands.add_parser("export", help="SiSa annex, 360Giving grants, the event journal")
     exports = export.add_subparsers(dest="export_command", required=True)
@@ -67,6 +88,11 @@ def add_audit_commands(audit: argparse.ArgumentParser) -> None:
     _point(giving)
     journal = exports.add_parser("journal", help="every event of the topics as JSON Lines")
     journal.add_argument("--out", type=Path, help="file (default: standard output)")
+
+
+def _trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--public-key", type=Path, help="trusted public key (default IDO_CHECKPOINT_PUBLIC_KEY_FILE)")
+    parser.add_argument("--leaves", type=Path, help="the leaves file (default: leaves.sqlite beside the checkpoint)")
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -86,9 +112,19 @@ def _print(report: Any, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any = None) -> int:
+    from kafka.errors import KafkaError
+
     from services.common.config import load_settings
 
     settings = settings or load_settings()
+    try:
+        return _run(args, settings)
+    except (KafkaError, TimeoutError) as error:
+        print(f"ido audit: the broker could not be read ({type(error).__name__}: {error})", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Any) -> int:
     command = args.audit_command
     if command == "replay":
         from services.audit.replay import replay_topics
@@ -103,12 +139,12 @@ def run(args: argparse.Namespace, settings: Any = None) -> int:
               f"{s.refused} refused")
         return 0
     if command == "verify":
-        if args.checkpoint is not None:
-            from services.audit.checkpoint import verify_checkpoint
+        if args.since is not None:
+            from services.audit.checkpoint import verify_since
 
-            checkpoint_report = verify_checkpoint(settings, args.checkpoint, public_key_file=args.public_key)
-            _print(checkpoint_report, args.json)
-            return 0 if checkpoint_report.ok else 1
+            since = verify_since(settings, args.since, public_key_file=args.public_key, leaves_file=args.leaves)
+            _print(since, args.json)
+            return 0 if since.ok else 1
         from services.audit.verify import verify
 
         report = verify(settings, stores=not args.topics_only, topics=not args.stores_only)
@@ -121,18 +157,50 @@ def run(args: argparse.Namespace, settings: Any = None) -> int:
         _print(reconciled, args.json)
         return 0 if reconciled.ok else 1
     if command == "checkpoint":
-        from services.audit.checkpoint import CheckpointRefused, write_checkpoint
+        from services.audit.checkpoint import CheckpointRefused, run_every, write_checkpoint
 
+        if args.every is not None:
+            return run_every(settings, args.every, reason=args.reason or "scheduled")
         try:
-            path = write_checkpoint(settings, reason=args.reason)
+            path = write_checkpoint(settings, reason=args.reason or "on demand")
         except CheckpointRefused as refused:
             print(f"refused: {refused}", file=sys.stderr)
             return 1
         print(f"written {path}")
         return 0
+    if command == "prove":
+        return _prove(args, settings)
     if command == "export":
         return _export(args, settings)
     raise ValueError(f"unknown audit command {command!r}")
+
+
+def _prove(args: argparse.Namespace, settings: Any) -> int:
+    from services.audit.prove import ProofRefused, prove_consistency, prove_inclusion
+
+    if (args.event_id is None) == (args.consistency is None):
+        raise ValueError("give either EVENT_ID or --consistency OLD NEW")
+    try:
+        if args.consistency is not None:
+            if args.checkpoint is not None:
+                raise ValueError("--checkpoint goes with EVENT_ID, not with --consistency")
+            old, new = args.consistency
+            document, problems = prove_consistency(
+                settings, old, new, public_key_file=args.public_key, leaves_file=args.leaves
+            )
+        else:
+            document = prove_inclusion(
+                settings, args.event_id, checkpoint=args.checkpoint, public_key_file=args.public_key,
+                leaves_file=args.leaves,
+            )
+            problems = []
+    except ProofRefused as refused:
+        print(f"no proof: {refused}", file=sys.stderr)
+        return 1
+    _emit(json.dumps(document, indent=1, ensure_ascii=False) + "\n", args.out)
+    for problem in problems:
+        print(f"NOT CONSISTENT {problem}", file=sys.stderr)
+    return 0 if not problems else 1
 
 
 def _export(args: argparse.Namespace, settings: Any) -> int:

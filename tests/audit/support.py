@@ -72,7 +72,7 @@ class Services:
             application.close()
 
 
-def record_history(settings: Settings, on_year_closed: Any = None) -> Services:
+def record_history(settings: Settings) -> Services:
     """A small honest history through the three services' own applications."""
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
     payments.set_frame(2024, 1_713_000_000, date(2023, 12, 1))
@@ -82,9 +82,7 @@ def record_history(settings: Settings, on_year_closed: Any = None) -> Services:
     bridge = build_application(BridgeApplication, settings.eventsourcing_env("bridge"))
     load_bridge_demo(settings, bridge)
     ledger = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
-    commands = LedgerCommands(
-        ledger, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))), on_year_closed=on_year_closed
-    )
+    commands = LedgerCommands(ledger, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))))
     services = Services(settings, payments, bridge, ledger, commands)
     services.spend(CODES[0], 12_345_67, "2024-02-01")
     wrong = services.spend(CODES[0], 500_00, "2024-03-01", category="promotion")
@@ -320,3 +318,73 @@ def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHis
                             municipality_code=code, amount_cents=amount - settled,
                             received_on=clock.date().isoformat())
     return history
+
+
+# -- moving whole rows, as someone with database access would ------------------------------------
+
+
+def _events(settings: Settings, service: str) -> tuple[Any, str, str]:
+    """The engine, table and notification-id column of the service's stored events."""
+    if settings.event_store == "sqlite":
+        engine = create_engine(f"sqlite:///{settings.eventsourcing_env(service)['SQLITE_DBNAME']}")
+        return engine, "stored_events", "rowid"
+    assert settings.postgres is not None
+    return create_engine(settings.postgres.sqlalchemy_url), f"{service}_events", "notification_id"
+
+
+def notification_ids(settings: Settings, service: str) -> list[int]:
+    engine, table, nid = _events(settings, service)
+    with engine.connect() as connection:
+        found = [int(r[0]) for r in connection.execute(text(f"SELECT {nid} FROM {table} ORDER BY {nid}"))]
+    engine.dispose()
+    return found
+
+
+def cut_row(settings: Settings, service: str, notification_id: int) -> dict[str, Any]:
+    """Removes one stored event's row and returns it, to be put back elsewhere."""
+    engine, table, nid = _events(settings, service)
+    with engine.begin() as connection:
+        row = connection.execute(
+            text(f"SELECT originator_id, originator_version, topic, state FROM {table} WHERE {nid} = :n"),
+            {"n": notification_id},
+        ).mappings().one()
+        connection.execute(text(f"DELETE FROM {table} WHERE {nid} = :n"), {"n": notification_id})
+    engine.dispose()
+    return dict(row)
+
+
+def insert_row(settings: Settings, service: str, row: dict[str, Any], notification_id: int | None = None) -> None:
+    """Puts a row in: at ``notification_id``, or where the store would put a new one (the end)."""
+    engine, table, nid = _events(settings, service)
+    columns = "originator_id, originator_version, topic, state"
+    values = ":originator_id, :originator_version, :topic, :state"
+    if notification_id is not None:
+        columns, values = f"{nid}, {columns}", f":nid, {values}"
+    with engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), {**row, "nid": notification_id})
+    engine.dispose()
+
+
+def shift_notifications(settings: Settings, service: str, after: int, by: int) -> None:
+    """Moves the notification ids above ``after`` up by ``by``, making room (two steps: no collisions)."""
+    engine, table, nid = _events(settings, service)
+    far = 1_000_000_000
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE {table} SET {nid} = {nid} + :far WHERE {nid} > :after"),
+                           {"far": far, "after": after})
+        connection.execute(text(f"UPDATE {table} SET {nid} = {nid} - :far + :by WHERE {nid} > :far"),
+                           {"far": far, "by": by})
+    engine.dispose()
+
+
+def swap_states(settings: Settings, service: str, first: int, second: int) -> None:
+    """Swaps the stored content of two rows (each keeps its notification id and stream position)."""
+    engine, table, nid = _events(settings, service)
+    with engine.begin() as connection:
+        states = {
+            n: connection.execute(text(f"SELECT state FROM {table} WHERE {nid} = :n"), {"n": n}).scalar_one()
+            for n in (first, second)
+        }
+        for n, other in ((first, second), (second, first)):
+            connection.execute(text(f"UPDATE {table} SET state = :s WHERE {nid} = :n"), {"s": states[other], "n": n})
+    engine.dispose()

@@ -86,15 +86,12 @@ class LedgerCommands:
         application: LedgerApplication,
         keys: IdempotencyStore,
         today: Callable[[], date] = _today,
-        on_year_closed: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.app = application
         self.postings = GroupCommit(application)
         """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
         self.keys = keys
         self.today = today
-        self.on_year_closed = on_year_closed
-        """Called with the close's answer once its ``YearClosed`` is stored (the audit checkpoint)."""
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -287,8 +284,6 @@ class LedgerCommands:
                 if raced is None:
                     raise
                 raise refuse(raced) from None
-            if self.on_year_closed is not None:
-                self.on_year_closed(answer(books))
             return 201, answer(books)
 
         return self._keyed(municipality_code, "close", idempotency_key, request, run)

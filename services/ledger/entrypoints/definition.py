@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from flask import Flask
 
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
-from services.audit.checkpoint import checkpoint_on_year_closed
 from services.common.adapters.sql import create_sql_engine
 from services.common.auth import verifier_from_files
 from services.common.config import Settings
@@ -39,11 +36,9 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     )
     queries = LedgerQueries(create_sql_engine(settings.view_db_url))
     app.extensions["ledger"] = LedgerService(
-        commands=LedgerCommands(
-            application,
-            IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))),
-            on_year_closed=partial(checkpoint_on_year_closed, settings),
-        ),
+        # No checkpoint here: the signing key belongs to the checkpoint process alone
+        # (`ido audit checkpoint --every`), whose next head covers a closing.
+        commands=LedgerCommands(application, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger")))),
         queries=queries,
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )

@@ -1,0 +1,93 @@
+"""The checkpoint signing key: its own files, used only by the checkpoint command and process.
+
+The private key (``IDO_CHECKPOINT_KEY_FILE``, mode 0600) is created once, atomically and
+exclusively: written to a fresh temporary file opened with ``O_CREAT | O_EXCL`` and linked into
+place with ``os.link``, which fails rather than replace a key another process made meanwhile. A
+missing public file is derived again from the private key; a private key is never made anew
+because its public file is missing, and a public key without its private key is an error (a new
+key would silently change the key id every auditor trusts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from contracts.ido_verify import key_id
+
+log = logging.getLogger(__name__)
+
+__all__ = ["key_id", "load_public_key", "signing_key"]
+
+
+def _create_exclusive(path: Path, content: bytes, mode: int) -> bool:
+    """Writes ``path`` whole or not at all; False when it exists already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)  # whatever the umask
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError(f"public key {path} not found") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def _load_private(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    if path.stat().st_mode & 0o077:
+        log.warning("checkpoint key %s is readable by others than its owner (chmod 600 it)", path)
+    return key
+
+
+def signing_key(private_path: Path, public_path: Path) -> Ed25519PrivateKey:
+    """The checkpoint signing key, created on the first call (and only then)."""
+    if not private_path.exists():
+        if public_path.exists():
+            raise ValueError(
+                f"checkpoint public key {public_path} exists but its private key {private_path} does not: "
+                "restore the private key (a new one would change the key id auditors trust), or remove "
+                "the public key deliberately to start a new key"
+            )
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if _create_exclusive(private_path, pem, 0o600):
+            log.info("checkpoint signing key created: %s (key id %s)", private_path, key_id(key.public_key()))
+    key = _load_private(private_path)
+    if not public_path.exists():
+        _create_exclusive(public_path, _public_pem(key.public_key()), 0o644)
+    if load_public_key(public_path).public_bytes_raw() != key.public_key().public_bytes_raw():
+        raise ValueError(f"checkpoint public key {public_path} is not the public half of {private_path}")
+    return key
