@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: Kafka, then the three services with their relays and the ledger's projector, on the
-# embedded SQLite stores under var/data. Illustrative demo data is loaded on the first start.
-# Ctrl-C stops everything.
+# `make run`: Kafka, then the three services with their relays, the ledger's projector and the
+# checkpoint process, on the embedded SQLite stores under var/data. Illustrative demo data is loaded
+# on the first start. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IDO=.venv/bin/ido
@@ -47,6 +47,9 @@ for service in payments bridge ledger; do
     start "relay-$service" $IDO relay "$service"
 done
 start projector $IDO project
+# The checkpoint process alone holds the checkpoint signing key (var/keys/checkpoint_private.pem):
+# a signed tree head of every store and topic partition every IDO_CHECKPOINT_EVERY_S seconds.
+start checkpointer $IDO audit checkpoint --every "${IDO_CHECKPOINT_EVERY_S:-60}"
 
 wait_http() {  # url
     for _ in $(seq 1 100); do
@@ -65,6 +68,8 @@ The IDO grant ledger is running (logs in $LOG_DIR, data in $IDO_DATA_DIR):
   bridge    http://127.0.0.1:8002   (/docs)
   ledger    http://127.0.0.1:8003   (/docs; dashboard: http://127.0.0.1:8003/dashboard/)
   Kafka     $KAFKA_BOOTSTRAP_SERVERS   (topics ido.grants.v1, ido.bridge.v1, ido.expenditures.v1)
+  signed checkpoints every ${IDO_CHECKPOINT_EVERY_S:-60} s in ${IDO_CHECKPOINT_DIR:-$IDO_DATA_DIR/checkpoints}
+    (verify: .venv/bin/ido audit verify --since <checkpoint>; see docs/audit.md)
 
 Demo tokens (12 hours; issue more with: .venv/bin/ido tokens issue --role ROLE):
 INFO

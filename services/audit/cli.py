@@ -142,7 +142,10 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         if args.since is not None:
             from services.audit.checkpoint import verify_since
 
-            since = verify_since(settings, args.since, public_key_file=args.public_key, leaves_file=args.leaves)
+            since = verify_since(
+                settings, args.since, public_key_file=args.public_key, leaves_file=args.leaves,
+                stores=not args.topics_only, topics=not args.stores_only,
+            )
             _print(since, args.json)
             return 0 if since.ok else 1
         from services.audit.verify import verify

@@ -17,7 +17,7 @@ def leaves(count: int, salt: bytes = b"") -> list[Leaf]:
 
 
 def test_a_long_log_is_tallied_and_written_in_flat_memory(tmp_path: Path) -> None:
-    count = 100_000
+    count = 60_000
     file = LeafFile(tmp_path / "leaves.sqlite", create=True)
     file.begin()
     tally = LogTally("store:ledger", sink=lambda name, i, leaf: file.append(name, i, leaf.input, leaf.event_id,
