@@ -533,7 +533,8 @@ def run_every(
 ) -> int:
     """Writes a checkpoint every ``every_s`` seconds until SIGTERM or SIGINT (or ``stop``).
 
-    A refused or failed checkpoint is logged and tried again at the next tick; a signal lets the
+    A refused or failed checkpoint is logged and tried again at the next tick (a setup error, such
+    as a public key without its private key, ends the process: exit 2); a signal lets the
     checkpoint under way finish (heads and leaves are written atomically, so even a kill loses at
     most that one) and then ends the loop.
     """
@@ -549,7 +550,9 @@ def run_every(
             write_checkpoint(settings, reason=reason)
         except CheckpointRefused as refused:
             log.error("checkpoint refused: %s", refused)
-        except Exception:  # noqa: BLE001 - the next tick tries again
+        except ValueError:
+            raise  # a setup error (the key, a setting): exit 2 rather than fail every tick
+        except Exception:  # noqa: BLE001 - the store or the broker away: the next tick tries again
             log.exception("checkpoint failed")
         stop.wait(every_s)
     log.info("checkpoint process stopped")

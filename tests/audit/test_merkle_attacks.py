@@ -146,6 +146,12 @@ def test_a_deleted_last_event_is_named(live: Settings) -> None:
     assert first_break(report) == (3, "removed", services.expenditures[2]["event_id"], "notification 4"), (
         report.lines()
     )
+    # without the leaves file the break is still found, but no longer located
+    (path.parent / "leaves.sqlite").rename(path.parent / "elsewhere.sqlite")
+    unlocated = verify_since(live, path)
+    assert first_break(unlocated) == (3, "shrank", None, None) and "no leaves file" in unlocated.notes[0]
+    with pytest.raises(CheckpointRefused, match="store:ledger"):
+        write_checkpoint(live)  # nor will a head be signed over it: the latest head's root is checked too
 
 
 def test_two_swapped_events_are_named(
