@@ -1,4 +1,4 @@
-"""Auditors' tools: replay the history from the topics, prove it unchanged, reconcile, export.
+"""Auditors' tools: replay the history from the topics, prove it unchanged and extended, reconcile, export.
 
-`ido audit replay|verify|reconcile|checkpoint|export` (see docs/audit.md).
+`ido audit replay|verify|reconcile|checkpoint|prove|export` (see docs/audit.md).
 """

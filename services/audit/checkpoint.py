@@ -249,7 +249,7 @@ def read_head(path: Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint {path} is not readable JSON ({error})") from None
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         found = head.get("format") if isinstance(head, dict) else None
-        if isinstance(head, dict) and "checkpoint" in head:
+        if isinstance(head, dict) and isinstance(head.get("checkpoint"), dict):
             found = head["checkpoint"].get("format")
         raise ValueError(f"checkpoint {path} is of format {found!r}, not {FORMAT} (make a new one)")
     return head
