@@ -30,7 +30,7 @@ from kafka import TopicPartition
 
 from contracts.canonical import canonical_json, format_utc
 from services.audit.chain import Break
-from services.audit.sources import TopicReader, audited_topics
+from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.audit.verify import scan_store
 from services.common.auth import ensure_keypair
 from services.common.config import Settings
@@ -86,7 +86,7 @@ def _topic_digests(
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], list[str]]:
     """{topic: {partition: {offset, digest, messages}}} up to ``ends`` (default: the end now)."""
     topics = sorted(ends) if ends is not None else audited_topics(settings)
-    reader = TopicReader(settings.kafka_bootstrap_servers, topics)
+    reader = TopicReader(audit_kafka_config(settings), topics)
     problems: list[str] = [f"topic {t} does not exist" for t in reader.missing_topics if ends is not None]
     try:
         if ends is None:

@@ -15,6 +15,7 @@ from services.common.config import Settings
 from services.ledger.entrypoints.definition import create_app
 from tests.audit.support import record_history, tamper
 from tests.audit.test_reconcile import raw_messages, recreate_topic
+from tests.support.kafka_topics import admin_config
 from tests.support.tokens import TokenFactory
 
 
@@ -54,8 +55,8 @@ def test_a_changed_topic_or_checkpoint_file_fails_to_verify(live: Settings, tmp_
     path = write_checkpoint(live)
     topic = live.topic("ido.grants.v1")
     # history on the wire rewritten below the checkpoint's offsets: the topic recreated differently
-    messages = raw_messages(live.kafka_bootstrap_servers, topic)
-    recreate_topic(live.kafka_bootstrap_servers, topic, list(reversed(messages)))
+    messages = raw_messages(admin_config(live), topic)
+    recreate_topic(admin_config(live), topic, list(reversed(messages)))
     report = verify_checkpoint(live, path)
     assert not report.ok and all(topic in p for p in report.problems), report.lines()
 
@@ -108,7 +109,7 @@ def test_closing_a_year_writes_a_checkpoint(
         assert exit_.value.code == 0, argv
     assert len(list(live.checkpoint_dir.glob("checkpoint-*.json"))) == 2
     # a forged message appended later changes nothing below the checkpoint's offsets
-    producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap_servers, acks="all")
+    producer = KafkaProducer(**admin_config(live), acks="all")
     producer.send(live.topic("ido.expenditures.v1"), key=b"GM0363", value=canonical_json({"forged": True}))
     producer.flush()
     producer.close()
