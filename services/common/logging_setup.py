@@ -121,6 +121,9 @@ def configure_logging(
     # Chatty libraries: their INFO lines are connection noise; warnings still come through.
     for noisy in ("kafka", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python warns at every SASL login without TLS ("credentials in the clear"): SCRAM never sends
+    # the password, and TLS (SASL_SSL) is the production deployment's choice (docs/decisions.md).
+    logging.getLogger("kafka.net.sasl").setLevel(logging.ERROR)
     return handler
 
 
