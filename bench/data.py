@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -169,11 +169,13 @@ def dataset(count: int, municipalities: int = 50, seed: int = 7) -> Iterator[Mes
         emitted += 1
 
 
-def produce_dataset(bootstrap: str, prefix: str, count: int, municipalities: int = 50) -> dict[str, int]:
+def produce_dataset(
+    kafka_config: Mapping[str, Any], prefix: str, count: int, municipalities: int = 50
+) -> dict[str, int]:
     """Sends ``dataset(count)`` to ``<prefix>ido.grants.v1`` etc.; returns messages per topic."""
-    ensure_topics(bootstrap, [GRANTS, BRIDGE, EXPENDITURES], prefix)
+    ensure_topics(kafka_config, [GRANTS, BRIDGE, EXPENDITURES], prefix)  # the admin's config: it creates topics
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=256 * 1024, client_id="bench-data"
+        **kafka_config, acks=1, linger_ms=20, batch_size=256 * 1024, client_id="bench-data"
     )
     counts = {GRANTS.name: 0, BRIDGE.name: 0, EXPENDITURES.name: 0}
     try:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,9 @@ class ReplayResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _consumer(bootstrap: str, topics: Sequence[str]) -> tuple[KafkaConsumer, list[TopicPartition]]:
+def _consumer(kafka_config: Mapping[str, Any], topics: Sequence[str]) -> tuple[KafkaConsumer, list[TopicPartition]]:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-replay",
+        **kafka_config, group_id=None, enable_auto_commit=False, client_id="bench-replay",
         max_poll_records=2000, fetch_max_bytes=50 * 1024 * 1024, max_partition_fetch_bytes=10 * 1024 * 1024,
     )
     partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
@@ -36,9 +36,9 @@ def _consumer(bootstrap: str, topics: Sequence[str]) -> tuple[KafkaConsumer, lis
     return consumer, partitions
 
 
-def read_all(bootstrap: str, topics: Sequence[str]) -> Iterator[Any]:
+def read_all(kafka_config: Mapping[str, Any], topics: Sequence[str]) -> Iterator[Any]:
     """Every message of the topics, partition by partition in offset order, up to their end now."""
-    consumer, partitions = _consumer(bootstrap, topics)
+    consumer, partitions = _consumer(kafka_config, topics)
     try:
         end = consumer.end_offsets(partitions)
         remaining = {tp for tp in partitions if end[tp] > 0}
@@ -51,11 +51,11 @@ def read_all(bootstrap: str, topics: Sequence[str]) -> Iterator[Any]:
         consumer.close()
 
 
-def raw_consume(bootstrap: str, topics: Sequence[str]) -> int:
+def raw_consume(kafka_config: Mapping[str, Any], topics: Sequence[str]) -> int:
     """The reference: read the same topics to their end, touching only the bytes."""
     count = 0
     size = 0
-    for message in read_all(bootstrap, topics):
+    for message in read_all(kafka_config, topics):
         count += 1
         size += len(message.value)
     return count

@@ -29,7 +29,7 @@ from bench.replay import raw_consume, replay_to_balances
 from bench.stores import Bench, Place
 from contracts.canonical import canonical_json, format_utc
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
-from services.common.adapters.kafka import create_producer, ensure_topics
+from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.consumer import _SeekToStoredOffsets, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
@@ -113,7 +113,8 @@ class Datasets:
         if count not in self.made:
             prefix = f"b{self.bench.run_id}.data{count}."
             started = time.perf_counter()
-            produce_dataset(self.bench.kafka_bootstrap, prefix, count, self.municipalities)
+            produce_dataset(self.bench.kafka_config, prefix, count, self.municipalities)
+            self.bench.provision(prefix)
             self.made[count] = (prefix, time.perf_counter() - started)
         return self.made[count][0]
 
@@ -206,9 +207,11 @@ def relay_messages(app: LedgerApplication, after: int = 0) -> list[tuple[bytes, 
         position = notifications[-1].id
 
 
-def time_raw_producer(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes, Any]]) -> float:
+def time_raw_producer(
+    kafka_config: ClientConfig, topic: str, messages: Sequence[tuple[bytes, bytes, Any]]
+) -> float:
     """Seconds for a bare kafka-python producer, configured as the relay's, to send and get acks."""
-    producer = create_producer(bootstrap, client_id="bench-raw-producer")
+    producer = create_producer(kafka_config, client_id="bench-raw-producer")
     try:
         producer.partitions_for(topic)  # metadata fetched before the clock starts, as for the relay
         started = time.perf_counter()
@@ -248,9 +251,9 @@ def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
         messages = relay_messages(app)
     finally:
         app.close()
-    ensure_topics(bench.kafka_bootstrap, [EXPENDITURES, RAW_RELAY_TOPIC], settings.topic_prefix)
+    ensure_topics(bench.kafka_config, [EXPENDITURES, RAW_RELAY_TOPIC], settings.topic_prefix)
     raw_s, raw_runs = median_seconds(
-        lambda: time_raw_producer(bench.kafka_bootstrap, settings.topic(RAW_RELAY_TOPIC.name), messages)
+        lambda: time_raw_producer(bench.kafka_config, settings.topic(RAW_RELAY_TOPIC.name), messages)
     )
     relay_s = time_relay(place, len(messages))
     n = len(messages)
@@ -287,10 +290,10 @@ class _ClockOnAssignment(ConsumerRebalanceListener):
             self.assigned_at = time.perf_counter()
 
 
-def time_group_consume(bootstrap: str, topics: Sequence[str], expected: int) -> float:
+def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expected: int) -> float:
     """Seconds a bare consumer, set as the runner's, takes to read ``expected`` messages."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
+        **kafka_config, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_records=2000, client_id="bench-raw-consumer",
     )
     clock = _ClockOnAssignment()
@@ -309,7 +312,8 @@ def time_group_consume(bootstrap: str, topics: Sequence[str], expected: int) -> 
 
 def time_projection(place: Place, expected: int) -> tuple[float, dict[str, int]]:
     """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``."""
-    runner = build_runner(place.settings, group_id=f"bench-{uuid.uuid4().hex[:8]}")
+    group = f"{place.settings.topic_prefix}ledger-balances-{uuid.uuid4().hex[:8]}"  # the projector's ACL: this prefix
+    runner = build_runner(place.settings, group_id=group)
     clock = _ClockOnAssignment(_SeekToStoredOffsets(runner))
     runner.consumer.subscribe(runner.topics, listener=clock)  # the runner's own listener, wrapped
     try:
@@ -331,7 +335,7 @@ def row_projection(bench: Bench, store: str, sizes: Sizes, datasets: Datasets) -
     n = sizes.projection_events
     topics = datasets.topics(n)
     place = bench.place(store, "projection", topic_prefix=datasets.prefix(n))
-    raw_s, raw_runs = median_seconds(lambda: time_group_consume(bench.kafka_bootstrap, topics, n))
+    raw_s, raw_runs = median_seconds(lambda: time_group_consume(bench.kafka_config, topics, n))
     proj_s, stats = time_projection(place, n)
     raw_rate, proj_rate = n / raw_s, n / proj_s
     ratio = proj_rate / raw_rate
@@ -358,7 +362,7 @@ def row_replay(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
 
         def time_raw_consume() -> float:
             started = time.perf_counter()
-            counts.append(raw_consume(bench.kafka_bootstrap, topics))
+            counts.append(raw_consume(bench.kafka_config, topics))
             return time.perf_counter() - started
 
         raw_s, raw_runs = median_seconds(time_raw_consume)
@@ -575,7 +579,8 @@ def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], 
                 app.close()
             relay_s = time_relay(place, pending)
             prefix = f"b{bench.run_id}.{store}.scale{level}."
-            produce_dataset(bench.kafka_bootstrap, prefix, batch, sizes.municipalities)
+            produce_dataset(bench.kafka_config, prefix, batch, sizes.municipalities)
+            bench.provision(prefix)
             level_place = Place(store, place.label, {**place.env, "IDO_TOPIC_PREFIX": prefix}, place.log_dir)
             proj_s, _stats = time_projection(level_place, batch)
             per_level[level] = {

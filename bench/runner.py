@@ -158,8 +158,11 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     if "postgres" in stores and postgres is None:
         raise SystemExit("bench: BENCH_POSTGRES_PORT is not set (run `make bench`, which starts PostgreSQL)")
     args.work_dir.mkdir(parents=True, exist_ok=True)
+    credentials = os.environ.get("BENCH_KAFKA_CREDENTIALS_DIR")
+    if not credentials:
+        raise SystemExit("bench: BENCH_KAFKA_CREDENTIALS_DIR is not set (run `make bench`, which starts a broker)")
     bench = Bench(work_dir=args.work_dir / time.strftime("%Y%m%d-%H%M%S"), kafka_bootstrap=bootstrap,
-                  postgres=postgres)
+                  kafka_credentials_dir=credentials, postgres=postgres)
     datasets = rows.Datasets(bench, sizes.municipalities)
     found: list[rows.Row] = []
     failures: list[dict[str, str]] = []

@@ -12,8 +12,11 @@ from typing import Any
 import psycopg
 
 from bench.data import municipality_codes
+from services.common.adapters.kafka import client_config
 from services.common.auth import ensure_keypair, issue_token
 from services.common.config import Settings, load_settings
+from services.common.kafka_credentials import ADMIN
+from services.common.kafka_provisioning import provision
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,29 @@ class Bench:
 
     work_dir: Path
     kafka_bootstrap: str
+    kafka_credentials_dir: str
+    """The broker's password files (``make bench``: the bench broker's; the admin's is made by kafka.sh)."""
     postgres: Postgres | None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     databases: list[str] = field(default_factory=list)
+    provisioned: set[str] = field(default_factory=set)
+
+    def kafka_env(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "IDO_KAFKA_CREDENTIALS_DIR": self.kafka_credentials_dir,
+        }
+
+    @property
+    def kafka_config(self) -> dict[str, Any]:
+        """The admin's client settings: the references (bare producers and consumers) and the data sets."""
+        return client_config(load_settings(self.kafka_env()), ADMIN)
+
+    def provision(self, topic_prefix: str) -> None:
+        """Users, the prefix's topics and every principal's ACLs on them, as `make run` does (once a prefix)."""
+        if topic_prefix not in self.provisioned:
+            provision(load_settings({**self.kafka_env(), "IDO_TOPIC_PREFIX": topic_prefix}))
+            self.provisioned.add(topic_prefix)
 
     @property
     def keys_dir(self) -> Path:
@@ -75,9 +98,10 @@ class Bench:
         env = {
             "IDO_KEYS_DIR": str(self.keys_dir),
             "IDO_DATA_DIR": str(self.work_dir / store / label / "data"),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            **self.kafka_env(),
             "IDO_TOPIC_PREFIX": topic_prefix if topic_prefix is not None else f"b{self.run_id}.{store}.{label}.",
         }
+        self.provision(env["IDO_TOPIC_PREFIX"])
         if store == "sqlite":
             env["IDO_EVENT_STORE"] = "sqlite"
         elif store == "postgres":

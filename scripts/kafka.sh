@@ -14,9 +14,12 @@
 #   restart-keep-data  stop, then start without reformatting (same data, same cluster id).
 #
 # Environment:
-#   KAFKA_PORT             client (PLAINTEXT) port, default 9092
-#   KAFKA_CONTROLLER_PORT  KRaft controller port, default 9093
+#   KAFKA_PORT             client port (SASL_PLAINTEXT, SCRAM-SHA-512), default 9092
+#   KAFKA_CONTROLLER_PORT  KRaft controller port (SASL_PLAINTEXT, PLAIN, broker-internal), default 9093
 #   KAFKA_STATE_DIR        default <repo>/var/kafka (data/, kafka.pid, kafka.log, env, ...)
+#   KAFKA_CREDENTIALS_DIR  default $KAFKA_STATE_DIR/credentials: ido-admin.password (the super user,
+#                          made here on first start, mode 0600) and, after `ido kafka provision`,
+#                          one <principal>.password per client principal. Never printed.
 #   KAFKA_KEEP_DATA=1      start: keep an already formatted data dir; then, unless KAFKA_PORT /
 #                          KAFKA_CONTROLLER_PORT are set, the ports of the previous start are reused
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness, default 120
@@ -38,6 +41,7 @@ PORTS_FROM_ENV="${KAFKA_PORT:+1}${KAFKA_CONTROLLER_PORT:+1}"   # non-empty if th
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$REPO_DIR/var/kafka}"
+KAFKA_CREDENTIALS_DIR="${KAFKA_CREDENTIALS_DIR:-$KAFKA_STATE_DIR/credentials}"
 KAFKA_KEEP_DATA="${KAFKA_KEEP_DATA:-0}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
@@ -49,6 +53,10 @@ PID_FILE="$KAFKA_STATE_DIR/kafka.pid"
 LOG_FILE="$KAFKA_STATE_DIR/kafka.log"
 PROPS_FILE="$KAFKA_STATE_DIR/server.properties"
 ENV_FILE="$KAFKA_STATE_DIR/env"
+ADMIN_USER=ido-admin
+CONTROLLER_USER=ido-controller
+ADMIN_PASSWORD_FILE="$KAFKA_CREDENTIALS_DIR/$ADMIN_USER.password"
+SASL_MARKER="$KAFKA_STATE_DIR/formatted-with-sasl"   # data formatted with the admin's SCRAM credential
 
 log() { echo "kafka: $*" >&2; }
 die() { echo "kafka: $*" >&2; exit 1; }
@@ -185,26 +193,87 @@ PY
     fi
 }
 
-render_properties() {
-    sed -e "s|@KAFKA_HOST@|$KAFKA_HOST|g" \
-        -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@KAFKA_DATA_DIR@|$DATA_DIR|g" \
-        "$INFRA_DIR/server.properties.template" >"$PROPS_FILE"
+# A random password (48 hex digits) on stdout; only ever captured into a variable or a 0600 file.
+new_password() {
+    od -An -tx1 -N24 /dev/urandom | tr -d ' \n'
 }
 
+# The admin's password file: made once, atomically (a 0600 temp file linked into place, so a
+# concurrent start never sees a half-written file and never overwrites one), then reused.
+ensure_admin_password() {
+    (umask 077 && mkdir -p "$KAFKA_CREDENTIALS_DIR")
+    chmod 700 "$KAFKA_CREDENTIALS_DIR"
+    [[ -s "$ADMIN_PASSWORD_FILE" ]] && return 0
+    local tmp
+    tmp="$(umask 077 && mktemp "$KAFKA_CREDENTIALS_DIR/.$ADMIN_USER.XXXXXX")"
+    new_password >"$tmp"
+    if ! ln "$tmp" "$ADMIN_PASSWORD_FILE" 2>/dev/null && [[ ! -s "$ADMIN_PASSWORD_FILE" ]]; then
+        rm -f "$tmp"
+        die "cannot create $ADMIN_PASSWORD_FILE"
+    fi
+    rm -f "$tmp"
+    log "made the $ADMIN_USER password in $KAFKA_CREDENTIALS_DIR (mode 0600)"
+}
+
+read_admin_password() {
+    local pw
+    pw="$(tr -d '[:space:]' <"$ADMIN_PASSWORD_FILE")"
+    [[ "$pw" =~ ^[A-Za-z0-9._~-]{16,}$ ]] \
+        || die "$ADMIN_PASSWORD_FILE must hold one password of 16+ characters [A-Za-z0-9._~-]"
+    printf '%s' "$pw"
+}
+
+# server.properties with the secrets (admin password for the inter-broker login, a per-start
+# password of the controller listener's static PLAIN user) substituted by bash itself (no sed
+# argument carries them), written 0600 and moved into place.
+render_properties() {
+    local template admin_pw controller_pw tmp
+    template="$(<"$INFRA_DIR/server.properties.template")"
+    admin_pw="$(read_admin_password)"
+    controller_pw="$(new_password)"
+    template="${template//@KAFKA_HOST@/$KAFKA_HOST}"
+    template="${template//@KAFKA_PORT@/$KAFKA_PORT}"
+    template="${template//@KAFKA_CONTROLLER_PORT@/$KAFKA_CONTROLLER_PORT}"
+    template="${template//@KAFKA_DATA_DIR@/$DATA_DIR}"
+    template="${template//@KAFKA_ADMIN_USER@/$ADMIN_USER}"
+    template="${template//@KAFKA_ADMIN_PASSWORD@/$admin_pw}"
+    template="${template//@KAFKA_CONTROLLER_USER@/$CONTROLLER_USER}"
+    template="${template//@KAFKA_CONTROLLER_PASSWORD@/$controller_pw}"
+    tmp="$(umask 077 && mktemp "$KAFKA_STATE_DIR/.server.properties.XXXXXX")"
+    printf '%s\n' "$template" >"$tmp"
+    mv -f "$tmp" "$PROPS_FILE"
+}
+
+# Formats the data dir with the admin's SCRAM credential (KIP-900). The password goes to the JVM
+# in a 0600 argument file (`java @file`), not on a command line other users could read in /proc.
 format_storage() {
-    local cluster_id out
+    local cluster_id out argfile status=0
     rm -rf "$DATA_DIR"
     mkdir -p "$DATA_DIR"
     cluster_id="$(new_cluster_id)"
-    if ! out="$("$JAVA" -Xmx256m -Dlog4j2.configurationFile="$INFRA_DIR/tools-log4j2.properties" \
-            -cp "$LIB_DIR/*" kafka.tools.StorageTool format \
-            -t "$cluster_id" -c "$PROPS_FILE" 2>&1)"; then
+    argfile="$(umask 077 && mktemp "$KAFKA_STATE_DIR/.format-args.XXXXXX")"
+    {
+        echo "-Xmx256m"
+        echo "-Dlog4j2.configurationFile=$INFRA_DIR/tools-log4j2.properties"
+        echo "-cp"
+        echo "\"$LIB_DIR/*\""
+        echo "kafka.tools.StorageTool"
+        echo "format"
+        echo "-t"
+        echo "$cluster_id"
+        echo "-c"
+        echo "\"$PROPS_FILE\""
+        echo "--add-scram"
+        echo "SCRAM-SHA-512=[name=$ADMIN_USER,password=$(read_admin_password)]"
+    } >"$argfile"
+    out="$("$JAVA" "@$argfile" 2>&1)" || status=$?
+    rm -f "$argfile"
+    if ((status != 0)); then
         echo "$out" >&2
         die "formatting $DATA_DIR failed (kafka.tools.StorageTool format)"
     fi
     echo "$cluster_id" >"$KAFKA_STATE_DIR/cluster-id"
+    echo "$ADMIN_USER" >"$SASL_MARKER"
 }
 
 print_bootstrap() {
@@ -217,6 +286,7 @@ export KAFKA_PORT=$KAFKA_PORT
 export KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT
 export KAFKA_BOOTSTRAP=$KAFKA_HOST:$KAFKA_PORT
 export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_HOST:$KAFKA_PORT
+export KAFKA_CREDENTIALS_DIR=$KAFKA_CREDENTIALS_DIR
 EOF
 }
 
@@ -299,8 +369,15 @@ cmd_start() {
     [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] \
         || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
 
+    if [[ "$keep" == 1 && -f "$DATA_DIR/meta.properties" ]]; then
+        # Kept data needs the admin credential it was formatted with: nobody could log in otherwise.
+        [[ -f "$SASL_MARKER" ]] || die "$DATA_DIR was formatted before the broker took SASL logins (no admin user in it); remove $KAFKA_STATE_DIR (and the event stores whose positions refer to its topics, e.g. var/data) or start without --keep-data"
+        [[ -s "$ADMIN_PASSWORD_FILE" ]] || die "$DATA_DIR is kept but the admin password $ADMIN_PASSWORD_FILE is missing: restore it (or set KAFKA_CREDENTIALS_DIR), or start without --keep-data"
+    fi
+
     ensure_java
     ensure_jars
+    ensure_admin_password
     render_properties
 
     if [[ "$keep" == 1 && -f "$DATA_DIR/meta.properties" ]]; then

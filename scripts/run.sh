@@ -10,6 +10,9 @@ export IDO_KEYS_DIR="${IDO_KEYS_DIR:-$PWD/var/keys}"
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
 export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 export KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$PWD/var/kafka}"
+# Kafka passwords (one file per principal, 0600), beside the token keys; never printed.
+export IDO_KAFKA_CREDENTIALS_DIR="${IDO_KAFKA_CREDENTIALS_DIR:-$IDO_KEYS_DIR/kafka}"
+export KAFKA_CREDENTIALS_DIR="$IDO_KAFKA_CREDENTIALS_DIR"
 # The broker keeps its data between runs, as the event stores do: the topics must match the stores.
 export KAFKA_KEEP_DATA=1
 LOG_DIR="$PWD/var/log"
@@ -31,6 +34,8 @@ trap shutdown INT TERM EXIT
 
 kafka_out="$(bash scripts/kafka.sh start)"
 export KAFKA_BOOTSTRAP_SERVERS="${kafka_out#KAFKA_BOOTSTRAP=}"
+# As ido-admin: the topics, a SCRAM user per principal, and the ACLs (idempotent: every start).
+$IDO kafka provision
 
 $IDO tokens init-keys >/dev/null
 for service in payments bridge ledger; do
@@ -67,7 +72,8 @@ The IDO grant ledger is running (logs in $LOG_DIR, data in $IDO_DATA_DIR):
   payments  http://127.0.0.1:8001   (API documents: /docs, /openapi.json)
   bridge    http://127.0.0.1:8002   (/docs)
   ledger    http://127.0.0.1:8003   (/docs; dashboard: http://127.0.0.1:8003/dashboard/)
-  Kafka     $KAFKA_BOOTSTRAP_SERVERS   (topics ido.grants.v1, ido.bridge.v1, ido.expenditures.v1)
+  Kafka     $KAFKA_BOOTSTRAP_SERVERS   (topics ido.grants.v1, ido.bridge.v1, ido.expenditures.v1;
+            SASL_PLAINTEXT, SCRAM-SHA-512; passwords in $IDO_KAFKA_CREDENTIALS_DIR; ido-finance reads)
   signed checkpoints every ${IDO_CHECKPOINT_EVERY_S:-60} s in ${IDO_CHECKPOINT_DIR:-$IDO_DATA_DIR/checkpoints}
     (verify: .venv/bin/ido audit verify --since <checkpoint>; see docs/audit.md)
 

@@ -12,15 +12,28 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from kafka import KafkaAdminClient
 
 from services.common.config import Settings, load_settings
+from services.common.kafka_provisioning import provision_prefix, provision_users
 from tests.support.infra import KafkaInfo, PostgresInfo, kafka_info, postgres_info
 from tests.support.tokens import TokenFactory
 
 
 @pytest.fixture(scope="session")
 def kafka() -> KafkaInfo:
-    return kafka_info()
+    """The test broker, with a SCRAM user for every client principal (made once per session)."""
+    info = kafka_info()
+    provision_users(info.settings())
+    return info
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka: KafkaInfo) -> Iterator[KafkaAdminClient]:
+    """One admin client for the session's provisioning (a login per test would cost more than the test)."""
+    admin = KafkaAdminClient(**kafka.client(), client_id="test-provision", request_timeout_ms=30000)
+    yield admin
+    admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +42,14 @@ def postgres_server() -> PostgresInfo:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """Each test gets its own topics, so tests on the shared broker never see each other's messages."""
-    return f"t{uuid.uuid4().hex[:10]}."
+def topic_prefix(kafka: KafkaInfo, kafka_admin: KafkaAdminClient) -> str:
+    """Each test gets its own topics, so tests on the shared broker never see each other's messages.
+
+    They are provisioned as in production: the four topics, and every principal's ACLs on them.
+    """
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    provision_prefix(kafka.settings(prefix), admin=kafka_admin)
+    return prefix
 
 
 @pytest.fixture

@@ -1,6 +1,11 @@
 """A finance system's consumer of the IDO topics: kafka-python and the `contracts` package, nothing else.
 
-    python docs/examples/finance_consumer.py --bootstrap 127.0.0.1:9092 --group my-finance-system
+    python docs/examples/finance_consumer.py --bootstrap 127.0.0.1:9092 \
+        --password-file var/keys/kafka/ido-finance.password --group ido-finance-my-system
+
+The broker takes SASL logins (SCRAM-SHA-512): the finance principal ``ido-finance`` may read the three
+topics and use consumer groups whose names start with ``ido-finance`` (after the topic prefix, if any);
+it can write nothing. Locally (`make run`) the listener is SASL_PLAINTEXT; in production it is SASL_SSL.
 
 Each message is validated against its contract (envelope, payload schema, hash), dropped when it is
 a re-sent duplicate (same ``event_id``), checked against its stream's hash chain, handed to
@@ -12,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -52,8 +58,34 @@ def accept(books: Books, envelope: dict[str, Any]) -> bool:
     return True
 
 
-def consume(
+def connection(
     bootstrap_servers: str,
+    password_file: str | Path,
+    username: str = "ido-finance",
+    security_protocol: str = "SASL_SSL",
+    sasl_mechanism: str = "SCRAM-SHA-512",
+    ssl_cafile: str | None = None,
+) -> dict[str, Any]:
+    """kafka-python's connection settings: the broker and the finance principal's SASL login.
+
+    The password is read from its file (mode 0600, never in code or on a command line) each time, so
+    after the ledger's operators rotate it (`ido kafka rotate ido-finance`) the next consumer logs in
+    with the new one.
+    """
+    settings: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "security_protocol": security_protocol,
+        "sasl_mechanism": sasl_mechanism,
+        "sasl_plain_username": username,
+        "sasl_plain_password": Path(password_file).read_text(encoding="ascii").strip(),
+    }
+    if ssl_cafile:
+        settings["ssl_cafile"] = ssl_cafile
+    return settings
+
+
+def consume(
+    kafka: Mapping[str, Any],
     topics: Sequence[str],
     group_id: str,
     book: Callable[[dict[str, Any]], None],
@@ -62,11 +94,15 @@ def consume(
     stop_after: int | None = None,
     idle_ms: int = 10_000,
 ) -> Books:
-    """Reads the topics until ``stop_after`` events were booked or nothing came for ``idle_ms``."""
+    """Reads the topics until ``stop_after`` events were booked or nothing came for ``idle_ms``.
+
+    ``kafka``: the connection settings (``connection(...)``); ``group_id`` must start with ``ido-finance``
+    (the finance principal's ACL), e.g. ``ido-finance-gemeente-x``.
+    """
     books = books or Books()
     consumer = KafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap_servers,
+        **kafka,
         group_id=group_id,
         enable_auto_commit=False,  # commit only what was booked
         auto_offset_reset="earliest",  # a new consumer starts at the beginning: history is kept forever
@@ -98,18 +134,26 @@ def consume(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--group", default="finance-example")
+    parser.add_argument("--username", default="ido-finance")
+    parser.add_argument("--password-file", default="var/keys/kafka/ido-finance.password",
+                        help="the principal's password, one line (make run: var/keys/kafka/ido-finance.password)")
+    parser.add_argument("--security-protocol", default="SASL_PLAINTEXT", choices=["SASL_PLAINTEXT", "SASL_SSL"],
+                        help="SASL_PLAINTEXT for `make run`; SASL_SSL in production")
+    parser.add_argument("--ssl-cafile", help="CA bundle of the broker's certificate (SASL_SSL)")
+    parser.add_argument("--group", default="ido-finance-example", help="must start with ido-finance (after --prefix)")
     parser.add_argument("--prefix", default="", help="topic prefix (IDO_TOPIC_PREFIX of the producers)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     topics = [f"{args.prefix}{spec.name}" for spec in (GRANTS, BRIDGE, EXPENDITURES)]
+    kafka = connection(args.bootstrap, args.password_file, args.username, args.security_protocol,
+                       ssl_cafile=args.ssl_cafile)
 
     def book(envelope: dict[str, Any]) -> None:
         payload = envelope["payload"]
         cents = next((v for k, v in payload.items() if k.endswith("_cents")), None)
         print(envelope["recorded_at"], envelope["event_type"], envelope["stream_id"], cents)
 
-    consume(args.bootstrap, topics, args.group, book)
+    consume(kafka, topics, f"{args.prefix}{args.group}", book)
 
 
 if __name__ == "__main__":

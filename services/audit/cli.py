@@ -210,9 +210,9 @@ def _export(args: argparse.Namespace, settings: Any) -> int:
     from services.audit import exports
 
     if args.export_command == "journal":
-        from services.audit.sources import TopicReader, audited_topics
+        from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 
-        reader = TopicReader(settings.kafka_bootstrap_servers, audited_topics(settings))
+        reader = TopicReader(audit_kafka_config(settings), audited_topics(settings))
         try:
             stream = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
             count = 0

@@ -24,7 +24,7 @@ from kafka import TopicPartition
 from contracts.canonical import compute_hash
 from contracts.ido_verify import message_leaf_input
 from contracts.topics import PUBLISHED_TOPICS
-from services.audit.sources import TopicReader, open_store
+from services.audit.sources import TopicReader, audit_kafka_config, open_store
 from services.common.config import Settings
 from services.common.domain.chained import recorded_envelope
 
@@ -110,7 +110,7 @@ class TopicLogs:
 
     def __init__(self, settings: Settings, topics: list[str] | None = None):
         self.logical = {settings.topic(name): name for name in (topics or logical_topics())}
-        self.reader = TopicReader(settings.kafka_bootstrap_servers, list(self.logical))
+        self.reader = TopicReader(audit_kafka_config(settings), list(self.logical))
         self.names: dict[TopicPartition, str] = {
             tp: topic_log(self.logical[tp.topic], tp.partition) for tp in self.reader.partitions
         }
@@ -136,7 +136,7 @@ class TopicLogs:
 def fetch_message(settings: Settings, log: str, offset: int, timeout_s: float = 10) -> tuple[Any, Any] | None:
     """(key, value) of one message of a topic log, None when it is not there."""
     logical, partition = log[len(TOPIC):].rsplit("/", 1)
-    reader = TopicReader(settings.kafka_bootstrap_servers, [settings.topic(logical)], idle_timeout_s=timeout_s)
+    reader = TopicReader(audit_kafka_config(settings), [settings.topic(logical)], idle_timeout_s=timeout_s)
     try:
         tp = TopicPartition(settings.topic(logical), int(partition))
         if reader.end_offsets.get(tp, 0) <= offset:

@@ -30,7 +30,7 @@ from contracts.envelope import ContractViolation
 from contracts.events.expenditures import CATEGORIES
 from contracts.message_check import MessageCheck
 from services.audit.event_index import EventIndex
-from services.audit.sources import TopicReader, audited_topics
+from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
 from services.common.progress import Progress
 from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
@@ -357,7 +357,7 @@ def replay_topics(
     topics: Iterable[str] | None = None,
     show_progress: bool = False,
 ) -> Replay:
-    reader = TopicReader(settings.kafka_bootstrap_servers, list(topics or audited_topics(settings)))
+    reader = TopicReader(audit_kafka_config(settings), list(topics or audited_topics(settings)))
     try:
         return Replay(as_of=as_of, known_at=known_at, strict=strict).read(reader, show_progress=show_progress)
     finally:

@@ -9,7 +9,7 @@ was recorded (before any upcasting), with its stored hash.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +17,20 @@ from eventsourcing.application import Application
 from kafka import KafkaConsumer, TopicPartition
 
 from contracts.topics import PUBLISHED_TOPICS, TopicSpec
+from services.common.adapters.kafka import client_config
 from services.common.config import Settings
 from services.common.definition import SERVICE_NAMES, service_definition
 from services.common.domain.chained import recorded_envelope
 from services.common.eventstore import build_application
 
 SERVICE_OF_TOPIC = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
+
+
+def audit_kafka_config(settings: Settings) -> dict[str, Any]:
+    """How `ido audit` connects: as ido-audit, which may read the topics and nothing else."""
+    from services.common.kafka_credentials import AUDIT
+
+    return client_config(settings, AUDIT)
 
 
 def audited_topics(settings: Settings) -> list[str]:
@@ -44,7 +52,7 @@ class TopicReader:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka_config: Mapping[str, Any],
         topics: Sequence[str],
         *,
         idle_timeout_s: float = 30.0,
@@ -52,8 +60,9 @@ class TopicReader:
     ):
         self.topics = list(topics)
         self.idle_timeout_s = idle_timeout_s
+        # ``kafka_config``: the broker and the login of ido-audit (``audit_kafka_config``): read, never write.
         self.consumer = consumer or KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka_config,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

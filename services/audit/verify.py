@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.audit.chain import Break, Chains
-from services.audit.sources import TopicReader, open_store, relay_position, stored_events, topic_of_service
+from services.audit.sources import (
+    TopicReader,
+    audit_kafka_config,
+    open_store,
+    relay_position,
+    stored_events,
+    topic_of_service,
+)
 from services.common.config import Settings
 from services.common.definition import SERVICE_NAMES
 
@@ -54,7 +61,7 @@ class TopicScan:
 
 
 def scan_topics(settings: Settings, topics: list[str]) -> dict[str, TopicScan]:
-    reader = TopicReader(settings.kafka_bootstrap_servers, topics)
+    reader = TopicReader(audit_kafka_config(settings), topics)
     try:
         scans = {topic: TopicScan(topic, Chains(topic_side(topic)), {}) for topic in topics}
         for topic in reader.missing_topics:

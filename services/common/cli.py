@@ -126,6 +126,31 @@ def _tokens(args: argparse.Namespace) -> None:
         print(f"revoked {args.token_id}")
 
 
+def _kafka(args: argparse.Namespace) -> None:
+    """Provisioning and rotation as ido-admin; never prints a password."""
+    from services.common.kafka_provisioning import provision, rotate
+
+    settings = load_settings()
+    if args.kafka_command == "provision":
+        done = provision(settings, prefix=args.prefix)
+        if settings.kafka_security_protocol == "PLAINTEXT":
+            print("kafka: topics ready (KAFKA_SECURITY_PROTOCOL=PLAINTEXT: no users, no ACLs)")
+            return
+        print(f"kafka: topics {', '.join(done.topics)}; {done.acls} ACLs; "
+              f"users made: {', '.join(done.users_made) or 'none (all existed)'}; "
+              f"passwords in {settings.kafka_credentials_dir}")
+    elif args.kafka_command == "init-credentials":
+        from services.common.kafka_credentials import PRINCIPALS, ensure_password
+
+        folder = settings.kafka_credentials_dir
+        made = [principal for principal in PRINCIPALS if ensure_password(folder, principal)[1]]
+        print(f"kafka: passwords made for {', '.join(made) or 'none (all existed)'} in {folder}")
+    elif args.kafka_command == "rotate":
+        rotate(settings, args.principal)
+        print(f"kafka: new password of {args.principal} set on the broker and written to "
+              f"{settings.kafka_credentials_dir / (args.principal + '.password')}")
+
+
 def _contracts(_args: argparse.Namespace) -> None:
     from contracts.export import export
 
@@ -157,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     project = commands.add_parser("project", help="run the ledger's projector (three topics -> balances)")
     project.add_argument(
         "--group-id",
-        help="consumer group (default: the projection's name); with IDO_VIEW_DB_URL, rebuilds a view beside",
+        help="consumer group (default: <IDO_TOPIC_PREFIX>ledger-balances; the projector's ACL allows names "
+        "starting with that); with IDO_VIEW_DB_URL, rebuilds a view beside",
     )
     project.set_defaults(handler=_project)
 
@@ -206,6 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
     tokens.set_defaults(handler=_tokens)
+
+    from services.common.kafka_credentials import PRINCIPALS
+
+    kafka = commands.add_parser("kafka", help="the broker's topics, users and ACLs (as ido-admin)")
+    kafka_commands = kafka.add_subparsers(dest="kafka_command", required=True)
+    provision = kafka_commands.add_parser(
+        "provision", help="create the topics, the SCRAM users (passwords in IDO_KAFKA_CREDENTIALS_DIR) and the ACLs"
+    )
+    provision.add_argument("--prefix", help="topic prefix (default: IDO_TOPIC_PREFIX)")
+    kafka_commands.add_parser(
+        "init-credentials",
+        help="make a random password file (0600) for every principal that has none, e.g. for docker-compose's secrets",
+    )
+    rotate = kafka_commands.add_parser("rotate", help="give a principal a new random password (broker and file)")
+    rotate.add_argument("principal", choices=PRINCIPALS)
+    kafka.set_defaults(handler=_kafka)
 
     contracts = commands.add_parser("contracts", help="regenerate contracts/generated/")
     contracts.set_defaults(handler=_contracts)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_PORTS = {"payments": 8001, "bridge": 8002, "ledger": 8003}
+KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 class SettingError(ValueError):
@@ -35,6 +37,12 @@ class Settings:
     data_dir: Path
     postgres: PostgresSettings | None
     kafka_bootstrap_servers: str
+    kafka_security_protocol: str
+    """PLAINTEXT (a broker without authentication), SASL_PLAINTEXT or SASL_SSL."""
+    kafka_sasl_mechanism: str
+    kafka_credentials_dir: Path
+    """One ``<principal>.password`` file per Kafka principal (services/common/kafka_credentials.py)."""
+    kafka_ssl_cafile: Path | None
     topic_prefix: str
     bind_host: str
     jwt_public_key_file: Path
@@ -133,6 +141,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     view_db_url = env.get("IDO_VIEW_DB_URL") or (
         postgres.sqlalchemy_url if postgres else f"sqlite:///{data_dir / 'ledger-view.sqlite'}"
     )
+    kafka_ssl_cafile = env.get("KAFKA_SSL_CAFILE") or None
+    if kafka_ssl_cafile is not None and not Path(kafka_ssl_cafile).is_file():
+        raise SettingError("KAFKA_SSL_CAFILE", f"no such file: {kafka_ssl_cafile}")
     bind_host = env.get("IDO_BIND_HOST", "127.0.0.1")
     if not bind_host:
         raise SettingError("IDO_BIND_HOST", "must not be empty")
@@ -141,6 +152,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         postgres=postgres,
         kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        kafka_security_protocol=_choice(env, "KAFKA_SECURITY_PROTOCOL", KAFKA_SECURITY_PROTOCOLS, "SASL_PLAINTEXT"),
+        kafka_sasl_mechanism=_choice(env, "KAFKA_SASL_MECHANISM", KAFKA_SASL_MECHANISMS, "SCRAM-SHA-512"),
+        kafka_credentials_dir=Path(env.get("IDO_KAFKA_CREDENTIALS_DIR") or str(keys_dir / "kafka")),
+        kafka_ssl_cafile=Path(kafka_ssl_cafile) if kafka_ssl_cafile else None,
         topic_prefix=env.get("IDO_TOPIC_PREFIX", ""),
         bind_host=bind_host,
         jwt_public_key_file=Path(env.get("IDO_JWT_PUBLIC_KEY_FILE", str(keys_dir / "jwt_public.pem"))),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -191,7 +191,7 @@ class ProjectionRunner:
         projection: Projection,
         engine: Engine,
         topics: Sequence[str],
-        bootstrap_servers: str,
+        kafka_config: Mapping[str, Any],
         dead_letter_topic: str,
         group_id: str | None = None,
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
@@ -205,8 +205,10 @@ class ProjectionRunner:
         projection.create_tables(engine)
         self.stats = ConsumerStats()
         self.check = MessageCheck()
+        # ``kafka_config``: the broker and the principal's login (services.common.adapters.kafka.client_config);
+        # it must be allowed to read the topics, use the group and write the dead-letter topic.
         self.consumer = consumer_factory(
-            bootstrap_servers=bootstrap_servers,
+            **kafka_config,
             group_id=group_id or projection.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -215,7 +217,7 @@ class ProjectionRunner:
         )
         self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
         self.dead_letters = dead_letter_producer or KafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, client_id="dead-letters"
+            **kafka_config, acks="all", enable_idempotence=True, client_id="dead-letters"
         )
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:

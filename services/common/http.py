@@ -27,10 +27,12 @@ from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
 from services.common.errors import ServiceError, Unavailable
+from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Operations
 from services.common.readiness import ProjectionWatch
@@ -235,7 +237,8 @@ def enable_operations(
     operations.attach(
         application=application,
         topic=settings.topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        # /readyz and /metrics read offsets as ido-probe (DESCRIBE on the topics, no READ, no WRITE).
+        kafka_config=lambda: client_config(settings, PROBE),
         max_relay_lag=settings.ready_max_relay_lag,
         timeout_ms=settings.ready_timeout_ms,
     )

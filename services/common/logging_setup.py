@@ -5,7 +5,7 @@ the default, or ``text`` for a person at a terminal; ``IDO_LOG_LEVEL``). Every r
 ``request_id`` while a request is served (see ``services/common/http.py``); pass event ids with
 ``extra={"event_ids": [...]}``. What is logged is a whitelist by construction: the message and
 the ``extra`` fields a caller chose. Headers and bodies are never logged, and as a last line of
-defence anything that looks like a bearer token or a JWT is masked, and fields named like
+defence anything that looks like a bearer token, a JWT or a quoted password value is masked, and fields named like
 secrets (authorization, token, password, cookie, secret) are dropped.
 """
 
@@ -30,10 +30,14 @@ _STANDARD_ATTRIBUTES = frozenset(
 _SECRET_KEY = re.compile(r"(authori[sz]ation|token|password|passwd|cookie|secret|private)", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# A quoted password in a logged configuration: kafka-python's ``'sasl_plain_password': '...'`` (its admin
+# client logs its configuration at DEBUG), or a JAAS ``password="..."``.
+_PASSWORD_VALUE = re.compile(r"""(?i)(password['"]?\s*[:=]\s*)(['"])[^'"]*\2""")
 
 
 def redact(text: str) -> str:
-    """Masks bearer tokens and JWTs in a piece of text."""
+    """Masks bearer tokens, JWTs and quoted password values in a piece of text."""
+    text = _PASSWORD_VALUE.sub(r"\1\2[redacted]\2", text)
     return _JWT.sub("[redacted-jwt]", _BEARER.sub("Bearer [redacted]", text))
 
 
@@ -117,6 +121,9 @@ def configure_logging(
     # Chatty libraries: their INFO lines are connection noise; warnings still come through.
     for noisy in ("kafka", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python warns at every SASL login without TLS ("credentials in the clear"): SCRAM never sends
+    # the password, and TLS (SASL_SSL) is the production deployment's choice (docs/decisions.md).
+    logging.getLogger("kafka.net.sasl").setLevel(logging.ERROR)
     return handler
 
 

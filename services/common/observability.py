@@ -21,7 +21,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,14 +116,14 @@ class Operations:
         *,
         application: Application,
         topic: str,
-        bootstrap_servers: str,
+        kafka_config: Callable[[], Mapping[str, Any]],
         max_relay_lag: int,
         timeout_ms: int,
     ) -> None:
         self.application = application
         self.topic = topic
         self.relay = RelayWatch(application, topic)
-        self.probe = KafkaProbe(bootstrap_servers, timeout_ms, client_id=f"probe-{self.service}")
+        self.probe = KafkaProbe(kafka_config, timeout_ms, client_id=f"probe-{self.service}")
         self.max_relay_lag = max_relay_lag
         instrument_application(application, self._recorded)
 

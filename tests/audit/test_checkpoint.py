@@ -21,6 +21,7 @@ from services.common.config import Settings
 from services.ledger.entrypoints.definition import create_app
 from tests.audit.support import record_history, tamper
 from tests.audit.test_reconcile import raw_messages, recreate_topic
+from tests.support.kafka_topics import admin_config
 from tests.support.tokens import TokenFactory
 
 
@@ -83,8 +84,8 @@ def test_a_rewritten_topic_partition_is_named_by_partition_and_offset(live: Sett
     services.close()
     path = write_checkpoint(live)
     topic = live.topic(GRANTS.name)
-    messages = raw_messages(live.kafka_bootstrap_servers, topic)
-    recreate_topic(live.kafka_bootstrap_servers, topic, list(reversed(messages)))
+    messages = raw_messages(admin_config(live), topic)
+    recreate_topic(admin_config(live), topic, list(reversed(messages)))
     report = verify_since(live, path)
     assert not report.ok
     broken = {name: f for name, f in report.first_breaks().items()}

@@ -15,7 +15,7 @@ import pytest
 from contracts.canonical import compute_hash
 from services.audit.exports import dumps_exact, euros, giving360, journal_lines, sisa_annex_csv, validate_giving360
 from services.audit.replay import replay_topics
-from services.audit.sources import TopicReader, audited_topics
+from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.cli import main
 from services.common.config import Settings
 from tests.audit.support import CODES, record_history
@@ -62,7 +62,7 @@ def test_exports_from_a_replay_of_the_topics(live: Settings, env: dict[str, str]
     with pytest.raises(fastjsonschema.JsonSchemaException, match="fundingOrganization"):
         validate_giving360(missing)
 
-    reader = TopicReader(live.kafka_bootstrap_servers, audited_topics(live))
+    reader = TopicReader(audit_kafka_config(live), audited_topics(live))
     try:
         lines = list(journal_lines(reader))
     finally:

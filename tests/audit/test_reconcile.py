@@ -11,13 +11,15 @@ from kafka.errors import TopicAlreadyExistsError
 
 from contracts.topics import EXPENDITURES
 from services.audit.reconcile import reconcile
+from services.common.adapters.kafka import ClientConfig
 from services.common.cli import main
 from services.common.config import Settings
 from tests.audit.support import delete_stored, record_history
+from tests.support.kafka_topics import admin_config
 
 
-def raw_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+def raw_messages(kafka_config: ClientConfig, topic: str) -> list[tuple[bytes, bytes]]:
+    consumer = KafkaConsumer(**kafka_config, group_id=None, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -30,8 +32,8 @@ def raw_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
     return found
 
 
-def recreate_topic(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def recreate_topic(kafka_config: ClientConfig, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    admin = KafkaAdminClient(**kafka_config)
     admin.delete_topics([topic])
     deadline = time.monotonic() + 30
     while True:
@@ -43,7 +45,7 @@ def recreate_topic(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes
                 raise
             time.sleep(0.2)
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_config, acks="all")
     for key, value in messages:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -59,12 +61,12 @@ def test_a_topic_recreated_without_one_event_is_named_exactly(
     assert reconcile(live).ok
 
     topic = live.topic(EXPENDITURES.name)
-    messages = raw_messages(live.kafka_bootstrap_servers, topic)
+    messages = raw_messages(admin_config(live), topic)
     assert len(messages) == 4
     lost = services.expenditures[-1]  # the last posting's only event
     kept = [(k, v) for k, v in messages if lost["event_id"].encode() not in v]
     assert len(kept) == 3
-    recreate_topic(live.kafka_bootstrap_servers, topic, kept)
+    recreate_topic(admin_config(live), topic, kept)
 
     report = reconcile(live)
     assert [(d.service, d.stream_id, d.position, d.problem) for d in report.differences] == [

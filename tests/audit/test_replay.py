@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json, parse_utc
 from services.audit.replay import Replay, replay_topics
-from services.audit.sources import TopicReader, audited_topics
+from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
 from services.ledger.application.queries import LedgerQueries, PointInTime
@@ -32,8 +32,8 @@ def test_random_history_replays_to_the_live_balances_at_every_point(
     history = random_history(live.topic_prefix, seed)
     s = history.streams
     rng = random.Random(seed)
-    s.send(kafka.bootstrap_servers)
-    s.send(kafka.bootstrap_servers, rng.sample(s.sent, 10))  # the relay re-sends after a crash
+    s.send(kafka.client())
+    s.send(kafka.client(), rng.sample(s.sent, 10))  # the relay re-sends after a crash
     # a message whose content no longer matches its hash, and a reversal that does not match its original
     topic, key, victim = next(m for m in s.sent if m[2]["event_type"] == "ExpenditureRecorded")
     broken = {**victim, "payload": {**victim["payload"], "amount_cents": 1}}
@@ -44,7 +44,7 @@ def test_random_history_replays_to_the_live_balances_at_every_point(
         reverses_event_id=victim["event_id"], amount_cents=p["amount_cents"] + 1, category=p["category"],
         booked_on=p["booked_on"], reason="does not match",
     )
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka.client(), acks="all")
     producer.send(topic, key=key, value=canonical_json(broken))
     producer.send(topic, key=key, value=canonical_json(bad))
     producer.flush()
@@ -105,8 +105,8 @@ def test_a_stream_split_over_partitions_is_read_in_stream_order(live: Settings, 
     assert shuffled.balances("GM0363", 2024)["awarded_cents"] == 0
     assert shuffled.national(2024) == in_order.national(2024)
 
-    s.send(kafka.bootstrap_servers)
-    reader = TopicReader(live.kafka_bootstrap_servers, audited_topics(live))
+    s.send(kafka.client())
+    reader = TopicReader(audit_kafka_config(live), audited_topics(live))
     try:
         from_kafka = Replay().read(reader)
     finally:

@@ -11,7 +11,7 @@ from services.audit.verify import verify
 from services.common.cli import main
 from services.common.config import Settings
 from tests.audit.support import record_history, tamper
-from tests.support.kafka_topics import read_envelopes
+from tests.support.kafka_topics import admin_config, read_envelopes
 
 
 def test_an_honest_history_verifies_on_every_side(live: Settings) -> None:
@@ -56,7 +56,7 @@ def test_an_sql_update_of_a_stored_event_is_caught_and_named(live: Settings, env
 
 
 def first_hash(settings: Settings, stream_id: str) -> str:
-    envelopes = read_envelopes(settings.kafka_bootstrap_servers, settings.topic("ido.expenditures.v1"), 4)
+    envelopes = read_envelopes(admin_config(settings), settings.topic("ido.expenditures.v1"), 4)
     return next(e["hash"] for _k, e in envelopes if e["stream_id"] == stream_id and e["stream_position"] == 1)
 
 
@@ -65,7 +65,7 @@ def test_a_forged_message_on_a_topic_is_caught_and_named(live: Settings) -> None
     services.publish()
     services.close()
     topic = live.topic("ido.grants.v1")
-    envelopes = [e for _k, e in read_envelopes(live.kafka_bootstrap_servers, topic, 8)]
+    envelopes = [e for _k, e in read_envelopes(admin_config(live), topic, 8)]
     advance = next(e for e in envelopes if e["event_type"] == "AdvancePaid")
     # a forger who knows the hash rule: a valid message, chained to the same predecessor
     forged = {**advance, "payload": {**advance["payload"], "amount_cents": advance["payload"]["amount_cents"] * 2}}
@@ -73,7 +73,7 @@ def test_a_forged_message_on_a_topic_is_caught_and_named(live: Settings) -> None
     # and one who does not: an event altered in place, its hash left as it was
     scheme = next(e for e in envelopes if e["event_type"] == "GrantFrameSet")
     altered = {**scheme, "payload": {**scheme["payload"], "frame_cents": 1}}
-    producer = KafkaProducer(bootstrap_servers=live.kafka_bootstrap_servers, acks="all")
+    producer = KafkaProducer(**admin_config(live), acks="all")
     producer.send(topic, key=advance["payload"]["municipality_code"].encode(), value=canonical_json(forged))
     producer.send(topic, key=b"scheme-2024", value=canonical_json(altered))
     producer.flush()

@@ -23,6 +23,7 @@ def test_the_benchmark_runs_once_at_a_tiny_size(
     env = {
         **os.environ,
         "BENCH_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
+        "BENCH_KAFKA_CREDENTIALS_DIR": kafka.credentials_dir,
         "BENCH_POSTGRES_HOST": postgres_server.host,
         "BENCH_POSTGRES_PORT": str(postgres_server.port),
         "BENCH_POSTGRES_USER": postgres_server.user,

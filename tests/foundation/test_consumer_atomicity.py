@@ -36,13 +36,13 @@ def _published_and_runner(
 ) -> tuple[ProjectionRunner, CounterProjection, Engine]:
     """One counter's events (its start, then each amount) on the toy topic, and a runner for them."""
     topic = f"{topic_prefix}{TOY_TOPIC.name}"
-    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], topic_prefix)
+    ensure_topics(kafka.client(), [TOY_TOPIC, DEAD_LETTER], topic_prefix)
     app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
     counter = Counter.start(name)
     for amount in amounts:
         counter.add(amount)
     app.save(counter)
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka.client(), acks="all")  # the toy topic is a test's own: the admin
     for notification in app.recorder.select_notifications(start=1, limit=10):
         key, envelope = recorded_envelope(app.mapper, notification)
         producer.send(topic, key=key.encode(), value=canonical_json(envelope))
@@ -51,7 +51,7 @@ def _published_and_runner(
     engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
     projection = CounterProjection()
     runner = ProjectionRunner(
-        projection=projection, engine=engine, topics=[topic], bootstrap_servers=kafka.bootstrap_servers,
+        projection=projection, engine=engine, topics=[topic], kafka_config=kafka.client(),
         dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}{name}",
     )
     return runner, projection, engine

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from contracts.canonical import canonical_json
 from contracts.topics import DEAD_LETTER
-from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.kafka import ClientConfig, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
@@ -35,7 +35,7 @@ EVENTS_PER_STREAM = 100  # 1 started + 99 added: 1,000 events in all
 
 @pytest.fixture
 def env(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> dict[str, str]:
-    return {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+    return {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
 
 
 def save_counters(settings: Settings) -> ToyApplication:
@@ -57,6 +57,7 @@ def start_relay(env: dict[str, str], batch_size: int) -> subprocess.Popen[bytes]
         [
             sys.executable, "-m", "services.common.entrypoints.relay", "toy",
             "--application", "tests.support.toy:ToyApplication", "--topic", TOY_TOPIC.name,
+            "--principal", "ido-admin",  # a test-only topic: no relay principal has ACLs on it
         ],
         cwd=REPO,
         env=process_env,
@@ -74,8 +75,8 @@ def wait_for(condition: Any, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def read_topic(bootstrap: str, topic: str, expected_at_least: int, timeout_s: float = 30) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+def read_topic(kafka_config: ClientConfig, topic: str, expected_at_least: int, timeout_s: float = 30) -> list[Any]:
+    consumer = KafkaConsumer(**kafka_config, enable_auto_commit=False, group_id=None)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -127,7 +128,7 @@ def test_relay_killed_midway_publishes_every_event_in_order_and_consumer_applies
 ) -> None:
     settings = load_settings(env)
     topic = settings.topic(TOY_TOPIC.name)
-    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC], settings.topic_prefix)
+    ensure_topics(kafka.client(), [TOY_TOPIC], settings.topic_prefix)
     app = save_counters(settings)
     stored = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=10_000)]
     assert len(stored) == STREAMS * EVENTS_PER_STREAM
@@ -148,7 +149,7 @@ def test_relay_killed_midway_publishes_every_event_in_order_and_consumer_applies
     relay.send_signal(signal.SIGTERM)
     relay.wait(timeout=10)
 
-    messages = read_topic(kafka.bootstrap_servers, topic, expected_at_least=len(stored))
+    messages = read_topic(kafka.client(), topic, expected_at_least=len(stored))
     envelopes = [json.loads(m.value) for m in messages]
     assert len(envelopes) > len(stored), "the rewind should have made the relay send some events twice"
     assert {e["event_id"] for e in envelopes} == {e.event_id for e in stored}, "an event is missing on the topic"
@@ -175,7 +176,7 @@ def test_relay_killed_midway_publishes_every_event_in_order_and_consumer_applies
         projection=projection,
         engine=engine,
         topics=[topic],
-        bootstrap_servers=kafka.bootstrap_servers,
+        kafka_config=kafka.client(),  # the toy topic is a test's own: no principal has ACLs on it
         dead_letter_topic=settings.topic(DEAD_LETTER.name),
         group_id=f"{settings.topic_prefix}counters",
     )
@@ -202,7 +203,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
     settings = load_settings(env)
     topic = settings.topic(TOY_TOPIC.name)
     dead_letter_topic = settings.topic(DEAD_LETTER.name)
-    ensure_topics(kafka.bootstrap_servers, [TOY_TOPIC, DEAD_LETTER], settings.topic_prefix)
+    ensure_topics(kafka.client(), [TOY_TOPIC, DEAD_LETTER], settings.topic_prefix)
     app = build_application(ToyApplication, settings.eventsourcing_env("toy"))
     counter = Counter.start("poison")
     counter.add(5)
@@ -213,7 +214,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
     wrong_schema = dict(good[1], payload={"amount_cents": "7.00"})
     unknown_type = dict(good[1], event_type="NoSuchEvent")
 
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka.client(), acks="all")
     key = b"poison"
     producer.send(topic, key=key, value=canonical_json(good[0]))
     producer.send(topic, key=key, value=b"\xff not json")
@@ -231,7 +232,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
         projection=projection,
         engine=engine,
         topics=[topic],
-        bootstrap_servers=kafka.bootstrap_servers,
+        kafka_config=kafka.client(),  # the toy topic is a test's own: no principal has ACLs on it
         dead_letter_topic=dead_letter_topic,
         group_id=f"{settings.topic_prefix}poison",
     )
@@ -249,7 +250,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
         row = connection.execute(select(projection.table)).one()
     assert (row.events, row.total_cents) == (3, 12)
 
-    dead = read_topic(kafka.bootstrap_servers, dead_letter_topic, expected_at_least=4)
+    dead = read_topic(kafka.client(), dead_letter_topic, expected_at_least=4)
     reasons = [dict(m.headers)["reason"].decode() for m in dead]
     assert [m.value for m in dead][0] == b"\xff not json"
     assert reasons[0].startswith("value: not UTF-8 JSON")

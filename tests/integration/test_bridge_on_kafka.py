@@ -22,7 +22,7 @@ def test_demo_grants_payments_and_a_late_account_are_read_back_from_the_broker(
     store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str
 ) -> None:
     settings = load_settings(
-        {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     )
     app = build_application(service_definition("bridge").application_class, settings.eventsourcing_env("bridge"))
     load_demo_data(settings, app)
@@ -33,7 +33,7 @@ def test_demo_grants_payments_and_a_late_account_are_read_back_from_the_broker(
 
     stored = len(app.recorder.select_notifications(start=1, limit=10_000))
     assert publish_all(settings, app, BRIDGE) == stored
-    messages = read_envelopes(kafka.bootstrap_servers, settings.topic(BRIDGE.name), expected=stored)
+    messages = read_envelopes(kafka.client(), settings.topic(BRIDGE.name), expected=stored)
     assert len(messages) == stored
     envelopes = [envelope for _, envelope in messages]
     for key, envelope in messages:

@@ -22,7 +22,7 @@ from tests.support.tokens import TokenFactory
 
 def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> None:
     settings = load_settings(
-        {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     )
     tokens = TokenFactory(settings)
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))

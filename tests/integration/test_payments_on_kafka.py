@@ -24,7 +24,7 @@ def test_annex_advances_settlement_and_reclaim_are_read_back_from_the_broker(
     store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str
 ) -> None:
     settings = load_settings(
-        {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     )
     app = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
     app.set_frame(2024, 1_713_000_000, date(2023, 12, 1))
@@ -40,7 +40,7 @@ def test_annex_advances_settlement_and_reclaim_are_read_back_from_the_broker(
 
     stored = len(app.recorder.select_notifications(start=1, limit=10_000))
     assert publish_all(settings, app, GRANTS) == stored
-    messages = read_envelopes(kafka.bootstrap_servers, settings.topic(GRANTS.name), expected=stored)
+    messages = read_envelopes(kafka.client(), settings.topic(GRANTS.name), expected=stored)
     assert len(messages) == stored
 
     envelopes = [envelope for _, envelope in messages]

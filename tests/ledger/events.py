@@ -12,6 +12,7 @@ from contracts.canonical import GENESIS_HASH, canonical_json
 from contracts.envelope import validate_envelope
 from contracts.registry import contract_for
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
+from services.common.adapters.kafka import ClientConfig
 from services.common.domain.chained import build_envelope
 
 PRODUCERS = {GRANTS.name: "payments", BRIDGE.name: "bridge", EXPENDITURES.name: "ledger"}
@@ -45,8 +46,11 @@ class Streams:
         self.sent.append((self.prefix + topic, key.encode(), envelope))
         return envelope
 
-    def send(self, bootstrap: str, envelopes: list[tuple[str, bytes, dict[str, Any]]] | None = None) -> None:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    def send(
+        self, kafka_config: ClientConfig, envelopes: list[tuple[str, bytes, dict[str, Any]]] | None = None
+    ) -> None:
+        """Writes the events as a test's set-up (``kafka_config``: the admin's, it writes every topic)."""
+        producer = KafkaProducer(**kafka_config, acks="all", enable_idempotence=True)
         for topic, key, envelope in envelopes if envelopes is not None else self.sent:
             producer.send(topic, key=key, value=canonical_json(envelope))
         producer.flush()

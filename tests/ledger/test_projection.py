@@ -15,11 +15,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from contracts.topics import ALL_TOPICS
-from services.common.adapters.kafka import ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
+from services.common.kafka_credentials import PROJECTOR
 from services.ledger.application.queries import LedgerQueries, PointInTime
 from services.ledger.entrypoints.definition import create_app
 from services.ledger.entrypoints.projector import build_runner
@@ -36,17 +35,15 @@ M = 100  # cents per euro
 def env(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> dict[str, str]:
     return {
         **store_env,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        **kafka.settings_env(),
         "IDO_TOPIC_PREFIX": topic_prefix,
         "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "300",
     }
 
 
 @pytest.fixture
-def live(env: dict[str, str], kafka: KafkaInfo) -> Settings:
-    settings = load_settings(env)
-    ensure_topics(kafka.bootstrap_servers, ALL_TOPICS, settings.topic_prefix)
-    return settings
+def live(env: dict[str, str]) -> Settings:
+    return load_settings(env)  # the topics and ACLs: the ``topic_prefix`` fixture
 
 
 def expenditure(s: Streams, code: str, recorded_at: str, **fields: Any) -> dict[str, Any]:
@@ -303,8 +300,8 @@ def get(client: FlaskClient, tokens: TokenFactory, url: str, role: str = "audito
 def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: KafkaInfo, tokens: TokenFactory) -> None:
     s = Streams(live.topic_prefix)
     scenario(s)
-    s.send(kafka.bootstrap_servers)
-    s.send(kafka.bootstrap_servers, s.sent[:5])  # re-sent duplicates count once
+    s.send(kafka.client())
+    s.send(kafka.client(), s.sent[:5])  # re-sent duplicates count once
     runner = build_runner(live)
     try:
         run_until(runner, create_sql_engine(live.view_db_url), len(s.sent))
@@ -419,7 +416,7 @@ def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_
     codes = [f"GM{n:04d}" for n in range(1, 31)]
     for i in range(3000):
         expenditure(s, codes[i % len(codes)], at("2024-04-01"), amount_cents=i + 1, booked_on="2024-04-01")
-    s.send(kafka.bootstrap_servers)
+    s.send(kafka.client())
     total = len(s.sent)
     engine = create_sql_engine(live.view_db_url)
 
@@ -456,9 +453,9 @@ def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_
         projection=build_runner.__globals__["BalancesProjection"](),
         engine=replay_engine,
         topics=[live.topic(t) for t in ("ido.grants.v1", "ido.bridge.v1", "ido.expenditures.v1")],
-        bootstrap_servers=kafka.bootstrap_servers,
+        kafka_config=kafka.client(PROJECTOR),
         dead_letter_topic=live.topic("ido.deadletter.v1"),
-        group_id=f"{live.topic_prefix}replay",
+        group_id=f"{live.topic_prefix}ledger-balances-replay",  # the projector may use groups named so
     )
     try:
         run_until(replay, replay_engine, total)

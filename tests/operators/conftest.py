@@ -28,6 +28,7 @@ from services.bridge.entrypoints.demo import load_demo_data as load_bridge_demo
 from services.common.config import Settings, load_settings
 from services.common.definition import service_definition
 from services.common.eventstore import build_application
+from services.common.kafka_provisioning import provision
 from services.ledger.entrypoints.definition import create_app as create_ledger_app
 from services.ledger.entrypoints.projector import build_runner
 from services.payments.application.app import PaymentsApplication
@@ -97,7 +98,7 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class OwnBroker:
-    bootstrap_servers: str
+    info: KafkaInfo
     env: dict[str, str]
     running: bool = True
 
@@ -117,6 +118,7 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(controller),
         "KAFKA_STATE_DIR": str(tmp_path / "kafka"),
+        "KAFKA_CREDENTIALS_DIR": str(tmp_path / "kafka" / "credentials"),
         "KAFKA_HEAP_OPTS": "-Xms128m -Xmx384m",
     }
     started = subprocess.run(
@@ -124,7 +126,9 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
     )
     if started.returncode != 0:
         pytest.fail(f"the test's own Kafka broker did not start: {started.stderr[-2000:]}")
-    broker = OwnBroker(f"127.0.0.1:{port}", env)
+    info = KafkaInfo(f"127.0.0.1:{port}", env["KAFKA_CREDENTIALS_DIR"])
+    provision(info.settings())  # users, the unprefixed topics and their ACLs, as `make run` does
+    broker = OwnBroker(info, env)
     try:
         yield broker
     finally:
@@ -159,7 +163,7 @@ ROTTERDAM_LIBRARY = ("NL-KVK-90000002", "Demobibliotheek Rotterdam (illustrative
 
 def build_world(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> World:
     settings = load_settings(
-        {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     )
     tokens = TokenFactory(settings)
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))

@@ -38,7 +38,7 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
     kafka: KafkaInfo, topic_prefix: str, tmp_path: Path
 ) -> None:
     settings = load_settings(
-        {"IDO_DATA_DIR": str(tmp_path / "data"), "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        {"IDO_DATA_DIR": str(tmp_path / "data"), **kafka.settings_env(),
          "IDO_TOPIC_PREFIX": topic_prefix}
     )
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
@@ -46,9 +46,9 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
     payments.import_annex(2024, ANNEX_DEMO_FILE.read_bytes(), date(2024, 1, 15))
     published = publish_all(settings, payments, GRANTS)
     topic = settings.topic(GRANTS.name)
-    envelopes = [e for _key, e in read_envelopes(kafka.bootstrap_servers, topic, published)]
+    envelopes = [e for _key, e in read_envelopes(kafka.client(), topic, published)]
     # A duplicate (as after a relay restart) and a message that breaks its contract.
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    producer = KafkaProducer(**kafka.client())  # the test's set-up writes as the admin
     producer.send(topic, key=b"GM0363", value=_raw(envelopes[-1]))
     producer.send(topic, key=b"GM0363", value=b'{"event_type": "GrantAwarded"}')
     producer.flush()
@@ -56,7 +56,10 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
 
     module = example()
     booked: list[dict[str, Any]] = []
-    books = module.consume(kafka.bootstrap_servers, [topic], f"finance-{uuid.uuid4().hex[:8]}", booked.append,
+    # as documented: the finance principal's password file, SASL, a group named ido-finance-...
+    password_file = Path(kafka.credentials_dir) / "ido-finance.password"
+    connection = module.connection(kafka.bootstrap_servers, password_file, security_protocol="SASL_PLAINTEXT")
+    books = module.consume(connection, [topic], f"{topic_prefix}ido-finance-{uuid.uuid4().hex[:8]}", booked.append,
                            idle_ms=3000)
     assert len(booked) == published
     assert len({e["event_id"] for e in booked}) == published

@@ -56,7 +56,7 @@ def test_payments_metrics_move_and_readiness_follows_relay_lag_and_broker(
     settings = load_settings(
         {
             **store_env,
-            "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap_servers,
+            **own_broker.info.settings_env(),
             "IDO_READY_MAX_RELAY_LAG": "3",
             "IDO_READY_TIMEOUT_MS": "1500",
         }
@@ -144,7 +144,7 @@ def test_ledger_metrics_show_projector_lag_per_partition_and_dead_letters(
     store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str
 ) -> None:
     settings = load_settings(
-        {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     )
     tokens = TokenFactory(settings)
     app = create_ledger_app(settings)
@@ -178,7 +178,7 @@ def test_ledger_metrics_show_projector_lag_per_partition_and_dead_letters(
         assert value(metrics, "ido_projector_next_offset", topic=expenditures_topic) == 3
 
         # A message that breaks its contract goes to the dead-letter topic; the count shows it.
-        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        producer = KafkaProducer(**kafka.client())  # a broken message, written as the admin
         producer.send(expenditures_topic, key=b"GM0363", value=b"{not json")
         producer.flush()
         producer.close()
@@ -204,7 +204,8 @@ def test_ledger_metrics_show_projector_lag_per_partition_and_dead_letters(
 def test_a_down_broker_is_asked_at_most_once_per_timeout() -> None:
     from tests.operators.conftest import free_port
 
-    probe = KafkaProbe(f"127.0.0.1:{free_port()}", timeout_ms=800)  # nothing listens there
+    nowhere = {"bootstrap_servers": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    probe = KafkaProbe(lambda: nowhere, timeout_ms=800)
     try:
         started = time.monotonic()
         first = probe.check()

@@ -47,7 +47,7 @@ def test_every_scrape_sums_the_counters_of_all_workers(
         "IDO_DATA_DIR": str(tmp_path / "data"),
         "IDO_KEYS_DIR": str(tmp_path / "keys"),
         "IDO_EVENT_STORE": "sqlite",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        **kafka.settings_env(),
         "IDO_TOPIC_PREFIX": topic_prefix,
     }
     settings = load_settings(env)
@@ -79,7 +79,7 @@ def test_workers_starting_together_on_a_fresh_store_all_boot(
 ) -> None:
     """Each worker creates its tables as it starts; without the start-up lock the losers of that
     race (a unique violation on PostgreSQL, "already exists" on SQLite) did not boot."""
-    env = {**store_env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "IDO_TOPIC_PREFIX": topic_prefix}
+    env = {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     settings = load_settings(env)
     ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
     port = free_port()

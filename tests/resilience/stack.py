@@ -15,6 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, func, select
 
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
+from services.common.adapters.kafka import ClientConfig
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
@@ -25,6 +26,7 @@ from services.ledger.adapters.projection import BalancesProjection
 from services.ledger.application.view import PROJECTION_NAME, journal
 from services.payments.demo import ANNEX_DEMO_FILE
 from tests.resilience.support import Client, wait_for
+from tests.support.kafka_topics import admin_config
 
 YEAR = 2024
 MUNICIPALITIES = ("GM0363", "GM0599", "GM0518", "GM0344", "GM0014", "GM0772")
@@ -93,10 +95,10 @@ def stored_envelopes(settings: Settings, service: str) -> list[dict[str, Any]]:
     return found
 
 
-def topic_records(bootstrap: str, topic: str, timeout_s: float = 60) -> tuple[list[Any], bool]:
+def topic_records(kafka_config: ClientConfig, topic: str, timeout_s: float = 60) -> tuple[list[Any], bool]:
     """Every record on a topic up to its end offsets at the time of the call, and whether the end was
     reached within ``timeout_s``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**kafka_config, enable_auto_commit=False, group_id=None)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -114,9 +116,9 @@ def topic_records(bootstrap: str, topic: str, timeout_s: float = 60) -> tuple[li
         consumer.close()
 
 
-def topic_envelopes(bootstrap: str, topic: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+def topic_envelopes(kafka_config: ClientConfig, topic: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     """Every message on a topic, up to its end offsets at the time of the call."""
-    records, at_end = topic_records(bootstrap, topic, timeout_s)
+    records, at_end = topic_records(kafka_config, topic, timeout_s)
     assert at_end, f"could not read {topic} to its end"
     return [json.loads(record.value) for record in records]
 
@@ -160,7 +162,7 @@ def replay_from_scratch(
         projection=projection,
         engine=engine,
         topics=[settings.topic(spec.name) for spec in (GRANTS, BRIDGE, EXPENDITURES)],
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_config=admin_config(settings),  # the test's own check, on a test-only dead-letter topic
         dead_letter_topic=settings.topic("ido.deadletter.replay"),
         group_id=f"{settings.topic_prefix}replay-{tmp.name}",
     )
@@ -205,7 +207,7 @@ def tally(
         assert len(ids) == len(set(ids)), f"{service}: an event id twice in the store"
         in_stores.update(ids)
         topic = settings.topic(service_definition(service).topic.name)
-        on_topic = {e["event_id"] for e in topic_envelopes(settings.kafka_bootstrap_servers, topic)}
+        on_topic = {e["event_id"] for e in topic_envelopes(admin_config(settings), topic)}
         result.lost += [f"{service}: {i} not on {topic}" for i in ids if i not in on_topic]
         result.lost += [f"{service}: {i} not applied by the view" for i in ids if applied[i] == 0]
         result.lost_ids.update(i for i in ids if i not in on_topic or applied[i] == 0)

@@ -27,7 +27,8 @@ import psycopg
 
 from services.common.auth import ensure_keypair, issue_token
 from services.common.config import Settings, load_settings
-from tests.support.infra import PostgresInfo
+from services.common.kafka_provisioning import provision
+from tests.support.infra import KafkaInfo, PostgresInfo
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -300,18 +301,20 @@ class StackEnv:
     """The environment every process of one test shares (stores, broker, topics, keys)."""
 
     tmp: Path
-    kafka_bootstrap: str
+    kafka: KafkaInfo | None
+    """The broker and its credentials (None: a stack that never reaches Kafka)."""
     database: PostgresInfo | None
     topic_prefix: str = field(default_factory=lambda: f"r{uuid.uuid4().hex[:10]}.")
     extra: dict[str, str] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)
     """Every token issued for this stack: the log scans look for each of them."""
+    provisioned: bool = False
 
     def env(self) -> dict[str, str]:
         values = {
             "IDO_DATA_DIR": str(self.tmp / "data"),
             "IDO_KEYS_DIR": str(self.tmp / "keys"),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            **(self.kafka.settings_env() if self.kafka is not None else {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}),
             "IDO_TOPIC_PREFIX": self.topic_prefix,
             "IDO_RELAY_POLL_INTERVAL_MS": "50",
             "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "1000",
@@ -323,6 +326,10 @@ class StackEnv:
         else:
             values["IDO_EVENT_STORE"] = "sqlite"
         values.update(self.extra)
+        if self.kafka is not None and not self.provisioned:
+            # As `make run` does before it starts the processes: the stack's topics and every principal's ACLs.
+            provision(load_settings(values))
+            self.provisioned = True
         return values
 
     def settings(self) -> Settings:
@@ -340,6 +347,17 @@ class StackEnv:
 
     def headers(self, role: str, municipality_code: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, municipality_code)}"}
+
+    def kafka_passwords(self) -> list[str]:
+        """Every Kafka password of the stack's broker: no log may hold one."""
+        if self.kafka is None:
+            return []
+        folder = Path(self.kafka.credentials_dir)
+        return [path.read_text().strip() for path in sorted(folder.glob("*.password"))]
+
+    def secrets(self) -> list[str]:
+        """The tokens issued for the stack and the broker's passwords (for ``assert_no_secrets``)."""
+        return [*self.issued, *self.kafka_passwords()]
 
 
 def fresh_database(server: PostgresInfo) -> PostgresInfo:
@@ -382,9 +400,12 @@ class OwnKafka:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "KAFKA_STATE_DIR": str(state_dir),
+            "KAFKA_CREDENTIALS_DIR": str(state_dir / "credentials"),
             "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
         }
         self.bootstrap = f"{HOST}:{self.port}"
+        self.info = KafkaInfo(self.bootstrap, self.env["KAFKA_CREDENTIALS_DIR"])
+        """Its credentials (kept with ``start_keeping_data``); a StackEnv on it provisions users and ACLs."""
         self.stops = 0
 
     def start(self) -> None:

@@ -39,7 +39,7 @@ class Worlds:
     its frame and one granted library, the ledger empty."""
 
     def __init__(self, tmp: Path):
-        self.stack = StackEnv(tmp, "127.0.0.1:9", None)
+        self.stack = StackEnv(tmp, None, None)
         settings = self.stack.settings()
         self.apps: dict[str, Any] = {}
         self.clients: dict[str, FlaskClient] = {}

@@ -43,7 +43,7 @@ def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnKafka]:
 def test_postings_survive_thirty_seconds_without_a_broker(
     procs: Processes, database: PostgresInfo, own_kafka: OwnKafka, tmp_path: Path, figures: Figures
 ) -> None:
-    stack = StackEnv(tmp_path, own_kafka.bootstrap, database)
+    stack = StackEnv(tmp_path, own_kafka.info, database)
     stack.settings()
     env = stack.env()
     payments = procs.service("payments", env)
@@ -84,4 +84,4 @@ def test_postings_survive_thirty_seconds_without_a_broker(
     assert not load.gave_up, load.gave_up[:10]
     assert not verdict.problems(), verdict.problems()
     assert restarts == {}, f"a relay or the projector exited while the broker was away: {restarts}"
-    assert_no_secrets(procs.logs(), stack.issued)
+    assert_no_secrets(procs.logs(), stack.secrets())

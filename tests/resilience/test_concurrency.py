@@ -28,7 +28,7 @@ A = "GM0363"
 def test_fifty_clients_on_one_municipality_and_year_lose_no_update(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, figures: Figures
 ) -> None:
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, database)
+    stack = StackEnv(tmp_path, kafka, database)
     env = stack.env()
     stack.settings()
     payments = [procs.service("payments", env, name=f"payments-{i}") for i in (1, 2)]

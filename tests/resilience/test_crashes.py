@@ -37,7 +37,7 @@ def test_killed_services_relays_and_projector_lose_and_double_nothing(
 ) -> None:
     seed = int(os.environ.get("IDO_RESILIENCE_SEED") or time.time())
     chaos = random.Random(seed)
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, database)
+    stack = StackEnv(tmp_path, kafka, database)
     stack.settings()
     env = stack.env()
     payments = procs.service("payments", env)
@@ -91,4 +91,4 @@ def test_killed_services_relays_and_projector_lose_and_double_nothing(
     assert not load.gave_up, load.gave_up[:10]
     assert not verdict.problems(), verdict.problems()
     assert len(accepted) > 100, "too little load to say anything"
-    assert_no_secrets(procs.logs(), stack.issued)
+    assert_no_secrets(procs.logs(), stack.secrets())

@@ -58,7 +58,7 @@ def _expenditure(n: int, text: str) -> dict[str, Any]:
 def test_hostile_text_is_stored_and_returned_as_plain_text(
     database: PostgresInfo, kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, figures: Figures
 ) -> None:
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, database, topic_prefix=topic_prefix)
+    stack = StackEnv(tmp_path, kafka, database, topic_prefix=topic_prefix)
     settings = stack.settings()
     apps = {s: build_application(service_definition(s).application_class, settings.eventsourcing_env(s))
             for s in ("payments", "bridge", "ledger")}

@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json, compute_hash
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
-from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.kafka import ClientConfig
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
 from services.common.definition import service_definition
@@ -43,7 +43,7 @@ def _envelopes(app: Any) -> list[tuple[str, dict[str, Any]]]:
 
 def good_envelopes(tmp: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """(key, envelope) per topic, made by the services' applications on SQLite stores."""
-    stack = StackEnv(tmp, "127.0.0.1:9", None)
+    stack = StackEnv(tmp, None, None)
     settings = stack.settings()
     apps = {
         s: build_application(service_definition(s).application_class, settings.eventsourcing_env(s))
@@ -113,8 +113,9 @@ def nul_text(topic: str, good: list[tuple[str, dict[str, Any]]]) -> tuple[str, b
     return None
 
 
-def _publish(bootstrap: str, prefix: str, plan: dict[str, list[tuple[str, str, bytes | None]]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def _publish(kafka_config: ClientConfig, prefix: str, plan: dict[str, list[tuple[str, str, bytes | None]]]) -> None:
+    """Writes the poison as a test's set-up, as the admin (no relay may write forged messages)."""
+    producer = KafkaProducer(**kafka_config, acks="all")
     try:
         for topic, messages in plan.items():
             for key, _kind, value in messages:
@@ -128,10 +129,9 @@ def run_poison(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, *, with_nul: bool
 ) -> tuple[dict[str, Any], StackEnv]:
     goods = good_envelopes(tmp_path / "makers")
-    stack = StackEnv(tmp_path / "stack", kafka.bootstrap_servers, database)
+    stack = StackEnv(tmp_path / "stack", kafka, database)
     env = stack.env()
     settings = load_settings(env)
-    ensure_topics(kafka.bootstrap_servers, [GRANTS, BRIDGE, EXPENDITURES, DEAD_LETTER], settings.topic_prefix)
     others = {GRANTS.name: goods[EXPENDITURES.name][0][1], BRIDGE.name: goods[GRANTS.name][0][1],
               EXPENDITURES.name: goods[BRIDGE.name][0][1]}
     plan: dict[str, list[tuple[str, str, bytes | None]]] = {}
@@ -156,7 +156,7 @@ def run_poison(
             messages.append((key, "good", canonical_json(envelope)))
         good_ids.update(e["event_id"] for _k, e in good)
         plan[topic] = messages
-    _publish(kafka.bootstrap_servers, settings.topic_prefix, plan)
+    _publish(kafka.client(), settings.topic_prefix, plan)
     projector = procs.projector(env)
     view = create_sql_engine(settings.view_db_url)
 
@@ -171,7 +171,7 @@ def run_poison(
 
     wait_for(settled, 90, "the projector to apply every good event")
     dead = wait_for(
-        lambda: (found := topic_envelopes_raw(kafka.bootstrap_servers, settings.topic(DEAD_LETTER.name)))
+        lambda: (found := topic_envelopes_raw(kafka.client(), settings.topic(DEAD_LETTER.name)))
         and len(found) >= len(poison_kinds) and found or (not projector.alive() and [None]),
         60, "every poison message on the dead-letter topic",
     )
@@ -189,8 +189,8 @@ def run_poison(
     return result, stack
 
 
-def topic_envelopes_raw(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    records, _at_end = topic_records(bootstrap, topic, timeout_s=20)
+def topic_envelopes_raw(kafka_config: ClientConfig, topic: str) -> list[dict[str, Any]]:
+    records, _at_end = topic_records(kafka_config, topic, timeout_s=20)
     return [{"value": m.value, "headers": {k: v.decode() for k, v in m.headers}} for m in records]
 
 
@@ -236,20 +236,19 @@ def test_a_refused_copy_on_the_wrong_topic_does_not_hide_the_genuine_event(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, figures: Figures
 ) -> None:
     goods = good_envelopes(tmp_path / "makers")
-    stack = StackEnv(tmp_path / "stack", kafka.bootstrap_servers, database)
+    stack = StackEnv(tmp_path / "stack", kafka, database)
     env = stack.env()
     settings = load_settings(env)
-    ensure_topics(kafka.bootstrap_servers, [GRANTS, BRIDGE, EXPENDITURES, DEAD_LETTER], settings.topic_prefix)
     key, advance = goods[GRANTS.name][-1]
     view = create_sql_engine(settings.view_db_url)
     projector = procs.projector(env)
     # first a copy on the expenditures topic (refused: it belongs on ido.grants.v1) ...
-    _publish(kafka.bootstrap_servers, settings.topic_prefix,
+    _publish(kafka.client(), settings.topic_prefix,
              {EXPENDITURES.name: [(key, "copy on the wrong topic", canonical_json(advance))]})
-    wait_for(lambda: topic_envelopes_raw(kafka.bootstrap_servers, settings.topic(DEAD_LETTER.name)), 60,
+    wait_for(lambda: topic_envelopes_raw(kafka.client(), settings.topic(DEAD_LETTER.name)), 60,
              "the copy to be dead-lettered")
     # ... then the genuine history on its own topic
-    _publish(kafka.bootstrap_servers, settings.topic_prefix,
+    _publish(kafka.client(), settings.topic_prefix,
              {GRANTS.name: [(k, "good", canonical_json(e)) for k, e in goods[GRANTS.name]]})
     figures.add_inputs("poison message", 1)
     try:

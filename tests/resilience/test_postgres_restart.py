@@ -45,7 +45,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     procs = Processes(tmp / "logs")
     try:
         database = fresh_database(server.start())
-        stack = StackEnv(tmp / "stack", kafka_info().bootstrap_servers, database)
+        stack = StackEnv(tmp / "stack", kafka_info(), database)
         stack.settings()
         env = stack.env()
         payments = procs.service("payments", env)

@@ -28,9 +28,9 @@ from tests.support.infra import KafkaInfo, PostgresInfo
 PARTITIONS = 9  # three topics of three partitions
 
 
-def group_members(bootstrap: str, group: str) -> list[int]:
+def group_members(kafka: KafkaInfo, group: str) -> list[int]:
     """How many partitions each member of the consumer group holds (sorted), as the broker sees it."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="resilience-probe", request_timeout_ms=10000)
+    admin = KafkaAdminClient(**kafka.client(), client_id="resilience-probe", request_timeout_ms=10000)
     try:
         described = admin.describe_groups([group]).get(group) or {}
     finally:
@@ -48,7 +48,7 @@ def group_members(bootstrap: str, group: str) -> list[int]:
 def test_two_of_everything_share_the_work_and_survive_losing_a_projector(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, figures: Figures
 ) -> None:
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, database)
+    stack = StackEnv(tmp_path, kafka, database)
     stack.settings()
     env = stack.env()
     payments = [procs.service("payments", env, name=f"payments-{i}") for i in (1, 2)]
@@ -62,7 +62,7 @@ def test_two_of_everything_share_the_work_and_survive_losing_a_projector(
     prepare_payments(Client(payments[0].port or 0, stack.headers("ministry")))
     prepare_bridge(Client(bridges[1].port or 0, stack.headers("kb")))
     group = f"{stack.topic_prefix}ledger-balances"
-    shared = wait_for(lambda: (m := group_members(kafka.bootstrap_servers, group)) and len(m) == 2 and m[0] > 0
+    shared = wait_for(lambda: (m := group_members(kafka, group)) and len(m) == 2 and m[0] > 0
                       and sum(m) == PARTITIONS and m, 90, "the two projectors to share the nine partitions")
     load = Load(stack, [p.port or 0 for p in ledgers], [p.port or 0 for p in payments], max_requests=8_000,
                 max_seconds=50, bridge_ports=[p.port or 0 for p in bridges])
@@ -70,7 +70,7 @@ def test_two_of_everything_share_the_work_and_survive_losing_a_projector(
     time.sleep(15)
     first.kill()
     figures.add_fault("SIGKILL one of two projectors in a group")
-    took_over = wait_for(lambda: group_members(kafka.bootstrap_servers, group) == [PARTITIONS], 90,
+    took_over = wait_for(lambda: group_members(kafka, group) == [PARTITIONS], 90,
                          "the surviving projector to take over every partition")
     load.finish()
     figures.add_load("scale-out: 2 payments, 2 bridges, 2 ledgers, 2 projectors", load.stats.requests,
@@ -89,4 +89,4 @@ def test_two_of_everything_share_the_work_and_survive_losing_a_projector(
     assert not verdict.problems(), verdict.problems()
     for instance in (*payments, *ledgers, *bridges):
         assert re.search(r"POST \S+ 201", instance.log_text()), f"{instance.name} accepted no posting"
-    assert_no_secrets(procs.logs(), stack.issued)
+    assert_no_secrets(procs.logs(), stack.secrets())

@@ -100,7 +100,7 @@ def _listening(port: int) -> set[str]:
 def test_services_bind_to_loopback_unless_configured_otherwise(
     procs: Processes, tmp_path: Path, kafka: KafkaInfo
 ) -> None:
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, None)
+    stack = StackEnv(tmp_path, kafka, None)
     stack.settings()
     env = {k: v for k, v in stack.env().items()}
     default = procs.service("ledger", env, name="ledger-default")
@@ -116,7 +116,7 @@ def test_services_bind_to_loopback_unless_configured_otherwise(
 def test_no_token_and_no_personal_data_in_the_logs_of_a_run(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, figures: Figures
 ) -> None:
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, database, extra={"IDO_LOG_LEVEL": "DEBUG"})
+    stack = StackEnv(tmp_path, kafka, database, extra={"IDO_LOG_LEVEL": "DEBUG"})
     settings = stack.settings()
     env = stack.env()
     payments = procs.service("payments", env)
@@ -160,7 +160,7 @@ def test_no_token_and_no_personal_data_in_the_logs_of_a_run(
     logs = procs.logs()
     assert all(text for text in logs.values()), "a process wrote no log at all: nothing was scanned"
     assert "POST /v1/municipalities/" in logs["ledger"], "the ledger's access log is missing: nothing was scanned"
-    lines = assert_no_secrets(logs, [good, ministry, expired, forged, revoked], PERSONAL)
+    lines = assert_no_secrets(logs, [good, ministry, expired, forged, revoked, *stack.kafka_passwords()], PERSONAL)
     assert lines > 20
 
 
@@ -199,7 +199,7 @@ def test_a_chunked_body_over_the_limit_is_refused_by_a_real_server(
 
     from tests.resilience.stack import stored_envelopes
 
-    stack = StackEnv(tmp_path, kafka.bootstrap_servers, None)
+    stack = StackEnv(tmp_path, kafka, None)
     settings = stack.settings()
     proc = procs.service(service, stack.env())
     role = {"ledger": ("municipality", "GM0363"), "payments": ("ministry", None)}[service]
@@ -244,7 +244,7 @@ def test_an_unauthenticated_caller_learns_nothing_from_validation(
     """Without a valid token the answer is 401 whatever the body: validation results are for callers only."""
     from services.common.definition import service_definition
 
-    stack = StackEnv(tmp_path, "127.0.0.1:9", None)
+    stack = StackEnv(tmp_path, None, None)
     settings = stack.settings()
     client = service_definition(service).create_http_app(settings).test_client()
     headers: dict[str, str] = {}

@@ -13,15 +13,26 @@ from kafka import KafkaConsumer, TopicPartition
 
 from contracts.export import GENERATED_DIR
 from contracts.topics import TopicSpec
-from services.common.adapters.kafka import create_producer, ensure_topics
+from services.common.adapters.kafka import ClientConfig, client_config, create_producer, ensure_topics
 from services.common.config import Settings
+from services.common.kafka_credentials import ADMIN, RELAYS
 from services.common.relay import OutboxRelay
 
 
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """The admin's client settings, for a test's own set-up (never for what a test shows about access)."""
+    return client_config(settings, ADMIN)
+
+
 def publish_all(settings: Settings, application: Application, topic: TopicSpec) -> int:
-    """Runs the outbox relay until every stored event is acknowledged by the broker."""
-    ensure_topics(settings.kafka_bootstrap_servers, [topic], settings.topic_prefix)
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id="test-relay")
+    """Runs the outbox relay until every stored event is acknowledged by the broker: as the service's
+    relay principal for the service topics (provisioned by the ``topic_prefix`` fixture), as the admin
+    for a test-only topic (which it creates)."""
+    principal = RELAYS.get(topic.producer)
+    if principal is None:
+        principal = ADMIN
+        ensure_topics(admin_config(settings), [topic], settings.topic_prefix)
+    producer = create_producer(client_config(settings, principal), client_id="test-relay")
     relay = OutboxRelay(application, producer, settings.topic(topic.name), batch_size=200)
     published = 0
     try:
@@ -34,10 +45,10 @@ def publish_all(settings: Settings, application: Application, topic: TopicSpec) 
 
 
 def read_envelopes(
-    bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 30
+    config: ClientConfig, topic: str, expected: int, timeout_s: float = 30
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(key, envelope) of every message on the topic, in offset order per partition."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    """(key, envelope) of every message on the topic, in offset order per partition (``config``: who reads)."""
+    consumer = KafkaConsumer(**config, enable_auto_commit=False, group_id=None)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)

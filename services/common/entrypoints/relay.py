@@ -11,9 +11,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from services.common.adapters.kafka import create_producer, ensure_topics
+from services.common.adapters.kafka import client_config, create_producer, ensure_topics
 from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
+from services.common.kafka_credentials import ADMIN, relay_principal
 from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
 from services.common.startup_lock import startup_lock
@@ -24,18 +25,27 @@ def _resolve(reference: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def build_relay(settings: Settings, service: str, application_class: type[Any], topic_name: str) -> OutboxRelay:
+def build_relay(
+    settings: Settings, service: str, application_class: type[Any], topic_name: str, principal: str | None = None
+) -> OutboxRelay:
+    """The relay of ``service``, logged in as its own principal (``ido-relay-<service>``): it may write its
+    topic and nothing else. Its topic is provisioned beforehand (`ido kafka provision`); only on a broker
+    without authentication (KAFKA_SECURITY_PROTOCOL=PLAINTEXT) does the relay create it itself."""
     from contracts.topics import by_name
 
+    principal = principal or relay_principal(service)
     try:
         spec = by_name(topic_name)
     except KeyError:
         pass  # not one of ours (a test topic): its owner created it
     else:
-        ensure_topics(settings.kafka_bootstrap_servers, [spec], settings.topic_prefix)
+        if settings.kafka_security_protocol == "PLAINTEXT":
+            ensure_topics(client_config(settings, ADMIN), [spec], settings.topic_prefix)
     application = build_application(application_class, settings.eventsourcing_env(service))
+
     def new_producer() -> KafkaProducer:
-        return create_producer(settings.kafka_bootstrap_servers, client_id=f"relay-{service}")
+        # The password file is read again for every producer: after `ido kafka rotate` the renewed one logs in.
+        return create_producer(client_config(settings, principal), client_id=f"relay-{service}")
 
     return OutboxRelay(
         application,
@@ -46,7 +56,7 @@ def build_relay(settings: Settings, service: str, application_class: type[Any], 
     )
 
 
-def run(service: str, application: str | None = None, topic: str | None = None) -> None:
+def run(service: str, application: str | None = None, topic: str | None = None, principal: str | None = None) -> None:
     settings = load_settings()
     if application is None:
         from services.common.definition import service_definition
@@ -59,7 +69,7 @@ def run(service: str, application: str | None = None, topic: str | None = None) 
     if topic is None:
         raise SystemExit("--topic is required with --application")
     with startup_lock(settings):  # creates its tables, as the service may at the same moment
-        relay = build_relay(settings, service, application_class, topic)
+        relay = build_relay(settings, service, application_class, topic, principal)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -73,9 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("service", help="payments, bridge or ledger (or any name with --application)")
     parser.add_argument("--application", help="module:Class of the eventsourcing Application (tests)")
     parser.add_argument("--topic", help="topic name without prefix (with --application)")
+    parser.add_argument("--principal", help="Kafka principal (default: ido-relay-<service>; tests)")
     args = parser.parse_args(argv)
     configure_from_settings(load_settings(), service=f"relay-{args.service}")
-    run(args.service, args.application, args.topic)
+    run(args.service, args.application, args.topic, args.principal)
 
 
 if __name__ == "__main__":

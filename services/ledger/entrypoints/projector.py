@@ -7,10 +7,11 @@ import signal
 import threading
 
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
-from services.common.adapters.kafka import ensure_topics
+from services.common.adapters.kafka import client_config, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner
+from services.common.kafka_credentials import ADMIN, PROJECTOR
 from services.common.logging_setup import configure_from_settings
 from services.common.startup_lock import startup_lock
 from services.ledger.adapters.projection import BalancesProjection
@@ -18,14 +19,18 @@ from services.ledger.adapters.projection import BalancesProjection
 TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
 
 
-def build_runner(settings: Settings, group_id: str | None = None) -> ProjectionRunner:
-    ensure_topics(settings.kafka_bootstrap_servers, [*TOPICS, DEAD_LETTER], settings.topic_prefix)
+def build_runner(settings: Settings, group_id: str | None = None, principal: str = PROJECTOR) -> ProjectionRunner:
+    """The projector, logged in as ``ido-projector``: it may read the three topics, use its consumer groups
+    (``<prefix>ledger-balances*``) and write the dead-letter topic. The topics are provisioned beforehand
+    (`ido kafka provision`); only on a broker without authentication does the projector create them."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        ensure_topics(client_config(settings, ADMIN), [*TOPICS, DEAD_LETTER], settings.topic_prefix)
     projection = BalancesProjection()
     return ProjectionRunner(
         projection=projection,
         engine=create_sql_engine(settings.view_db_url),
         topics=[settings.topic(spec.name) for spec in TOPICS],
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_config=client_config(settings, principal),
         dead_letter_topic=settings.topic(DEAD_LETTER.name),
         group_id=group_id or f"{settings.topic_prefix}{projection.name}",
     )
