@@ -16,13 +16,17 @@ from contracts.topics import TopicSpec
 from services.common.adapters.kafka import create_producer, ensure_topics
 from services.common.config import Settings
 from services.common.relay import OutboxRelay
+from services.common.signing import build_sealer
 
 
 def publish_all(settings: Settings, application: Application, topic: TopicSpec) -> int:
     """Runs the outbox relay until every stored event is acknowledged by the broker."""
     ensure_topics(settings.kafka_bootstrap_servers, [topic], settings.topic_prefix)
     producer = create_producer(settings.kafka_bootstrap_servers, client_id="test-relay")
-    relay = OutboxRelay(application, producer, settings.topic(topic.name), batch_size=200)
+    relay = OutboxRelay(
+        application, producer, settings.topic(topic.name), batch_size=200,
+        sealer=build_sealer(settings, topic.producer, topic.name),
+    )
     published = 0
     try:
         while batch := relay.run_once():

@@ -16,6 +16,7 @@ from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
 from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
+from services.common.signing import build_sealer
 from services.common.startup_lock import startup_lock
 
 
@@ -34,6 +35,8 @@ def build_relay(settings: Settings, service: str, application_class: type[Any], 
     else:
         ensure_topics(settings.kafka_bootstrap_servers, [spec], settings.topic_prefix)
     application = build_application(application_class, settings.eventsourcing_env(service))
+    sealer = build_sealer(settings, service, topic_name)
+
     def new_producer() -> KafkaProducer:
         return create_producer(settings.kafka_bootstrap_servers, client_id=f"relay-{service}")
 
@@ -43,6 +46,7 @@ def build_relay(settings: Settings, service: str, application_class: type[Any], 
         settings.topic(topic_name),
         batch_size=settings.relay_batch_size,
         producer_factory=new_producer,
+        sealer=sealer,
     )
 
 
