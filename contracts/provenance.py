@@ -380,3 +380,93 @@ class ProvenanceCheck:
         recorded_at = envelope.get("recorded_at")
         if not isinstance(recorded_at, str) or recorded_at > seal.sealed_at:
             raise ContractViolation(f"provenance: recorded_at {recorded_at} is after sealed_at {seal.sealed_at}")
+
+
+# -- published descriptions (contracts/generated/, the AsyncAPI document) ---------------------------
+
+_TIMESTAMP_SCHEMA = {"type": "string", "pattern": UTC_TIMESTAMP.pattern}
+_SEAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "The seal of a relay batch. `signature` is Ed25519 over the canonical JSON (sorted keys, no spaces, UTF-8) "
+        "of the other six fields."
+    ),
+    "required": [*STATEMENT_FIELDS, "signature"],
+    "additionalProperties": False,
+    "properties": {
+        "kid": {"type": "string", "pattern": KID.pattern, "description": "The key id (see the key set)."},
+        "producer": {"type": "string", "description": "The sealing service: the owner of the topic."},
+        "topic": {"type": "string", "description": "The logical topic name (without a deployment's prefix)."},
+        "root": {"type": "string", "pattern": HEX64.pattern,
+                 "description": "RFC 9162 tree head over the batch's event hashes (leaf: the 32 bytes of `hash`)."},
+        "size": {"type": "integer", "minimum": 1, "description": "Leaves in the tree."},
+        "sealed_at": {**_TIMESTAMP_SCHEMA, "description": "UTC; never before the recorded_at of an event it covers."},
+        "signature": {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$", "description": "Ed25519, base64url."},
+    },
+}
+
+SEAL_HEADERS_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:ido-ledger:contracts:seal-headers:v1",
+    "title": "Seal headers",
+    "description": (
+        "Kafka headers of every message on the published topics (the value is untouched). Check them with "
+        "contracts.provenance.ProvenanceCheck and the publishing service's key set (keyset.schema.json)."
+    ),
+    "type": "object",
+    "required": [SEAL_HEADER, PROOF_HEADER],
+    "properties": {
+        SEAL_HEADER: {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": _SEAL_SCHEMA,
+            "description": "The batch's seal, canonical JSON; the same bytes on every message of the batch.",
+        },
+        PROOF_HEADER: {
+            "type": "string",
+            "pattern": "^(0|[1-9][0-9]*):[A-Za-z0-9_-]*$",
+            "description": (
+                "`<leaf index>:<audit path>`: the path is the base64url (no padding) of the concatenated 32-byte "
+                "sibling hashes, leaf to root (RFC 9162 PATH)."
+            ),
+        },
+        "event_type": {"type": "string", "description": "The envelope's event_type (informative)."},
+        "event_id": {"type": "string", "description": "The envelope's event_id (informative)."},
+    },
+}
+
+KEYSET_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:ido-ledger:contracts:keyset:v1",
+    "title": "Key set",
+    "description": (
+        "Public keys the services seal their topics with. Each service serves its own at "
+        "/.well-known/ido-keyset.json; `ido keys export` writes all of them."
+    ),
+    "type": "object",
+    "required": ["keys"],
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kid", "service", "alg", "public_key", "topics", "not_before", "not_after"],
+                "properties": {
+                    "kid": {"type": "string", "pattern": KID.pattern,
+                            "description": "`<service>-` + the first 16 hex digits of SHA-256(raw public key)."},
+                    "service": {"type": "string"},
+                    "alg": {"const": ALGORITHM},
+                    "public_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+                                   "description": "The 32 raw bytes of the Ed25519 public key, base64url."},
+                    "topics": {"type": "array", "items": {"type": "string"},
+                               "description": "Logical topics the key seals."},
+                    "not_before": {**_TIMESTAMP_SCHEMA, "description": "The key seals from this moment (UTC)."},
+                    "not_after": {
+                        "oneOf": [{"type": "null"}, _TIMESTAMP_SCHEMA],
+                        "description": "Retired at this moment (UTC): a seal made later is refused; null: current.",
+                    },
+                },
+            },
+        }
+    },
+}
