@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +113,7 @@ def ensure_record_key(path: Path) -> bytes:
 
 
 def record_mac(record_key: bytes, event_hash: str) -> str:
-    return hmac.new(record_key, bytes.fromhex(event_hash), sha256).hexdigest()
+    return hmac.digest(record_key, bytes.fromhex(event_hash), "sha256").hex()
 
 
 # -- the writer's MAC, added where eventsourcing maps events to stored events ----------------------

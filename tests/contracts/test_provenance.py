@@ -192,3 +192,29 @@ def test_a_fixed_key_set_and_its_validation() -> None:
                                         "not_before": "2024-01-01T00:00:00.000000Z", "not_after": None}]})
     with pytest.raises(ValueError, match="either"):
         ProvenanceCheck()
+
+
+def test_the_memo_of_proven_nodes_never_accepts_what_the_path_does_not_prove() -> None:
+    """The check remembers the tree nodes it proved per seal; any order of leaves is accepted, and a
+    wrong leaf, index or path is refused however many nodes are already known."""
+    import random
+
+    from contracts.merkle import all_inclusion_proofs, leaf_hash
+    from contracts.provenance import _covered, _Seal
+
+    rng = random.Random(5)
+    for size in (*range(1, 40), 257, 500):
+        leaves = [leaf_hash(rng.randbytes(32)) for _ in range(size)]
+        root, paths = all_inclusion_proofs(leaves)
+        seal = _Seal(None, "ledger", TOPIC, root, size, "2024-01-01T00:00:00.000000Z")  # type: ignore[arg-type]
+        nodes: dict[int, bytes] = {}
+        order = list(range(size))
+        rng.shuffle(order)
+        for step, index in enumerate(order):
+            stranger = leaf_hash(rng.randbytes(32))
+            assert not _covered(seal, nodes, stranger, index, paths[index]), (size, index)
+            if size > 1:
+                assert not _covered(seal, nodes, leaves[index], (index + 1) % size, paths[index]), (size, index)
+            assert not _covered(seal, nodes, leaves[index], size, paths[index])
+            assert _covered(seal, nodes, leaves[index], index, paths[index]), (size, index, step)
+        assert all(_covered(seal, {}, leaves[i], i, paths[i]) for i in range(size))
