@@ -214,7 +214,7 @@ class _Seal:
     sealed_at: str
 
 
-def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path: Sequence[bytes]) -> bool:
+def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path: bytes | Sequence[bytes]) -> bool:
     """Does ``path`` fold ``leaf`` at ``index`` to the seal's root (RFC 9162 inclusion)?
 
     ``nodes`` holds the seal's tree nodes proven so far, by (level, position) of the tree built
@@ -224,6 +224,11 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
     size = seal.size
     if not 0 <= index < size:
         return False
+    if not isinstance(path, bytes):
+        path = b"".join(path)
+    if len(path) % 32:
+        return False
+    steps = len(path) // 32
     node, position, width, level, used = leaf, index, size, 0, 0
     proven: list[tuple[int, bytes]] = []
     while width > 1:
@@ -236,9 +241,9 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
         proven.append((key, node))
         sibling = position ^ 1
         if sibling < width:
-            if used == len(path):
+            if used == steps:
                 return False
-            other = path[used]
+            other = path[32 * used : 32 * used + 32]
             used += 1
             proven.append(((level << 40) | sibling, other))
             node = _sha256(b"\x01" + other + node if position & 1 else b"\x01" + node + other).digest()
@@ -246,7 +251,7 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
         width = (width + 1) >> 1
         level += 1
     else:
-        if node != seal.root or used != len(path):
+        if node != seal.root or used != steps:
             return False
     nodes.update(proven)
     return True
@@ -395,7 +400,7 @@ class ProvenanceCheck:
             raise ContractViolation(f"provenance: unsigned (no {SEAL_HEADER} header)")
         if proof_value is None:
             raise ContractViolation(f"provenance: no {PROOF_HEADER} header")
-        seal = self._seal(bytes(seal_value))
+        seal = self._seal(seal_value if type(seal_value) is bytes else bytes(seal_value))
         if isinstance(seal, str):
             raise ContractViolation(seal)
         logical = self.logical_topic(topic)
@@ -413,7 +418,11 @@ class ProvenanceCheck:
                 f"provenance: the event's producer {envelope.get('producer')!r} is not the seal's {seal.producer!r}"
             )
         try:
-            index, path = parse_proof(bytes(proof_value))
+            index_text, separator, path_text = bytes(proof_value).partition(b":")
+            if not separator or not index_text.isdigit():
+                raise ValueError("not <leaf index>:<path>")
+            index = int(index_text)
+            path = base64.urlsafe_b64decode(path_text + b"=" * (-len(path_text) % 4))  # see parse_proof
             leaf = _sha256(b"\x00" + bytes.fromhex(envelope["hash"])).digest()
         except (ValueError, UnicodeDecodeError, binascii.Error, KeyError, TypeError) as error:
             raise ContractViolation(f"provenance: malformed {PROOF_HEADER} header ({error})") from None
