@@ -15,7 +15,7 @@ def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    headers = {k: v for k, v in SEAL_HEADERS_JSON_SCHEMA.items() if k not in ("$schema", "$id")}
+    headers = {"$ref": "#/components/schemas/SealHeaders"}
     for topic in PUBLISHED_TOPICS:
         channel_id = topic.name.replace(".", "_")
         channel_messages: dict[str, Any] = {}
@@ -64,5 +64,8 @@ def asyncapi_document() -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {
+            "messages": messages,
+            "schemas": {"SealHeaders": {k: v for k, v in SEAL_HEADERS_JSON_SCHEMA.items() if not k.startswith("$")}},
+        },
     }
