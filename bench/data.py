@@ -8,7 +8,9 @@
   them straight to the three topics: per municipality a ``GrantAwarded`` and an ``AdvancePaid`` on
   ``ido.grants.v1``, then ``ExpenditureRecorded`` events spread over the municipalities, every tenth
   followed later by its ``ExpenditureReversed`` on ``ido.expenditures.v1``. The number of balances
-  is the number of municipalities (one grant year), whatever the history's length.
+  is the number of municipalities (one grant year), whatever the history's length. Each message
+  carries the seal its service's relay would give it (``services.common.signing.seal_envelopes``,
+  keys in the bench's ``IDO_KEYS_DIR``), in relay-sized batches, so consumers prove and apply them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
@@ -26,7 +29,9 @@ from kafka import KafkaProducer
 from contracts.canonical import GENESIS_HASH, canonical_json, format_utc
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.common.adapters.kafka import ensure_topics
+from services.common.config import load_settings
 from services.common.domain.chained import build_envelope
+from services.common.signing import seal_envelopes
 from services.ledger.domain.model import Expenditure, expenditure_stream
 
 YEAR = 2024
@@ -169,17 +174,27 @@ def dataset(count: int, municipalities: int = 50, seed: int = 7) -> Iterator[Mes
         emitted += 1
 
 
+SEAL_BATCH = 500
+"""Messages per seal, as the relay's default batch (IDO_RELAY_BATCH_SIZE)."""
+
+
 def produce_dataset(
-    kafka_config: Mapping[str, Any], prefix: str, count: int, municipalities: int = 50
+    kafka_config: Mapping[str, Any], prefix: str, count: int, municipalities: int = 50, *, keys_dir: Path
 ) -> dict[str, int]:
-    """Sends ``dataset(count)`` to ``<prefix>ido.grants.v1`` etc.; returns messages per topic."""
+    """Sends ``dataset(count)`` to ``<prefix>ido.grants.v1`` etc., sealed with the services' keys in
+    ``keys_dir`` (made when missing); returns messages per topic."""
     ensure_topics(kafka_config, [GRANTS, BRIDGE, EXPENDITURES], prefix)  # the admin's config: it creates topics
+    settings = load_settings({"IDO_KEYS_DIR": str(keys_dir)})
     producer = KafkaProducer(
         **kafka_config, acks=1, linger_ms=20, batch_size=256 * 1024, client_id="bench-data"
     )
     counts = {GRANTS.name: 0, BRIDGE.name: 0, EXPENDITURES.name: 0}
-    try:
-        for message in dataset(count, municipalities):
+    pending: dict[str, list[Message]] = {name: [] for name in counts}
+
+    def send(topic: str) -> None:
+        messages = pending[topic]
+        seals = seal_envelopes(settings, topic, [m.envelope for m in messages], batch_size=SEAL_BATCH)
+        for message, seal in zip(messages, seals, strict=True):
             producer.send(
                 prefix + message.topic,
                 key=message.key.encode(),
@@ -187,9 +202,20 @@ def produce_dataset(
                 headers=[
                     ("event_type", message.envelope["event_type"].encode()),
                     ("event_id", message.envelope["event_id"].encode()),
+                    *seal,
                 ],
             )
-            counts[message.topic] += 1
+        counts[topic] += len(messages)
+        pending[topic] = []
+
+    try:
+        for message in dataset(count, municipalities):
+            pending[message.topic].append(message)
+            if len(pending[message.topic]) >= SEAL_BATCH:
+                send(message.topic)
+        for topic in pending:
+            if pending[topic]:
+                send(topic)
         producer.flush()
     finally:
         producer.close()

@@ -113,7 +113,9 @@ class Datasets:
         if count not in self.made:
             prefix = f"b{self.bench.run_id}.data{count}."
             started = time.perf_counter()
-            produce_dataset(self.bench.kafka_config, prefix, count, self.municipalities)
+            produce_dataset(
+                self.bench.kafka_config, prefix, count, self.municipalities, keys_dir=self.bench.keys_dir
+            )
             self.bench.provision(prefix)
             self.made[count] = (prefix, time.perf_counter() - started)
         return self.made[count][0]
@@ -579,7 +581,7 @@ def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], 
                 app.close()
             relay_s = time_relay(place, pending)
             prefix = f"b{bench.run_id}.{store}.scale{level}."
-            produce_dataset(bench.kafka_config, prefix, batch, sizes.municipalities)
+            produce_dataset(bench.kafka_config, prefix, batch, sizes.municipalities, keys_dir=bench.keys_dir)
             bench.provision(prefix)
             level_place = Place(store, place.label, {**place.env, "IDO_TOPIC_PREFIX": prefix}, place.log_dir)
             proj_s, _stats = time_projection(level_place, batch)

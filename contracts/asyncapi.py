@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.jsonschema import event_jsonschema
+from contracts.provenance import SEAL_HEADERS_JSON_SCHEMA
 from contracts.registry import published_contracts
 from contracts.topics import PUBLISHED_TOPICS
 
@@ -14,6 +15,7 @@ def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
+    headers = {"$ref": "#/components/schemas/SealHeaders"}
     for topic in PUBLISHED_TOPICS:
         channel_id = topic.name.replace(".", "_")
         channel_messages: dict[str, Any] = {}
@@ -26,6 +28,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": schema["title"],
                 "summary": contract.description,
                 "contentType": "application/json",
+                "headers": headers,
                 "payload": {"schemaFormat": "application/schema+json;version=draft-2020-12", "schema": schema},
                 "bindings": {"kafka": {"key": {"type": "string", "description": topic.key}}},
             }
@@ -54,11 +57,15 @@ def asyncapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Immutable events about the SPUK IDO grant, the bridging subsidy and municipal "
-                "expenditures. Money is integer euro cents; times are UTC; each stream is hash-chained."
+                "expenditures. Money is integer euro cents; times are UTC; each stream is hash-chained; "
+                "every message is sealed by its topic's owning service (headers ido-seal, ido-seal-proof)."
             ),
         },
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {
+            "messages": messages,
+            "schemas": {"SealHeaders": {k: v for k, v in SEAL_HEADERS_JSON_SCHEMA.items() if not k.startswith("$")}},
+        },
     }

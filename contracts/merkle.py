@@ -72,6 +72,35 @@ def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
     return path
 
 
+def all_inclusion_proofs(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """(root, [PATH(i, D[n]) for every i]) of already hashed leaves, hashing each node once (O(n)).
+
+    The tree is built bottom-up, level by level: neighbours are paired, and a last node without a
+    partner is carried up unchanged. That is exactly RFC 9162's left-balanced tree, so every path
+    equals ``inclusion_proof(i, hashes)`` (leaf to root), at the cost of one tree for all of them.
+    """
+    if not hashes:
+        return EMPTY_ROOT, []
+    levels: list[list[bytes]] = [list(hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+        if len(below) % 2:
+            above.append(below[-1])
+        levels.append(above)
+    paths: list[list[bytes]] = []
+    for index in range(len(hashes)):
+        path: list[bytes] = []
+        position = index
+        for level in levels[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            position >>= 1
+        paths.append(path)
+    return levels[-1][0], paths
+
+
 def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
     """RFC 9162 PROOF(m, D[n]): shows the first ``old_size`` leaves are the tree of ``old_size``."""
     size = len(hashes)

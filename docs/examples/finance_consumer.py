@@ -1,16 +1,19 @@
 """A finance system's consumer of the IDO topics: kafka-python and the `contracts` package, nothing else.
 
     python docs/examples/finance_consumer.py --bootstrap 127.0.0.1:9092 \
-        --password-file var/keys/kafka/ido-finance.password --group ido-finance-my-system
+        --password-file var/keys/kafka/ido-finance.password --group ido-finance-my-system \
+        --keyset ido-keyset.json
 
 The broker takes SASL logins (SCRAM-SHA-512): the finance principal ``ido-finance`` may read the three
 topics and use consumer groups whose names start with ``ido-finance`` (after the topic prefix, if any);
 it can write nothing. Locally (`make run`) the listener is SASL_PLAINTEXT; in production it is SASL_SSL.
 
-Each message is validated against its contract (envelope, payload schema, hash), dropped when it is
-a re-sent duplicate (same ``event_id``), checked against its stream's hash chain, handed to
-``book()``, and only then is the offset committed. A real system keeps ``seen`` and ``heads`` in its
-own database, in the same transaction as the booking (see docs/finance-systems.md).
+Each message is validated against its contract (envelope, payload schema, hash), its seal is checked
+against the trusted key set (signed by the topic's owning service, and covering this event: see
+docs/finance-systems.md), it is dropped when it is a re-sent duplicate (same ``event_id``), checked
+against its stream's hash chain, handed to ``book()``, and only then is the offset committed.
+A real system keeps ``seen`` and ``heads`` in its own database, in the same transaction as the
+booking (see docs/finance-systems.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from contracts import BRIDGE, EXPENDITURES, GENESIS_HASH, GRANTS, ContractViolation, parse_message
+from contracts.provenance import ProvenanceCheck
 
 log = logging.getLogger("finance-consumer")
 
@@ -90,6 +94,7 @@ def consume(
     group_id: str,
     book: Callable[[dict[str, Any]], None],
     *,
+    provenance: ProvenanceCheck,
     books: Books | None = None,
     stop_after: int | None = None,
     idle_ms: int = 10_000,
@@ -98,7 +103,8 @@ def consume(
 
     ``kafka``: the connection settings (``connection(...)``); ``group_id`` must start with ``ido-finance``
     (the finance principal's ACL), e.g. ``ido-finance-gemeente-x``.
-    """
+    ``provenance``: the seal check, e.g. ``ProvenanceCheck(keyset_file=Path("ido-keyset.json"),
+    topic_prefix=...)`` with the key set the ledger's operators publish."""
     books = books or Books()
     consumer = KafkaConsumer(
         *topics,
@@ -113,6 +119,7 @@ def consume(
         for message in consumer:
             try:
                 envelope = parse_message(message.value)
+                provenance.check(message.topic, envelope, message.headers)
             except ContractViolation as violation:
                 books.refused.append((message.topic, message.partition, message.offset, violation.reason))
                 log.warning("refused %s[%s]@%s: %s", message.topic, message.partition, message.offset,
@@ -142,6 +149,8 @@ def main() -> None:
     parser.add_argument("--ssl-cafile", help="CA bundle of the broker's certificate (SASL_SSL)")
     parser.add_argument("--group", default="ido-finance-example", help="must start with ido-finance (after --prefix)")
     parser.add_argument("--prefix", default="", help="topic prefix (IDO_TOPIC_PREFIX of the producers)")
+    parser.add_argument("--keyset", type=Path, default=Path("var/keys/signing/keyset.json"),
+                        help="the trusted public key set (`ido keys export`, or /.well-known/ido-keyset.json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     topics = [f"{args.prefix}{spec.name}" for spec in (GRANTS, BRIDGE, EXPENDITURES)]
@@ -153,7 +162,8 @@ def main() -> None:
         cents = next((v for k, v in payload.items() if k.endswith("_cents")), None)
         print(envelope["recorded_at"], envelope["event_type"], envelope["stream_id"], cents)
 
-    consume(kafka, topics, f"{args.prefix}{args.group}", book)
+    provenance = ProvenanceCheck(keyset_file=args.keyset, topic_prefix=args.prefix)
+    consume(kafka, topics, f"{args.prefix}{args.group}", book, provenance=provenance)
 
 
 if __name__ == "__main__":

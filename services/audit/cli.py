@@ -137,6 +137,11 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         s = replay.stats
         print(f"{s.messages} messages: {s.applied} applied, {s.duplicates} re-sent copies, {s.invalid} invalid, "
               f"{s.refused} refused")
+        for refusal in s.unproven:
+            print(f"REFUSED {refusal}")
+        if s.unproven:
+            print(f"{len(s.unproven)} message(s) not sealed by their topic's owner: not counted")
+            return 1
         return 0
     if command == "verify":
         if args.since is not None:

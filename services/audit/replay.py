@@ -5,6 +5,8 @@ function) and folded into dicts, one entry per balance; what grows with the hist
 id, every stream's head, line 1 of every event) is kept on disk in an ``EventIndex``.
 The replay keeps the projector's rules: a message that breaks
 its contract is skipped, a re-sent ``event_id`` counts once, a refused event changes nothing.
+A message not sealed by its topic's owner (``contracts/provenance.py``) is skipped too, and listed
+under ``unproven`` with its topic, partition, offset and event id: ``ido audit replay`` then fails.
 As the contracts say, a stream is read in ``stream_position`` order: an event whose predecessor
 has not been read yet (a grant's stream moves partition after a merger) waits for it.
 
@@ -29,6 +31,7 @@ from contracts.canonical import format_utc
 from contracts.envelope import ContractViolation
 from contracts.events.expenditures import CATEGORIES
 from contracts.message_check import MessageCheck
+from contracts.provenance import ProvenanceCheck
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
@@ -94,10 +97,20 @@ class ReplayStats:
     refused: int = 0
     waited: int = 0
     problems: list[str] = field(default_factory=list)
+    unproven: list[str] = field(default_factory=list)
+    """Messages refused for their provenance: where (topic, partition, offset), event id, reason."""
 
 
 class Replay:
-    def __init__(self, *, as_of: date | None = None, known_at: datetime | None = None, strict: bool = False):
+    def __init__(
+        self,
+        *,
+        as_of: date | None = None,
+        known_at: datetime | None = None,
+        strict: bool = False,
+        provenance: ProvenanceCheck | None = None,
+    ):
+        self.provenance = provenance
         self.point = PointInTime(as_of=as_of, known_at=known_at)
         self.as_of = as_of
         self.known_at = format_utc(known_at) if known_at is not None else None
@@ -130,12 +143,17 @@ class Replay:
             for tp, records in reader.batches():
                 topic = tp.topic
                 for record in records:
-                    self.feed(topic, record.value, f"{topic}[{tp.partition}]@{record.offset}")
+                    self.feed(
+                        topic, record.value, f"topic {topic} partition {tp.partition} offset {record.offset}",
+                        record.headers,
+                    )
                 progress.update(len(records))
         self.finish()
         return self
 
-    def feed(self, topic: str, value: bytes | None, where: str = "") -> None:
+    def feed(
+        self, topic: str, value: bytes | None, where: str = "", headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         self.stats.messages += 1
         try:
             envelope = self.check.parse(value)
@@ -143,6 +161,15 @@ class Replay:
             self.stats.invalid += 1
             self.stats.problems.append(f"{where}: skipped, breaks its contract: {violation.reason}")
             return
+        if self.provenance is not None:
+            try:
+                self.provenance.check(topic, envelope, headers)
+            except ContractViolation as violation:
+                self.stats.invalid += 1
+                refusal = f"{where} event {envelope['event_id']}: refused, {violation.reason}"
+                self.stats.unproven.append(refusal)
+                self.stats.problems.append(refusal)
+                return
         if not self._index.first_time(envelope["event_id"]):
             self.stats.duplicates += 1
             return
@@ -321,7 +348,9 @@ class Replay:
                 "invalid": self.stats.invalid,
                 "refused": self.stats.refused,
                 "applied_after_waiting_for_predecessor": self.stats.waited,
+                "unproven": len(self.stats.unproven),
             },
+            "unproven": self.stats.unproven,
             "problems": self.stats.problems,
             "national": [self.national(year) for year in self.years()],
             "municipalities": [
@@ -356,9 +385,16 @@ def replay_topics(
     strict: bool = False,
     topics: Iterable[str] | None = None,
     show_progress: bool = False,
+    verify_provenance: bool = True,
 ) -> Replay:
+    """``verify_provenance=False`` only for benchmarks: ``ido audit replay`` always checks the seals."""
+    from services.common.signing import build_provenance_check
+
+    provenance = build_provenance_check(settings) if verify_provenance else None
     reader = TopicReader(audit_kafka_config(settings), list(topics or audited_topics(settings)))
     try:
-        return Replay(as_of=as_of, known_at=known_at, strict=strict).read(reader, show_progress=show_progress)
+        return Replay(as_of=as_of, known_at=known_at, strict=strict, provenance=provenance).read(
+            reader, show_progress=show_progress
+        )
     finally:
         reader.close()

@@ -130,8 +130,10 @@ class TopicReader:
 
 
 def open_store(settings: Settings, service: str) -> Application:
-    """The service's application on its configured event store, as the service builds it."""
-    return build_application(service_definition(service).application_class, settings.eventsourcing_env(service))
+    """The service's application on its configured event store, as the service builds it (read only:
+    without the service's record key, which the auditor neither needs nor should hold)."""
+    env = {k: v for k, v in settings.eventsourcing_env(service).items() if k != "IDO_RECORD_KEY_FILE"}
+    return build_application(service_definition(service).application_class, env)
 
 
 @dataclass(frozen=True)

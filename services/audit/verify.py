@@ -6,9 +6,12 @@ checkpoints compare what these scans hold.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.envelope import ContractViolation
+from contracts.provenance import ProvenanceCheck
 from services.audit.chain import Break, Chains
 from services.audit.sources import (
     TopicReader,
@@ -58,9 +61,35 @@ class TopicScan:
     chains: Chains
     offsets: dict[str, int]
     missing: bool = False
+    refused: list[Break] = field(default_factory=list)
+    """Messages not sealed by the topic's owner (only with a provenance check)."""
 
 
-def scan_topics(settings: Settings, topics: list[str]) -> dict[str, TopicScan]:
+def _provenance_break(
+    provenance: ProvenanceCheck, side: str, topic: str, record: Any, where: str
+) -> Break | None:
+    """A break naming the message when its seal does not prove it; None when it does (or it is no envelope:
+    the chain check reports that)."""
+    try:
+        envelope = json.loads(record.value) if record.value is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("hash"), str):
+        return None
+    try:
+        provenance.check(topic, envelope, record.headers)
+    except ContractViolation as violation:
+        position = envelope.get("stream_position")
+        return Break(
+            side, str(envelope.get("stream_id", "?")), position if type(position) is int else 0,
+            f"event {envelope.get('event_id')} refused, {violation.reason}", None, None, where,
+        )
+    return None
+
+
+def scan_topics(
+    settings: Settings, topics: list[str], provenance: ProvenanceCheck | None = None
+) -> dict[str, TopicScan]:
     reader = TopicReader(audit_kafka_config(settings), topics)
     try:
         scans = {topic: TopicScan(topic, Chains(topic_side(topic)), {}) for topic in topics}
@@ -69,9 +98,15 @@ def scan_topics(settings: Settings, topics: list[str]) -> dict[str, TopicScan]:
         for topic, partitions in reader.offsets().items():
             scans[topic].offsets = partitions
         for tp, records in reader.batches():
-            chains = scans[tp.topic].chains
+            scan = scans[tp.topic]
+            chains = scan.chains
             for record in records:
-                chains.add_message(record.value, f"partition {tp.partition} offset {record.offset}", record.offset)
+                where = f"partition {tp.partition} offset {record.offset}"
+                chains.add_message(record.value, where, record.offset)
+                if provenance is not None:
+                    refused = _provenance_break(provenance, chains.side, tp.topic, record, where)
+                    if refused is not None:
+                        scan.refused.append(refused)
         return scans
     finally:
         reader.close()
@@ -120,8 +155,12 @@ def verify(
         for service in services:
             _checked(report, scan_store(settings, service).chains)
     if topics:
-        for scan in scan_topics(settings, [topic_of_service(settings, s) for s in services]).values():
+        from services.common.signing import build_provenance_check
+
+        provenance = build_provenance_check(settings)
+        for scan in scan_topics(settings, [topic_of_service(settings, s) for s in services], provenance).values():
             if scan.missing:
                 report.notes.append(f"topic {scan.topic} does not exist")
             _checked(report, scan.chains)
+            report.breaks.extend(scan.refused)
     return report

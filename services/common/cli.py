@@ -158,6 +158,36 @@ def _contracts(_args: argparse.Namespace) -> None:
         print(path)
 
 
+def _keys(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from contracts.provenance import KeySet
+    from services.common.signing import service_keys
+
+    settings = load_settings()
+
+    def keys_of(service: str) -> Any:
+        return service_keys(settings, service, [service_definition(service).topic.name])
+
+    if args.keys_command == "rotate":
+        entry = keys_of(args.service).rotate()
+        print(f"{args.service}: {entry.kid} signs from {entry.not_before}; the key before it is retired then")
+        return
+    services = [args.service] if args.service else list(SERVICE_NAMES)
+    keyset = KeySet()
+    for service in services:
+        keys = keys_of(service)
+        keyset = keyset.merged((keys.ensure() if args.keys_command == "init" else keys.keyset()).keys)
+    text = json.dumps(keyset.document(), indent=2, sort_keys=True) + "\n"
+    if args.keys_command == "export" and args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"written {args.out} ({len(keyset.keys)} keys)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def _audit(args: argparse.Namespace) -> None:
     from services.audit.cli import run
 
@@ -248,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = kafka_commands.add_parser("rotate", help="give a principal a new random password (broker and file)")
     rotate.add_argument("principal", choices=PRINCIPALS)
     kafka.set_defaults(handler=_kafka)
+
+    keys = commands.add_parser("keys", help="the services' signing keys: show, export, rotate (docs/operations.md)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (("show", "print the public key set"), ("init", "create missing signing keys, print the set"),
+                       ("export", "write the public key set (consumers' IDO_TRUSTED_KEYSET_FILE)")):
+        command = key_commands.add_parser(name, help=text)
+        command.add_argument("service", nargs="?", choices=SERVICE_NAMES, help="one service (default: all)")
+        if name == "export":
+            command.add_argument("--out", help="file (default: standard output)")
+    rotate = key_commands.add_parser("rotate", help="a new key signs from now on; the current one is retired now")
+    rotate.add_argument("service", choices=SERVICE_NAMES)
+    keys.set_defaults(handler=_keys)
 
     contracts = commands.add_parser("contracts", help="regenerate contracts/generated/")
     contracts.set_defaults(handler=_contracts)

@@ -60,6 +60,11 @@ class Settings:
     checkpoint_dir: Path
     checkpoint_key_file: Path
     checkpoint_public_key_file: Path
+    keys_dir: Path = Path("var/keys")
+    trusted_keyset_file: Path = Path("var/keys/signing/keyset.json")
+    """The public key set consumers (projector, audit) trust for seals (docs/audit.md#provenance)."""
+    provenance: bool = True
+    """Off only for benchmarks: the service's server then stores events without their record MAC."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -67,16 +72,29 @@ class Settings:
     def port(self, service: str) -> int:
         return int(os.environ.get(f"IDO_{service.upper()}_PORT", SERVICE_PORTS[service]))
 
+    def signing_dir(self, service: str | None = None) -> Path:
+        """``<IDO_KEYS_DIR>/signing`` (the published key set), or a service's own key directory in it."""
+        base = self.keys_dir / "signing"
+        return base / service if service else base
+
     def eventsourcing_env(self, service: str) -> dict[str, str]:
-        """The environment of a service's eventsourcing Application (its event store)."""
+        """The environment of a service's eventsourcing Application (its event store).
+
+        Its mapper strips the writer MAC when events are read back; with provenance on, it adds
+        the MAC (key ``IDO_RECORD_KEY_FILE``) to every chained event it stores."""
+        provenance = {"MAPPER_TOPIC": "services.common.signing:RecordMacMapper"}
+        if self.provenance:
+            provenance["IDO_RECORD_KEY_FILE"] = str(self.signing_dir(service) / "record.key")
         if self.event_store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.data_dir / f"{service}-events.sqlite"),
                 "SQLITE_LOCK_TIMEOUT": "10",
+                **provenance,
             }
         assert self.postgres is not None
         return {
+            **provenance,
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_HOST": self.postgres.host,
             "POSTGRES_PORT": str(self.postgres.port),
@@ -175,4 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_public_key_file=Path(
             env.get("IDO_CHECKPOINT_PUBLIC_KEY_FILE") or str(keys_dir / "checkpoint_public.pem")
         ),
+        keys_dir=keys_dir,
+        trusted_keyset_file=Path(env.get("IDO_TRUSTED_KEYSET_FILE") or str(keys_dir / "signing" / "keyset.json")),
+        provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
     )

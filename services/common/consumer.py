@@ -5,6 +5,10 @@ transaction as the change the message made, and each applied ``event_id`` is rem
 So a crash at any moment neither loses nor double-applies an event, and a re-sent duplicate is
 dropped. Kafka's group offsets are not the truth; on assignment we seek to the stored offsets.
 A message that breaks its contract goes to the dead-letter topic and the consumer carries on.
+With a ``provenance`` check (the ledger's projector always has one), so does a message that is not
+sealed by its topic's owning service (``contracts/provenance.py``): unsigned, wrongly signed, or
+signed by a key that does not own the topic. It is never counted, and its event id is not
+remembered, so the genuine event still applies when it comes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.envelope import ContractViolation
 from contracts.message_check import MessageCheck
+from contracts.provenance import ProvenanceCheck
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +201,12 @@ class ProjectionRunner:
         group_id: str | None = None,
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
         dead_letter_producer: KafkaProducer | None = None,
+        provenance: ProvenanceCheck | None,
     ):
+        """``provenance``: the seal check every message must pass (None: none, for benchmarks and
+        for consumers of topics without seals); keyword-only and required, so no caller forgets it."""
         self.projection = projection
+        self.provenance = provenance
         self.engine = engine
         self.topics = list(topics)
         self.dead_letter_topic = dead_letter_topic
@@ -252,9 +261,13 @@ class ProjectionRunner:
             # write, and a SAVEPOINT before it would be a transaction of its own, committed on release.
             self.offsets.save(connection, tp.topic, tp.partition, messages[-1].offset + 1)
             parsed: list[tuple[Any, dict[str, Any]]] = []
+            provenance = self.provenance
             for message in messages:
                 try:
-                    parsed.append((message, self.check.parse(message.value)))
+                    envelope = self.check.parse(message.value)
+                    if provenance is not None:
+                        provenance.check(message.topic, envelope, message.headers)
+                    parsed.append((message, envelope))
                 except ContractViolation as violation:
                     refused.append((message, violation.reason))
             applied_before = self.offsets.applied_before(connection, [envelope["event_id"] for _m, envelope in parsed])
@@ -300,6 +313,8 @@ class ProjectionRunner:
         log.warning(
             "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
         )
+        # The refused message's own headers (its seal, if any) are kept, so the copy can be judged again.
+        kept = [(name, value) for name, value in message.headers or () if name.startswith("ido-seal")]
         self.stats.dead_lettered += 1
         self.dead_letters.send(
             self.dead_letter_topic,
@@ -311,6 +326,7 @@ class ProjectionRunner:
                 ("original_partition", str(message.partition).encode()),
                 ("original_offset", str(message.offset).encode()),
                 ("consumer", self.projection.name.encode()),
+                *kept,
             ],
         )
 

@@ -11,7 +11,15 @@ TApp = TypeVar("TApp", bound=Application)
 
 
 def build_application(app_class: type[TApp], env: dict[str, str]) -> TApp:
+    """The application; with ``IDO_RECORD_KEY_FILE`` in ``env`` its mapper adds the writer's MAC to
+    every chained event it stores (the key is created when missing; services/common/signing.py)."""
+    from services.common.signing import RecordMacMapper, ensure_record_key
+
     sqlite_file = env.get("SQLITE_DBNAME")
     if sqlite_file and sqlite_file != ":memory:" and "mode=memory" not in sqlite_file:
         Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
-    return app_class(env={"CREATE_TABLE": "y", **env})
+    application = app_class(env={"CREATE_TABLE": "y", **env})
+    record_key_file = env.get("IDO_RECORD_KEY_FILE")
+    if record_key_file and isinstance(application.mapper, RecordMacMapper):
+        application.mapper.record_key = ensure_record_key(Path(record_key_file))
+    return application

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, TokenVerifier
 from services.common.blueprint import Blueprint
@@ -41,8 +42,10 @@ access_log = logging.getLogger("ido.http")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-QUIET_ROUTES = ("/healthz", "/readyz", "/metrics", "/docs/assets/<path:name>")
+QUIET_ROUTES = ("/healthz", "/readyz", "/metrics", "/docs/assets/<path:name>", "/.well-known/ido-keyset.json")
 """Probes and scrapes: counted in the metrics, logged at DEBUG only."""
+NO_DATABASE_ROUTES = ("/healthz", "/readyz", "/metrics", "/.well-known/ido-keyset.json")
+"""Answered while the database breaker is open."""
 
 SWAGGER_UI_ASSETS = frozenset(
     {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png",
@@ -130,6 +133,38 @@ def metrics() -> Any:
     return Response(_operations().exposition(), mimetype=CONTENT_TYPE_LATEST)
 
 
+class PublicKeySchema(Schema):
+    kid = fields.String(metadata={"description": "`<service>-` and the first 16 hex digits of the SHA-256 of the key."})
+    service = fields.String(metadata={"example": "payments"})
+    alg = fields.String(metadata={"example": "Ed25519"})
+    public_key = fields.String(metadata={"description": "The 32 raw bytes of the public key, base64url."})
+    topics = fields.List(fields.String(), metadata={"description": "Logical topics the key seals."})
+    not_before = fields.String(metadata={"description": "UTC; the key seals from this moment."})
+    not_after = fields.String(allow_none=True, metadata={"description": "UTC; retired at this moment (null: current)."})
+
+
+class KeySetSchema(Schema):
+    keys = fields.List(fields.Nested(PublicKeySchema))
+
+
+KEYSET_FILE_KEY = "ido.keyset_file"
+
+
+@operations_blp.route("/.well-known/ido-keyset.json", methods=["GET"])
+@operations_blp.response(
+    200, KeySetSchema,
+    description="The public keys this service seals its topic's messages with, each with its validity "
+    "(contracts/generated/keyset.schema.json; docs/audit.md#provenance).",
+)
+@operations_blp.doc(security=[])
+def well_known_keyset() -> Any:
+    """The service's public key set: check the seals on its topic's messages with it."""
+    path = current_app.extensions.get(KEYSET_FILE_KEY)
+    if path is None:
+        return {"keys": []}
+    return KeySet.load(path).document()
+
+
 def _operations() -> Operations:
     found: Operations = current_app.extensions[OPERATIONS_KEY]
     return found
@@ -185,7 +220,7 @@ def create_service_app(
 
     @app.before_request
     def _fail_fast_while_the_database_is_away() -> None:
-        if request.path not in ("/healthz", "/readyz", "/metrics") and breaker.is_open():
+        if request.path not in NO_DATABASE_ROUTES and breaker.is_open():
             raise Unavailable("the database is not reachable; try again shortly", retry_after_s=2)
 
     def _database_error(error: Exception) -> Any:
@@ -233,6 +268,11 @@ def enable_operations(
 ) -> Operations:
     """Gives `/readyz` and `/metrics` the service's event store, its topic (unprefixed name) and the
     broker; for the ledger also the projection's topics, dead-letter topic and stored offsets."""
+    from services.common.signing import service_keys
+
+    keys = service_keys(settings, operations_service(app), [topic])
+    keys.ensure()  # created on the service's first start, when missing; served at /.well-known/ido-keyset.json
+    app.extensions[KEYSET_FILE_KEY] = keys.keyset_file
     operations: Operations = app.extensions[OPERATIONS_KEY]
     operations.attach(
         application=application,
@@ -249,6 +289,11 @@ def enable_operations(
             ProjectionWatch(operations.probe, topics, settings.topic(dead_letter_topic), stored_offsets)
         )
     return operations
+
+
+def operations_service(app: Flask) -> str:
+    found: Operations = app.extensions[OPERATIONS_KEY]
+    return found.service
 
 
 def _install_request_context(app: Flask) -> None:

@@ -17,7 +17,8 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
 from contracts.canonical import canonical_json
-from services.common.domain.chained import recorded_envelope
+from services.common.domain.chained import recorded_event
+from services.common.signing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ class OutboxRelay:
         name: str | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
         flush_timeout_s: float = 30.0,
+        sealer: Sealer | None = None,
     ):
+        self.sealer = sealer
         self.app = app
         self.producer = producer
         self.producer_factory = producer_factory
@@ -62,9 +65,13 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
+        recorded = [recorded_event(self.app.mapper, notification) for notification in notifications]
+        if self.sealer is not None:
+            seals = self.sealer.seal([envelope for _k, envelope, _m in recorded], [mac for _k, _e, mac in recorded])
+        else:
+            seals = [[] for _ in recorded]
         futures = []
-        for notification in notifications:
-            key, envelope = recorded_envelope(self.app.mapper, notification)
+        for (key, envelope, _mac), seal in zip(recorded, seals, strict=True):
             futures.append(
                 self.producer.send(
                     self.topic,
@@ -73,6 +80,7 @@ class OutboxRelay:
                     headers=[
                         ("event_type", envelope["event_type"].encode()),
                         ("event_id", envelope["event_id"].encode()),
+                        *seal,
                     ],
                 )
             )

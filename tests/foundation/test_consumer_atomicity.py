@@ -20,11 +20,13 @@ from contracts.canonical import canonical_json
 from contracts.topics import DEAD_LETTER
 from services.common.adapters.kafka import ensure_topics
 from services.common.adapters.sql import create_sql_engine
+from services.common.config import load_settings
 from services.common.consumer import ProjectionRunner, consumer_offsets
 from services.common.domain.chained import recorded_envelope
 from services.common.eventstore import build_application
+from services.common.signing import seal_envelopes
 from tests.support.infra import KafkaInfo
-from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication
+from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication, toy_provenance
 
 
 class Crash(Exception):
@@ -42,10 +44,12 @@ def _published_and_runner(
     for amount in amounts:
         counter.add(amount)
     app.save(counter)
+    settings = load_settings({"IDO_KEYS_DIR": str(tmp_path / "keys"), "IDO_TOPIC_PREFIX": topic_prefix})
+    recorded = [recorded_envelope(app.mapper, n) for n in app.recorder.select_notifications(start=1, limit=10)]
+    seals = seal_envelopes(settings, TOY_TOPIC.name, [e for _k, e in recorded], service=TOY_TOPIC.producer)
     producer = KafkaProducer(**kafka.client(), acks="all")  # the toy topic is a test's own: the admin
-    for notification in app.recorder.select_notifications(start=1, limit=10):
-        key, envelope = recorded_envelope(app.mapper, notification)
-        producer.send(topic, key=key.encode(), value=canonical_json(envelope))
+    for (key, envelope), headers in zip(recorded, seals, strict=True):
+        producer.send(topic, key=key.encode(), value=canonical_json(envelope), headers=headers)
     producer.flush()
     producer.close()
     engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
@@ -53,6 +57,7 @@ def _published_and_runner(
     runner = ProjectionRunner(
         projection=projection, engine=engine, topics=[topic], kafka_config=kafka.client(),
         dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}{name}",
+        provenance=toy_provenance(settings),
     )
     return runner, projection, engine
 

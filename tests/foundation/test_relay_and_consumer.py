@@ -25,8 +25,9 @@ from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
 from services.common.domain.chained import envelope_of
 from services.common.eventstore import build_application
+from services.common.signing import seal_envelopes
 from tests.support.infra import KafkaInfo
-from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication
+from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication, toy_provenance
 
 REPO = Path(__file__).resolve().parents[2]
 STREAMS = 10
@@ -179,6 +180,7 @@ def test_relay_killed_midway_publishes_every_event_in_order_and_consumer_applies
         kafka_config=kafka.client(),  # the toy topic is a test's own: no principal has ACLs on it
         dead_letter_topic=settings.topic(DEAD_LETTER.name),
         group_id=f"{settings.topic_prefix}counters",
+        provenance=toy_provenance(settings),
     )
     try:
         deadline = time.monotonic() + 60
@@ -214,15 +216,16 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
     wrong_schema = dict(good[1], payload={"amount_cents": "7.00"})
     unknown_type = dict(good[1], event_type="NoSuchEvent")
 
+    seals = seal_envelopes(settings, TOY_TOPIC.name, good, service=TOY_TOPIC.producer)
     producer = KafkaProducer(**kafka.client(), acks="all")
     key = b"poison"
-    producer.send(topic, key=key, value=canonical_json(good[0]))
+    producer.send(topic, key=key, value=canonical_json(good[0]), headers=seals[0])
     producer.send(topic, key=key, value=b"\xff not json")
     producer.send(topic, key=key, value=canonical_json(wrong_schema))
     producer.send(topic, key=key, value=canonical_json(unknown_type))
-    producer.send(topic, key=key, value=canonical_json(forged))
-    producer.send(topic, key=key, value=canonical_json(good[1]))
-    producer.send(topic, key=key, value=canonical_json(good[2]))
+    producer.send(topic, key=key, value=canonical_json(forged), headers=seals[1])
+    producer.send(topic, key=key, value=canonical_json(good[1]), headers=seals[1])
+    producer.send(topic, key=key, value=canonical_json(good[2]), headers=seals[2])
     producer.flush()
     producer.close()
 
@@ -235,6 +238,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
         kafka_config=kafka.client(),  # the toy topic is a test's own: no principal has ACLs on it
         dead_letter_topic=dead_letter_topic,
         group_id=f"{settings.topic_prefix}poison",
+        provenance=toy_provenance(settings),
     )
     stop = threading.Event()
     try:

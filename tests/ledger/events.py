@@ -12,8 +12,11 @@ from contracts.canonical import GENESIS_HASH, canonical_json
 from contracts.envelope import validate_envelope
 from contracts.registry import contract_for
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
-from services.common.adapters.kafka import ClientConfig
+from services.common.adapters.kafka import client_config
+from services.common.config import Settings
 from services.common.domain.chained import build_envelope
+from services.common.kafka_credentials import ADMIN
+from services.common.signing import seal_envelopes
 
 PRODUCERS = {GRANTS.name: "payments", BRIDGE.name: "bridge", EXPENDITURES.name: "ledger"}
 
@@ -46,13 +49,19 @@ class Streams:
         self.sent.append((self.prefix + topic, key.encode(), envelope))
         return envelope
 
-    def send(
-        self, kafka_config: ClientConfig, envelopes: list[tuple[str, bytes, dict[str, Any]]] | None = None
-    ) -> None:
-        """Writes the events as a test's set-up (``kafka_config``: the admin's, it writes every topic)."""
-        producer = KafkaProducer(**kafka_config, acks="all", enable_idempotence=True)
-        for topic, key, envelope in envelopes if envelopes is not None else self.sent:
-            producer.send(topic, key=key, value=canonical_json(envelope))
+    def send(self, settings: Settings, envelopes: list[tuple[str, bytes, dict[str, Any]]] | None = None) -> None:
+        """Produces the envelopes (all sent so far by default), sealed as their services' relays would
+        with the keys of ``settings`` (a re-send is sealed again, as a relay re-sending after a crash).
+        Written as the admin (a test's set-up: it writes every topic)."""
+        messages = envelopes if envelopes is not None else self.sent
+        headers: dict[int, list[tuple[str, bytes]]] = {}
+        for topic in {t for t, _k, _e in messages}:
+            indexes = [i for i, (t, _k, _e) in enumerate(messages) if t == topic]
+            sealed = seal_envelopes(settings, topic.removeprefix(self.prefix), [messages[i][2] for i in indexes])
+            headers.update(zip(indexes, sealed, strict=True))
+        producer = KafkaProducer(**client_config(settings, ADMIN), acks="all", enable_idempotence=True)
+        for index, (topic, key, envelope) in enumerate(messages):
+            producer.send(topic, key=key, value=canonical_json(envelope), headers=headers[index])
         producer.flush()
         producer.close()
 

@@ -19,6 +19,7 @@ from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
 from services.common.kafka_credentials import PROJECTOR
+from services.common.signing import build_provenance_check
 from services.ledger.application.queries import LedgerQueries, PointInTime
 from services.ledger.entrypoints.definition import create_app
 from services.ledger.entrypoints.projector import build_runner
@@ -300,8 +301,8 @@ def get(client: FlaskClient, tokens: TokenFactory, url: str, role: str = "audito
 def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: KafkaInfo, tokens: TokenFactory) -> None:
     s = Streams(live.topic_prefix)
     scenario(s)
-    s.send(kafka.client())
-    s.send(kafka.client(), s.sent[:5])  # re-sent duplicates count once
+    s.send(live)
+    s.send(live, s.sent[:5])  # re-sent duplicates count once
     runner = build_runner(live)
     try:
         run_until(runner, create_sql_engine(live.view_db_url), len(s.sent))
@@ -416,7 +417,7 @@ def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_
     codes = [f"GM{n:04d}" for n in range(1, 31)]
     for i in range(3000):
         expenditure(s, codes[i % len(codes)], at("2024-04-01"), amount_cents=i + 1, booked_on="2024-04-01")
-    s.send(kafka.client())
+    s.send(live)
     total = len(s.sent)
     engine = create_sql_engine(live.view_db_url)
 
@@ -456,6 +457,7 @@ def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_
         kafka_config=kafka.client(PROJECTOR),
         dead_letter_topic=live.topic("ido.deadletter.v1"),
         group_id=f"{live.topic_prefix}ledger-balances-replay",  # the projector may use groups named so
+        provenance=build_provenance_check(live),
     )
     try:
         run_until(replay, replay_engine, total)

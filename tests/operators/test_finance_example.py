@@ -1,5 +1,6 @@
 """The finance systems' example consumer (docs/examples/finance_consumer.py) works as documented:
-it books every event once, in chain order, drops re-sent duplicates and sets aside a broken message."""
+it books every event once, in chain order, drops re-sent duplicates and sets aside a broken message
+and one its topic's owner did not seal."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from contracts.canonical import compute_hash
+from contracts.provenance import ProvenanceCheck
 from contracts.topics import GRANTS
 from services.common.config import load_settings
 from services.common.eventstore import build_application
+from services.common.signing import seal_envelopes
 from services.payments.application.app import PaymentsApplication
 from services.payments.demo import ANNEX_DEMO_FILE
 from tests.support.infra import KafkaInfo
@@ -38,7 +42,7 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
     kafka: KafkaInfo, topic_prefix: str, tmp_path: Path
 ) -> None:
     settings = load_settings(
-        {"IDO_DATA_DIR": str(tmp_path / "data"), **kafka.settings_env(),
+        {"IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys"), **kafka.settings_env(),
          "IDO_TOPIC_PREFIX": topic_prefix}
     )
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
@@ -47,10 +51,15 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
     published = publish_all(settings, payments, GRANTS)
     topic = settings.topic(GRANTS.name)
     envelopes = [e for _key, e in read_envelopes(kafka.client(), topic, published)]
-    # A duplicate (as after a relay restart) and a message that breaks its contract.
+    # A duplicate (as after a relay restart, sealed again), a message that breaks its contract, and a
+    # valid, self-hashed event from a client that may write the topic but holds no signing key.
+    [seal] = seal_envelopes(settings, GRANTS.name, [envelopes[-1]])
+    unsealed = {**envelopes[-1], "event_id": str(uuid.uuid4())}
+    unsealed["hash"] = compute_hash(unsealed)
     producer = KafkaProducer(**kafka.client())  # the test's set-up writes as the admin
-    producer.send(topic, key=b"GM0363", value=_raw(envelopes[-1]))
+    producer.send(topic, key=b"GM0363", value=_raw(envelopes[-1]), headers=seal)
     producer.send(topic, key=b"GM0363", value=b'{"event_type": "GrantAwarded"}')
+    producer.send(topic, key=b"GM0363", value=_raw(unsealed))
     producer.flush()
     producer.close()
 
@@ -59,13 +68,15 @@ def test_the_example_consumer_books_each_event_once_in_chain_order(
     # as documented: the finance principal's password file, SASL, a group named ido-finance-...
     password_file = Path(kafka.credentials_dir) / "ido-finance.password"
     connection = module.connection(kafka.bootstrap_servers, password_file, security_protocol="SASL_PLAINTEXT")
+    provenance = ProvenanceCheck(keyset_file=settings.trusted_keyset_file, topic_prefix=topic_prefix)
     books = module.consume(connection, [topic], f"{topic_prefix}ido-finance-{uuid.uuid4().hex[:8]}", booked.append,
-                           idle_ms=3000)
+                           provenance=provenance, idle_ms=3000)
     assert len(booked) == published
     assert len({e["event_id"] for e in booked}) == published
     awarded = sum(e["payload"]["amount_cents"] for e in booked if e["event_type"] == "GrantAwarded")
     assert awarded == 2_430_000_00  # the demo annex
-    assert len(books.refused) == 1 and books.refused[0][3].startswith("envelope:")
+    assert [r[3].split(":")[0] for r in books.refused] == ["envelope", "provenance"], books.refused
+    assert books.refused[1][3] == "provenance: unsigned (no ido-seal header)"
 
     # A stream whose next event does not follow its head is refused loudly.
     first = envelopes[0]

@@ -22,6 +22,7 @@ from services.common.consumer import ProjectionRunner, applied_events
 from services.common.definition import service_definition
 from services.common.domain.chained import envelope_of
 from services.common.eventstore import build_application
+from services.common.signing import build_provenance_check
 from services.ledger.adapters.projection import BalancesProjection
 from services.ledger.application.view import PROJECTION_NAME, journal
 from services.payments.demo import ANNEX_DEMO_FILE
@@ -165,6 +166,7 @@ def replay_from_scratch(
         kafka_config=admin_config(settings),  # the test's own check, on a test-only dead-letter topic
         dead_letter_topic=settings.topic("ido.deadletter.replay"),
         group_id=f"{settings.topic_prefix}replay-{tmp.name}",
+        provenance=build_provenance_check(settings),
     )
     try:
         deadline = time.monotonic() + timeout_s

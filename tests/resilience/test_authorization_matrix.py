@@ -88,6 +88,7 @@ CELLS = [
     # payments: the ministry writes; ministry, auditor and finance read; a municipality reads its own grant.
     Cell("payments", "GET", "/healthz", (), public=True),
     Cell("payments", "GET", "/openapi.json", (), public=True),
+    Cell("payments", "GET", "/.well-known/ido-keyset.json", (), public=True),
     Cell("payments", "GET", "/docs", (), public=True),
     Cell("payments", "GET", "/v1/years/2024/frame", READERS),
     Cell("payments", "PUT", "/v1/years/2025/frame", ("ministry",),
@@ -113,6 +114,7 @@ CELLS = [
     # bridge: the kb writes; kb, ministry, auditor and finance read; municipalities do not.
     Cell("bridge", "GET", "/healthz", (), public=True),
     Cell("bridge", "GET", "/openapi.json", (), public=True),
+    Cell("bridge", "GET", "/.well-known/ido-keyset.json", (), public=True),
     Cell("bridge", "GET", "/docs", (), public=True),
     Cell("bridge", "GET", "/bridge/frame", ("kb", *READERS)),
     Cell("bridge", "POST", "/bridge/frame", ("kb",), {}, world="empty"),
@@ -137,6 +139,7 @@ CELLS = [
     # ledger: a municipality writes and reads only its own books; readers read; ministry or auditor close.
     Cell("ledger", "GET", "/healthz", (), public=True),
     Cell("ledger", "GET", "/openapi.json", (), public=True),
+    Cell("ledger", "GET", "/.well-known/ido-keyset.json", (), public=True),
     Cell("ledger", "GET", "/docs", (), public=True),
     Cell("ledger", "POST", f"/v1/municipalities/{A}/expenditures", ("A",), EXP),
     Cell("ledger", "GET", f"/v1/municipalities/{A}/expenditures/{EXPENDITURE_ID}", ("A", *READERS)),

@@ -17,6 +17,7 @@ from services.common.adapters.kafka import ClientConfig, client_config, create_p
 from services.common.config import Settings
 from services.common.kafka_credentials import ADMIN, RELAYS
 from services.common.relay import OutboxRelay
+from services.common.signing import build_sealer
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
@@ -27,13 +28,16 @@ def admin_config(settings: Settings) -> dict[str, Any]:
 def publish_all(settings: Settings, application: Application, topic: TopicSpec) -> int:
     """Runs the outbox relay until every stored event is acknowledged by the broker: as the service's
     relay principal for the service topics (provisioned by the ``topic_prefix`` fixture), as the admin
-    for a test-only topic (which it creates)."""
+    for a test-only topic (which it creates). Its batches are sealed as the service's relay seals them."""
     principal = RELAYS.get(topic.producer)
     if principal is None:
         principal = ADMIN
         ensure_topics(admin_config(settings), [topic], settings.topic_prefix)
     producer = create_producer(client_config(settings, principal), client_id="test-relay")
-    relay = OutboxRelay(application, producer, settings.topic(topic.name), batch_size=200)
+    relay = OutboxRelay(
+        application, producer, settings.topic(topic.name), batch_size=200,
+        sealer=build_sealer(settings, topic.producer, topic.name),
+    )
     published = 0
     try:
         while batch := relay.run_once():

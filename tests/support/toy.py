@@ -9,11 +9,21 @@ from marshmallow import fields
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, select, update
 
 from contracts.events.fields import Payload
+from contracts.provenance import ProvenanceCheck
 from contracts.registry import EventContract, register
 from contracts.topics import TopicSpec
+from services.common.config import Settings
 from services.common.domain.chained import ChainedAggregate
+from services.common.signing import build_provenance_check
 
 TOY_TOPIC = TopicSpec(name="test.counters.v1", producer="toy", key="counter name", description="tests only")
+TOY_OWNERS = {TOY_TOPIC.name: TOY_TOPIC.producer}
+"""The toy topic's owner, for the provenance check of consumers of it (``toy_provenance``)."""
+
+
+def toy_provenance(settings: Settings) -> ProvenanceCheck:
+    """The seal check of a consumer of the toy topic, trusting the key set of ``settings``."""
+    return build_provenance_check(settings, owners=TOY_OWNERS)
 
 
 class CounterStartedPayload(Payload):
@@ -103,4 +113,4 @@ class CounterProjection:
         )
 
 
-__all__ = ["Counter", "CounterProjection", "ToyApplication", "TOY_TOPIC"]
+__all__ = ["Counter", "CounterProjection", "ToyApplication", "TOY_OWNERS", "TOY_TOPIC", "toy_provenance"]

@@ -21,6 +21,7 @@ METADATA_FIELDS = frozenset(
     {
         "originator_id", "originator_version", "timestamp", "originator_topic",
         "event_id", "stream_id", "partition_key", "producer", "occurred_at", "prev_hash", "hash",
+        "record_mac",  # the writer's MAC on a stored event (services/common/signing.py), never payload
     }
 )
 
@@ -85,7 +86,13 @@ def envelope_of(event: Any) -> dict[str, Any]:
 
 
 def recorded_envelope(mapper: Any, stored_event: Any) -> tuple[str, dict[str, Any]]:
-    """(partition key, envelope) of a stored event exactly as it was recorded.
+    """(partition key, envelope) of a stored event exactly as it was recorded (``recorded_event``)."""
+    key, envelope, _mac = recorded_event(mapper, stored_event)
+    return key, envelope
+
+
+def recorded_event(mapper: Any, stored_event: Any) -> tuple[str, dict[str, Any], str | None]:
+    """(partition key, envelope, record MAC or None) of a stored event exactly as it was recorded.
 
     Built from the stored state before eventsourcing's upcasters run: an event recorded as
     schema v1 stays v1 on the wire and keeps the hash it was chained with, even after its class
@@ -113,7 +120,7 @@ def recorded_envelope(mapper: Any, stored_event: Any) -> tuple[str, dict[str, An
         "prev_hash": fields["prev_hash"],
         "hash": fields["hash"],
     }
-    return fields["partition_key"], envelope
+    return fields["partition_key"], envelope, fields.get("record_mac")
 
 
 def _chain_fields(

@@ -17,6 +17,7 @@ from services.common.eventstore import build_application
 from services.common.kafka_credentials import ADMIN, relay_principal
 from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
+from services.common.signing import build_sealer
 from services.common.startup_lock import startup_lock
 
 
@@ -42,6 +43,7 @@ def build_relay(
         if settings.kafka_security_protocol == "PLAINTEXT":
             ensure_topics(client_config(settings, ADMIN), [spec], settings.topic_prefix)
     application = build_application(application_class, settings.eventsourcing_env(service))
+    sealer = build_sealer(settings, service, topic_name)
 
     def new_producer() -> KafkaProducer:
         # The password file is read again for every producer: after `ido kafka rotate` the renewed one logs in.
@@ -53,6 +55,7 @@ def build_relay(
         settings.topic(topic_name),
         batch_size=settings.relay_batch_size,
         producer_factory=new_producer,
+        sealer=sealer,
     )
 
 

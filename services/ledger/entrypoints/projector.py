@@ -13,6 +13,7 @@ from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner
 from services.common.kafka_credentials import ADMIN, PROJECTOR
 from services.common.logging_setup import configure_from_settings
+from services.common.signing import build_provenance_check
 from services.common.startup_lock import startup_lock
 from services.ledger.adapters.projection import BalancesProjection
 
@@ -33,6 +34,7 @@ def build_runner(settings: Settings, group_id: str | None = None, principal: str
         kafka_config=client_config(settings, principal),
         dead_letter_topic=settings.topic(DEAD_LETTER.name),
         group_id=group_id or f"{settings.topic_prefix}{projection.name}",
+        provenance=build_provenance_check(settings),
     )
 
 
