@@ -226,9 +226,13 @@ def time_raw_producer(
         producer.close()
 
 
-def time_relay(place: Place, expected: int) -> float:
+def time_relay(place: Place, expected: int, *, sealed: bool = True) -> float:
+    """Seconds ``ido relay ledger``'s relay takes to publish ``expected`` events (``sealed=False``: without
+    checking MACs and sealing, the "provenance off" comparison of issue 13)."""
     settings = place.settings
     relay = build_relay(settings, "ledger", LedgerApplication, EXPENDITURES.name)
+    if not sealed:
+        relay.sealer = None
     try:
         relay.producer.partitions_for(relay.topic)
         started = time.perf_counter()
@@ -312,10 +316,13 @@ def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expect
         consumer.close()
 
 
-def time_projection(place: Place, expected: int) -> tuple[float, dict[str, int]]:
-    """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``."""
+def time_projection(place: Place, expected: int, *, checked: bool = True) -> tuple[float, dict[str, int]]:
+    """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``
+    (``checked=False``: without the seal check, the "provenance off" comparison of issue 13)."""
     group = f"{place.settings.topic_prefix}ledger-balances-{uuid.uuid4().hex[:8]}"  # the projector's ACL: this prefix
     runner = build_runner(place.settings, group_id=group)
+    if not checked:
+        runner.provenance = None
     clock = _ClockOnAssignment(_SeekToStoredOffsets(runner))
     runner.consumer.subscribe(runner.topics, listener=clock)  # the runner's own listener, wrapped
     try:

@@ -1,0 +1,101 @@
+"""Rows 1-4 again with provenance off, in the same run, right after their "on" row.
+
+Issue 13 lets signing and verification cost each of these rows at most 20 %. "Off" means: the
+ledger server stores events without the writer's record MAC (``IDO_PROVENANCE=off``, row 1), the
+relay neither checks MACs nor seals (row 2), the projector and the replay check no seal (rows 3
+and 4). Everything else (validation, hash chain, durability, contract checks) stays on. Each row
+here shows the "off" figure and, as its ratio, the "on" row's throughput as a share of it (for the
+replay: off time / on time), which must be at least 0.8.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench import procs
+from bench.data import fill_ledger_store
+from bench.replay import replay_to_balances
+from bench.rows import Datasets, Row, Sizes, _fmt_rate, measure_load, relay_messages, time_projection, time_relay
+from bench.stores import Bench
+from services.common.eventstore import build_application
+from services.ledger.application.app import LedgerApplication
+
+MAX_COST = 0.2
+TARGET = "on ≥0.8× off (≤20 % cost)"
+
+
+def _row(on: Row, project: str, ratio: float, figures: dict[str, Any], note: str) -> Row:
+    return Row(
+        f"{on.row} off", on.store, project, f"provenance on: {on.project}", ratio, TARGET,
+        ratio >= 1 - MAX_COST, figures, note=f"provenance off; {note}",
+    )
+
+
+def row_write_off(bench: Bench, store: str, sizes: Sizes, on: Row) -> Row:
+    place = bench.place(store, "write-off")
+    server, port = procs.start_ledger_server(
+        place.with_env(IDO_PROVENANCE="off"), place.log_dir, workers=sizes.workers, threads=sizes.threads,
+        name="ledger-off",
+    )
+    try:
+        off = measure_load(port, bench.tokens_file(), sizes, sizes.write_seconds)
+    finally:
+        server.stop()
+    on_rps = float(on.figures["project"]["rps"])
+    ratio = on_rps / off.rps if off.rps else 0.0
+    return _row(
+        on, f"{off.rps:,.0f} req/s p50 {off.p50_ms:.1f} p99 {off.p99_ms:.1f} ms", ratio,
+        {"project": off.as_dict(), "on_rps": on_rps},
+        "no record MAC on the stored events (IDO_PROVENANCE=off); the same server settings and load",
+    )
+
+
+def row_relay_off(bench: Bench, store: str, sizes: Sizes, on: Row) -> Row:
+    place = bench.place(store, "relay-off")
+    app = build_application(LedgerApplication, place.settings.eventsourcing_env("ledger"))
+    try:
+        fill_ledger_store(app, sizes.relay_events, municipalities=sizes.municipalities)
+        n = len(relay_messages(app))
+    finally:
+        app.close()
+    off_s = time_relay(place, n, sealed=False)
+    on_rate = on.figures["events"] / on.figures["relay_s"]
+    ratio = on_rate / (n / off_s)
+    return _row(
+        on, _fmt_rate(n / off_s, "events/s"), ratio, {"events": n, "relay_s": off_s, "on_events_per_s": on_rate},
+        f"{n:,} stored events; the relay checks no MAC and seals nothing",
+    )
+
+
+def row_projection_off(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, on: Row) -> Row:
+    n = sizes.projection_events
+    place = bench.place(store, "projection-off", topic_prefix=datasets.prefix(n))
+    off_s, stats = time_projection(place, n, checked=False)
+    on_rate = on.figures["events"] / on.figures["projection_s"]
+    ratio = on_rate / (n / off_s)
+    return _row(
+        on, _fmt_rate(n / off_s, "events/s"), ratio,
+        {"events": n, "projection_s": off_s, "on_events_per_s": on_rate, "stats": stats},
+        f"{n:,} events, the same dataset; no seal check",
+    )
+
+
+def row_replay_off(
+    bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache: dict[str, Any], on: Row
+) -> Row:
+    n = sizes.replay_events
+    if "replay-off" not in cache:
+        place = bench.place(store, "replay-off", topic_prefix=datasets.prefix(n))
+        started = time.perf_counter()
+        result = replay_to_balances(place.settings, datasets.topics(n), verify_provenance=False)
+        if result.events != n:
+            raise RuntimeError(f"replay without seal checks read {result.events} of {n}")
+        cache["replay-off"] = (time.perf_counter() - started, store)
+    off_s, measured_on = cache["replay-off"]
+    on_s = float(on.figures["replay_s"])
+    ratio = off_s / on_s
+    note = f"{n:,} events; no seal check"
+    if measured_on != store:
+        note += f"; reads Kafka only: measured once (in the {measured_on} pass)"
+    return _row(on, f"{off_s:.2f} s", ratio, {"events": n, "replay_s": off_s, "on_replay_s": on_s}, note)
