@@ -16,7 +16,7 @@ ROWS = (
     "1 write", "1 write off", "2 relay", "2 relay off", "3 projection", "3 projection off", "4 replay", "4 replay off",
     "5 end to end", "6 memory", "7 scale",
 )
-"""Rows 1-4 also run with provenance off (issue 13: "make bench ... prints, in the same run, each row with them off")."""
+"""Rows 1-4 also run with provenance off (issue 13: each row "with them off" in the same run)."""
 STORES = ("sqlite", "postgres")
 
 
