@@ -10,41 +10,18 @@ key would silently change the key id every auditor trusts).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from contracts.ido_verify import key_id
+from services.common.secret_files import create_exclusive
 
 log = logging.getLogger(__name__)
 
 __all__ = ["key_id", "load_public_key", "signing_key"]
-
-
-def _create_exclusive(path: Path, content: bytes, mode: int) -> bool:
-    """Writes ``path`` whole or not at all; False when it exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)  # whatever the umask
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def _public_pem(key: Ed25519PublicKey) -> bytes:
@@ -83,11 +60,11 @@ def signing_key(private_path: Path, public_path: Path) -> Ed25519PrivateKey:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        if _create_exclusive(private_path, pem, 0o600):
+        if create_exclusive(private_path, pem, 0o600):
             log.info("checkpoint signing key created: %s (key id %s)", private_path, key_id(key.public_key()))
     key = _load_private(private_path)
     if not public_path.exists():
-        _create_exclusive(public_path, _public_pem(key.public_key()), 0o644)
+        create_exclusive(public_path, _public_pem(key.public_key()), 0o644)
     if load_public_key(public_path).public_bytes_raw() != key.public_key().public_bytes_raw():
         raise ValueError(f"checkpoint public key {public_path} is not the public half of {private_path}")
     return key

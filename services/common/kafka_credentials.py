@@ -15,6 +15,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from services.common.secret_files import create_exclusive
+
 ADMIN = "ido-admin"
 """Super user: formats the broker (scripts/kafka.sh), provisions topics, users and ACLs. No service uses it."""
 PROJECTOR = "ido-projector"
@@ -84,14 +86,8 @@ def ensure_password(credentials_dir: Path, principal: str) -> tuple[str, bool]:
     path = password_file(credentials_dir, principal)
     if path.exists():
         return read_password(credentials_dir, principal), False
-    temp = _temp_file(credentials_dir, principal, new_password())
-    try:
-        os.link(temp, path)  # atomic, and fails if another process made it in between
-        made = True
-    except FileExistsError:
-        made = False
-    finally:
-        temp.unlink()
+    credentials_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    made = create_exclusive(path, f"{new_password()}\n".encode("ascii"))
     return read_password(credentials_dir, principal), made
 
 

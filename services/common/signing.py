@@ -55,6 +55,7 @@ from contracts.provenance import (
     statement_bytes,
 )
 from services.common.config import Settings
+from services.common.secret_files import create_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -62,25 +63,6 @@ RECORD_KEY_BYTES = 32
 
 
 # -- files ---------------------------------------------------------------------------------------
-
-
-def create_secret_file(path: Path, content: bytes) -> bool:
-    """Writes ``content`` to ``path`` (mode 0600) unless it exists; True when this call created it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # atomic, and refuses to replace: the first process wins
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _write_public(path: Path, content: str) -> None:
@@ -105,7 +87,7 @@ def _locked(directory: Path) -> Iterator[None]:
 def ensure_record_key(path: Path) -> bytes:
     """The service's record key, created (32 random bytes, 0600) when missing."""
     if not path.exists():
-        create_secret_file(path, secrets.token_bytes(RECORD_KEY_BYTES))
+        create_exclusive(path, secrets.token_bytes(RECORD_KEY_BYTES))
     key = path.read_bytes()
     if len(key) != RECORD_KEY_BYTES:
         raise ValueError(f"record key {path}: must hold {RECORD_KEY_BYTES} bytes, holds {len(key)}")
@@ -269,7 +251,7 @@ class ServiceKeys:
     def _add_key(self, keyset: KeySet, now: str) -> KeySet:
         key = Ed25519PrivateKey.generate()
         entry = _entry(self.service, _raw_public(key), self.topics, now, None)
-        if not create_secret_file(self.private_file(entry.kid), _private_pem(key)):
+        if not create_exclusive(self.private_file(entry.kid), _private_pem(key)):
             raise ValueError(f"{self.private_file(entry.kid)} exists already")
         return keyset.merged([entry])
 

@@ -13,14 +13,15 @@ import pytest
 from services.common.config import load_settings
 from services.common.domain.chained import envelope_of, recorded_event
 from services.common.eventstore import build_application
-from services.common.signing import create_secret_file, ensure_record_key, record_mac, service_keys
+from services.common.secret_files import create_exclusive
+from services.common.signing import ensure_record_key, record_mac, service_keys
 from tests.support.toy import TOY_TOPIC, Counter, ToyApplication
 
 
 def test_secret_files_are_0600_and_the_first_writer_wins(tmp_path: Path) -> None:
     path = tmp_path / "signing" / "x" / "record.key"
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda n=n: results.append(create_secret_file(path, bytes([n]) * 32)))
+    threads = [threading.Thread(target=lambda n=n: results.append(create_exclusive(path, bytes([n]) * 32)))
                for n in range(8)]
     for t in threads:
         t.start()
