@@ -33,7 +33,7 @@ import json
 import os
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,8 +214,19 @@ class _Seal:
     sealed_at: str
 
 
-def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path: bytes | Sequence[bytes]) -> bool:
-    """Does ``path`` fold ``leaf`` at ``index`` to the seal's root (RFC 9162 inclusion)?
+def _siblings(path_text: bytes, count: int) -> bytes:
+    """The first ``count`` 32-byte siblings of a base64url path (or fewer when it is shorter).
+
+    Lenient (``a2b_base64`` skips stray characters): a path that is not what the relay wrote cannot
+    fold to the signed root anyway. Only the prefix a fold needs is decoded: most folds stop after
+    one or two steps at a node already proven."""
+    chunk = path_text[: -(-32 * count // 3) * 4]
+    return _a2b_base64(chunk.translate(_FROM_URLSAFE) + b"=" * (-len(chunk) % 4))[: 32 * count]
+
+
+def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path_text: bytes) -> bool:
+    """Does the path (``path_text``: base64url, no padding) fold ``leaf`` at ``index`` to the seal's
+    root (RFC 9162 inclusion)?
 
     ``nodes`` holds the seal's tree nodes proven so far, by (level, position) of the tree built
     bottom-up (a last node without a partner is carried up: RFC 9162's shape). A fold stops at the
@@ -224,11 +235,11 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
     size = seal.size
     if not 0 <= index < size:
         return False
-    if not isinstance(path, bytes):
-        path = b"".join(path)
-    if len(path) % 32:
+    length = len(path_text)
+    if length % 4 == 1 or (length * 3 // 4) % 32:
         return False
-    steps = len(path) // 32
+    steps = length * 3 // 4 // 32
+    path = b""
     node, position, width, level, used = leaf, index, size, 0, 0
     proven: list[tuple[int, bytes]] = []
     while width > 1:
@@ -243,6 +254,10 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
         if sibling < width:
             if used == steps:
                 return False
+            if len(path) < 32 * used + 32:
+                path = _siblings(path_text, steps if used else min(2, steps))
+                if len(path) < 32 * used + 32:
+                    return False
             other = path[32 * used : 32 * used + 32]
             used += 1
             proven.append(((level << 40) | sibling, other))
@@ -257,6 +272,8 @@ def _covered(seal: _Seal, nodes: dict[int, bytes], leaf: bytes, index: int, path
     return True
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_a2b_base64 = binascii.a2b_base64
 _sha256 = hashlib.sha256
 
 
@@ -310,9 +327,10 @@ class ProvenanceCheck:
         self.topic_prefix = topic_prefix
         self.owners = dict(OWNERS if owners is None else owners)
         self.cache_size = cache_size
-        self._cache: OrderedDict[bytes, _Seal | str] = OrderedDict()
-        self._nodes: OrderedDict[bytes, dict[int, bytes]] = OrderedDict()
-        """Proven tree nodes of the seals seen last (a batch's messages come together per partition)."""
+        self._cache: OrderedDict[bytes, _Known] = OrderedDict()
+        self._proving: deque[_Known] = deque(maxlen=32)
+        """The seals seen last, which keep their proven tree nodes (a batch's messages come together
+        per partition; a seal's nodes would take ~100 KB each if all were kept)."""
         self._stamp: tuple[int, int] | None = None
         self._looked_at = 0.0
         self.signatures_verified = 0
@@ -338,7 +356,7 @@ class ProvenanceCheck:
         self._stamp = stamp
         self.keyset = KeySet.load(self.keyset_file)
         self._cache.clear()
-        self._nodes.clear()
+        self._proving.clear()
 
     def _key(self, kid: str) -> PublicKey | None:
         key = self.keyset.get(kid)
@@ -376,33 +394,19 @@ class ProvenanceCheck:
             self.signatures_verified += 1
         return _Seal(key, seal["producer"], seal["topic"], bytes.fromhex(seal["root"]), seal["size"], seal["sealed_at"])
 
-    def _seal(self, value: bytes) -> _Seal | str:
+    def _known(self, value: bytes) -> _Known:
         self._reload()
-        found = self._cache.get(value)
-        if found is None:
-            found = self._verify_seal(value)
-            self._cache[value] = found
+        known = self._cache.get(value)
+        if known is None:
+            known = self._cache[value] = _Known(self._verify_seal(value))
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(value)
-        return found
+        return known
 
-    def check(self, topic: str, envelope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]] | None) -> None:
-        """Raises ``ContractViolation`` unless the message is sealed by its topic's owner and covered."""
-        seal_value = proof_value = None
-        for name, value in headers or ():
-            if name == SEAL_HEADER:
-                seal_value = value
-            elif name == PROOF_HEADER:
-                proof_value = value
-        if seal_value is None:
-            raise ContractViolation(f"provenance: unsigned (no {SEAL_HEADER} header)")
-        if proof_value is None:
-            raise ContractViolation(f"provenance: no {PROOF_HEADER} header")
-        seal = self._seal(seal_value if type(seal_value) is bytes else bytes(seal_value))
-        if isinstance(seal, str):
-            raise ContractViolation(seal)
+    def _accept_for(self, seal: _Seal, topic: str) -> None:
+        """Raises unless ``seal`` may seal messages on Kafka topic ``topic``."""
         logical = self.logical_topic(topic)
         owner = self.owners.get(logical)
         if owner is None:
@@ -413,31 +417,65 @@ class ProvenanceCheck:
             )
         if seal.topic != logical:
             raise ContractViolation(f"provenance: sealed for topic {seal.topic}, found on {logical}")
+
+    def check(self, topic: str, envelope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]] | None) -> None:
+        """Raises ``ContractViolation`` unless the message is sealed by its topic's owner and covered."""
+        # Every message pays for this (a replay of 10^6 of them): the work per seal is done once
+        # (its signature, its owner and topic, the tree nodes proven), per message only its leaf.
+        seal_value = proof_value = None
+        for name, value in headers or ():
+            if name == SEAL_HEADER:
+                seal_value = value
+            elif name == PROOF_HEADER:
+                proof_value = value
+        if seal_value is None:
+            raise ContractViolation(f"provenance: unsigned (no {SEAL_HEADER} header)")
+        if proof_value is None:
+            raise ContractViolation(f"provenance: no {PROOF_HEADER} header")
+        known = self._known(seal_value if type(seal_value) is bytes else bytes(seal_value))
+        seal = known.seal
+        if isinstance(seal, str):
+            raise ContractViolation(seal)
+        if known.topic != topic:
+            self._accept_for(seal, topic)
+            known.topic = topic
         if envelope.get("producer") != seal.producer:
             raise ContractViolation(
                 f"provenance: the event's producer {envelope.get('producer')!r} is not the seal's {seal.producer!r}"
             )
+        index_text, separator, path_text = bytes(proof_value).partition(b":")
         try:
-            index_text, separator, path_text = bytes(proof_value).partition(b":")
             if not separator or not index_text.isdigit():
                 raise ValueError("not <leaf index>:<path>")
             index = int(index_text)
-            path = base64.urlsafe_b64decode(path_text + b"=" * (-len(path_text) % 4))  # see parse_proof
             leaf = _sha256(b"\x00" + bytes.fromhex(envelope["hash"])).digest()
-        except (ValueError, UnicodeDecodeError, binascii.Error, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise ContractViolation(f"provenance: malformed {PROOF_HEADER} header ({error})") from None
-        nodes = self._nodes.get(seal_value)
+        nodes = known.nodes
         if nodes is None:
-            nodes = self._nodes[seal_value] = {}
-            if len(self._nodes) > 32:
-                self._nodes.popitem(last=False)
-        if not _covered(seal, nodes, leaf, index, path):
+            nodes = known.nodes = {}
+            if len(self._proving) == self._proving.maxlen:
+                self._proving[0].nodes = None
+            self._proving.append(known)
+        if not _covered(seal, nodes, leaf, index, path_text):
             raise ContractViolation(
                 "provenance: the event is not covered by its seal (the path does not fold to the root)"
             )
         recorded_at = envelope.get("recorded_at")
         if not isinstance(recorded_at, str) or recorded_at > seal.sealed_at:
             raise ContractViolation(f"provenance: recorded_at {recorded_at} is after sealed_at {seal.sealed_at}")
+
+
+class _Known:
+    """A seal as checked: the seal or why it was refused, the Kafka topic it was last accepted on,
+    and (for the few seals seen last) the tree nodes proven so far."""
+
+    __slots__ = ("seal", "topic", "nodes")
+
+    def __init__(self, seal: _Seal | str):
+        self.seal = seal
+        self.topic: str | None = None
+        self.nodes: dict[int, bytes] | None = None
 
 
 # -- published descriptions (contracts/generated/, the AsyncAPI document) ---------------------------

@@ -200,12 +200,13 @@ def test_the_memo_of_proven_nodes_never_accepts_what_the_path_does_not_prove() -
     import random
 
     from contracts.merkle import all_inclusion_proofs, leaf_hash
-    from contracts.provenance import _covered, _Seal
+    from contracts.provenance import _covered, _Seal, b64url
 
     rng = random.Random(5)
     for size in (*range(1, 40), 257, 500):
         leaves = [leaf_hash(rng.randbytes(32)) for _ in range(size)]
-        root, paths = all_inclusion_proofs(leaves)
+        root, proofs = all_inclusion_proofs(leaves)
+        paths = [b64url(b"".join(path)).encode() for path in proofs]
         seal = _Seal(None, "ledger", TOPIC, root, size, "2024-01-01T00:00:00.000000Z")  # type: ignore[arg-type]
         nodes: dict[int, bytes] = {}
         order = list(range(size))
