@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from contracts.events.contract import EventContract
 from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
-from contracts.registry import EventContract, register
 from contracts.topics import EXPENDITURES
-
-CATEGORIES = ("library_funding", "promotion", "network_orchestration")
+from contracts.values import CATEGORIES  # published here too: the services import it from this module
 
 
 class CounterpartySchema(Payload):
@@ -47,9 +46,11 @@ class YearClosedPayload(Payload):
     final_account = fields.Boolean(required=True)
 
 
-for _type, _schema, _description in (
-    ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
-    ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
-    ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
-):
-    register(EventContract(_type, 1, EXPENDITURES.name, _schema, _description))
+CONTRACTS: tuple[EventContract, ...] = tuple(
+    EventContract(_type, 1, EXPENDITURES.name, _schema, _description)
+    for _type, _schema, _description in (
+        ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
+        ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
+        ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
+    )
+)

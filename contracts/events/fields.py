@@ -6,7 +6,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-MAX_CENTS = 10**12
+from contracts.values import MAX_CENTS
+
 CBS_CODE = validate.Regexp(r"^GM\d{4}$", error="must be a CBS municipality code: GM and 4 digits")
 ORG_ID = validate.Regexp(
     r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$",

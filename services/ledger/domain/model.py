@@ -11,7 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from contracts.events.expenditures import CATEGORIES
+from contracts.values import CATEGORIES
 from services.common.domain.chained import ChainedAggregate, stream_uuid
 from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure
 
