@@ -49,3 +49,12 @@ def test_a_private_import_is_found(tmp_path: Path) -> None:
         "audit/replay.py:1: services.ledger.application.queries: _money",
         "audit/replay.py:2: services.ledger._internal: _internal",
     ]
+
+
+def test_the_runner_finds_every_service_and_tool_by_its_declaration() -> None:
+    from services.common.definition import SERVICE_NAMES, command_groups, projector, service_definition
+    from services.ledger.entrypoints.projector import run as ledger_projector
+
+    assert [service_definition(name).name for name in SERVICE_NAMES] == ["payments", "bridge", "ledger"]
+    assert projector() is ledger_projector
+    assert [group.name for group in command_groups()] == ["audit"]
