@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from contracts.events.expenditures import CATEGORIES
-from contracts.events.fields import cents, grant_year
+from contracts.events.fields import YEARS, cents, grant_year
 from services.common.http import ServiceErrorSchema
 
 
@@ -69,7 +69,7 @@ class PointInTimeQuery(Schema):
 
 class JournalQuery(PointInTimeQuery):
     year = fields.Integer(
-        validate=validate.Range(min=2019, max=2100), metadata={"description": "Only this grant year."}
+        validate=YEARS, metadata={"description": "Only this grant year."}
     )
 
 
