@@ -9,11 +9,13 @@ from contracts.registry import EventContract, register
 from contracts.topics import EXPENDITURES
 
 CATEGORIES = ("library_funding", "promotion", "network_orchestration")
+TEXT_LIMITS = {"description": 500, "reference": 100, "counterparty.id": 100, "counterparty.name": 200}
+"""Longest text of each field, in characters (the ledger refuses longer input; consumers may rely on it)."""
 
 
 class CounterpartySchema(Payload):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    name = text(200, required=True)
+    id = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS["counterparty.id"]))
+    name = text(TEXT_LIMITS["counterparty.name"], required=True)
 
 
 class ExpenditureRecordedPayload(Payload):
@@ -24,8 +26,8 @@ class ExpenditureRecordedPayload(Payload):
     amount_cents = cents(minimum=1, required=True)
     booked_on = fields.Date(required=True)
     counterparty = fields.Nested(CounterpartySchema, required=True)
-    description = text(required=True)
-    reference = text(100, required=True)
+    description = text(TEXT_LIMITS["description"], required=True)
+    reference = text(TEXT_LIMITS["reference"], required=True)
 
 
 class ExpenditureReversedPayload(Payload):
