@@ -11,3 +11,6 @@ MAX_CENTS = 10**12
 
 CATEGORIES = ("library_funding", "promotion", "network_orchestration")
 """What a municipality may spend the grant on (``ExpenditureRecorded.category``)."""
+
+TEXT_LIMITS = {"description": 500, "reference": 100, "counterparty.id": 100, "counterparty.name": 200}
+"""Longest text of each expenditure field, in characters (the ledger refuses longer input; consumers may rely on it)."""

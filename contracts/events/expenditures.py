@@ -7,12 +7,12 @@ from marshmallow import fields, validate
 from contracts.events.contract import EventContract
 from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
 from contracts.topics import EXPENDITURES
-from contracts.values import CATEGORIES  # published here too: the services import it from this module
+from contracts.values import CATEGORIES, TEXT_LIMITS  # published here too: the services import them from this module
 
 
 class CounterpartySchema(Payload):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    name = text(200, required=True)
+    id = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS["counterparty.id"]))
+    name = text(TEXT_LIMITS["counterparty.name"], required=True)
 
 
 class ExpenditureRecordedPayload(Payload):
@@ -23,8 +23,8 @@ class ExpenditureRecordedPayload(Payload):
     amount_cents = cents(minimum=1, required=True)
     booked_on = fields.Date(required=True)
     counterparty = fields.Nested(CounterpartySchema, required=True)
-    description = text(required=True)
-    reference = text(100, required=True)
+    description = text(TEXT_LIMITS["description"], required=True)
+    reference = text(TEXT_LIMITS["reference"], required=True)
 
 
 class ExpenditureReversedPayload(Payload):
