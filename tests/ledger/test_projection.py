@@ -20,9 +20,9 @@ from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
 from services.common.kafka_credentials import PROJECTOR
 from services.common.signing import build_provenance_check
-from services.ledger.application.queries import LedgerQueries, PointInTime
 from services.ledger.entrypoints.definition import create_app
 from services.ledger.entrypoints.projector import build_runner
+from services.ledger.read_side import LedgerQueries, PointInTime
 from tests.ledger.conftest import AMSTERDAM, LIBRARY, UTRECHT
 from tests.ledger.events import Streams, at
 from tests.support.infra import KafkaInfo
