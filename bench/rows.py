@@ -36,8 +36,8 @@ from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
 from services.ledger.application.app import LedgerApplication
-from services.ledger.application.view import PROJECTION_NAME, journal, view_metadata
 from services.ledger.entrypoints.projector import build_runner
+from services.ledger.read_side.sql.view import PROJECTION_NAME, journal, view_metadata
 
 PROJECTED_TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
 RAW_RELAY_TOPIC = TopicSpec(name="bench.raw-relay.v1", producer="bench", key="as the relay's", description="bench")

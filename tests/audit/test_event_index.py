@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.audit.event_index import EventIndex
-from services.ledger.application.movements import Original
+from services.ledger.read_side import Original
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 1000])

@@ -38,7 +38,7 @@ from services.common.eventstore import build_application
 from services.common.kafka_credentials import AUDIT, relay_principal
 from services.common.signing import seal_envelopes
 from services.ledger.application.app import LedgerApplication
-from services.ledger.application.queries import LedgerQueries, PointInTime
+from services.ledger.read_side import LedgerQueries, PointInTime
 from tests.audit.support import CODES, events_table, project, record_history
 from tests.foundation.test_relay_and_consumer import read_topic
 from tests.support.kafka_topics import publish_all

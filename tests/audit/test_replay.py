@@ -13,7 +13,7 @@ from services.audit.replay import Replay, replay_topics
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
-from services.ledger.application.queries import LedgerQueries, PointInTime
+from services.ledger.read_side import LedgerQueries, PointInTime
 from tests.audit.support import project, random_history
 from tests.support.infra import KafkaInfo
 

@@ -40,13 +40,13 @@ def test_a_private_import_is_found(tmp_path: Path) -> None:
     package = tmp_path / "audit"
     package.mkdir()
     (package / "replay.py").write_text(
-        "from services.ledger.application.queries import PointInTime, _money\n"
+        "from services.ledger.read_side import PointInTime, _money\n"
         "import services.ledger._internal\n"
         "from services.audit.sources import _own  # its own: allowed\n"
         "from os import _exit  # not ours: not checked\n"
     )
     assert private_imports(package, "services.audit", root=tmp_path) == [
-        "audit/replay.py:1: services.ledger.application.queries: _money",
+        "audit/replay.py:1: services.ledger.read_side: _money",
         "audit/replay.py:2: services.ledger._internal: _internal",
     ]
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert, text
 
 from services.common.adapters.sql import create_sql_engine
 from services.common.consumer import applied_events, consumer_metadata
-from services.ledger.application.projected import ProjectedEvents
+from services.ledger.read_side.sql.projected import ProjectedEvents
 
 
 @pytest.fixture

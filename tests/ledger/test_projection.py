@@ -20,9 +20,9 @@ from services.common.config import Settings, load_settings
 from services.common.consumer import ProjectionRunner, applied_events
 from services.common.kafka_credentials import PROJECTOR
 from services.common.signing import build_provenance_check
-from services.ledger.application.queries import LedgerQueries, PointInTime
 from services.ledger.entrypoints.definition import create_app
 from services.ledger.entrypoints.projector import build_runner
+from services.ledger.read_side import LedgerQueries, PointInTime, balances_projection
 from tests.ledger.conftest import AMSTERDAM, LIBRARY, UTRECHT
 from tests.ledger.events import Streams, at
 from tests.support.infra import KafkaInfo
@@ -451,7 +451,7 @@ def test_projector_killed_midway_counts_every_event_once_and_a_replay_gives_the_
 
     replay_engine = create_sql_engine(f"sqlite:///{tmp_path}/replay.sqlite")
     replay = ProjectionRunner(
-        projection=build_runner.__globals__["BalancesProjection"](),
+        projection=balances_projection(),
         engine=replay_engine,
         topics=[live.topic(t) for t in ("ido.grants.v1", "ido.bridge.v1", "ido.expenditures.v1")],
         kafka_config=kafka.client(PROJECTOR),

@@ -23,8 +23,8 @@ from services.common.definition import service_definition
 from services.common.domain.chained import envelope_of
 from services.common.eventstore import build_application
 from services.common.signing import build_provenance_check
-from services.ledger.adapters.projection import BalancesProjection
-from services.ledger.application.view import PROJECTION_NAME, journal
+from services.ledger.read_side import PROJECTION_NAME, BalancesProjection
+from services.ledger.read_side.sql.view import journal
 from services.payments.demo import ANNEX_DEMO_FILE
 from tests.resilience.support import Client, wait_for
 from tests.support.kafka_topics import admin_config

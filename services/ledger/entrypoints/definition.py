@@ -13,12 +13,13 @@ from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
 from services.common.observability import sql_check
 from services.ledger.adapters.http.dashboard import dashboard
-from services.ledger.adapters.http.routes import BLUEPRINTS, LedgerService
+from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.commands import LedgerCommands
 from services.ledger.application.idempotency import IdempotencyStore
-from services.ledger.application.queries import LedgerQueries
+from services.ledger.application.service import LedgerService
 from services.ledger.entrypoints.projector import run as run_projector
+from services.ledger.read_side import open_queries
 
 
 def create_app(settings: Settings, application: LedgerApplication | None = None) -> Flask:
@@ -35,7 +36,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
     )
-    queries = LedgerQueries(create_sql_engine(settings.view_db_url))
+    queries = open_queries(create_sql_engine(settings.view_db_url))
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.

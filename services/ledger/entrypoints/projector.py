@@ -15,7 +15,7 @@ from services.common.kafka_credentials import ADMIN, PROJECTOR
 from services.common.logging_setup import configure_from_settings
 from services.common.signing import build_provenance_check
 from services.common.startup_lock import startup_lock
-from services.ledger.adapters.projection import BalancesProjection
+from services.ledger.read_side import balances_projection
 
 TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
 
@@ -26,7 +26,7 @@ def build_runner(settings: Settings, group_id: str | None = None, principal: str
     (`ido kafka provision`); only on a broker without authentication does the projector create them."""
     if settings.kafka_security_protocol == "PLAINTEXT":
         ensure_topics(client_config(settings, ADMIN), [*TOPICS, DEAD_LETTER], settings.topic_prefix)
-    projection = BalancesProjection()
+    projection = balances_projection()
     return ProjectionRunner(
         projection=projection,
         engine=create_sql_engine(settings.view_db_url),

@@ -4,8 +4,8 @@ Login: the user pastes a bearer token (from `ido tokens issue` or the identity p
 login page; it is verified like an API call and kept in an HttpOnly, SameSite=Strict cookie
 scoped to /dashboard for the token's lifetime. Every page verifies it again (expiry, revocation)
 and applies the API's own access rules: a municipality sees only its own books; auditors, finance
-and the ministry see all; other roles nothing. The figures come from ``LedgerQueries``, the same
-queries the `/v1/...` endpoints answer with.
+and the ministry see all; other roles nothing. The figures come from the read side's queries
+(``services.ledger.read_side``), the same the `/v1/...` endpoints answer with; no SQL here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from contracts.events.expenditures import CATEGORIES
@@ -30,9 +29,9 @@ from services.ledger.adapters.http.dashboard_chart import (
     month_ends,
     percent,
 )
-from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS, LedgerService
-from services.ledger.application.queries import PointInTime
-from services.ledger.application.view import journal, municipalities
+from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
+from services.ledger.application.service import LedgerService
+from services.ledger.read_side import PointInTime
 
 LEDGER_DIR = Path(__file__).resolve().parents[2]
 COOKIE = "ido_dashboard"
@@ -103,11 +102,7 @@ def _year(year: int) -> int:
 
 
 def _years() -> list[int]:
-    with _service().queries.engine.connect() as connection:
-        found = connection.execute(
-            select(journal.c.year).where(journal.c.year.is_not(None)).distinct().order_by(journal.c.year)
-        ).scalars()
-        return [int(y) for y in found]
+    return _service().queries.years()
 
 
 def _default_year() -> int:
@@ -116,14 +111,6 @@ def _default_year() -> int:
     if today.year in years or not years:
         return today.year
     return years[-1]
-
-
-def _municipality_name(code: str) -> str | None:
-    with _service().queries.engine.connect() as connection:
-        name: str | None = connection.execute(
-            select(municipalities.c.name).where(municipalities.c.municipality_code == code)
-        ).scalar_one_or_none()
-        return name
 
 
 @dashboard.after_request
@@ -271,7 +258,7 @@ def municipality(code: str, year: int) -> Any:
     rows = queries.journal_rows(code, year, at)
     steps = cumulative_steps(rows)
     today = at.as_of or datetime.now(UTC).date()
-    name = _municipality_name(code)
+    name = queries.municipality_name(code)
     funding: dict[tuple[str, str], int] = {}
     for row in rows:
         if row["category"] == "library_funding":

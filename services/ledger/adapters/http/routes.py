@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -32,9 +31,9 @@ from services.ledger.adapters.http.schemas import (
     SisaOut,
     YearClosedOut,
 )
-from services.ledger.application.commands import LedgerCommands
-from services.ledger.application.queries import LedgerQueries, PointInTime
+from services.ledger.application.service import LedgerService
 from services.ledger.domain.errors import ExpenditureNotFound
+from services.ledger.read_side import PointInTime
 
 READERS = ("auditor", "finance", "ministry")
 NATIONAL_READERS = ("auditor", "finance", "ministry")
@@ -48,13 +47,6 @@ ERROR_TEXT = {
     422: "Invalid input; `errors` names each field at fault.",
     503: "The requested event is not projected yet; retry after `Retry-After` seconds.",
 }
-
-
-@dataclass
-class LedgerService:
-    commands: LedgerCommands
-    queries: LedgerQueries
-    read_your_writes_timeout_ms: int
 
 
 def _service() -> LedgerService:

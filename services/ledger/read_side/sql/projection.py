@@ -1,8 +1,8 @@
 """BalancesProjection: the three topics -> the ledger's read model, applied by the ProjectionRunner.
 
-What an event moves is decided by ``application/movements.py`` (``effects_of``), the one function
+What an event moves is decided by ``read_side/movements.py`` (``effects_of``), the one function
 the audit replay uses too; this adapter only answers its questions from SQL and writes its rows:
-every money movement becomes signed journal rows (see application/view.py).
+every money movement becomes signed journal rows (see ``view.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from services.common.consumer import Rejected
-from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
-from services.ledger.application.view import (
+from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     closings,
     journal,

@@ -1,8 +1,8 @@
 """What money an event moves: one pure function shared by the live projection and the audit replay.
 
 ``effects_of(topic, envelope, book)`` turns one envelope into the signed journal rows it causes
-(see ``view.py``), the names it records and the year it closes. It writes nothing: the live
-projection (``adapters/projection.py``) inserts the rows into SQL, the audit replay
+(see ``sql/view.py``), the names it records and the year it closes. It writes nothing: the live
+projection (``sql/projection.py``) inserts the rows into SQL, the audit replay
 (``services/audit/replay.py``) folds them into dicts. Because both call this one function, the
 replayed balances cannot drift from the live ones.
 

@@ -1,25 +1,30 @@
 """Queries over the read model: balances, national totals, SiSa and the journal, at any point in time.
 
 Every figure is a SQL sum over ``ledger_journal``; ``as_of`` keeps rows booked on or before that
-day, ``known_at`` rows recorded at or before that moment. Without filters: the same sums.
+day, ``known_at`` rows recorded at or before that moment. Without filters: the same sums. The
+answers get their shape in ``answers.py``, which the audit replay shares.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.canonical import format_utc
-from contracts.events.expenditures import CATEGORIES
 from services.common.consumer import applied_events, consumer_metadata, consumer_offsets
 from services.common.errors import Unavailable
-from services.ledger.application.movements import library_bridge_rows
-from services.ledger.application.projected import ProjectedEvents
-from services.ledger.application.view import (
+from services.ledger.read_side.answers import (
+    SISA_INDICATOR_PREFIX,
+    Books,
+    PointInTime,
+    balance_figures,
+    national_answer,
+)
+from services.ledger.read_side.sql.projected import ProjectedEvents
+from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     closings,
     journal,
@@ -28,101 +33,15 @@ from services.ledger.application.view import (
     view_metadata,
 )
 
-SISA_INDICATOR_PREFIX = None
-"""The IDO grant's own SiSa code was not found (see shared/domain.md): configure, do not invent."""
 
-
-@dataclass(frozen=True)
-class PointInTime:
-    as_of: date | None = None
-    known_at: datetime | None = None
-
-    def filters(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = []
-        if self.as_of is not None:
-            found.append(journal.c.booked_on <= self.as_of)
-        if self.known_at is not None:
-            found.append(journal.c.recorded_at <= format_utc(self.known_at))
-        return found
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "as_of": self.as_of.isoformat() if self.as_of else None,
-            "known_at": format_utc(self.known_at) if self.known_at else None,
-        }
-
-
-def balance_figures(municipality: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
-    """The money of a balance from its sums by kind and spent by category: one shape for the live
-    queries and the audit replay."""
-    awarded = municipality.get("awarded", 0)
-    paid = municipality.get("advance_paid", 0)
-    spent = sum(categories.values())
-    return {
-        "awarded_cents": awarded,
-        "advance_paid_cents": paid,
-        "spent_by_category": {c: categories.get(c, 0) for c in CATEGORIES},
-        "spent_cents": spent,
-        "unspent_cents": paid - spent,
-        "spent_beyond_award_cents": max(spent - awarded, 0),
-        "settled_cents": municipality.get("settled", 0),
-        "reclaim_issued_cents": municipality.get("reclaim_issued", 0),
-        "reclaim_received_cents": municipality.get("reclaim_received", 0),
-    }
-
-
-Books = dict[str, tuple[dict[str, int], dict[str, int]]]
-"""municipality code -> (sums by kind, spent by category) of one year."""
-
-
-def national_answer(
-    year: int,
-    books: Books,
-    municipality_names: dict[str, str],
-    frame_cents: int,
-    per_library: dict[str, dict[str, int]],
-    library_names: dict[str, str],
-    bridge_frame_cents: int,
-    funding: list[tuple[str | None, int]],
-) -> dict[str, Any]:
-    """The national view of a year, from its sums: one shape for the live queries and the audit replay,
-    so the two answers can be compared field by field. ``funding``: (library id, cents) pairs."""
-    rows = []
-    totals_kinds: dict[str, int] = {}
-    totals_categories: dict[str, int] = {}
-    for code, (kinds, categories) in sorted(books.items()):
-        rows.append(
-            {"municipality_code": code, "name": municipality_names.get(code), **balance_figures(kinds, categories)}
-        )
-        for k, v in kinds.items():
-            totals_kinds[k] = totals_kinds.get(k, 0) + v
-        for k, v in categories.items():
-            totals_categories[k] = totals_categories.get(k, 0) + v
-    totals = balance_figures(totals_kinds, totals_categories)
-    bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
-    received = [
-        {
-            "library_id": library_id,
-            "name": library_names.get(library_id) if library_id is not None else None,
-            "received_cents": cents,
-        }
-        for library_id, cents in sorted(funding, key=lambda item: item[0] or "")
-    ]
-    return {
-        "year": year,
-        "frame_cents": frame_cents,
-        "awarded_within_frame": totals["awarded_cents"] <= frame_cents,
-        "frame_unawarded_cents": frame_cents - totals["awarded_cents"],
-        "municipalities": rows,
-        "totals": totals,
-        "bridge": {
-            "frame_cents": bridge_frame_cents,
-            "frame_ungranted_cents": bridge_frame_cents - bridge_totals["granted_cents"],
-            "libraries": bridge_rows,
-            "totals": bridge_totals,
-        },
-        "library_funding_received": received,
-    }
+def _filters(at: PointInTime) -> list[ColumnElement[bool]]:
+    """The journal rows a point in time keeps."""
+    found: list[ColumnElement[bool]] = []
+    if at.as_of is not None:
+        found.append(journal.c.booked_on <= at.as_of)
+    if at.known_at is not None:
+        found.append(journal.c.recorded_at <= format_utc(at.known_at))
+    return found
 
 
 class LedgerQueries:
@@ -163,7 +82,7 @@ class LedgerQueries:
     def _sums(self, at: PointInTime, *where: ColumnElement[bool], by: tuple[Any, ...]) -> list[Any]:
         query = (
             select(*by, func.coalesce(func.sum(journal.c.amount_cents), 0).label("cents"))
-            .where(*where, *at.filters())
+            .where(*where, *_filters(at))
             .group_by(*by)
         )
         with self.engine.connect() as connection:
@@ -251,8 +170,23 @@ class LedgerQueries:
             "offsets": self.offsets(),
         }
 
+    # -- what the dashboard offers --------------------------------------------------------------
+
+    def years(self) -> list[int]:
+        """The grant years with any journal row, oldest first."""
+        query = select(journal.c.year).where(journal.c.year.is_not(None)).distinct().order_by(journal.c.year)
+        with self.engine.connect() as connection:
+            return [int(year) for year in connection.execute(query).scalars()]
+
+    def municipality_name(self, code: str) -> str | None:
+        """The name the grants topic gave the municipality, if any."""
+        query = select(municipalities.c.name).where(municipalities.c.municipality_code == code)
+        with self.engine.connect() as connection:
+            name: str | None = connection.execute(query).scalar_one_or_none()
+        return name
+
     def journal_rows(self, code: str, year: int | None, at: PointInTime) -> list[dict[str, Any]]:
-        where = [journal.c.kind == "spent", journal.c.municipality_code == code, *at.filters()]
+        where = [journal.c.kind == "spent", journal.c.municipality_code == code, *_filters(at)]
         if year is not None:
             where.append(journal.c.year == year)
         query = select(journal).where(*where).order_by(journal.c.booked_on, journal.c.recorded_at, journal.c.event_id)

@@ -1,0 +1,103 @@
+"""The answers' shapes, without SQL: one for the live queries (``sql/queries.py``) and the audit replay.
+
+Both compute sums by kind and category and hand them here, so the two answers can be compared field
+by field and neither can give a figure the other does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from contracts.canonical import format_utc
+from contracts.events.expenditures import CATEGORIES
+from services.ledger.read_side.movements import library_bridge_rows
+
+SISA_INDICATOR_PREFIX = None
+"""The IDO grant's own SiSa code was not found (see shared/domain.md): configure, do not invent."""
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    as_of: date | None = None
+    known_at: datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "known_at": format_utc(self.known_at) if self.known_at else None,
+        }
+
+
+def balance_figures(municipality: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
+    """The money of a balance from its sums by kind and spent by category: one shape for the live
+    queries and the audit replay."""
+    awarded = municipality.get("awarded", 0)
+    paid = municipality.get("advance_paid", 0)
+    spent = sum(categories.values())
+    return {
+        "awarded_cents": awarded,
+        "advance_paid_cents": paid,
+        "spent_by_category": {c: categories.get(c, 0) for c in CATEGORIES},
+        "spent_cents": spent,
+        "unspent_cents": paid - spent,
+        "spent_beyond_award_cents": max(spent - awarded, 0),
+        "settled_cents": municipality.get("settled", 0),
+        "reclaim_issued_cents": municipality.get("reclaim_issued", 0),
+        "reclaim_received_cents": municipality.get("reclaim_received", 0),
+    }
+
+
+Books = dict[str, tuple[dict[str, int], dict[str, int]]]
+"""municipality code -> (sums by kind, spent by category) of one year."""
+
+
+def national_answer(
+    year: int,
+    books: Books,
+    municipality_names: dict[str, str],
+    frame_cents: int,
+    per_library: dict[str, dict[str, int]],
+    library_names: dict[str, str],
+    bridge_frame_cents: int,
+    funding: list[tuple[str | None, int]],
+) -> dict[str, Any]:
+    """The national view of a year, from its sums: one shape for the live queries and the audit replay,
+    so the two answers can be compared field by field. ``funding``: (library id, cents) pairs."""
+    rows = []
+    totals_kinds: dict[str, int] = {}
+    totals_categories: dict[str, int] = {}
+    for code, (kinds, categories) in sorted(books.items()):
+        rows.append(
+            {"municipality_code": code, "name": municipality_names.get(code), **balance_figures(kinds, categories)}
+        )
+        for k, v in kinds.items():
+            totals_kinds[k] = totals_kinds.get(k, 0) + v
+        for k, v in categories.items():
+            totals_categories[k] = totals_categories.get(k, 0) + v
+    totals = balance_figures(totals_kinds, totals_categories)
+    bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
+    received = [
+        {
+            "library_id": library_id,
+            "name": library_names.get(library_id) if library_id is not None else None,
+            "received_cents": cents,
+        }
+        for library_id, cents in sorted(funding, key=lambda item: item[0] or "")
+    ]
+    return {
+        "year": year,
+        "frame_cents": frame_cents,
+        "awarded_within_frame": totals["awarded_cents"] <= frame_cents,
+        "frame_unawarded_cents": frame_cents - totals["awarded_cents"],
+        "municipalities": rows,
+        "totals": totals,
+        "bridge": {
+            "frame_cents": bridge_frame_cents,
+            "frame_ungranted_cents": bridge_frame_cents - bridge_totals["granted_cents"],
+            "libraries": bridge_rows,
+            "totals": bridge_totals,
+        },
+        "library_funding_received": received,
+    }
