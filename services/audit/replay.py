@@ -65,7 +65,7 @@ BALANCE_COLUMNS = (
 
 
 class MemoryBook:
-    """The ``Book`` of ``effects_of``: running sums per ``LOOKUPS`` entry in dicts (as many as there
+    """The ``AppliedSoFar`` of ``effects_of``: running sums per ``LOOKUPS`` entry in dicts (as many as there
     are balances), line 1 of every event in the on-disk ``EventIndex`` (as many as there are events)."""
 
     def __init__(self, index: EventIndex) -> None:

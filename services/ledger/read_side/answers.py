@@ -49,13 +49,13 @@ def balance_figures(municipality: dict[str, int], categories: dict[str, int]) ->
     }
 
 
-Books = dict[str, tuple[dict[str, int], dict[str, int]]]
+YearTotals = dict[str, tuple[dict[str, int], dict[str, int]]]
 """municipality code -> (sums by kind, spent by category) of one year."""
 
 
 def national_answer(
     year: int,
-    books: Books,
+    books: YearTotals,
     municipality_names: dict[str, str],
     frame_cents: int,
     per_library: dict[str, dict[str, int]],

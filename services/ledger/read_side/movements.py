@@ -70,7 +70,7 @@ class Original(NamedTuple):
         )
 
 
-class Book(Protocol):
+class AppliedSoFar(Protocol):
     def total(self, kind: str, **where: Any) -> int:
         """The sum of the journal's ``kind`` rows matching ``where`` (one of ``LOOKUPS``)."""
         ...
@@ -108,7 +108,7 @@ def check_origin(topic: str, envelope: dict[str, Any]) -> None:
         raise Refused(f"{event_type} on {contract.topic} must come from {producer}, not {envelope['producer']}")
 
 
-def effects_of(topic: str, envelope: dict[str, Any], book: Book) -> Effects:
+def effects_of(topic: str, envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     """The effects of one valid envelope read from ``topic``; raises ``Refused``."""
     check_origin(topic, envelope)
     handler = _HANDLERS.get(envelope["event_type"])
@@ -136,13 +136,13 @@ def _grant_row(p: dict[str, Any], kind: str, amount: int, on: str) -> Row:
     }
 
 
-def _grant_frame(envelope: dict[str, Any], book: Book) -> Effects:
+def _grant_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["frame_cents"] - book.total("grant_frame", year=p["year"])
     return _lines({"kind": "grant_frame", "year": p["year"], "amount_cents": delta, "booked_on": day(p["decided_on"])})
 
 
-def _awarded(envelope: dict[str, Any], book: Book) -> Effects:
+def _awarded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["amount_cents"] - book.total("awarded", grant_id=p["grant_id"])
     effects = _lines(_grant_row(p, "awarded", delta, p["awarded_on"]))
@@ -150,28 +150,28 @@ def _awarded(envelope: dict[str, Any], book: Book) -> Effects:
     return effects
 
 
-def _advance_paid(envelope: dict[str, Any], book: Book) -> Effects:
+def _advance_paid(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return _lines(_grant_row(p, "advance_paid", p["amount_cents"], p["paid_on"]))
 
 
-def _settled(envelope: dict[str, Any], book: Book) -> Effects:
+def _settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["settled_cents"] - book.total("settled", grant_id=p["grant_id"])
     return _lines(_grant_row(p, "settled", delta, p["settled_on"]))
 
 
-def _reclaim_issued(envelope: dict[str, Any], book: Book) -> Effects:
+def _reclaim_issued(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return _lines(_grant_row(p, "reclaim_issued", p["amount_cents"], p["issued_on"]))
 
 
-def _reclaim_received(envelope: dict[str, Any], book: Book) -> Effects:
+def _reclaim_received(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return _lines(_grant_row(p, "reclaim_received", p["amount_cents"], p["received_on"]))
 
 
-def _transferred(envelope: dict[str, Any], book: Book) -> Effects:
+def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     """The grant's amounts so far move from the merged municipality to its successor."""
     p = envelope["payload"]
     old, new = p["from_municipality_code"], p["municipality_code"]
@@ -191,35 +191,35 @@ def _bridge_row(library_id: str, kind: str, amount: int, on: str) -> Row:
     return {"kind": kind, "library_id": library_id, "amount_cents": amount, "booked_on": day(on)}
 
 
-def _bridge_frame(envelope: dict[str, Any], book: Book) -> Effects:
+def _bridge_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["frame_cents"] - book.total("bridge_frame")
     return _lines({"kind": "bridge_frame", "amount_cents": delta, "booked_on": day(envelope["occurred_at"])})
 
 
-def _library(envelope: dict[str, Any], book: Book) -> Effects:
+def _library(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return Effects(library_name=(p["library_id"], p["name"]))
 
 
-def _bridge_grant(envelope: dict[str, Any], book: Book) -> Effects:
+def _bridge_grant(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["amount_cents"] - book.total("bridge_grant", library_id=p["library_id"])
     return _lines(_bridge_row(p["library_id"], "bridge_grant", delta, envelope["occurred_at"]))
 
 
-def _bridge_paid(envelope: dict[str, Any], book: Book) -> Effects:
+def _bridge_paid(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return _lines(_bridge_row(p["library_id"], "bridge_paid", p["amount_cents"], p["paid_on"]))
 
 
-def _bridge_account(envelope: dict[str, Any], book: Book) -> Effects:
+def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["spent_cents"] - book.total("bridge_settled", library_id=p["library_id"])
     return _lines(_bridge_row(p["library_id"], "bridge_settled", delta, p["submitted_on"]))
 
 
-def _bridge_reclaim(envelope: dict[str, Any], book: Book) -> Effects:
+def _bridge_reclaim(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     return _lines(_bridge_row(p["library_id"], "bridge_reclaim", p["amount_cents"], p["issued_on"]))
 
@@ -227,7 +227,7 @@ def _bridge_reclaim(envelope: dict[str, Any], book: Book) -> Effects:
 # -- expenditures ----------------------------------------------------------------------------------
 
 
-def _expenditure_recorded(envelope: dict[str, Any], book: Book) -> Effects:
+def _expenditure_recorded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     counterparty = p["counterparty"]
     return Effects(
@@ -252,7 +252,7 @@ def _expenditure_recorded(envelope: dict[str, Any], book: Book) -> Effects:
     )
 
 
-def _expenditure_reversed(envelope: dict[str, Any], book: Book) -> Effects:
+def _expenditure_reversed(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     original = book.original(p["reverses_event_id"])
     if original is not None and (
@@ -282,7 +282,7 @@ def _expenditure_reversed(envelope: dict[str, Any], book: Book) -> Effects:
     )
 
 
-def _year_closed(envelope: dict[str, Any], book: Book) -> Effects:
+def _year_closed(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     if book.is_closed(p["municipality_code"], p["grant_year"]):
         raise Refused(f"the year {p['grant_year']} of {p['municipality_code']} was closed before")
@@ -297,7 +297,7 @@ def _year_closed(envelope: dict[str, Any], book: Book) -> Effects:
     )
 
 
-_HANDLERS: dict[str, Callable[[dict[str, Any], Book], Effects]] = {
+_HANDLERS: dict[str, Callable[[dict[str, Any], AppliedSoFar], Effects]] = {
     "GrantFrameSet": _grant_frame,
     "GrantFrameAmended": _grant_frame,
     "GrantAwarded": _awarded,

@@ -24,7 +24,7 @@ from services.ledger.read_side.sql.view import (
 
 
 class SqlBook:
-    """The ``Book`` of ``effects_of``, answered by the view's tables within the consumer's transaction."""
+    """The ``AppliedSoFar`` of ``effects_of``, answered by the view's tables within the consumer's transaction."""
 
     def __init__(self, connection: Connection):
         self.connection = connection

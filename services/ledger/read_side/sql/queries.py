@@ -18,8 +18,8 @@ from services.common.consumer import applied_events, consumer_metadata, consumer
 from services.common.errors import Unavailable
 from services.ledger.read_side.answers import (
     SISA_INDICATOR_PREFIX,
-    Books,
     PointInTime,
+    YearTotals,
     balance_figures,
     national_answer,
 )
@@ -88,7 +88,7 @@ class LedgerQueries:
         with self.engine.connect() as connection:
             return list(connection.execute(query).all())
 
-    def _books(self, code: str | None, year: int, at: PointInTime) -> Books:
+    def _books(self, code: str | None, year: int, at: PointInTime) -> YearTotals:
         where = [journal.c.year == year, journal.c.municipality_code.is_not(None)]
         if code is not None:
             where.append(journal.c.municipality_code == code)
