@@ -15,6 +15,7 @@ from services.common.auth import CBS_CODE
 from services.common.blueprint import Blueprint
 from services.common.errors import InvalidInput
 from services.common.http import principal
+from services.common.idempotency import idempotent
 from services.ledger.adapters.http.schemas import (
     BalancesOut,
     CloseYearIn,
@@ -117,6 +118,8 @@ def _authenticate_expenditures_first() -> None:
     principal()
 
 
+# No claim row for a posting (the hot path): its stream id derives from the key, so the event store's
+# uniqueness claims the key in the event's own commit (services/common/idempotency.py).
 @expenditures.route("/<code>/expenditures", methods=["POST"])
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(ExpenditureIn)
@@ -130,6 +133,7 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 
 
 @expenditures.route("/<code>/expenditures:import", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.doc(
     requestBody={
@@ -178,6 +182,7 @@ def get_expenditure(code: str, expenditure_id: UUID) -> Any:
 
 
 @expenditures.route("/<code>/expenditures/<uuid:expenditure_id>/reversal", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(ReversalIn)
 @expenditures.response(201, ReversalOut)
@@ -196,6 +201,7 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 
 
 @expenditures.route("/<code>/years/<int:year>/close", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(CloseYearIn)
 @expenditures.response(201, YearClosedOut)
