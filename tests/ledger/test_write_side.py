@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import RecordConflictError
 from flask.testing import FlaskClient
 
 from services.common.idempotency import (
@@ -309,3 +310,34 @@ def test_every_endpoint_is_documented_with_schemas_and_errors(client: FlaskClien
     assert "requestBody" in post and "409" in post["responses"]
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert "503" in paths["/v1/municipalities/{code}/balances/{year}"]["get"]["responses"]
+
+
+def test_one_key_syntax_for_postings_and_the_claimed_writes(client: FlaskClient, tokens: TokenFactory) -> None:
+    assert client.post(POST, json=expenditure(), headers=own(tokens, "a key with spaces")).status_code == 201
+    for bad in ("k" * 201, "bad\x01key"):
+        refused = client.post(POST, json=expenditure(), headers=own(tokens, bad))
+        assert refused.status_code == 422 and "Idempotency-Key" in refused.json["errors"], refused.json
+        imported = client.post(f"{POST}:import", data=CSV, content_type="text/csv", headers=own(tokens, bad))
+        assert imported.status_code == 422 and "Idempotency-Key" in imported.json["errors"], imported.json
+    assert stored_events(client) == 1
+
+
+def test_a_reversal_that_loses_many_races_is_decided_again(
+    client: FlaskClient, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    save = app.save
+    lost: list[int] = []
+
+    def loses_eight_races(*aggregates: Any, **kwargs: Any) -> Any:
+        if len(lost) < 8:  # more than the 5 plain retries the ledger had of its own
+            lost.append(1)
+            raise RecordConflictError("another writer saved this version first")
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(app, "save", loses_eight_races)
+    url = f"{POST}/{posted['expenditure_id']}/reversal"
+    reversal = client.post(url, json={"reason": "x", "booked_on": "2024-04-01"}, headers=own(tokens))
+    assert reversal.status_code == 201, reversal.json
+    assert len(lost) == 8 and stored_events(client) == 2
