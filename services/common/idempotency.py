@@ -15,10 +15,11 @@ docs/api/README.md (#idempotency-key). In short:
 - **Stored answer**: the status and the JSON body text sent (``StoredAnswer``), for 2xx answers;
   a refusal (4xx) releases the claim, so a corrected request may use the key again. A replay is
   sent byte for byte with ``Idempotent-Replayed: true``.
-- **A crash** between the work and the completion leaves the claim without an answer. After
-  ``ABANDONED_AFTER_S`` a route whose command is idempotent by itself (the ledger's, whose event
-  ids derive from the key: ``derived_id``) runs again and answers as the first time; a payment
-  route answers 409 "outcome unknown" for good rather than risk paying twice.
+- **A crash** between the work and the completion leaves the claim without an answer. A route whose
+  command is idempotent by itself (the ledger's, whose event ids derive from the key: ``derived_id``)
+  takes the claim over once it has waited ``WAIT_S``, runs again and answers as the first time; a
+  payments or bridge route answers 409 "still running", and once the claim is ``ABANDONED_AFTER_S``
+  old 409 "outcome unknown" for good, rather than risk paying twice.
 - **Retention**: keys are kept for good (one short row per keyed write, beside events kept for good).
 
 A ledger posting claims no row: its stream id derives from the key, so the event store's own
@@ -72,7 +73,7 @@ WAIT_S = 10.0
 """How long a request waits for a concurrent one with its key: longer than a command's own conflict
 retries (services/common/retry.py, 5 s), so a waiting retry sees the first request's outcome."""
 ABANDONED_AFTER_S = 60.0
-"""A claim without an answer this old belongs to a request that died (no command runs this long)."""
+"""A payment's claim without an answer this old belongs to a request that died (none runs this long)."""
 
 DERIVED_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:ido-ledger:idempotency")
 """Unchanged since the ledger's first keyed write, so ids derived before stay the same."""
@@ -224,8 +225,9 @@ class RequestKeys:
     def claim(self, caller: str, key: str, fingerprint: str, *, rerun_abandoned: bool = False) -> Claim | StoredAnswer:
         """A ``Claim``: run the command. A ``StoredAnswer``: the first answer, to send again.
 
-        Raises ``Conflict`` for another request with the key, for a claim that stays open longer than
-        ``WAIT_S``, and for an abandoned claim unless ``rerun_abandoned`` (the command is idempotent).
+        Raises ``Conflict`` for another request with the key, and for a claim that stays open longer
+        than ``WAIT_S`` or was abandoned, unless ``rerun_abandoned`` (the command is idempotent by its
+        derived ids): then this request takes the claim over and runs.
         """
         deadline = time.monotonic() + WAIT_S
         pause = 0.005
@@ -242,19 +244,20 @@ class RequestKeys:
                 raise _reused(key)
             if row.status is not None:
                 return StoredAnswer(int(row.status), str(row.body))
-            claimed_at = _utc(row.created_at)
-            if datetime.now(UTC) - claimed_at > timedelta(seconds=ABANDONED_AFTER_S):
+            abandoned = datetime.now(UTC) - _utc(row.created_at) > timedelta(seconds=ABANDONED_AFTER_S)
+            if abandoned and not rerun_abandoned:
+                raise Conflict(
+                    f"the outcome of the request with {HEADER} {key!r} is unknown (the service stopped during "
+                    "it): check the events before sending it again with a new key",
+                    field=HEADER,
+                )
+            if abandoned or time.monotonic() >= deadline:
                 if not rerun_abandoned:
-                    raise Conflict(
-                        f"the outcome of the request with {HEADER} {key!r} is unknown (the service stopped during "
-                        "it): check the events before sending it again with a new key",
-                        field=HEADER,
-                    )
+                    raise Conflict(f"a request with {HEADER} {key!r} is still running; retry later", field=HEADER)
+                # Waited long enough: its claimant is dead or slow; a re-run answers as it would.
                 if (taken := self._take_over(caller, key, row.created_at)) is not None:
                     return taken
                 continue
-            if time.monotonic() >= deadline:
-                raise Conflict(f"a request with {HEADER} {key!r} is still running; retry later", field=HEADER)
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
@@ -293,7 +296,8 @@ def idempotent(*, rerun_abandoned: bool = False) -> Callable[[Callable[..., Any]
     """Wraps a route's whole view (put it right below ``@blp.route``): the answer kept is the body sent.
 
     ``rerun_abandoned``: the view's command finds its own earlier events by the key (derived ids), so
-    running it again after a crash, or after an unexpected error, answers as the first run did.
+    running it again (after a crash, an unexpected error, or beside a slow first run) answers as the
+    first run did.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -36,10 +36,11 @@ class ExpenditureIn(Strict):
 
 class IdempotencyHeaders(Schema):
     idempotency_key = key_field(
-        KEY_TEXT + "If the service stopped during the first request, a retry after a minute runs it again and "
-        "answers as the first time (the ids of what it stores derive from the key). A posting keeps no separate "
-        "answer: its retry is answered from the expenditure stored under the key (its fields compared, not the "
-        "body bytes), without `Idempotent-Replayed`."
+        KEY_TEXT
+        + "If the first request does not answer within 10 s (the service stopped during it), a retry runs it "
+        "again and answers as the first time (the ids of what it stores derive from the key). A posting keeps no "
+        "separate answer: its retry is answered from the expenditure stored under the key (its fields compared, "
+        "not the body bytes), without `Idempotent-Replayed`."
     )
 
 
