@@ -81,6 +81,7 @@ def fill_ledger_store(
                     counterparty=body["counterparty"],
                     description=body["description"],
                     reference=body["reference"],
+                    books=None,  # the bench's year is never closed
                 )
             )
         app.save(*aggregates)

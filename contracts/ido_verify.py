@@ -153,8 +153,9 @@ def envelope_hash(envelope: dict[str, Any]) -> str:
 # -- signed tree heads ----------------------------------------------------------------------------
 
 
-class Unusable(Exception):
-    """A file is missing or not of the expected shape (exit status 2)."""
+class Unusable(ValueError):
+    """A file is missing or not of the expected shape (exit status 2). A ``ValueError``, so the
+    project's own commands report it like their other bad input."""
 
 
 def load_public_key(path: Path) -> Any:

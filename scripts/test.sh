@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: lint and type checks, then the whole suite against a real Kafka broker and a real
+# `make test`: lint, type and import-layer checks, then the whole suite against a real Kafka broker and a real
 # PostgreSQL server started here (own ports and state dirs, so a running `make run` is not touched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ echo "== ruff"
 $VENV/bin/ruff check .
 echo "== mypy"
 $VENV/bin/mypy
+echo "== lint-imports (the layers: pyproject.toml [tool.importlinter])"
+$VENV/bin/lint-imports --no-logo
 
 echo "== chromium (the dashboard test drives Debian's chromium headless; no browser download)"
 if [[ -z "${IDO_CHROMIUM:-}" ]] && ! command -v chromium >/dev/null 2>&1; then

@@ -11,8 +11,8 @@ from typing import Any
 
 from marshmallow import fields, validate
 
+from contracts.events.contract import EventContract
 from contracts.events.fields import Payload, cbs_code, cents, org_id, text
-from contracts.registry import EventContract, register
 from contracts.topics import BRIDGE
 
 RATE = validate.Regexp(
@@ -118,18 +118,20 @@ class BridgeReclaimIssuedPayload(Payload):
     account_event_id = fields.UUID(required=True)
 
 
-for _type, _schema, _description in (
-    ("BridgeFrameSet", BridgeFrameSetPayload, "The bridging frame, rate and deadlines are set."),
-    ("BridgeFrameAmended", BridgeFrameAmendedPayload, "The frame, rate or deadlines are changed by an amendment."),
-    (
-        "BridgeCommitmentChanged", BridgeCommitmentChangedPayload,
-        "The total of granted amounts changed (a computation batch or a single grant); never above the frame.",
-    ),
-    ("LibraryRegistered", LibraryRegisteredPayload, "A library organisation and its service area are registered."),
-    ("LibraryServiceAreaChanged", LibraryServiceAreaChangedPayload, "A library's service area changed."),
-    ("BridgeGrantSet", BridgeGrantSetPayload, "A library's bridging grant is computed, entered or corrected."),
-    ("BridgePaymentMade", BridgePaymentMadePayload, "The KB paid (part of) a library's bridging grant."),
-    ("BridgeAccountSubmitted", BridgeAccountSubmittedPayload, "A library submitted its final account."),
-    ("BridgeReclaimIssued", BridgeReclaimIssuedPayload, "The unspent part is reclaimed from the library."),
-):
-    register(EventContract(_type, 1, BRIDGE.name, _schema, _description))
+CONTRACTS: tuple[EventContract, ...] = tuple(
+    EventContract(_type, 1, BRIDGE.name, _schema, _description)
+    for _type, _schema, _description in (
+        ("BridgeFrameSet", BridgeFrameSetPayload, "The bridging frame, rate and deadlines are set."),
+        ("BridgeFrameAmended", BridgeFrameAmendedPayload, "The frame, rate or deadlines are changed by an amendment."),
+        (
+            "BridgeCommitmentChanged", BridgeCommitmentChangedPayload,
+            "The total of granted amounts changed (a computation batch or a single grant); never above the frame.",
+        ),
+        ("LibraryRegistered", LibraryRegisteredPayload, "A library organisation and its service area are registered."),
+        ("LibraryServiceAreaChanged", LibraryServiceAreaChangedPayload, "A library's service area changed."),
+        ("BridgeGrantSet", BridgeGrantSetPayload, "A library's bridging grant is computed, entered or corrected."),
+        ("BridgePaymentMade", BridgePaymentMadePayload, "The KB paid (part of) a library's bridging grant."),
+        ("BridgeAccountSubmitted", BridgeAccountSubmittedPayload, "A library submitted its final account."),
+        ("BridgeReclaimIssued", BridgeReclaimIssuedPayload, "The unspent part is reclaimed from the library."),
+    )
+)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from contracts.events.contract import EventContract
 from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
-from contracts.registry import EventContract, register
 from contracts.topics import EXPENDITURES
-
-CATEGORIES = ("library_funding", "promotion", "network_orchestration")
+from contracts.values import CATEGORIES, TEXT_LIMITS  # published here too: the services import them from this module
 
 
 class CounterpartySchema(Payload):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    name = text(200, required=True)
+    id = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS["counterparty.id"]))
+    name = text(TEXT_LIMITS["counterparty.name"], required=True)
 
 
 class ExpenditureRecordedPayload(Payload):
@@ -24,8 +23,8 @@ class ExpenditureRecordedPayload(Payload):
     amount_cents = cents(minimum=1, required=True)
     booked_on = fields.Date(required=True)
     counterparty = fields.Nested(CounterpartySchema, required=True)
-    description = text(required=True)
-    reference = text(100, required=True)
+    description = text(TEXT_LIMITS["description"], required=True)
+    reference = text(TEXT_LIMITS["reference"], required=True)
 
 
 class ExpenditureReversedPayload(Payload):
@@ -47,9 +46,11 @@ class YearClosedPayload(Payload):
     final_account = fields.Boolean(required=True)
 
 
-for _type, _schema, _description in (
-    ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
-    ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
-    ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
-):
-    register(EventContract(_type, 1, EXPENDITURES.name, _schema, _description))
+CONTRACTS: tuple[EventContract, ...] = tuple(
+    EventContract(_type, 1, EXPENDITURES.name, _schema, _description)
+    for _type, _schema, _description in (
+        ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
+        ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
+        ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
+    )
+)

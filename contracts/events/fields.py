@@ -6,12 +6,19 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-MAX_CENTS = 10**12
-CBS_CODE = validate.Regexp(r"^GM\d{4}$", error="must be a CBS municipality code: GM and 4 digits")
-ORG_ID = validate.Regexp(
-    r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$",
-    error="must be an organisation identifier such as NL-KVK-12345678",
+from contracts.identifiers import (
+    CBS_CODE_PATTERN,
+    CBS_CODE_REASON,
+    FIRST_YEAR,
+    LAST_YEAR,
+    ORG_ID_PATTERN,
+    ORG_ID_REASON,
 )
+from contracts.values import MAX_CENTS
+
+CBS_CODE = validate.Regexp(CBS_CODE_PATTERN, error=CBS_CODE_REASON)
+ORG_ID = validate.Regexp(ORG_ID_PATTERN, error=ORG_ID_REASON)
+YEARS = validate.Range(min=FIRST_YEAR, max=LAST_YEAR)
 
 
 def _meta(kwargs: dict[str, Any], **defaults: Any) -> dict[str, Any]:
@@ -37,7 +44,7 @@ def org_id(**kwargs: Any) -> fields.String:
 
 
 def grant_year(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=2019, max=2100), **kwargs)
+    return fields.Integer(strict=True, validate=YEARS, **kwargs)
 
 
 def text(max_length: int = 500, **kwargs: Any) -> fields.String:

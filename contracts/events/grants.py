@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from contracts.events.contract import EventContract
 from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
-from contracts.registry import EventContract, register
 from contracts.topics import GRANTS
 
 
@@ -108,15 +108,17 @@ class GrantTransferredPayload(Payload):
     effective_on = fields.Date(required=True)
 
 
-for _type, _schema, _description in (
-    ("GrantFrameSet", GrantFrameSetPayload, "The yearly frame of the grant is set."),
-    ("GrantFrameAmended", GrantFrameAmendedPayload, "The yearly frame is changed by an explicit amendment."),
-    ("FrameAllocated", FrameAllocatedPayload, "A batch of awards is allocated from the year's frame."),
-    ("GrantAwarded", GrantAwardedPayload, "A municipality is awarded its amount for the year."),
-    ("AdvancePaid", AdvancePaidPayload, "BZK paid (part of) the advance, or after settlement what is still due."),
-    ("GrantSettled", GrantSettledPayload, "BZK settled the grant (vaststelling), or corrected a settlement."),
-    ("ReclaimIssued", ReclaimIssuedPayload, "BZK reclaims what was paid and not spent."),
-    ("ReclaimReceived", ReclaimReceivedPayload, "The reclaimed amount was received."),
-    ("GrantTransferred", GrantTransferredPayload, "A merged municipality's grant passed to its successor."),
-):
-    register(EventContract(_type, 1, GRANTS.name, _schema, _description))
+CONTRACTS: tuple[EventContract, ...] = tuple(
+    EventContract(_type, 1, GRANTS.name, _schema, _description)
+    for _type, _schema, _description in (
+        ("GrantFrameSet", GrantFrameSetPayload, "The yearly frame of the grant is set."),
+        ("GrantFrameAmended", GrantFrameAmendedPayload, "The yearly frame is changed by an explicit amendment."),
+        ("FrameAllocated", FrameAllocatedPayload, "A batch of awards is allocated from the year's frame."),
+        ("GrantAwarded", GrantAwardedPayload, "A municipality is awarded its amount for the year."),
+        ("AdvancePaid", AdvancePaidPayload, "BZK paid (part of) the advance, or after settlement what is still due."),
+        ("GrantSettled", GrantSettledPayload, "BZK settled the grant (vaststelling), or corrected a settlement."),
+        ("ReclaimIssued", ReclaimIssuedPayload, "BZK reclaims what was paid and not spent."),
+        ("ReclaimReceived", ReclaimReceivedPayload, "The reclaimed amount was received."),
+        ("GrantTransferred", GrantTransferredPayload, "A merged municipality's grant passed to its successor."),
+    )
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from services.ledger.application.movements import Original
+from services.ledger.read_side import Original
 
 _SCHEMA = (
     "CREATE TABLE seen (event_id TEXT PRIMARY KEY) WITHOUT ROWID",

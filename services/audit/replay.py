@@ -36,8 +36,17 @@ from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
 from services.common.progress import Progress
-from services.ledger.application.movements import LOOKUPS, Effects, Original, Refused, effects_of
-from services.ledger.application.queries import SISA_INDICATOR_PREFIX, PointInTime, _money, national_answer
+from services.ledger.read_side import (
+    LOOKUPS,
+    SISA_INDICATOR_PREFIX,
+    Effects,
+    Original,
+    PointInTime,
+    Refused,
+    balance_figures,
+    effects_of,
+    national_answer,
+)
 
 INDEX_BATCH_SIZE = 20_000
 """New ids and heads held in RAM before they go to the on-disk index in one batch."""
@@ -324,7 +333,7 @@ class Replay:
 
     def balances(self, code: str, year: int) -> dict[str, Any]:
         kinds, categories = self._books(code, year).get(code, ({}, {}))
-        return {"municipality_code": code, "year": year, **_money(kinds, categories), **self.point.describe()}
+        return {"municipality_code": code, "year": year, **balance_figures(kinds, categories), **self.point.describe()}
 
     def national(self, year: int) -> dict[str, Any]:
         per_library: dict[str, dict[str, int]] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from contracts.ido_verify import key_id
+from contracts.ido_verify import key_id, load_public_key  # one loader: the standalone verifier's
 from services.common.secret_files import create_exclusive
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,6 @@ __all__ = ["key_id", "load_public_key", "signing_key"]
 
 def _public_pem(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except FileNotFoundError:
-        raise ValueError(f"public key {path} not found") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
 
 
 def _load_private(path: Path) -> Ed25519PrivateKey:

@@ -22,6 +22,7 @@ from services.common.config import Settings
 from services.common.definition import SERVICE_NAMES, service_definition
 from services.common.domain.chained import recorded_envelope
 from services.common.eventstore import build_application
+from services.common.relay import relay_name
 
 SERVICE_OF_TOPIC = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
 
@@ -40,11 +41,6 @@ def audited_topics(settings: Settings) -> list[str]:
 def topic_of_service(settings: Settings, service: str) -> str:
     spec: TopicSpec = service_definition(service).topic
     return settings.topic(spec.name)
-
-
-def relay_name(topic: str) -> str:
-    """The tracking name the outbox relay records its position under (``OutboxRelay`` default)."""
-    return f"relay:{topic}"
 
 
 class TopicReader:

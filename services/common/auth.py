@@ -5,7 +5,6 @@ Services only verify with the public key, so an identity provider can replace ou
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,12 +15,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contracts.identifiers import CBS_CODE
 from services.common.errors import Forbidden, Unauthenticated
 
 ROLES = ("ministry", "kb", "auditor", "finance", "municipality")
 ISSUER = "ido-ledger"
 ALGORITHM = "EdDSA"
-CBS_CODE = re.compile(r"^GM\d{4}$")
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from services.common.config import load_settings
-from services.common.definition import SERVICE_NAMES, service_definition
+from services.common.definition import SERVICE_NAMES, CommandGroup, command_groups, projector, service_definition
 from services.common.logging_setup import configure_from_settings
 
 
@@ -50,9 +51,7 @@ def _relay(args: argparse.Namespace) -> None:
 
 
 def _project(args: argparse.Namespace) -> None:
-    from services.ledger.entrypoints.projector import run as run_projector
-
-    run_projector(group_id=args.group_id)
+    projector()(group_id=args.group_id)
 
 
 def _run(_args: argparse.Namespace) -> None:
@@ -188,10 +187,11 @@ def _keys(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def _audit(args: argparse.Namespace) -> None:
-    from services.audit.cli import run
+def _command_group(group: CommandGroup) -> Callable[[argparse.Namespace], None]:
+    def handler(args: argparse.Namespace) -> None:
+        sys.exit(group.run(args))
 
-    sys.exit(run(args))
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     contracts = commands.add_parser("contracts", help="regenerate contracts/generated/")
     contracts.set_defaults(handler=_contracts)
-    audit = commands.add_parser("audit", help="auditors: replay, verify chains, reconcile, checkpoints, exports")
-    from services.audit.cli import add_audit_commands
-
-    add_audit_commands(audit)
-    audit.set_defaults(handler=_audit)
+    # The tools' own command groups (`ido audit ...`), found through their declarations.
+    for group in command_groups():
+        group_parser = commands.add_parser(group.name, help=group.help)
+        group.add_arguments(group_parser)
+        group_parser.set_defaults(handler=_command_group(group))
     return parser
 
 

@@ -138,22 +138,6 @@ class OffsetStore:
                 )
             )
 
-    def first_time(self, connection: Connection, event_id: str, topic: str, partition: int, offset: int) -> bool:
-        """Remembers the event id; False when it was applied before (a re-sent duplicate)."""
-        exists = connection.execute(
-            select(applied_events.c.event_id).where(
-                applied_events.c.consumer == self.consumer, applied_events.c.event_id == event_id
-            )
-        ).first()
-        if exists:
-            return False
-        connection.execute(
-            insert(applied_events).values(
-                consumer=self.consumer, event_id=event_id, topic=topic, partition=partition, offset=offset
-            )
-        )
-        return True
-
     def applied_before(self, connection: Connection, event_ids: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` were applied before: one query per 500 ids, not one per event."""
         found: set[str] = set()

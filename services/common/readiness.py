@@ -22,6 +22,8 @@ from eventsourcing.persistence import TrackingRecorder
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 
+from services.common.relay import relay_name
+
 log = logging.getLogger(__name__)
 
 EXACT_LAG_UP_TO = 1000
@@ -33,11 +35,6 @@ def short_error(error: BaseException) -> str:
     """The error's class and first line, short: enough to act on, no connection strings."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text[:160]}" if text else type(error).__name__
-
-
-def relay_name(topic: str) -> str:
-    """The tracking name the outbox relay records its position under (OutboxRelay's default)."""
-    return f"relay:{topic}"
 
 
 @dataclass(frozen=True)

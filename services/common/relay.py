@@ -23,6 +23,11 @@ from services.common.signing import Sealer
 log = logging.getLogger(__name__)
 
 
+def relay_name(topic: str) -> str:
+    """The tracking name a relay records its position under (readiness and the audit read it too)."""
+    return f"relay:{topic}"
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -43,19 +48,11 @@ class OutboxRelay:
         self.flush_timeout_s = flush_timeout_s
         self.topic = topic
         self.batch_size = batch_size
-        self.name = name or f"relay:{topic}"
+        self.name = name or relay_name(topic)
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
-
-    def lag(self) -> int:
-        """Events stored but not yet acknowledged by the broker."""
-        head = self.app.recorder.max_notification_id() or 0
-        position = self.position()
-        if head <= position:
-            return 0
-        return len(self.app.recorder.select_notifications(start=position, limit=10**9, inclusive_of_start=False))
 
     def run_once(self) -> int:
         """Publishes the next batch; returns how many events were published."""

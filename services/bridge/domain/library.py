@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, ORG_ID, ORG_ID_REASON
 from services.bridge.domain.errors import (
     BridgeConflict,
     BridgeInvalidInput,
@@ -19,8 +19,6 @@ from services.bridge.domain.frame import BridgeFrame
 from services.bridge.domain.rounding import format_rate
 from services.common.domain.chained import ChainedAggregate
 
-ORG_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$")
-CBS_CODE = re.compile(r"^GM\d{4}$")
 MAX_INHABITANTS = 10**8
 
 
@@ -30,7 +28,7 @@ def library_stream(library_id: str) -> str:
 
 def check_library_id(library_id: str, field: str = "library_id") -> str:
     if not isinstance(library_id, str) or not ORG_ID.match(library_id):
-        raise BridgeInvalidInput("must be an organisation identifier such as NL-KVK-12345678", field=field)
+        raise BridgeInvalidInput(ORG_ID_REASON, field=field)
     return library_id
 
 
@@ -42,9 +40,7 @@ def normalise_service_area(entries: Iterable[Mapping[str, Any]], field: str = "s
         code = entry.get("municipality_code")
         inhabitants = entry.get("inhabitants")
         if not isinstance(code, str) or not CBS_CODE.match(code):
-            raise BridgeInvalidInput(
-                "must be a CBS municipality code: GM and 4 digits", field=f"{field}.{index}.municipality_code"
-            )
+            raise BridgeInvalidInput(CBS_CODE_REASON, field=f"{field}.{index}.municipality_code")
         if code in seen:
             raise BridgeInvalidInput(f"{code} appears twice", field=f"{field}.{index}.municipality_code")
         if isinstance(inhabitants, bool) or not isinstance(inhabitants, int) or not 0 <= inhabitants <= MAX_INHABITANTS:

@@ -17,13 +17,11 @@ from services.common.idempotency import derived_id
 from services.common.retry import retry_on
 from services.ledger.application.app import CONFLICTS, LedgerApplication
 from services.ledger.application.csv_import import parse_expenditures_csv
-from services.ledger.application.rules import expenditure_errors
 from services.ledger.domain.errors import (
     ConcurrentChange,
     ExpenditureNotFound,
     IdempotencyKeyReused,
     InvalidExpenditure,
-    YearAlreadyClosed,
     YearIsClosed,
 )
 from services.ledger.domain.model import Books, Expenditure
@@ -88,23 +86,11 @@ class LedgerCommands:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _refuse_closed(self, municipality_code: str, year: int) -> None:
-        books = self.app.find_books(municipality_code, year)
-        if books is not None:
-            raise YearIsClosed(
-                f"the grant year {year} is closed for {municipality_code} (closed on {books.closed_on} "
-                f"by the {books.closed_by}); postings and reversals into a closed year are refused",
-                field="grant_year",
-            )
-
     # -- commands ------------------------------------------------------------------------------
 
     def record_expenditure(
         self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None
     ) -> tuple[int, dict[str, Any]]:
-        errors = expenditure_errors(data)
-        if errors:
-            raise InvalidExpenditure("the expenditure has invalid fields", errors=errors)
         request = _expenditure_request(data)
 
         def saved_before(expenditure_id: UUID) -> tuple[int, dict[str, Any]] | None:
@@ -127,13 +113,13 @@ class LedgerCommands:
             expenditure_id = uuid4()
         else:
             expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
+        books = self.app.find_books(municipality_code, data["grant_year"])
         try:
-            self._refuse_closed(municipality_code, data["grant_year"])
+            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books)
         except YearIsClosed:
             if (answer := saved_before(expenditure_id)) is not None:
                 return answer  # saved before the year was closed: answer as then
             raise
-        expenditure = self._new_expenditure(municipality_code, expenditure_id, data)
         try:
             self.postings.save(expenditure)
         except CONFLICTS:
@@ -142,7 +128,9 @@ class LedgerCommands:
             raise
         return 201, _recorded_answer(expenditure)
 
-    def _new_expenditure(self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any]) -> Expenditure:
+    def _new_expenditure(
+        self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any], books: Books | None
+    ) -> Expenditure:
         return Expenditure.record(
             expenditure_id=expenditure_id,
             municipality_code=municipality_code,
@@ -153,6 +141,7 @@ class LedgerCommands:
             counterparty=data["counterparty"],
             description=data["description"],
             reference=data["reference"],
+            books=books,
         )
 
     def reverse_expenditure(
@@ -186,8 +175,8 @@ class LedgerCommands:
                 and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
             ):
                 return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
-            self._refuse_closed(municipality_code, expenditure.grant_year)
-            expenditure.reverse(reason=reason, booked_on=on)
+            books = self.app.find_books(municipality_code, expenditure.grant_year)
+            expenditure.reverse(reason=reason, booked_on=on, books=books)
             try:
                 self.app.save(expenditure)
             except CONFLICTS:
@@ -207,8 +196,7 @@ class LedgerCommands:
         idempotency_key: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         on = closed_on or self.today()
-        if on.year < year:
-            raise InvalidExpenditure(f"a year cannot be closed before it starts ({year})", field="closed_on")
+        Books.check_closing_date(year, on)
 
         def answer(books: Books) -> dict[str, Any]:
             return {
@@ -220,24 +208,18 @@ class LedgerCommands:
                 "final_account": books.final_account,
             }
 
-        def refuse(books: Books) -> YearAlreadyClosed:
-            return YearAlreadyClosed(
-                f"the grant year {year} was already closed for {municipality_code} on {books.closed_on}",
-                field="year",
-            )
-
         @retry_on(ConcurrentChange)  # a concurrent close won: decide again on what it stored
         def run() -> tuple[int, dict[str, Any]]:
             existing = self.app.find_books(municipality_code, year)
-            if existing is not None:
-                if (
-                    idempotency_key is not None
-                    and existing.final_account == final_account
-                    and (closed_on is None or existing.closed_on == closed_on.isoformat())
-                ):
-                    return 201, answer(existing)
-                raise refuse(existing)
+            if (
+                existing is not None
+                and idempotency_key is not None
+                and existing.final_account == final_account
+                and (closed_on is None or existing.closed_on == closed_on.isoformat())
+            ):
+                return 201, answer(existing)  # saved by an earlier run with this key (e.g. before a crash)
             books = Books.close(
+                books=existing,
                 municipality_code=municipality_code,
                 grant_year=year,
                 closed_on=on,
@@ -285,23 +267,20 @@ class LedgerCommands:
                             raise _reused(idempotency_key)
                         pairs.append((line, existing))
                     return 201, answer(pairs)
+            years = {row["grant_year"] for _line, row in rows}
+            books = {year: self.app.find_books(municipality_code, year) for year in years}
+            items: list[tuple[int, Expenditure]] = []
             closed_errors: dict[str, list[str]] = {}
-            for year in sorted({row["grant_year"] for _line, row in rows}):
+            for (line, row), i in zip(rows, ids, strict=True):
                 try:
-                    self._refuse_closed(municipality_code, year)
+                    items.append((line, self._new_expenditure(municipality_code, i, row, books[row["grant_year"]])))
                 except YearIsClosed as error:
-                    for line, row in rows:
-                        if row["grant_year"] == year:
-                            closed_errors[f"line {line}.grant_year"] = [error.message]
+                    closed_errors[f"line {line}.grant_year"] = [error.message]
             if closed_errors:
                 raise YearIsClosed(
                     "the import was refused as a whole: rows post into a closed year; nothing was recorded",
                     errors=closed_errors,
                 )
-            items = [
-                (line, self._new_expenditure(municipality_code, i, row))
-                for (line, row), i in zip(rows, ids, strict=True)
-            ]
             try:
                 self.app.save(*(e for _line, e in items))  # one transaction: all rows or none
             except CONFLICTS:

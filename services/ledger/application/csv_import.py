@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Any
 
-from services.ledger.application.rules import expenditure_errors
+from services.ledger.domain.rules import expenditure_errors
 
 COLUMNS = (
     "grant_year",

@@ -52,7 +52,9 @@ class PointInTime:
         }
 
 
-def _money(municipality: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
+def balance_figures(municipality: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
+    """The money of a balance from its sums by kind and spent by category: one shape for the live
+    queries and the audit replay."""
     awarded = municipality.get("awarded", 0)
     paid = municipality.get("advance_paid", 0)
     spent = sum(categories.values())
@@ -89,12 +91,14 @@ def national_answer(
     totals_kinds: dict[str, int] = {}
     totals_categories: dict[str, int] = {}
     for code, (kinds, categories) in sorted(books.items()):
-        rows.append({"municipality_code": code, "name": municipality_names.get(code), **_money(kinds, categories)})
+        rows.append(
+            {"municipality_code": code, "name": municipality_names.get(code), **balance_figures(kinds, categories)}
+        )
         for k, v in kinds.items():
             totals_kinds[k] = totals_kinds.get(k, 0) + v
         for k, v in categories.items():
             totals_categories[k] = totals_categories.get(k, 0) + v
-    totals = _money(totals_kinds, totals_categories)
+    totals = balance_figures(totals_kinds, totals_categories)
     bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
     received = [
         {
@@ -183,7 +187,7 @@ class LedgerQueries:
         return {
             "municipality_code": code,
             "year": year,
-            **_money(kinds, categories),
+            **balance_figures(kinds, categories),
             **at.describe(),
             "offsets": self.offsets(),
         }

@@ -3,6 +3,13 @@
 Nothing grows with history: posting the n-th expenditure loads no earlier expenditure, and the
 books of a year exist only once the year is closed (``books-<code>-<year>``), so checking for a
 closed year is one lookup of a stream that has one event.
+
+Invariants (each enforced here, whatever the caller):
+- an expenditure keeps the rules of its input (``rules.expenditure_errors``);
+- a closed year refuses postings, reversals and imports: ``Expenditure.record`` and
+  ``Expenditure.reverse`` take the year's ``Books`` as loaded by the caller (None while it is open);
+- a year closes once, not before it starts, and only by the ministry or an auditor;
+- an expenditure is reversed at most once, within its grant year, not before its own booking date.
 """
 
 from __future__ import annotations
@@ -11,9 +18,14 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from contracts.events.expenditures import CATEGORIES
 from services.common.domain.chained import ChainedAggregate, stream_uuid
-from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure
+from services.ledger.domain.errors import (
+    AlreadyReversed,
+    InvalidExpenditure,
+    YearAlreadyClosed,
+    YearIsClosed,
+)
+from services.ledger.domain.rules import expenditure_errors, in_year_reason
 
 PRODUCER = "ledger"
 
@@ -35,8 +47,24 @@ def expenditure_aggregate_id(expenditure_id: UUID | str) -> UUID:
 
 
 def check_in_year(value: date, year: int, field: str) -> None:
-    if value.year != year:
-        raise InvalidExpenditure(f"must be a date within the grant year {year}, got {value.isoformat()}", field=field)
+    if reason := in_year_reason(value, year):
+        raise InvalidExpenditure(reason, field=field)
+
+
+def check_open(books: Books | None, municipality_code: str, grant_year: int) -> None:
+    """Refuses a posting, reversal or import row into a closed year (409, field ``grant_year``)."""
+    if books is None:
+        return
+    if (books.municipality_code, books.grant_year) != (municipality_code, grant_year):
+        # A caller that loads the wrong books would let a closed year through: fail loudly instead.
+        raise ValueError(
+            f"the books of {books.municipality_code} {books.grant_year} passed for {municipality_code} {grant_year}"
+        )
+    raise YearIsClosed(
+        f"the grant year {grant_year} is closed for {municipality_code} (closed on {books.closed_on} "
+        f"by the {books.closed_by}); postings and reversals into a closed year are refused",
+        field="grant_year",
+    )
 
 
 class Expenditure(ChainedAggregate):
@@ -117,12 +145,23 @@ class Expenditure(ChainedAggregate):
         counterparty: dict[str, str],
         description: str,
         reference: str,
+        books: Books | None,
     ) -> Expenditure:
-        if category not in CATEGORIES:
-            raise InvalidExpenditure(f"must be one of {', '.join(CATEGORIES)}", field="category")
-        if type(amount_cents) is not int or amount_cents <= 0:
-            raise InvalidExpenditure("must be a whole number of cents above 0", field="amount_cents")
-        check_in_year(booked_on, grant_year, "booked_on")
+        """``books``: the books of (municipality_code, grant_year) as loaded now, None while open."""
+        errors = expenditure_errors(
+            {
+                "grant_year": grant_year,
+                "category": category,
+                "amount_cents": amount_cents,
+                "booked_on": booked_on,
+                "counterparty": counterparty,
+                "description": description,
+                "reference": reference,
+            }
+        )
+        if errors:
+            raise InvalidExpenditure("the expenditure has invalid fields", errors=errors)
+        check_open(books, municipality_code, grant_year)
         return cls._start(
             cls.Recorded,
             stream_id=expenditure_stream(expenditure_id),
@@ -142,7 +181,9 @@ class Expenditure(ChainedAggregate):
     def reversed(self) -> bool:
         return self.reversal_event_id is not None
 
-    def reverse(self, *, reason: str, booked_on: date) -> None:
+    def reverse(self, *, reason: str, booked_on: date, books: Books | None) -> None:
+        """``books``: the books of this expenditure's year as loaded now, None while open."""
+        check_open(books, self.municipality_code, self.grant_year)
         if self.reversed:
             raise AlreadyReversed(
                 f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id})"
@@ -192,10 +233,32 @@ class Books(ChainedAggregate):
                 setattr(aggregate, name, getattr(self, name))
             aggregate.closed_event_id = self.event_id
 
+    @staticmethod
+    def check_closing_date(grant_year: int, closed_on: date) -> None:
+        if closed_on.year < grant_year:
+            raise InvalidExpenditure(f"a year cannot be closed before it starts ({grant_year})", field="closed_on")
+
+    def refuse_closing_again(self) -> YearAlreadyClosed:
+        return YearAlreadyClosed(
+            f"the grant year {self.grant_year} was already closed for {self.municipality_code} on {self.closed_on}",
+            field="year",
+        )
+
     @classmethod
     def close(
-        cls, *, municipality_code: str, grant_year: int, closed_on: date, closed_by: str, final_account: bool
+        cls,
+        *,
+        books: Books | None,
+        municipality_code: str,
+        grant_year: int,
+        closed_on: date,
+        closed_by: str,
+        final_account: bool,
     ) -> Books:
+        """``books``: the year's books as loaded now (None while open); a year closes once."""
+        if books is not None:
+            raise books.refuse_closing_again()
+        cls.check_closing_date(grant_year, closed_on)
         if closed_by not in ("ministry", "auditor"):
             raise InvalidExpenditure("only the ministry or an auditor closes a year", field="closed_by")
         return cls._start(

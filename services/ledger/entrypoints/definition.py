@@ -18,6 +18,7 @@ from services.ledger.adapters.http.routes import BLUEPRINTS, LedgerService
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.commands import LedgerCommands
 from services.ledger.application.queries import LedgerQueries
+from services.ledger.entrypoints.projector import run as run_projector
 
 
 def create_app(settings: Settings, application: LedgerApplication | None = None) -> Flask:
@@ -62,4 +63,5 @@ DEFINITION = ServiceDefinition(
     topic=EXPENDITURES,
     application_class=LedgerApplication,
     create_http_app=create_app,
+    run_projector=run_projector,
 )

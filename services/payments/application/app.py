@@ -16,9 +16,10 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError
 
+from contracts.identifiers import CBS_CODE, CBS_CODE_REASON
 from services.common.domain.chained import envelope_of
 from services.common.retry import retry_on
-from services.payments.domain.annex import CBS_CODE, parse_annex
+from services.payments.domain.annex import parse_annex
 from services.payments.domain.errors import (
     AnnexRefused,
     ConcurrentChange,
@@ -66,7 +67,7 @@ retried = retry_on(ConcurrentChange)
 
 def check_code(code: str, field_name: str = "municipality_code") -> None:
     if not isinstance(code, str) or not CBS_CODE.match(code):
-        raise PaymentsRuleBroken("must be a CBS municipality code: GM and 4 digits", field=field_name)
+        raise PaymentsRuleBroken(CBS_CODE_REASON, field=field_name)
 
 
 class PaymentsApplication(Application[UUID]):

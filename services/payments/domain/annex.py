@@ -13,10 +13,10 @@ import io
 import re
 from dataclasses import dataclass
 
+from contracts.identifiers import CBS_CODE, CBS_CODE_REASON
 from services.payments.domain.errors import RowError
 from services.payments.domain.money import euros_to_cents
 
-CBS_CODE = re.compile(r"^GM\d{4}$")
 HEADER_FIRST_CELLS = {"cbs_code", "code", "gemeentecode", "municipality_code"}
 MAX_NAME = 200
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -69,7 +69,7 @@ def parse_annex(data: bytes) -> ParsedAnnex:
         code, name, amount = cells
         row_errors: list[RowError] = []
         if not CBS_CODE.match(code):
-            reason = f"must be a CBS municipality code: GM and 4 digits, got {code!r}"
+            reason = f"{CBS_CODE_REASON}, got {code!r}"
             row_errors.append(RowError(line_no, "cbs_code", reason))
         elif code in seen:
             row_errors.append(RowError(line_no, "cbs_code", f"{code} appears twice: also on line {seen[code]}"))

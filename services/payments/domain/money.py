@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from contracts.events.fields import MAX_CENTS
+from contracts.values import MAX_CENTS
 
 _EUROS = re.compile(r"^\d{1,13}(?:\.\d+)?$")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from contracts.identifiers import LAST_YEAR
 from services.common.domain.chained import ChainedAggregate, stream_uuid
 from services.payments.domain.errors import PaymentsConflict, PaymentsRuleBroken
 from services.payments.domain.money import format_euros
@@ -18,7 +19,6 @@ from services.payments.domain.money import format_euros
 PRODUCER = "payments"
 FIRST_YEAR = 2023
 """The regulation grants from 2023 on."""
-LAST_YEAR = 2100
 
 
 def scheme_stream(year: int) -> str:

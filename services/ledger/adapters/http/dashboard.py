@@ -19,7 +19,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from contracts.events.expenditures import CATEGORIES
-from services.common.auth import CBS_CODE, Principal, TokenVerifier
+from contracts.identifiers import CBS_CODE, is_year
+from services.common.auth import Principal, TokenVerifier
 from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
 from services.ledger.adapters.http.dashboard_chart import (
     bar,
@@ -96,7 +97,7 @@ def _point_in_time() -> PointInTime:
 
 
 def _year(year: int) -> int:
-    if not 2019 <= year <= 2100:
+    if not is_year(year):
         raise NotFound(f"no grant year {year}")
     return year
 

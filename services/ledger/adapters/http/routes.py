@@ -11,7 +11,7 @@ from uuid import UUID
 
 from flask import Response, current_app, request
 
-from services.common.auth import CBS_CODE
+from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YEAR, is_year
 from services.common.blueprint import Blueprint
 from services.common.errors import InvalidInput
 from services.common.http import principal
@@ -76,7 +76,7 @@ def documented_errors(blueprint: Blueprint, *statuses: int) -> Callable[[F], F]:
 
 def _code(code: str) -> str:
     if not CBS_CODE.match(code):
-        raise InvalidInput("must be a CBS municipality code: GM and 4 digits", field="municipality_code")
+        raise InvalidInput(CBS_CODE_REASON, field="municipality_code")
     return code
 
 
@@ -210,8 +210,8 @@ def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: i
     """Close a grant year for a municipality (ministry or auditor); later postings into it get 409."""
     caller = principal()
     caller.require_role("ministry", "auditor")
-    if not 2019 <= year <= 2100:
-        raise InvalidInput("must be a year between 2019 and 2100", field="year")
+    if not is_year(year):
+        raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
     status, answer = _service().commands.close_year(
         _code(code),
         year,

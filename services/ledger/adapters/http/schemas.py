@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
-from contracts.events.expenditures import CATEGORIES
-from contracts.events.fields import cents, grant_year
+from contracts.events.expenditures import CATEGORIES, TEXT_LIMITS
+from contracts.events.fields import YEARS, cents, grant_year
 from services.common.http import ServiceErrorSchema
 from services.common.idempotency import KEY_TEXT, key_field
 
@@ -15,13 +17,20 @@ class Strict(Schema):
         unknown = RAISE
 
 
+def _text(field: str, **kwargs: Any) -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS[field]), **kwargs)
+
+
+# The bounds below are the published ones (contracts.events.expenditures), declared here so the OpenAPI
+# document shows them; the rules that decide are services/ledger/domain/rules.py, which
+# Expenditure.record applies to every posting (blank or control characters, a booking date outside
+# the grant year, a library_funding counterparty that is no organisation id).
 class CounterpartyIn(Strict):
-    id = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=100),
+    id = _text(
+        "counterparty.id",
         metadata={"description": "For library_funding the library's identifier (e.g. NL-KVK-41215098)."},
     )
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = _text("counterparty.name")
 
 
 class ExpenditureIn(Strict):
@@ -30,8 +39,8 @@ class ExpenditureIn(Strict):
     amount_cents = cents(minimum=1, required=True)
     booked_on = fields.Date(required=True, metadata={"description": "Within the grant year."})
     counterparty = fields.Nested(CounterpartyIn, required=True)
-    description = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = _text("description")
+    reference = _text("reference")
 
 
 class IdempotencyHeaders(Schema):
@@ -71,7 +80,7 @@ class PointInTimeQuery(Schema):
 
 class JournalQuery(PointInTimeQuery):
     year = fields.Integer(
-        validate=validate.Range(min=2019, max=2100), metadata={"description": "Only this grant year."}
+        validate=YEARS, metadata={"description": "Only this grant year."}
     )
 
 

@@ -1,4 +1,9 @@
-"""Rules of one expenditure's input, shared by the JSON endpoint and the CSV import."""
+"""The rules of one expenditure's input, written once.
+
+``Expenditure.record`` enforces them, the CSV import names each row's breaches with them, and the
+HTTP schema declares the same published bounds (``contracts.events.expenditures``) so that the
+OpenAPI document shows them. Input is typed already (grant_year int, booked_on a date, ...).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,28 @@ import re
 from datetime import date
 from typing import Any
 
-from contracts.events.expenditures import CATEGORIES
-from contracts.events.fields import MAX_CENTS
-
-ORG_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$")
-LIMITS = {"description": 500, "reference": 100, "counterparty.name": 200, "counterparty.id": 100}
-
+from contracts.identifiers import FIRST_YEAR, LAST_YEAR, is_org_id, is_year
+from contracts.values import CATEGORIES, MAX_CENTS, TEXT_LIMITS
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab and line breaks stay allowed
 
 
+def in_year_reason(value: date, year: int) -> str | None:
+    if value.year != year:
+        return f"must be a date within the grant year {year}, got {value.isoformat()}"
+    return None
+
+
 def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
-    """Field -> reasons for typed input (grant_year int, amount_cents int, booked_on date, ...)."""
+    """Field -> reasons; empty when the expenditure may be recorded."""
     errors: dict[str, list[str]] = {}
 
     def fail(field: str, reason: str) -> None:
         errors.setdefault(field, []).append(reason)
 
     year = data.get("grant_year")
-    if type(year) is not int or not 2019 <= year <= 2100:
-        fail("grant_year", "must be a whole year between 2019 and 2100")
+    if not is_year(year):
+        fail("grant_year", f"must be a whole year between {FIRST_YEAR} and {LAST_YEAR}")
     if data.get("category") not in CATEGORIES:
         fail("category", f"must be one of {', '.join(CATEGORIES)}")
     amount = data.get("amount_cents")
@@ -34,8 +41,8 @@ def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     booked_on = data.get("booked_on")
     if not isinstance(booked_on, date):
         fail("booked_on", "must be a date (YYYY-MM-DD)")
-    elif type(year) is int and booked_on.year != year:
-        fail("booked_on", f"must be a date within the grant year {year}, got {booked_on.isoformat()}")
+    elif type(year) is int and (reason := in_year_reason(booked_on, year)):
+        fail("booked_on", reason)
     counterparty = data.get("counterparty") or {}
     texts = {
         "description": data.get("description"),
@@ -49,10 +56,10 @@ def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
         elif CONTROL_CHARACTERS.search(value):
             # NUL cannot be stored in PostgreSQL text, and no other control character belongs in the books.
             fail(field, "must not contain control characters")
-        elif len(value) > LIMITS[field]:
-            fail(field, f"must be at most {LIMITS[field]} characters")
+        elif len(value) > TEXT_LIMITS[field]:
+            fail(field, f"must be at most {TEXT_LIMITS[field]} characters")
     party_id = counterparty.get("id")
     if data.get("category") == "library_funding" and isinstance(party_id, str) and party_id.strip():
-        if not ORG_ID.match(party_id):
+        if not is_org_id(party_id):
             fail("counterparty.id", "library_funding needs the library's identifier, e.g. NL-KVK-41215098")
     return errors

@@ -1,0 +1,34 @@
+"""The identifiers and years every contract and service shares, written once.
+
+Plain ``re`` and ints, no marshmallow, so a domain can use them as they are; the payload schemas
+(``contracts/events/fields.py``) publish the same patterns and range in the JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import re
+
+CBS_CODE_PATTERN = r"^GM\d{4}$"
+CBS_CODE = re.compile(CBS_CODE_PATTERN)
+CBS_CODE_REASON = "must be a CBS municipality code: GM and 4 digits"
+
+ORG_ID_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{2,10}-[A-Za-z0-9._-]{1,60}$"
+ORG_ID = re.compile(ORG_ID_PATTERN)
+ORG_ID_REASON = "must be an organisation identifier such as NL-KVK-12345678"
+
+FIRST_YEAR = 2019
+"""The first grant year any topic carries (the bridging subsidy's account period starts in it)."""
+LAST_YEAR = 2100
+
+
+def is_cbs_code(value: object) -> bool:
+    return isinstance(value, str) and CBS_CODE.match(value) is not None
+
+
+def is_org_id(value: object) -> bool:
+    return isinstance(value, str) and ORG_ID.match(value) is not None
+
+
+def is_year(value: object) -> bool:
+    """A whole year in the published range; booleans are not years."""
+    return type(value) is int and FIRST_YEAR <= value <= LAST_YEAR

@@ -1,0 +1,60 @@
+"""Issue 14: the one layer rule import-linter cannot check. The other rules are in pyproject.toml
+([tool.importlinter]) and `lint-imports` checks them in `make test`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _is_other_package(module: str, own: str) -> bool:
+    return module.split(".")[0] in ("services", "contracts") and not (module == own or module.startswith(own + "."))
+
+
+def private_imports(package: Path, own: str, root: Path = REPO) -> list[str]:
+    """Imports in ``package`` of a private name (``_x``) or module of another package than ``own``."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules, names = [node.module], [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules, names = [alias.name for alias in node.names], []
+            else:
+                continue
+            for module in (m for m in modules if _is_other_package(m, own)):
+                private = [part for part in module.split(".") if part.startswith("_")]
+                private += [name for name in names if name.startswith("_")]
+                if private:
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {module}: {', '.join(private)}")
+    return found
+
+
+def test_the_audit_imports_no_private_name_of_another_package() -> None:
+    assert private_imports(REPO / "services" / "audit", "services.audit") == []
+
+
+def test_a_private_import_is_found(tmp_path: Path) -> None:
+    package = tmp_path / "audit"
+    package.mkdir()
+    (package / "replay.py").write_text(
+        "from services.ledger.application.queries import PointInTime, _money\n"
+        "import services.ledger._internal\n"
+        "from services.audit.sources import _own  # its own: allowed\n"
+        "from os import _exit  # not ours: not checked\n"
+    )
+    assert private_imports(package, "services.audit", root=tmp_path) == [
+        "audit/replay.py:1: services.ledger.application.queries: _money",
+        "audit/replay.py:2: services.ledger._internal: _internal",
+    ]
+
+
+def test_the_runner_finds_every_service_and_tool_by_its_declaration() -> None:
+    from services.common.definition import SERVICE_NAMES, command_groups, projector, service_definition
+    from services.ledger.entrypoints.projector import run as ledger_projector
+
+    assert [service_definition(name).name for name in SERVICE_NAMES] == ["payments", "bridge", "ledger"]
+    assert projector() is ledger_projector
+    assert [group.name for group in command_groups()] == ["audit"]

@@ -1,0 +1,128 @@
+"""The ledger's invariants on its aggregates alone: no store, no HTTP."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure, YearAlreadyClosed, YearIsClosed
+from services.ledger.domain.model import Books, Expenditure
+from services.ledger.domain.rules import expenditure_errors
+
+A = "GM0363"
+
+
+VALID: dict[str, Any] = {
+    "grant_year": 2024,
+    "category": "promotion",
+    "amount_cents": 1000,
+    "booked_on": date(2024, 3, 1),
+    "counterparty": {"id": "PRINT-1", "name": "Printer"},
+    "description": "flyers",
+    "reference": "R1",
+}
+
+
+def record(books: Books | None = None, **overrides: Any) -> Expenditure:
+    return Expenditure.record(expenditure_id=uuid4(), municipality_code=A, **{**VALID, **overrides}, books=books)
+
+
+def closed(year: int = 2024, code: str = A) -> Books:
+    return Books.close(
+        books=None,
+        municipality_code=code,
+        grant_year=year,
+        closed_on=date(2025, 6, 30),
+        closed_by="auditor",
+        final_account=True,
+    )
+
+
+def test_a_closed_year_refuses_postings_naming_the_year_and_who_closed_it() -> None:
+    assert record(books=None).amount_cents == 1000
+    with pytest.raises(YearIsClosed) as refused:
+        record(books=closed())
+    assert refused.value.errors == {"grant_year": [refused.value.message]}
+    assert refused.value.message == (
+        "the grant year 2024 is closed for GM0363 (closed on 2025-06-30 by the auditor); "
+        "postings and reversals into a closed year are refused"
+    )
+
+
+def test_the_books_of_another_year_or_municipality_are_a_programming_error_not_an_open_year() -> None:
+    with pytest.raises(ValueError, match="GM0363 2023"):
+        record(books=closed(2023))
+    with pytest.raises(ValueError, match="GM0344 2024"):
+        record(books=closed(code="GM0344"))
+
+
+def test_a_closed_year_refuses_reversals_before_any_other_reason() -> None:
+    expenditure = record()
+    expenditure.reverse(reason="typo", booked_on=date(2024, 4, 1), books=None)
+    with pytest.raises(AlreadyReversed):
+        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), books=None)
+    with pytest.raises(YearIsClosed):
+        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), books=closed())
+    with pytest.raises(YearIsClosed):
+        record().reverse(reason="x", booked_on=date(2024, 5, 1), books=closed())
+
+
+def test_a_year_closes_once_not_before_it_starts_and_only_by_the_ministry_or_an_auditor() -> None:
+    books = closed()
+    with pytest.raises(YearAlreadyClosed) as twice:
+        Books.close(
+            books=books,
+            municipality_code=A,
+            grant_year=2024,
+            closed_on=date(2025, 7, 1),
+            closed_by="ministry",
+            final_account=False,
+        )
+    assert twice.value.errors == {"year": ["the grant year 2024 was already closed for GM0363 on 2025-06-30"]}
+    with pytest.raises(InvalidExpenditure) as early:
+        Books.close(
+            books=None,
+            municipality_code=A,
+            grant_year=2024,
+            closed_on=date(2023, 12, 31),
+            closed_by="ministry",
+            final_account=False,
+        )
+    assert early.value.errors == {"closed_on": ["a year cannot be closed before it starts (2024)"]}
+    with pytest.raises(InvalidExpenditure) as who:
+        Books.close(
+            books=None,
+            municipality_code=A,
+            grant_year=2024,
+            closed_on=date(2025, 1, 1),
+            closed_by="municipality",
+            final_account=False,
+        )
+    assert set(who.value.errors) == {"closed_by"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"category": "travel"}, "category"),
+        ({"amount_cents": 0}, "amount_cents"),
+        ({"amount_cents": 10**12 + 1}, "amount_cents"),
+        ({"amount_cents": True}, "amount_cents"),
+        ({"grant_year": 2018, "booked_on": date(2018, 3, 1)}, "grant_year"),
+        ({"booked_on": date(2025, 1, 1)}, "booked_on"),
+        ({"description": "   "}, "description"),
+        ({"reference": "R\x00"}, "reference"),
+        ({"reference": "R" * 101}, "reference"),
+        ({"counterparty": {"id": "PRINT-1", "name": "n" * 201}}, "counterparty.name"),
+        ({"category": "library_funding", "counterparty": {"id": "Bieb", "name": "Bieb"}}, "counterparty.id"),
+    ],
+)
+def test_the_aggregate_refuses_what_the_rules_refuse_with_their_reasons(overrides: dict[str, Any], field: str) -> None:
+    """One set of rules: what the aggregate refuses is exactly what the CSV import names."""
+    with pytest.raises(InvalidExpenditure) as refused:
+        record(**overrides)
+    assert refused.value.errors == expenditure_errors({**VALID, **overrides})
+    assert field in refused.value.errors
