@@ -21,7 +21,6 @@ from services.common.domain.chained import stream_uuid
 from services.common.eventstore import build_application
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.commands import LedgerCommands
-from services.ledger.application.idempotency import IdempotencyStore
 from services.ledger.entrypoints.projector import build_runner
 from services.payments.application.app import PaymentsApplication
 from tests.ledger.events import Streams
@@ -82,7 +81,7 @@ def record_history(settings: Settings) -> Services:
     bridge = build_application(BridgeApplication, settings.eventsourcing_env("bridge"))
     load_bridge_demo(settings, bridge)
     ledger = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
-    commands = LedgerCommands(ledger, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger"))))
+    commands = LedgerCommands(ledger)
     services = Services(settings, payments, bridge, ledger, commands)
     services.spend(CODES[0], 12_345_67, "2024-02-01")
     wrong = services.spend(CODES[0], 500_00, "2024-03-01", category="promotion")

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from eventsourcing.persistence import RecordConflictError
 from flask.testing import FlaskClient
 
+from services.common.idempotency import (
+    ABANDONED_AFTER_S,
+    EXTENSION_KEY,
+    Claim,
+    StoredAnswer,
+    request_fingerprint,
+    request_keys,
+)
 from services.ledger.application.app import LedgerApplication
 from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
 from tests.support.tokens import TokenFactory
 
 POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
+CSV = (
+    "grant_year,category,amount_cents,booked_on,counterparty_id,counterparty_name,description,reference\n"
+    "2024,promotion,1000,2024-05-01,SUP-1,Supplier 1,flyers,imp-1\n"
+)
 
 
 def stored_events(client: FlaskClient) -> int:
@@ -49,23 +66,62 @@ def test_posting_answers_201_and_a_retry_gets_the_same_answer_recording_nothing_
     assert stored_events(client) == 3
 
 
-def test_a_retry_after_a_crash_between_event_and_key_answers_the_same(
-    client: FlaskClient, tokens: TokenFactory
-) -> None:
-    first = client.post(POST, json=expenditure(), headers=own(tokens, "crash"))
-    keys = client.application.extensions["ledger"].commands.keys
-    from services.ledger.application.idempotency import idempotency_keys
-
-    with keys.engine.begin() as connection:  # the key row never made it to disk
-        connection.execute(idempotency_keys.delete())
-    again = client.post(POST, json=expenditure(), headers=own(tokens, "crash"))
-    assert (again.status_code, again.json) == (201, first.json)
-    assert stored_events(client) == 1
+def abandon_claims(client: FlaskClient, answered: bool) -> None:
+    """As a crash after the save leaves the claims: no answer stored (or none at all), claimed long ago."""
+    keys = client.application.extensions[EXTENSION_KEY]
     with keys.engine.begin() as connection:
-        connection.execute(idempotency_keys.delete())
-    changed = client.post(POST, json=expenditure(reference="other"), headers=own(tokens, "crash"))
-    assert changed.status_code == 409
-    assert stored_events(client) == 1
+        if answered:
+            connection.execute(request_keys.delete())
+        else:
+            connection.execute(request_keys.update().values(
+                status=None, body=None, created_at=datetime.now(UTC) - timedelta(seconds=ABANDONED_AFTER_S + 1)))
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["claim-left-open", "claim-lost"])
+def test_a_retry_after_a_crash_between_the_events_and_the_answer_answers_the_same(
+    client: FlaskClient, tokens: TokenFactory, answered: bool
+) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    reversal = f"{POST}/{posted['expenditure_id']}/reversal"
+    imports = f"{POST}:import"
+    close = f"/v1/municipalities/{AMSTERDAM}/years/2023/close"
+    writes: list[tuple[str, dict[str, Any]]] = [
+        (reversal, {"json": {"reason": "booked twice", "booked_on": "2024-04-01"}, "headers": own(tokens, "rev")}),
+        (imports, {"data": CSV, "content_type": "text/csv", "headers": own(tokens, "imp")}),
+        (close, {"json": {"final_account": False}, "headers": {**tokens.headers("ministry"), "Idempotency-Key": "c"}}),
+    ]
+    first = [client.post(url, **kwargs) for url, kwargs in writes]
+    assert [f.status_code for f in first] == [201, 201, 201], [f.json for f in first]
+    count = stored_events(client)
+    abandon_claims(client, answered)
+    again = [client.post(url, **kwargs) for url, kwargs in writes]
+    assert [(a.status_code, a.json) for a in again] == [(f.status_code, f.json) for f in first]
+    assert stored_events(client) == count
+
+    abandon_claims(client, answered)
+    changed = client.post(reversal, json={"reason": "another reason"}, headers=own(tokens, "rev"))
+    assert changed.status_code == 409  # already reversed: nothing new either way
+    assert stored_events(client) == count
+
+
+def test_a_concurrent_retry_waits_for_the_first_answer(client: FlaskClient, tokens: TokenFactory) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    reversal = f"{POST}/{posted['expenditure_id']}/reversal"
+    body = {"reason": "booked twice", "booked_on": "2024-04-01"}
+    keys = client.application.extensions[EXTENSION_KEY]
+    with client.application.test_request_context(reversal, method="POST", json=body):
+        fingerprint = request_fingerprint()
+    caller = f"municipality:{AMSTERDAM}"  # the token's role and subject
+    claim = keys.claim(caller, "slow", fingerprint)  # a first request, still running
+    assert isinstance(claim, Claim)
+    threading.Timer(0.3, keys.complete, (caller, "slow", StoredAnswer(201, '{"first": true}'))).start()
+    started = time.monotonic()
+    waited = client.post(reversal, json=body, headers=own(tokens, "slow"))
+    assert (waited.status_code, waited.json) == (201, {"first": True}), waited.json
+    assert waited.headers["Idempotent-Replayed"] == "true" and time.monotonic() - started >= 0.25
+    other = client.post(reversal, json={**body, "reason": "other"}, headers=own(tokens, "slow"))
+    assert other.status_code == 409 and "Idempotency-Key" in other.json["errors"]
+    assert stored_events(client) == 1  # only the posting: the answer came from the first request
 
 
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(client: FlaskClient, tokens: TokenFactory) -> None:
@@ -254,3 +310,34 @@ def test_every_endpoint_is_documented_with_schemas_and_errors(client: FlaskClien
     assert "requestBody" in post and "409" in post["responses"]
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert "503" in paths["/v1/municipalities/{code}/balances/{year}"]["get"]["responses"]
+
+
+def test_one_key_syntax_for_postings_and_the_claimed_writes(client: FlaskClient, tokens: TokenFactory) -> None:
+    assert client.post(POST, json=expenditure(), headers=own(tokens, "a key with spaces")).status_code == 201
+    for bad in ("k" * 201, "bad\x01key"):
+        refused = client.post(POST, json=expenditure(), headers=own(tokens, bad))
+        assert refused.status_code == 422 and "Idempotency-Key" in refused.json["errors"], refused.json
+        imported = client.post(f"{POST}:import", data=CSV, content_type="text/csv", headers=own(tokens, bad))
+        assert imported.status_code == 422 and "Idempotency-Key" in imported.json["errors"], imported.json
+    assert stored_events(client) == 1
+
+
+def test_a_reversal_that_loses_many_races_is_decided_again(
+    client: FlaskClient, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    save = app.save
+    lost: list[int] = []
+
+    def loses_eight_races(*aggregates: Any, **kwargs: Any) -> Any:
+        if len(lost) < 8:  # more than the 5 plain retries the ledger had of its own
+            lost.append(1)
+            raise RecordConflictError("another writer saved this version first")
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(app, "save", loses_eight_races)
+    url = f"{POST}/{posted['expenditure_id']}/reversal"
+    reversal = client.post(url, json={"reason": "x", "booked_on": "2024-04-01"}, headers=own(tokens))
+    assert reversal.status_code == 201, reversal.json
+    assert len(lost) == 8 and stored_events(client) == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from contracts import validate_envelope
 from services.common.config import Settings
 from services.common.definition import service_definition
 from services.common.eventstore import build_application
+from services.common.idempotency import EXTENSION_KEY, Claim, request_fingerprint, request_keys
 from services.payments.application.app import PaymentsApplication
 from services.payments.demo import ANNEX_DEMO_FILE, DEMO_FRAME_CENTS
 from services.payments.entrypoints.definition import DEFINITION, create_app
@@ -372,7 +373,8 @@ def test_a_retried_advance_with_its_key_pays_once(api: Api) -> None:
     assert_error(api.post(url, {**body, "amount_cents": 99_000_000_000}, {**keyed, "Idempotency-Key": "k2"}),
                  422, "amount_cents")  # refused: the key is free again
     assert api.post(url, {**body, "amount_cents": 1}, {**keyed, "Idempotency-Key": "k2"}).status_code == 201
-    assert_error(api.post(url, body, {**keyed, "Idempotency-Key": "bad key"}), 422, "Idempotency-Key")
+    assert_error(api.post(url, body, {**keyed, "Idempotency-Key": "k" * 201}), 422, "Idempotency-Key")
+    assert_error(api.post(url, body, {**keyed, "Idempotency-Key": "bad\x01key"}), 422, "Idempotency-Key")
     assert api.get("/v1/years/2024/grants/GM0363").get_json()["paid_cents"] == 10_000_001
     # a key names one request: the same key on another endpoint is refused too
     receipts = "/v1/years/2024/grants/GM0363/reclaims/receipts"
@@ -383,9 +385,13 @@ def test_a_key_whose_outcome_is_unknown_is_never_run_again(api: Api, settings: S
     api.frame()
     api.annex(2024, ANNEX)
     url = "/v1/years/2024/grants/GM0363/advances"
-    keys = api.client.application.extensions["ido.request_keys"]
-    caller = "ministry:ministry"
-    assert keys.claim(caller, "lost", "a fingerprint of the same request") is None  # as a crash leaves it
-    response = api.post(url, {"amount_cents": 1, "paid_on": "2024-01-31"}, {**api.ministry, "Idempotency-Key": "lost"})
-    assert_error(response, 409, "Idempotency-Key")
+    body = {"amount_cents": 1, "paid_on": "2024-01-31"}
+    keys = api.client.application.extensions[EXTENSION_KEY]
+    with api.client.application.test_request_context(url, method="POST", json=body):
+        fingerprint = request_fingerprint()
+    assert isinstance(keys.claim("ministry:ministry", "lost", fingerprint), Claim)
+    with keys.engine.begin() as connection:  # as a crash leaves it: claimed long ago, no answer
+        connection.execute(request_keys.update().values(created_at=datetime.now(UTC) - timedelta(minutes=5)))
+    response = api.post(url, body, {**api.ministry, "Idempotency-Key": "lost"})
+    assert_error(response, 409, "Idempotency-Key", "outcome")
     assert api.get("/v1/years/2024/grants/GM0363").get_json()["paid_cents"] == 0

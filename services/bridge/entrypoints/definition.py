@@ -14,7 +14,7 @@ from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
-from services.common.request_keys import enable_request_keys
+from services.common.idempotency import enable_request_keys
 
 
 def build_bridge_application(settings: Settings) -> BridgeApplication:

@@ -1,4 +1,9 @@
-"""The ledger's commands: post, reverse, import and close, each idempotent under an Idempotency-Key."""
+"""The ledger's commands: post, reverse, import and close, each idempotent under an Idempotency-Key.
+
+The key's claim, fingerprint and stored answer are the HTTP layer's (services/common/idempotency.py).
+Here a key fixes the ids of what a command stores (``derived_id``), so a command run again with its
+key (after a crash, or by a concurrent request) finds its own events and answers as the first time.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from services.common.group_commit import GroupCommit
+from services.common.idempotency import derived_id
+from services.common.retry import retry_on
 from services.ledger.application.app import CONFLICTS, LedgerApplication
 from services.ledger.application.csv_import import parse_expenditures_csv
-from services.ledger.application.idempotency import IdempotencyStore, StoredAnswer, derived_id, fingerprint
 from services.ledger.domain.errors import (
     ConcurrentChange,
     ExpenditureNotFound,
@@ -20,16 +26,9 @@ from services.ledger.domain.errors import (
 )
 from services.ledger.domain.model import Books, Expenditure
 
-RETRIES = 5
-
 
 def _today() -> date:
     return datetime.now(UTC).date()
-
-
-def _request_json(data: dict[str, Any]) -> dict[str, Any]:
-    """The request as comparable JSON (dates as ISO strings)."""
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()}
 
 
 def _expenditure_request(data: dict[str, Any]) -> dict[str, Any]:
@@ -79,42 +78,13 @@ def _reused(key: str) -> IdempotencyKeyReused:
 
 
 class LedgerCommands:
-    def __init__(
-        self,
-        application: LedgerApplication,
-        keys: IdempotencyStore,
-        today: Callable[[], date] = _today,
-    ):
+    def __init__(self, application: LedgerApplication, today: Callable[[], date] = _today):
         self.app = application
         self.postings = GroupCommit(application)
         """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
-        self.keys = keys
         self.today = today
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _keyed(
-        self,
-        municipality_code: str,
-        operation: str,
-        key: str | None,
-        request: dict[str, Any],
-        run: Callable[[], tuple[int, dict[str, Any]]],
-    ) -> tuple[int, dict[str, Any]]:
-        """Runs the command once per key: a retry gets the stored answer, another body a 409."""
-        if key is None:
-            return run()
-        print_ = fingerprint({"operation": operation, "request": request})
-        stored = self.keys.get(municipality_code, operation, key)
-        if stored is not None:
-            if stored.fingerprint != print_:
-                raise _reused(key)
-            return stored.status, stored.response
-        status, response = run()
-        stored = self.keys.put(municipality_code, operation, key, StoredAnswer(print_, status, response))
-        if stored.fingerprint != print_:
-            raise _reused(key)
-        return stored.status, stored.response
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -183,8 +153,6 @@ class LedgerCommands:
         booked_on: date | None = None,
         idempotency_key: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        request = _request_json({"expenditure_id": str(expenditure_id), "reason": reason, "booked_on": booked_on})
-
         def answer(expenditure: Expenditure) -> dict[str, Any]:
             return {
                 "expenditure_id": expenditure.expenditure_id,
@@ -192,31 +160,30 @@ class LedgerCommands:
                 "reverses_event_id": expenditure.recorded_event_id,
             }
 
+        @retry_on(ConcurrentChange)  # someone else changed the stream: reload and decide again
         def run() -> tuple[int, dict[str, Any]]:
-            for _attempt in range(RETRIES):
-                expenditure = self.app.find_expenditure(expenditure_id)
-                if expenditure is None or expenditure.municipality_code != municipality_code:
-                    raise ExpenditureNotFound(
-                        f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
-                    )
-                on = booked_on or self.today()
-                if (
-                    idempotency_key is not None
-                    and expenditure.reversed
-                    and expenditure.reversal_reason == reason
-                    and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
-                ):
-                    return 201, answer(expenditure)  # saved before a crash, key not yet stored
-                books = self.app.find_books(municipality_code, expenditure.grant_year)
-                expenditure.reverse(reason=reason, booked_on=on, books=books)
-                try:
-                    self.app.save(expenditure)
-                except CONFLICTS:
-                    continue  # someone else changed the stream: reload and decide again
-                return 201, answer(expenditure)
-            raise ConcurrentChange("the expenditure kept changing while reversing; try again")
+            expenditure = self.app.find_expenditure(expenditure_id)
+            if expenditure is None or expenditure.municipality_code != municipality_code:
+                raise ExpenditureNotFound(
+                    f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
+                )
+            on = booked_on or self.today()
+            if (
+                idempotency_key is not None
+                and expenditure.reversed
+                and expenditure.reversal_reason == reason
+                and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
+            ):
+                return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
+            books = self.app.find_books(municipality_code, expenditure.grant_year)
+            expenditure.reverse(reason=reason, booked_on=on, books=books)
+            try:
+                self.app.save(expenditure)
+            except CONFLICTS:
+                raise ConcurrentChange("the expenditure kept changing while reversing; try again") from None
+            return 201, answer(expenditure)
 
-        return self._keyed(municipality_code, "reversal", idempotency_key, request, run)
+        return run()
 
     def close_year(
         self,
@@ -229,7 +196,6 @@ class LedgerCommands:
         idempotency_key: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         on = closed_on or self.today()
-        request = _request_json({"year": year, "final_account": final_account, "closed_on": closed_on})
         Books.check_closing_date(year, on)
 
         def answer(books: Books) -> dict[str, Any]:
@@ -242,6 +208,7 @@ class LedgerCommands:
                 "final_account": books.final_account,
             }
 
+        @retry_on(ConcurrentChange)  # a concurrent close won: decide again on what it stored
         def run() -> tuple[int, dict[str, Any]]:
             existing = self.app.find_books(municipality_code, year)
             if (
@@ -250,7 +217,7 @@ class LedgerCommands:
                 and existing.final_account == final_account
                 and (closed_on is None or existing.closed_on == closed_on.isoformat())
             ):
-                return 201, answer(existing)  # this key's close, saved before its key was
+                return 201, answer(existing)  # saved by an earlier run with this key (e.g. before a crash)
             books = Books.close(
                 books=existing,
                 municipality_code=municipality_code,
@@ -262,13 +229,10 @@ class LedgerCommands:
             try:
                 self.app.save(books)
             except CONFLICTS:
-                raced = self.app.find_books(municipality_code, year)
-                if raced is None:
-                    raise
-                raise raced.refuse_closing_again() from None
+                raise ConcurrentChange(f"the grant year {year} was closed concurrently; try again") from None
             return 201, answer(books)
 
-        return self._keyed(municipality_code, "close", idempotency_key, request, run)
+        return run()
 
     def import_expenditures(
         self, municipality_code: str, csv_text: str, idempotency_key: str | None = None
@@ -278,7 +242,6 @@ class LedgerCommands:
             raise InvalidExpenditure(
                 f"the import was refused as a whole: {len(errors)} problem(s); nothing was recorded", errors=errors
             )
-        request = {"csv": [[line, _expenditure_request(row)] for line, row in rows]}
 
         def answer(items: list[tuple[int, Expenditure]]) -> dict[str, Any]:
             return {
@@ -289,6 +252,7 @@ class LedgerCommands:
                 ],
             }
 
+        @retry_on(ConcurrentChange)  # a run with the same key saved first: answer from its events
         def run() -> tuple[int, dict[str, Any]]:
             ids = [
                 derived_id(municipality_code, "import", idempotency_key, line) if idempotency_key else uuid4()
@@ -317,7 +281,10 @@ class LedgerCommands:
                     "the import was refused as a whole: rows post into a closed year; nothing was recorded",
                     errors=closed_errors,
                 )
-            self.app.save(*(e for _line, e in items))  # one transaction: all rows or none
+            try:
+                self.app.save(*(e for _line, e in items))  # one transaction: all rows or none
+            except CONFLICTS:
+                raise ConcurrentChange("the import was saved concurrently; try again") from None
             return 201, answer(items)
 
-        return self._keyed(municipality_code, "import", idempotency_key, request, run)
+        return run()

@@ -11,12 +11,12 @@ from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
+from services.common.idempotency import enable_request_keys
 from services.common.observability import sql_check
 from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.commands import LedgerCommands
-from services.ledger.application.idempotency import IdempotencyStore
 from services.ledger.application.service import LedgerService
 from services.ledger.entrypoints.projector import run as run_projector
 from services.ledger.read_side import open_queries
@@ -40,10 +40,11 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.
-        commands=LedgerCommands(application, IdempotencyStore(create_sql_engine(settings.service_db_url("ledger")))),
+        commands=LedgerCommands(application),
         queries=queries,
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )
+    enable_request_keys(app, create_sql_engine(settings.service_db_url("ledger")), "ledger")
     operations = enable_operations(
         app,
         settings,

@@ -13,7 +13,7 @@ from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations, error_response
-from services.common.request_keys import enable_request_keys
+from services.common.idempotency import enable_request_keys
 from services.payments.adapters.http.routes import blp
 from services.payments.application.app import PaymentsApplication
 from services.payments.demo import load_demo_data

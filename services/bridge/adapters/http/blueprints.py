@@ -16,12 +16,14 @@ from services.bridge.adapters.http import schemas
 from services.bridge.application.app import BridgeApplication
 from services.common.blueprint import Blueprint
 from services.common.http import principal
-from services.common.request_keys import HEADER_DOC as IDEMPOTENCY_KEY_HEADER
-from services.common.request_keys import idempotent
+from services.common.idempotency import PAYMENT_KEY_TEXT, RULED_KEY_TEXT, header_doc, idempotent
 
 READERS = ("kb", "ministry", "auditor", "finance")
 WRITERS = ("kb",)
 APPLICATION_KEY = "bridge.application"
+
+PAYMENT_KEY = header_doc(PAYMENT_KEY_TEXT)
+RULED_KEY = header_doc(RULED_KEY_TEXT)
 
 blp = Blueprint(
     "bridge",
@@ -66,6 +68,8 @@ def get_frame() -> Any:
 
 
 @blp.post("/frame")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.FrameSetSchema)
 @blp.response(201, schemas.FrameSchema)
 @_errors(409, 422)
@@ -84,6 +88,8 @@ def set_frame(body: dict[str, Any]) -> Any:
 
 
 @blp.post("/frame/amendments")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.FrameAmendSchema)
 @blp.response(200, schemas.FrameSchema)
 @_errors(404, 409, 422)
@@ -124,6 +130,8 @@ def list_libraries(query: dict[str, Any]) -> Any:
 
 
 @blp.post("/libraries")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.LibraryRegisterSchema)
 @blp.response(201, schemas.LibrarySchema)
 @_errors(409, 422)
@@ -149,6 +157,8 @@ def library_events(library_id: str) -> Any:
 
 
 @blp.put("/libraries/<library_id>/service-area")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.ServiceAreaChangeSchema)
 @blp.response(200, schemas.LibrarySchema)
 @_errors(404, 409, 422)
@@ -158,6 +168,8 @@ def change_service_area(body: dict[str, Any], library_id: str) -> Any:
 
 
 @blp.put("/libraries/<library_id>/grant")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.GrantSetSchema)
 @blp.response(200, schemas.LibrarySchema)
 @_errors(404, 409, 422)
@@ -173,8 +185,8 @@ def set_grant(body: dict[str, Any], library_id: str) -> Any:
 
 
 @blp.post("/libraries/<library_id>/payments")
-@idempotent
-@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
+@idempotent()
+@blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(schemas.PaymentSchema)
 @blp.response(201, schemas.LibrarySchema)
 @_errors(404, 409, 422)
@@ -184,6 +196,8 @@ def record_payment(body: dict[str, Any], library_id: str) -> Any:
 
 
 @blp.post("/libraries/<library_id>/account")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.AccountSchema)
 @blp.response(201, schemas.LibrarySchema)
 @_errors(404, 409, 422)
@@ -196,6 +210,8 @@ def submit_account(body: dict[str, Any], library_id: str) -> Any:
 
 
 @blp.post("/grant-batches")
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.response(201, schemas.GrantBatchSchema)
 @_errors(404, 409, 422)
 def compute_grants() -> Any:
@@ -204,8 +220,8 @@ def compute_grants() -> Any:
 
 
 @blp.post("/payment-batches")
-@idempotent
-@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
+@idempotent()
+@blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(schemas.PaymentBatchSchema)
 @blp.response(201, schemas.PaymentBatchResultSchema)
 @_errors(404, 409, 422)

@@ -14,6 +14,7 @@ from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YE
 from services.common.blueprint import Blueprint
 from services.common.errors import InvalidInput
 from services.common.http import principal
+from services.common.idempotency import idempotent
 from services.ledger.adapters.http.schemas import (
     BalancesOut,
     CloseYearIn,
@@ -109,6 +110,8 @@ def _authenticate_expenditures_first() -> None:
     principal()
 
 
+# No claim row for a posting (the hot path): its stream id derives from the key, so the event store's
+# uniqueness claims the key in the event's own commit (services/common/idempotency.py).
 @expenditures.route("/<code>/expenditures", methods=["POST"])
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(ExpenditureIn)
@@ -122,6 +125,7 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 
 
 @expenditures.route("/<code>/expenditures:import", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.doc(
     requestBody={
@@ -170,6 +174,7 @@ def get_expenditure(code: str, expenditure_id: UUID) -> Any:
 
 
 @expenditures.route("/<code>/expenditures/<uuid:expenditure_id>/reversal", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(ReversalIn)
 @expenditures.response(201, ReversalOut)
@@ -188,6 +193,7 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 
 
 @expenditures.route("/<code>/years/<int:year>/close", methods=["POST"])
+@idempotent(rerun_abandoned=True)
 @expenditures.arguments(IdempotencyHeaders, location="headers")
 @expenditures.arguments(CloseYearIn)
 @expenditures.response(201, YearClosedOut)

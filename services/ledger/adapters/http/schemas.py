@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from contracts.events.expenditures import CATEGORIES, TEXT_LIMITS
 from contracts.events.fields import YEARS, cents, grant_year
 from services.common.http import ServiceErrorSchema
+from services.common.idempotency import KEY_TEXT, key_field
 
 
 class Strict(Schema):
@@ -43,11 +44,12 @@ class ExpenditureIn(Strict):
 
 
 class IdempotencyHeaders(Schema):
-    idempotency_key = fields.String(
-        data_key="Idempotency-Key",
-        load_default=None,
-        validate=validate.Length(min=1, max=200),
-        metadata={"description": "A retried request with the same key gets the first answer; another body: 409."},
+    idempotency_key = key_field(
+        KEY_TEXT
+        + "If the first request does not answer within 10 s (the service stopped during it), a retry runs it "
+        "again and answers as the first time (the ids of what it stores derive from the key). A posting keeps no "
+        "separate answer: its retry is answered from the expenditure stored under the key (its fields compared, "
+        "not the body bytes), without `Idempotent-Replayed`."
     )
 
 

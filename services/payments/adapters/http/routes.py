@@ -14,8 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from services.common.blueprint import Blueprint
 from services.common.errors import Forbidden
 from services.common.http import principal
-from services.common.request_keys import HEADER_DOC as IDEMPOTENCY_KEY_HEADER
-from services.common.request_keys import idempotent
+from services.common.idempotency import PAYMENT_KEY_TEXT, RULED_KEY_TEXT, header_doc, idempotent
 from services.payments.adapters.http.schemas import (
     AdvanceRequest,
     AnnexErrorSchema,
@@ -44,6 +43,9 @@ from services.payments.domain.scheme import check_year
 
 WRITER = "ministry"
 READERS = ("ministry", "auditor", "finance")
+
+PAYMENT_KEY = header_doc(PAYMENT_KEY_TEXT)
+RULED_KEY = header_doc(RULED_KEY_TEXT)
 
 blp = Blueprint(
     "payments", __name__, url_prefix="/v1",
@@ -115,6 +117,8 @@ def _documented(*extra: tuple[int, str]) -> Any:
 
 
 @blp.route("/years/<int:year>/frame", methods=["PUT"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(FrameSetRequest)
 @blp.response(201, SchemeSchema, description="The frame is set.")
 @blp.alt_response(200, schema=SchemeSchema, description="The same frame was already set: nothing changed.")
@@ -141,6 +145,8 @@ def get_frame(year: int) -> Any:
 
 
 @blp.route("/years/<int:year>/frame/amendments", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(FrameAmendRequest)
 @blp.response(201, SchemeSchema, description="The frame is amended.")
 @_documented(
@@ -158,6 +164,8 @@ def amend_frame(body: dict[str, Any], year: int) -> Any:
 
 
 @blp.route("/years/<int:year>/grants", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(AwardRequest)
 @blp.response(201, GrantSchema, description="The grant is awarded.")
 @blp.alt_response(200, schema=GrantSchema, description="The identical award already exists: nothing changed.")
@@ -176,6 +184,8 @@ def award_grant(body: dict[str, Any], year: int) -> Any:
 
 
 @blp.route("/years/<int:year>/annex", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(AnnexQuery, location="query")
 @blp.doc(
     requestBody={
@@ -262,8 +272,8 @@ GRANT_WRITE_ERRORS = (
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/advances", methods=["POST"])
-@idempotent
-@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
+@idempotent()
+@blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(AdvanceRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
@@ -274,6 +284,8 @@ def pay_advance(body: dict[str, Any], year: int, code: str) -> Any:
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/settlements", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(SettlementRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
@@ -292,6 +304,8 @@ def settle(body: dict[str, Any], year: int, code: str) -> Any:
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/reclaims", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(ReclaimRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
@@ -302,8 +316,8 @@ def issue_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/reclaims/receipts", methods=["POST"])
-@idempotent
-@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
+@idempotent()
+@blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(ReceiptRequest)
 @blp.response(201, GrantSchema)
 @_documented(*GRANT_WRITE_ERRORS)
@@ -317,6 +331,8 @@ def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 
 
 @blp.route("/municipalities/<string:code>/merger", methods=["POST"])
+@idempotent()
+@blp.doc(parameters=[RULED_KEY])
 @blp.arguments(MergerRequest)
 @blp.response(200, MergerResultSchema)
 @_documented(
