@@ -8,10 +8,13 @@ requests and threads.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import flask_smorest
 from marshmallow import Schema
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -19,3 +22,14 @@ class Blueprint(flask_smorest.Blueprint):
         if isinstance(schema, type):
             schema = schema()
         return super().arguments(schema, *args, **kwargs)
+
+    def documented_errors(self, schema: type[Schema], responses: Iterable[tuple[int, str]]) -> Callable[[F], F]:
+        """Adds an endpoint's JSON error answers (status, description) to its OpenAPI description."""
+        answers = tuple(responses)
+
+        def decorate(view: F) -> F:
+            for status, description in answers:
+                view = self.alt_response(status, schema=schema, description=description)(view)
+            return view
+
+        return decorate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from contracts.topics import BRIDGE
-from services.bridge.adapters.http.blueprints import APPLICATION_KEY, blp
+from services.bridge.adapters.http.routes import APPLICATION_KEY, blp
 from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data
 from services.common.adapters.sql import create_sql_engine

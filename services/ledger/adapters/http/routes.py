@@ -56,14 +56,7 @@ def _service() -> LedgerService:
 
 
 def documented_errors(blueprint: Blueprint, *statuses: int) -> Callable[[F], F]:
-    def decorate(function: F) -> F:
-        for status in statuses:
-            function = blueprint.alt_response(status, schema=LedgerErrorSchema, description=ERROR_TEXT[status])(
-                function
-            )
-        return function
-
-    return decorate
+    return blueprint.documented_errors(LedgerErrorSchema, [(status, ERROR_TEXT[status]) for status in statuses])
 
 
 def _code(code: str) -> str:

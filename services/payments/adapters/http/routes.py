@@ -58,7 +58,7 @@ class UnsupportedMediaType(PaymentsError):
     code = "unsupported_media_type"
 
 
-def application() -> PaymentsApplication:
+def _service() -> PaymentsApplication:
     app: PaymentsApplication = current_app.extensions["payments.application"]
     return app
 
@@ -102,15 +102,9 @@ AUTH_ERRORS = (
 )
 
 
-def _documented(*extra: tuple[int, str]) -> Any:
-    """Adds the error responses (JSON `{code, status, message, errors}`) to an endpoint's docs."""
-
-    def decorate(view: Any) -> Any:
-        for status, description in (*AUTH_ERRORS, *extra):
-            view = blp.alt_response(status, schema=PaymentsErrorSchema, description=description)(view)
-        return view
-
-    return decorate
+def documented_errors(*extra: tuple[int, str]) -> Any:
+    """The error responses (JSON `{code, status, message, errors}`) in an endpoint's docs."""
+    return blp.documented_errors(PaymentsErrorSchema, (*AUTH_ERRORS, *extra))
 
 
 # --- the frame ----------------------------------------------------------------------------------
@@ -122,26 +116,26 @@ def _documented(*extra: tuple[int, str]) -> Any:
 @blp.arguments(FrameSetRequest)
 @blp.response(201, SchemeSchema, description="The frame is set.")
 @blp.alt_response(200, schema=SchemeSchema, description="The same frame was already set: nothing changed.")
-@_documented(
+@documented_errors(
     (409, "The frame is already set to another amount: it changes only by an amendment."),
     (422, "Invalid field, or a year outside the grant's years."),
 )
 def set_frame(body: dict[str, Any], year: int) -> Any:
     """Set the year's frame (the budget all awards of the year must fit in)."""
     _checked(year)
-    outcome = application().set_frame(year, body["frame_cents"], body["decided_on"])
+    outcome = _service().set_frame(year, body["frame_cents"], body["decided_on"])
     return outcome.value, (201 if outcome.created else 200)
 
 
 @blp.route("/years/<int:year>/frame", methods=["GET"])
 @blp.response(200, SchemeDetailSchema)
-@_documented((404, "No frame is set for the year."), (422, "A year outside the grant's years."))
+@documented_errors((404, "No frame is set for the year."), (422, "A year outside the grant's years."))
 def get_frame(year: int) -> Any:
     """The year's frame, the sum awarded, and the scheme's event history."""
     principal().require_role(*READERS)
     _checked(year)
-    scheme = application().scheme(year)
-    return {**SchemeSchema().dump(scheme), "events": application().scheme_history(scheme)}
+    scheme = _service().scheme(year)
+    return {**SchemeSchema().dump(scheme), "events": _service().scheme_history(scheme)}
 
 
 @blp.route("/years/<int:year>/frame/amendments", methods=["POST"])
@@ -149,7 +143,7 @@ def get_frame(year: int) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(FrameAmendRequest)
 @blp.response(201, SchemeSchema, description="The frame is amended.")
-@_documented(
+@documented_errors(
     (404, "No frame is set for the year."),
     (409, "Changed concurrently; retry."),
     (422, "Invalid field; the same frame; or a frame below what is already awarded."),
@@ -157,7 +151,7 @@ def get_frame(year: int) -> Any:
 def amend_frame(body: dict[str, Any], year: int) -> Any:
     """Amend the year's frame (never below the sum already awarded; a reason is required)."""
     _checked(year)
-    return application().amend_frame(year, body["frame_cents"], body["decided_on"], body["reason"])
+    return _service().amend_frame(year, body["frame_cents"], body["decided_on"], body["reason"])
 
 
 # --- awards -------------------------------------------------------------------------------------
@@ -169,7 +163,7 @@ def amend_frame(body: dict[str, Any], year: int) -> Any:
 @blp.arguments(AwardRequest)
 @blp.response(201, GrantSchema, description="The grant is awarded.")
 @blp.alt_response(200, schema=GrantSchema, description="The identical award already exists: nothing changed.")
-@_documented(
+@documented_errors(
     (404, "No frame is set for the year."),
     (409, "The municipality already has another award this year; or changed concurrently."),
     (422, "Invalid field, or the award would exceed the year's frame."),
@@ -177,7 +171,7 @@ def amend_frame(body: dict[str, Any], year: int) -> Any:
 def award_grant(body: dict[str, Any], year: int) -> Any:
     """Award one municipality its grant for the year."""
     _checked(year)
-    outcome = application().award_grant(
+    outcome = _service().award_grant(
         year, body["municipality_code"], body["municipality_name"], body["amount_cents"], body["awarded_on"]
     )
     return outcome.value, (201 if outcome.created else 200)
@@ -204,7 +198,7 @@ def award_grant(body: dict[str, Any], year: int) -> Any:
     422, schema=AnnexErrorSchema,
     description="The file is refused whole: every bad row (line, field, reason), or the frame it would break.",
 )
-@_documented(
+@documented_errors(
     (404, "No frame is set for the year."),
     (409, "Changed concurrently; retry."),
     (413, "The file is too large."),
@@ -223,7 +217,7 @@ def import_annex(query: dict[str, Any], year: int) -> Any:
         # A chunked body is cut at the limit without an error (werkzeug's LimitedStream): never import a
         # file that may have been cut short; a body with Content-Length over the limit is refused before.
         raise RequestEntityTooLarge(f"the annex must be smaller than {limit} bytes")
-    result = application().import_annex(year, data, query["awarded_on"])
+    result = _service().import_annex(year, data, query["awarded_on"])
     return result, (201 if result.awarded else 200)
 
 
@@ -233,7 +227,7 @@ def import_annex(query: dict[str, Any], year: int) -> Any:
 @blp.route("/years/<int:year>/grants", methods=["GET"])
 @blp.arguments(GrantListQuery, location="query")
 @blp.response(200, GrantListSchema)
-@_documented((404, "No frame is set for the year."), (422, "Invalid year or municipality code."))
+@documented_errors((404, "No frame is set for the year."), (422, "Invalid year or municipality code."))
 def list_grants(query: dict[str, Any], year: int) -> Any:
     """The grants of a year (a municipality sees only its own, including those it held before a merger)."""
     _checked(year)
@@ -241,7 +235,7 @@ def list_grants(query: dict[str, Any], year: int) -> Any:
     if caller.role != "municipality":
         caller.require_role(*READERS)
     code = query.get("municipality_code")
-    app = application()
+    app = _service()
     grants = app.grants_of(year, code) if code else app.grants(year)
     visible = [g for g in grants if _may_read(g)]
     return {"year": year, "count": len(visible), "grants": visible}
@@ -249,7 +243,7 @@ def list_grants(query: dict[str, Any], year: int) -> Any:
 
 @blp.route("/years/<int:year>/grants/<string:code>", methods=["GET"])
 @blp.response(200, GrantDetailSchema)
-@_documented(
+@documented_errors(
     (404, "No such grant."),
     (409, "The code holds several grants of the year through mergers: use the original code."),
     (422, "Invalid year or municipality code."),
@@ -257,8 +251,8 @@ def list_grants(query: dict[str, Any], year: int) -> Any:
 def get_grant(year: int, code: str) -> Any:
     """One grant with its full event history; found by its original code or by its current holder's."""
     _checked(year, code)
-    grant = _readable(application().grant(year, code))
-    return {**GrantSchema().dump(grant), "events": application().grant_history(grant)}
+    grant = _readable(_service().grant(year, code))
+    return {**GrantSchema().dump(grant), "events": _service().grant_history(grant)}
 
 
 # --- payments, settlement, reclaim --------------------------------------------------------------
@@ -276,11 +270,11 @@ GRANT_WRITE_ERRORS = (
 @blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(AdvanceRequest)
 @blp.response(201, GrantSchema)
-@_documented(*GRANT_WRITE_ERRORS)
+@documented_errors(*GRANT_WRITE_ERRORS)
 def pay_advance(body: dict[str, Any], year: int, code: str) -> Any:
     """Record a payment of (part of) the advance; payments never exceed the award."""
     _checked(year, code)
-    return application().pay_advance(year, code, body["amount_cents"], body["paid_on"])
+    return _service().pay_advance(year, code, body["amount_cents"], body["paid_on"])
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/settlements", methods=["POST"])
@@ -288,12 +282,12 @@ def pay_advance(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(SettlementRequest)
 @blp.response(201, GrantSchema)
-@_documented(*GRANT_WRITE_ERRORS)
+@documented_errors(*GRANT_WRITE_ERRORS)
 def settle(body: dict[str, Any], year: int, code: str) -> Any:
     """Record the settlement (vaststelling), or correct the latest one by naming it in corrects_event_id."""
     _checked(year, code)
     corrects = body.get("corrects_event_id")
-    return application().settle(
+    return _service().settle(
         year, code,
         reported_spending_cents=body["reported_spending_cents"],
         settled_cents=body.get("settled_cents"),
@@ -308,11 +302,11 @@ def settle(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(ReclaimRequest)
 @blp.response(201, GrantSchema)
-@_documented(*GRANT_WRITE_ERRORS)
+@documented_errors(*GRANT_WRITE_ERRORS)
 def issue_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
     """Record the reclaim (terugvordering) issued: exactly what was paid and not settled."""
     _checked(year, code)
-    return application().issue_reclaim(year, code, body["amount_cents"], body["issued_on"])
+    return _service().issue_reclaim(year, code, body["amount_cents"], body["issued_on"])
 
 
 @blp.route("/years/<int:year>/grants/<string:code>/reclaims/receipts", methods=["POST"])
@@ -320,11 +314,11 @@ def issue_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(ReceiptRequest)
 @blp.response(201, GrantSchema)
-@_documented(*GRANT_WRITE_ERRORS)
+@documented_errors(*GRANT_WRITE_ERRORS)
 def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
     """Record a receipt of the reclaimed money; never more than is outstanding."""
     _checked(year, code)
-    return application().receive_reclaim(year, code, body["amount_cents"], body["received_on"])
+    return _service().receive_reclaim(year, code, body["amount_cents"], body["received_on"])
 
 
 # --- mergers ------------------------------------------------------------------------------------
@@ -335,7 +329,7 @@ def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(MergerRequest)
 @blp.response(200, MergerResultSchema)
-@_documented(
+@documented_errors(
     (404, "The municipality never held a grant."),
     (409, "A grant of it passed to another successor before; or changed concurrently."),
     (422, "Invalid field (e.g. merging into itself)."),
@@ -343,4 +337,4 @@ def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 def merge(body: dict[str, Any], code: str) -> Any:
     """The municipality merged into a successor: its open grants, of every year, pass to the successor."""
     check_code(code, "code")
-    return application().merge_municipality(code, body["successor_code"], body["effective_on"])
+    return _service().merge_municipality(code, body["successor_code"], body["effective_on"])

@@ -39,21 +39,16 @@ def _authorise() -> None:
     caller.require_role(*(READERS if request.method in ("GET", "HEAD", "OPTIONS") else WRITERS))
 
 
-def _app() -> BridgeApplication:
+def _service() -> BridgeApplication:
     application: BridgeApplication = current_app.extensions[APPLICATION_KEY]
     return application
 
 
-def _errors(*statuses: int) -> Any:
-    """Documents the JSON error answers of an endpoint."""
-
-    def decorate(view: Any) -> Any:
-        for status in (401, 403, *statuses):
-            refused = blp.alt_response(status, schema=schemas.BridgeErrorSchema, description="Refused; see `errors`.")
-            view = refused(view)
-        return view
-
-    return decorate
+def documented_errors(*statuses: int) -> Any:
+    """The JSON error answers of an endpoint in its docs."""
+    return blp.documented_errors(
+        schemas.BridgeErrorSchema, [(status, "Refused; see `errors`.") for status in (401, 403, *statuses)]
+    )
 
 
 # -- frame ----------------------------------------------------------------------------------------
@@ -61,10 +56,10 @@ def _errors(*statuses: int) -> Any:
 
 @blp.get("/frame")
 @blp.response(200, schemas.FrameSchema)
-@_errors(404)
+@documented_errors(404)
 def get_frame() -> Any:
     """The frame, rate, deadlines and the total granted."""
-    return _app().frame()
+    return _service().frame()
 
 
 @blp.post("/frame")
@@ -72,13 +67,13 @@ def get_frame() -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.FrameSetSchema)
 @blp.response(201, schemas.FrameSchema)
-@_errors(409, 422)
+@documented_errors(409, 422)
 def set_frame(body: dict[str, Any]) -> Any:
     """Sets the frame once.
 
     Defaults: € 2.7 M, 15 cents per inhabitant, account period 2019-01-01 to 2023-05-01, account due 2023-09-01.
     """
-    return _app().set_frame(
+    return _service().set_frame(
         frame_cents=body["frame_cents"],
         rate=body["rate_cents_per_inhabitant"],
         account_period_start=body["account_period_start"],
@@ -92,29 +87,29 @@ def set_frame(body: dict[str, Any]) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.FrameAmendSchema)
 @blp.response(200, schemas.FrameSchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def amend_frame(body: dict[str, Any]) -> Any:
     """Changes the frame, rate or deadlines (e.g. the spending deadline moved to 2023-05-01)."""
     changes = {key: value for key, value in body.items() if key != "reason"}
     if "rate_cents_per_inhabitant" in changes:
         changes["rate"] = changes.pop("rate_cents_per_inhabitant")
-    return _app().amend_frame(reason=body["reason"], **changes)
+    return _service().amend_frame(reason=body["reason"], **changes)
 
 
 @blp.get("/frame/events")
 @blp.response(200, schemas.EventSchema(many=True))
-@_errors(404)
+@documented_errors(404)
 def frame_events() -> Any:
     """The frame stream's events as published on ido.bridge.v1."""
-    return _app().frame_events()
+    return _service().frame_events()
 
 
 @blp.get("/overview")
 @blp.response(200, schemas.OverviewSchema)
-@_errors(404)
+@documented_errors(404)
 def overview() -> Any:
     """The frame with totals over all libraries: paid, spent, reclaimed, late accounts."""
-    return _app().overview()
+    return _service().overview()
 
 
 # -- libraries ------------------------------------------------------------------------------------
@@ -123,10 +118,10 @@ def overview() -> Any:
 @blp.get("/libraries")
 @blp.arguments(schemas.LibrariesQuerySchema, location="query")
 @blp.response(200, schemas.LibrarySchema(many=True))
-@_errors(422)
+@documented_errors(422)
 def list_libraries(query: dict[str, Any]) -> Any:
     """The library register, optionally filtered by municipality served or by late account."""
-    return _app().libraries(municipality_code=query.get("municipality"), late=query.get("late"))
+    return _service().libraries(municipality_code=query.get("municipality"), late=query.get("late"))
 
 
 @blp.post("/libraries")
@@ -134,26 +129,28 @@ def list_libraries(query: dict[str, Any]) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.LibraryRegisterSchema)
 @blp.response(201, schemas.LibrarySchema)
-@_errors(409, 422)
+@documented_errors(409, 422)
 def register_library(body: dict[str, Any]) -> Any:
     """Registers a library organisation with its service area."""
-    return _app().register_library(library_id=body["library_id"], name=body["name"], service_area=body["service_area"])
+    return _service().register_library(
+        library_id=body["library_id"], name=body["name"], service_area=body["service_area"]
+    )
 
 
 @blp.get("/libraries/<library_id>")
 @blp.response(200, schemas.LibrarySchema)
-@_errors(404, 422)
+@documented_errors(404, 422)
 def get_library(library_id: str) -> Any:
     """One library: service area, grant, payments, account, reclaim."""
-    return _app().library(library_id)
+    return _service().library(library_id)
 
 
 @blp.get("/libraries/<library_id>/events")
 @blp.response(200, schemas.EventSchema(many=True))
-@_errors(404, 422)
+@documented_errors(404, 422)
 def library_events(library_id: str) -> Any:
     """The library stream's events as published on ido.bridge.v1."""
-    return _app().library_events(library_id)
+    return _service().library_events(library_id)
 
 
 @blp.put("/libraries/<library_id>/service-area")
@@ -161,10 +158,10 @@ def library_events(library_id: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.ServiceAreaChangeSchema)
 @blp.response(200, schemas.LibrarySchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def change_service_area(body: dict[str, Any], library_id: str) -> Any:
     """Replaces the service area (the grant stays until it is recomputed or corrected)."""
-    return _app().change_service_area(library_id, service_area=body["service_area"], reason=body["reason"])
+    return _service().change_service_area(library_id, service_area=body["service_area"], reason=body["reason"])
 
 
 @blp.put("/libraries/<library_id>/grant")
@@ -172,11 +169,11 @@ def change_service_area(body: dict[str, Any], library_id: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.GrantSetSchema)
 @blp.response(200, schemas.LibrarySchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def set_grant(body: dict[str, Any], library_id: str) -> Any:
     """Enters a grant, or corrects the current one (give its `event_id` as `corrects_event_id`), within the frame."""
     corrects = body["corrects_event_id"]
-    return _app().set_grant(
+    return _service().set_grant(
         library_id,
         amount_cents=body["amount_cents"],
         reason=body["reason"],
@@ -189,10 +186,10 @@ def set_grant(body: dict[str, Any], library_id: str) -> Any:
 @blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(schemas.PaymentSchema)
 @blp.response(201, schemas.LibrarySchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def record_payment(body: dict[str, Any], library_id: str) -> Any:
     """Records a payment to the library; never above its grant."""
-    return _app().record_payment(library_id, amount_cents=body["amount_cents"], paid_on=body["paid_on"])
+    return _service().record_payment(library_id, amount_cents=body["amount_cents"], paid_on=body["paid_on"])
 
 
 @blp.post("/libraries/<library_id>/account")
@@ -200,10 +197,10 @@ def record_payment(body: dict[str, Any], library_id: str) -> Any:
 @blp.doc(parameters=[RULED_KEY])
 @blp.arguments(schemas.AccountSchema)
 @blp.response(201, schemas.LibrarySchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def submit_account(body: dict[str, Any], library_id: str) -> Any:
     """Records the final account; flags it late after the account deadline; reclaims what was paid and not spent."""
-    return _app().submit_account(library_id, spent_cents=body["spent_cents"], submitted_on=body["submitted_on"])
+    return _service().submit_account(library_id, spent_cents=body["spent_cents"], submitted_on=body["submitted_on"])
 
 
 # -- batches --------------------------------------------------------------------------------------
@@ -213,10 +210,10 @@ def submit_account(body: dict[str, Any], library_id: str) -> Any:
 @idempotent()
 @blp.doc(parameters=[RULED_KEY])
 @blp.response(201, schemas.GrantBatchSchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def compute_grants() -> Any:
     """Computes every registered library's grant in one transaction; refused whole when above the frame."""
-    return _app().compute_grants()
+    return _service().compute_grants()
 
 
 @blp.post("/payment-batches")
@@ -224,7 +221,7 @@ def compute_grants() -> Any:
 @blp.doc(parameters=[PAYMENT_KEY])
 @blp.arguments(schemas.PaymentBatchSchema)
 @blp.response(201, schemas.PaymentBatchResultSchema)
-@_errors(404, 409, 422)
+@documented_errors(404, 409, 422)
 def pay_batch(body: dict[str, Any]) -> Any:
     """Pays several libraries in one transaction (all or none); without `payments`, all outstanding grants."""
-    return _app().pay_batch(paid_on=body["paid_on"], payments=body["payments"])
+    return _service().pay_batch(paid_on=body["paid_on"], payments=body["payments"])
