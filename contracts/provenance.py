@@ -192,18 +192,6 @@ def proof_header(index: int, path: Sequence[bytes]) -> bytes:
     return f"{index}:{b64url(b''.join(path))}".encode("ascii")
 
 
-def parse_proof(value: bytes) -> tuple[int, list[bytes]]:
-    index_text, separator, path_text = value.partition(b":")
-    if not separator or not index_text.isdigit():
-        raise ValueError("not <leaf index>:<path>")
-    # Lenient base64url (no regex: it costs more than the rest): a path that is not what the relay
-    # wrote cannot fold to the signed root anyway.
-    joined = base64.urlsafe_b64decode(path_text + b"=" * (-len(path_text) % 4))
-    if len(joined) % 32:
-        raise ValueError("the path is not a sequence of 32-byte hashes")
-    return int(index_text), [joined[i : i + 32] for i in range(0, len(joined), 32)]
-
-
 @dataclass(frozen=True)
 class _Seal:
     key: PublicKey
