@@ -29,7 +29,6 @@ from typing import Any
 
 from contracts.canonical import format_utc
 from contracts.envelope import ContractViolation
-from contracts.events.expenditures import CATEGORIES
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from services.audit.event_index import EventIndex
@@ -43,25 +42,17 @@ from services.ledger.read_side import (
     Original,
     PointInTime,
     Refused,
+    balance_columns,
     balance_figures,
     effects_of,
+    flat_balance,
     national_answer,
 )
 
 INDEX_BATCH_SIZE = 20_000
 """New ids and heads held in RAM before they go to the on-disk index in one batch."""
 
-BALANCE_COLUMNS = (
-    "awarded_cents",
-    "advance_paid_cents",
-    "spent_cents",
-    *(f"spent_{c}_cents" for c in CATEGORIES),
-    "unspent_cents",
-    "spent_beyond_award_cents",
-    "settled_cents",
-    "reclaim_issued_cents",
-    "reclaim_received_cents",
-)
+BALANCE_COLUMNS = balance_columns(categories_first=False)
 
 
 class MemoryBook:
@@ -400,7 +391,7 @@ class Replay:
         writer.writerow(["municipality_code", "name", "year", *BALANCE_COLUMNS])
         for code, year in self.municipality_years():
             b = self.balances(code, year)
-            flat = {**b, **{f"spent_{c}_cents": v for c, v in b["spent_by_category"].items()}}
+            flat = flat_balance(b)
             writer.writerow([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
         return out.getvalue()
 

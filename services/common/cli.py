@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve one service's HTTP API (gunicorn)")
     serve.add_argument("service", choices=SERVICE_NAMES)
-    serve.add_argument("--port", type=int, help="default: IDO_<SERVICE>_PORT or 8001/8002/8003")
+    serve.add_argument("--port", type=int, help="default: IDO_<SERVICE>_PORT or the port its definition declares")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--threads", type=int, default=4)
     serve.set_defaults(handler=_serve)
@@ -226,11 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     annex.add_argument("file", help="CSV: cbs_code,name,amount (euros with two decimals)")
     annex.add_argument("--year", type=int, required=True)
     annex.add_argument("--awarded-on", required=True, help="YYYY-MM-DD")
-    annex.add_argument("--url", default="http://127.0.0.1:8001", help="the payments service")
+    annex.add_argument("--url", help="the payments service (default: 127.0.0.1 on its port)")
     expenditures = import_kinds.add_parser("expenditures", help="a municipality's expenditures (its own token)")
     expenditures.add_argument("file", help="CSV with the columns of POST .../expenditures:import")
     expenditures.add_argument("--municipality", required=True, help="CBS code, e.g. GM0363")
-    expenditures.add_argument("--url", default="http://127.0.0.1:8003", help="the ledger service")
+    expenditures.add_argument("--url", help="the ledger service (default: 127.0.0.1 on its port)")
     for kind in (annex, expenditures):
         kind.add_argument("--token-file", help="file holding the bearer token (default: $IDO_TOKEN)")
         kind.add_argument("--idempotency-key", help="retry-safe key (ledger); default: the file's SHA-256")

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICE_PORTS = {"payments": 8001, "bridge": 8002, "ledger": 8003}
+from services.common.definition import service_definition
+
 KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
@@ -70,7 +71,7 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
     def port(self, service: str) -> int:
-        return int(os.environ.get(f"IDO_{service.upper()}_PORT", SERVICE_PORTS[service]))
+        return int(os.environ.get(f"IDO_{service.upper()}_PORT", service_definition(service).http_port))
 
     def signing_dir(self, service: str | None = None) -> Path:
         """``<IDO_KEYS_DIR>/signing`` (the published key set), or a service's own key directory in it."""

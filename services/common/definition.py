@@ -36,6 +36,8 @@ class ServiceDefinition:
     application_class: type[Any]
     create_http_app: Callable[..., Any]
     """(settings) -> Flask app."""
+    http_port: int
+    """Where `ido serve` listens unless ``IDO_<NAME>_PORT`` says otherwise."""
     load_demo_data: Callable[..., None] | None = None
     """(settings, application) -> None; loads illustrative demo data into an empty store."""
     run_projector: Callable[..., None] | None = None

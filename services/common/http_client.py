@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from services.common.config import load_settings
 from services.common.progress import Progress
 
 
@@ -29,10 +30,12 @@ def _token(token_file: str | None) -> str:
 
 def import_csv(args: argparse.Namespace) -> None:
     data = Path(args.file).read_bytes()
+    service = "payments" if args.kind == "annex" else "ledger"
+    base = (args.url or f"http://127.0.0.1:{load_settings().port(service)}").rstrip("/")
     if args.kind == "annex":
-        url = f"{args.url.rstrip('/')}/v1/years/{args.year}/annex?awarded_on={args.awarded_on}"
+        url = f"{base}/v1/years/{args.year}/annex?awarded_on={args.awarded_on}"
     else:
-        url = f"{args.url.rstrip('/')}/v1/municipalities/{args.municipality}/expenditures:import"
+        url = f"{base}/v1/municipalities/{args.municipality}/expenditures:import"
     rows = max(0, sum(1 for line in data.decode("utf-8").splitlines() if line and not line.startswith("#")) - 1)
     request = urllib.request.Request(url, data=data, method="POST")
     request.add_header("Content-Type", "text/csv")

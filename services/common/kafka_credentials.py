@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from services.common.definition import SERVICE_NAMES
 from services.common.secret_files import create_exclusive
 
 ADMIN = "ido-admin"
@@ -24,7 +25,8 @@ AUDIT = "ido-audit"
 FINANCE = "ido-finance"
 PROBE = "ido-probe"
 """Read-only metadata (DESCRIBE on the topics, no READ): the services' /readyz and /metrics."""
-RELAYS = {"payments": "ido-relay-payments", "bridge": "ido-relay-bridge", "ledger": "ido-relay-ledger"}
+RELAYS = {service: f"ido-relay-{service}" for service in SERVICE_NAMES}
+"""Each service's relay writes its topic as a principal of its own (services/common/definition.py lists them)."""
 
 CLIENT_PRINCIPALS = (*RELAYS.values(), PROJECTOR, AUDIT, FINANCE, PROBE)
 """Every principal `ido kafka provision` makes a SCRAM user for (the admin exists from the broker's format)."""

@@ -38,7 +38,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS, TopicSpec
+from contracts.topics import ALL_TOPICS, DEAD_LETTER, PUBLISHED_TOPICS, TopicSpec
 from services.common.adapters.kafka import ClientConfig, client_config, create_topics, ensure_topics
 from services.common.config import Settings
 from services.common.kafka_credentials import (
@@ -56,9 +56,8 @@ from services.common.kafka_credentials import (
 
 log = logging.getLogger(__name__)
 
-TOPICS = (GRANTS, BRIDGE, EXPENDITURES, DEAD_LETTER)
-PUBLISHED = (GRANTS, BRIDGE, EXPENDITURES)
-RELAY_TOPICS = {"payments": GRANTS, "bridge": BRIDGE, "ledger": EXPENDITURES}
+RELAY_TOPICS = {spec.producer: spec for spec in PUBLISHED_TOPICS}
+"""The topic each service's relay writes: the producer the contract names (a service's ``DEFINITION.topic``)."""
 
 PROJECTOR_GROUP = "ledger-balances"
 """The projector's consumer group (BalancesProjection's name; `ido project --group-id` must start with it)."""
@@ -88,7 +87,7 @@ def acls_for_prefix(prefix: str) -> list[ACL]:
     """Every ACL of the client principals for the topics and groups of one topic prefix."""
     read = (ACLOperation.READ, ACLOperation.DESCRIBE)
     write = (ACLOperation.WRITE, ACLOperation.DESCRIBE)
-    published = [f"{prefix}{spec.name}" for spec in PUBLISHED]
+    published = [f"{prefix}{spec.name}" for spec in PUBLISHED_TOPICS]
     dead_letter = f"{prefix}{DEAD_LETTER.name}"
     acls: list[ACL] = []
     for service, principal in RELAYS.items():
@@ -143,7 +142,7 @@ def provision_users(settings: Settings, principals: Iterable[str] = CLIENT_PRINC
         admin.close()
 
 
-def provision_prefix(settings: Settings, prefix: str | None = None, topics: Iterable[TopicSpec] = TOPICS,
+def provision_prefix(settings: Settings, prefix: str | None = None, topics: Iterable[TopicSpec] = ALL_TOPICS,
                      admin: KafkaAdminClient | None = None) -> tuple[list[str], int]:
     """The topics of one prefix and every principal's ACLs on them (``admin``: an ido-admin client to reuse)."""
     prefix = settings.topic_prefix if prefix is None else prefix
@@ -189,7 +188,7 @@ def _wait_until_enforced(admin: KafkaAdminClient, last: ACL, timeout_s: float = 
 def provision(settings: Settings, prefix: str | None = None) -> Provisioned:
     """Users, topics and ACLs: what `ido kafka provision` does (before the services start)."""
     if settings.kafka_security_protocol == "PLAINTEXT":
-        ensure_topics(client_config(settings, ADMIN), TOPICS, settings.topic_prefix if prefix is None else prefix)
+        ensure_topics(client_config(settings, ADMIN), ALL_TOPICS, settings.topic_prefix if prefix is None else prefix)
         return Provisioned([], [], 0)  # no authentication, no ACLs: topics only
     made = provision_users(settings)
     topics, acls = provision_prefix(settings, prefix)

@@ -110,22 +110,12 @@ class Progress:
         self.close()
 
 
-def track(
-    iterable: Iterable[T],
-    description: str,
-    *,
-    total: int | None = None,
-    unit: str = "item",
-    stream: IO[str] | None = None,
-    mode: str | None = None,
-    log_every_s: float = 10.0,
-) -> Iterator[T]:
-    """Yields the items of ``iterable`` while counting them (total from ``len()`` when it has one)."""
+def track(iterable: Iterable[T], description: str, *, total: int | None = None, **options: Any) -> Iterator[T]:
+    """Yields the items of ``iterable`` while counting them (total from ``len()`` when it has one);
+    ``options`` are ``Progress``'s."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    with Progress(
-        description, total=total, unit=unit, stream=stream, mode=mode, log_every_s=log_every_s
-    ) as progress:
+    with Progress(description, total=total, **options) as progress:
         for item in iterable:
             yield item
             progress.update()

@@ -20,7 +20,6 @@ from services.common.consumer import consumer_offsets
 from services.common.domain.chained import stream_uuid
 from services.common.eventstore import build_application
 from services.ledger.application.app import LedgerApplication
-from services.ledger.application.commands import LedgerCommands
 from services.ledger.entrypoints.projector import build_runner
 from services.payments.application.app import PaymentsApplication
 from tests.ledger.events import Streams
@@ -53,7 +52,6 @@ class Services:
     payments: PaymentsApplication
     bridge: BridgeApplication
     ledger: LedgerApplication
-    commands: LedgerCommands
     expenditures: list[dict[str, Any]] = field(default_factory=list)
 
     def publish(self) -> None:
@@ -61,7 +59,7 @@ class Services:
             publish_all(self.settings, application, topic)
 
     def spend(self, code: str, amount_cents: int, booked_on: str, **extra: Any) -> dict[str, Any]:
-        status, answer = self.commands.record_expenditure(code, expenditure_body(amount_cents, booked_on, **extra))
+        status, answer = self.ledger.record_expenditure(code, expenditure_body(amount_cents, booked_on, **extra))
         assert status == 201
         self.expenditures.append(answer)
         return answer
@@ -81,11 +79,10 @@ def record_history(settings: Settings) -> Services:
     bridge = build_application(BridgeApplication, settings.eventsourcing_env("bridge"))
     load_bridge_demo(settings, bridge)
     ledger = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
-    commands = LedgerCommands(ledger)
-    services = Services(settings, payments, bridge, ledger, commands)
+    services = Services(settings, payments, bridge, ledger)
     services.spend(CODES[0], 12_345_67, "2024-02-01")
     wrong = services.spend(CODES[0], 500_00, "2024-03-01", category="promotion")
-    commands.reverse_expenditure(CODES[0], uuid.UUID(wrong["expenditure_id"]), reason="booked twice",
+    ledger.reverse_expenditure(CODES[0], uuid.UUID(wrong["expenditure_id"]), reason="booked twice",
                                  booked_on=date(2024, 3, 10))
     services.spend(CODES[1], 7_000_00, "2024-04-01", category="network_orchestration")
     return services

@@ -34,7 +34,7 @@ def test_cents_become_exact_decimal_euros() -> None:
 def test_exports_from_a_replay_of_the_topics(live: Settings, env: dict[str, str], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     services = record_history(live)
-    services.commands.close_year(CODES[0], 2024, closed_by="auditor", final_account=True, closed_on=date(2025, 3, 1))
+    services.ledger.close_year(CODES[0], 2024, closed_by="auditor", final_account=True, closed_on=date(2025, 3, 1))
     services.publish()
     services.close()
     replay = replay_topics(live)

@@ -58,3 +58,26 @@ def test_the_runner_finds_every_service_and_tool_by_its_declaration() -> None:
     assert [service_definition(name).name for name in SERVICE_NAMES] == ["payments", "bridge", "ledger"]
     assert projector() is ledger_projector
     assert [group.name for group in command_groups()] == ["audit"]
+
+
+def test_each_declaration_agrees_with_the_published_topics_and_the_broker_rights() -> None:
+    """What services/common derives per service (its relay's topic, principal and ACL, its port) comes
+    from the declarations and the contracts; a service whose declaration names another topic than the
+    contract's producer, or two services on one port, fail here."""
+    from kafka.admin import ACLOperation
+
+    from contracts.topics import PUBLISHED_TOPICS
+    from services.common.definition import SERVICE_NAMES, service_definition
+    from services.common.kafka_credentials import RELAYS
+    from services.common.kafka_provisioning import RELAY_TOPICS, acls_for_prefix
+
+    definitions = [service_definition(name) for name in SERVICE_NAMES]
+    assert {d.name: d.topic for d in definitions} == RELAY_TOPICS
+    assert sorted(spec.producer for spec in PUBLISHED_TOPICS) == sorted(SERVICE_NAMES)
+    assert len({d.http_port for d in definitions}) == len(definitions)
+    writes = {
+        (acl.principal, acl.resource_pattern.resource_name)
+        for acl in acls_for_prefix("")
+        if acl.operation == ACLOperation.WRITE and acl.principal.startswith("User:ido-relay-")
+    }
+    assert writes == {(f"User:{RELAYS[d.name]}", d.topic.name) for d in definitions}

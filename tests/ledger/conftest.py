@@ -22,7 +22,7 @@ LIBRARY = "NL-KVK-41215098"
 def app(settings: Settings, tokens: TokenFactory) -> Iterator[Flask]:
     application = create_app(settings)
     yield application
-    application.extensions["ledger"].commands.app.close()
+    application.extensions["ledger"].application.close()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ CSV = (
 
 
 def stored_events(client: FlaskClient) -> int:
-    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    app: LedgerApplication = client.application.extensions["ledger"].application
     # counted, not the highest id: PostgreSQL's ids have gaps where a retry's insert was refused
     return len(app.recorder.select_notifications(start=None, limit=1_000_000))
 
@@ -326,7 +326,7 @@ def test_a_reversal_that_loses_many_races_is_decided_again(
     client: FlaskClient, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
-    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    app: LedgerApplication = client.application.extensions["ledger"].application
     save = app.save
     lost: list[int] = []
 

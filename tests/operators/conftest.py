@@ -146,7 +146,7 @@ class World:
 
     def close(self) -> None:
         self.ledger.extensions["ido.operations"].close()
-        self.ledger.extensions["ledger"].commands.app.close()
+        self.ledger.extensions["ledger"].application.close()
 
 
 def expenditure(category: str, cents: int, booked_on: str, counterparty: tuple[str, str], ref: str) -> dict[str, Any]:

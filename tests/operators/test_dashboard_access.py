@@ -31,7 +31,7 @@ def app(settings: Settings, tokens: TokenFactory) -> Iterator[Flask]:
     application = create_app(settings)
     yield application
     application.extensions["ido.operations"].close()
-    application.extensions["ledger"].commands.app.close()
+    application.extensions["ledger"].application.close()
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_ledger_metrics_show_projector_lag_per_partition_and_dead_letters(
                 headers=tokens.headers("municipality", code),
             )
             assert posted.status_code == 201, posted.json
-        publish_all(settings, app.extensions["ledger"].commands.app, EXPENDITURES)
+        publish_all(settings, app.extensions["ledger"].application, EXPENDITURES)
 
         metrics = scrape(client)
         assert value(metrics, "ido_projector_lag_messages", topic=expenditures_topic) == 3
@@ -198,7 +198,7 @@ def test_ledger_metrics_show_projector_lag_per_partition_and_dead_letters(
         if runner is not None:
             runner.close()
         app.extensions["ido.operations"].close()
-        app.extensions["ledger"].commands.app.close()
+        app.extensions["ledger"].application.close()
 
 
 def test_a_down_broker_is_asked_at_most_once_per_timeout() -> None:

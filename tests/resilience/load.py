@@ -2,10 +2,11 @@
 auditor reads balances; every loop bounded in count and in time, to 127.0.0.1 only.
 
 Municipalities send an ``Idempotency-Key`` with each posting and, when the answer is unknown (no
-answer, or a 5xx), retry the same key until it is accepted, as a client should. Payments take no
-``Idempotency-Key`` yet (docs/decisions.md), so the ministry's client reconciles an unknown answer
-by reading the grant's history: each advance has a unique amount, and it is sent again only when
-it is not there.
+answer, or a 5xx), retry the same key until it is accepted, as a client should. The ministry's and
+the KB's clients deliberately send none (every write route takes one since issue 14, and
+``test_idempotency_races.py`` races them): they show the other way a client can stay exact, reconciling
+an unknown answer by reading the history: each payment has a unique amount, and it is sent again
+only when it is not there.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class Load:
 
     def kb(self, library_id: str = BRIDGE_LIBRARY) -> None:
         """The KB pays the library, each payment a unique amount; an unknown answer is reconciled
-        from the library's payments before it is sent again (bridge payments take no key either)."""
+        from the library's payments before it is sent again (no key, as the ministry's client)."""
         headers = self.stack.headers("kb")
         amount = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:

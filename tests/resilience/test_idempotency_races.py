@@ -1,7 +1,7 @@
 """20 requests with one Idempotency-Key at once, per kind of write: never a 5xx, never a double.
 
 Real `ido serve` processes, two instances per service (so the race crosses processes), on a fresh
-PostgreSQL database (no broker: the services answer without one, the events wait in the outbox).
+PostgreSQL database and on SQLite files (no broker: the services answer without one, the events wait in the outbox).
 For every kind of keyed write two rounds, each of 20 clients released together by a barrier:
 
 - identical: the same key and the same body. Every client gets the same status and the same body
@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from services.common.config import Settings
 from tests.resilience.stack import BRIDGE_LIBRARY, YEAR, expenditure, prepare_bridge, prepare_payments, stored_envelopes
@@ -101,7 +103,16 @@ class Rounds:
         return won[0]
 
 
-def start(procs: Processes, tmp_path: Path, database: PostgresInfo, service: str) -> tuple[StackEnv, list[int]]:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def store(request: pytest.FixtureRequest) -> PostgresInfo | None:
+    """The services' event stores: a fresh PostgreSQL database, or SQLite files (None)."""
+    if request.param == "sqlite":
+        return None
+    found: PostgresInfo = request.getfixturevalue("database")
+    return found
+
+
+def start(procs: Processes, tmp_path: Path, database: PostgresInfo | None, service: str) -> tuple[StackEnv, list[int]]:
     stack = StackEnv(tmp_path, None, database)
     env = stack.env()
     stack.settings()
@@ -110,9 +121,9 @@ def start(procs: Processes, tmp_path: Path, database: PostgresInfo, service: str
 
 
 def test_ledger_postings_reversals_imports_and_closes_under_one_key(
-    procs: Processes, database: PostgresInfo, tmp_path: Path
+    procs: Processes, store: PostgresInfo | None, tmp_path: Path
 ) -> None:
-    stack, ports = start(procs, tmp_path, database, "ledger")
+    stack, ports = start(procs, tmp_path, store, "ledger")
     rounds = Rounds(stack.settings(), "ledger", ports)
     own = stack.headers("municipality", "GM0363")
     books = "/v1/municipalities/GM0363"
@@ -148,9 +159,9 @@ def test_ledger_postings_reversals_imports_and_closes_under_one_key(
 
 
 def test_payments_advances_settlements_reclaims_and_receipts_under_one_key(
-    procs: Processes, database: PostgresInfo, tmp_path: Path
+    procs: Processes, store: PostgresInfo | None, tmp_path: Path
 ) -> None:
-    stack, ports = start(procs, tmp_path, database, "payments")
+    stack, ports = start(procs, tmp_path, store, "payments")
     rounds = Rounds(stack.settings(), "payments", ports)
     ministry = stack.headers("ministry")
     prepare_payments(Client(ports[0], ministry))
@@ -173,9 +184,9 @@ def test_payments_advances_settlements_reclaims_and_receipts_under_one_key(
 
 
 def test_bridge_payments_and_payment_batches_under_one_key(
-    procs: Processes, database: PostgresInfo, tmp_path: Path
+    procs: Processes, store: PostgresInfo | None, tmp_path: Path
 ) -> None:
-    stack, ports = start(procs, tmp_path, database, "bridge")
+    stack, ports = start(procs, tmp_path, store, "bridge")
     rounds = Rounds(stack.settings(), "bridge", ports)
     kb = stack.headers("kb")
     prepare_bridge(Client(ports[0], kb))

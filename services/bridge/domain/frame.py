@@ -28,6 +28,15 @@ def _check_frame(frame_cents: int) -> None:
         raise BridgeInvalidInput("must be a positive whole number of cents", field="frame_cents")
 
 
+def _set_terms(frame: Any, event: Any) -> None:
+    """The terms a ``FrameSet`` and a ``FrameAmended`` both state, onto the frame."""
+    frame.frame_cents = event.frame_cents
+    frame.rate = Decimal(event.rate_cents_per_inhabitant)
+    frame.account_period_start = date.fromisoformat(event.account_period_start)
+    frame.spending_deadline = date.fromisoformat(event.spending_deadline)
+    frame.account_deadline = date.fromisoformat(event.account_deadline)
+
+
 class BridgeFrame(ChainedAggregate):
     """The frame (€ 2.7 M), the rate per inhabitant, the deadlines, and the total committed to grants.
 
@@ -56,11 +65,7 @@ class BridgeFrame(ChainedAggregate):
         account_deadline: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.frame_cents = self.frame_cents
-            aggregate.rate = Decimal(self.rate_cents_per_inhabitant)
-            aggregate.account_period_start = date.fromisoformat(self.account_period_start)
-            aggregate.spending_deadline = date.fromisoformat(self.spending_deadline)
-            aggregate.account_deadline = date.fromisoformat(self.account_deadline)
+            _set_terms(aggregate, self)
             aggregate.committed_cents = 0
 
     class FrameAmended(ChainedAggregate.Event):
@@ -76,11 +81,7 @@ class BridgeFrame(ChainedAggregate):
         reason: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.frame_cents = self.frame_cents
-            aggregate.rate = Decimal(self.rate_cents_per_inhabitant)
-            aggregate.account_period_start = date.fromisoformat(self.account_period_start)
-            aggregate.spending_deadline = date.fromisoformat(self.spending_deadline)
-            aggregate.account_deadline = date.fromisoformat(self.account_deadline)
+            _set_terms(aggregate, self)
 
     class CommitmentChanged(ChainedAggregate.Event):
         EVENT_TYPE = "BridgeCommitmentChanged"

@@ -154,16 +154,16 @@ class Library(ChainedAggregate):
         late: bool
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.account = {
-                "event_id": self.event_id,
-                "spent_cents": self.spent_cents,
-                "unspent_cents": self.unspent_cents,
-                "period_start": self.period_start,
-                "period_end": self.period_end,
-                "submitted_on": self.submitted_on,
-                "account_deadline": self.account_deadline,
-                "late": self.late,
-            }
+            kept = (
+                "spent_cents",
+                "unspent_cents",
+                "period_start",
+                "period_end",
+                "submitted_on",
+                "account_deadline",
+                "late",
+            )
+            aggregate.account = {"event_id": self.event_id, **{name: getattr(self, name) for name in kept}}
 
     class ReclaimIssued(ChainedAggregate.Event):
         EVENT_TYPE = "BridgeReclaimIssued"
@@ -174,7 +174,9 @@ class Library(ChainedAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.reclaim = {
-                "event_id": self.event_id, "amount_cents": self.amount_cents, "issued_on": self.issued_on
+                "event_id": self.event_id,
+                "amount_cents": self.amount_cents,
+                "issued_on": self.issued_on,
             }
 
     # -- commands ---------------------------------------------------------------------------------
@@ -220,18 +222,7 @@ class Library(ChainedAggregate):
             )
 
     def set_computed_grant(self, amount_cents: int, *, batch_id: str, rate: Decimal) -> None:
-        self.check_grant_change(amount_cents)
-        self._record(
-            self.GrantSet,
-            library_id=self.library_id,
-            amount_cents=amount_cents,
-            inhabitants=self.inhabitants,
-            basis="computed",
-            batch_id=batch_id,
-            rate_cents_per_inhabitant=format_rate(rate),
-            corrects_event_id=self.grant_event_id,
-            reason=None,
-        )
+        self._set_grant(amount_cents, basis="computed", batch_id=batch_id, rate=format_rate(rate), reason=None)
 
     def set_single_grant(self, amount_cents: int, *, reason: str, corrects_event_id: str | None) -> None:
         """Enters a first grant (``corrects_event_id`` None) or corrects the current one (its event id)."""
@@ -247,17 +238,24 @@ class Library(ChainedAggregate):
                 "a correction must reference it",
                 field="corrects_event_id",
             )
+        basis = "entered" if corrects_event_id is None else "corrected"
+        self._set_grant(amount_cents, basis=basis, batch_id=None, rate=None, reason=reason.strip())
+
+    def _set_grant(
+        self, amount_cents: int, *, basis: str, batch_id: str | None, rate: str | None, reason: str | None
+    ) -> None:
+        """Every grant event refers to the one it replaces (``corrects_event_id``), computed or entered."""
         self.check_grant_change(amount_cents)
         self._record(
             self.GrantSet,
             library_id=self.library_id,
             amount_cents=amount_cents,
             inhabitants=self.inhabitants,
-            basis="entered" if corrects_event_id is None else "corrected",
-            batch_id=None,
-            rate_cents_per_inhabitant=None,
-            corrects_event_id=corrects_event_id,
-            reason=reason.strip(),
+            basis=basis,
+            batch_id=batch_id,
+            rate_cents_per_inhabitant=rate,
+            corrects_event_id=self.grant_event_id,
+            reason=reason,
         )
 
     def pay(self, amount_cents: int, *, paid_on: date, payment_batch_id: str | None = None) -> None:

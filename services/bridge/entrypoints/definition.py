@@ -45,5 +45,6 @@ DEFINITION = ServiceDefinition(
     topic=BRIDGE,
     application_class=BridgeApplication,
     create_http_app=create_app,
+    http_port=8002,
     load_demo_data=load_demo_data,
 )

@@ -1,20 +1,100 @@
-"""The ledger's eventsourcing Application: loads and saves the small aggregates."""
+"""The ledger's eventsourcing Application: post, reverse, import and close, each idempotent under an
+Idempotency-Key; loads and saves the small aggregates (one ``Expenditure`` per posting, one ``Books`` per
+municipality and grant year), whose rules decide.
+
+The key's claim, fingerprint and stored answer are the HTTP layer's (services/common/idempotency.py).
+Here a key fixes the ids of what a command stores (``derived_id``), so a command run again with its
+key (after a crash, or by a concurrent request) finds its own events and answers as the first time.
+"""
 
 from __future__ import annotations
 
-from uuid import UUID
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, RecordConflictError
 
+from services.common.group_commit import GroupCommit
+from services.common.idempotency import derived_id
+from services.common.retry import retry_on
+from services.ledger.application.csv_import import parse_expenditures_csv
+from services.ledger.domain.errors import (
+    ConcurrentChange,
+    ExpenditureNotFound,
+    IdempotencyKeyReused,
+    InvalidExpenditure,
+    YearIsClosed,
+)
 from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
 
 CONFLICTS = (IntegrityError, RecordConflictError)
 """What eventsourcing raises when another writer saved the same stream version first."""
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _expenditure_request(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "grant_year": data["grant_year"],
+        "category": data["category"],
+        "amount_cents": data["amount_cents"],
+        "booked_on": data["booked_on"].isoformat(),
+        "counterparty": {"id": data["counterparty"]["id"], "name": data["counterparty"]["name"]},
+        "description": data["description"],
+        "reference": data["reference"],
+    }
+
+
+def _same_expenditure(existing: Expenditure, request: dict[str, Any]) -> bool:
+    return (
+        _expenditure_request(
+            {
+                "grant_year": existing.grant_year,
+                "category": existing.category,
+                "amount_cents": existing.amount_cents,
+                "booked_on": date.fromisoformat(existing.booked_on),
+                "counterparty": existing.counterparty,
+                "description": existing.description,
+                "reference": existing.reference,
+            }
+        )
+        == request
+    )
+
+
+def _recorded_answer(expenditure: Expenditure) -> dict[str, Any]:
+    return {
+        "expenditure_id": expenditure.expenditure_id,
+        "event_id": expenditure.recorded_event_id,
+        "stream_id": expenditure.stream_id,
+        "municipality_code": expenditure.municipality_code,
+        "grant_year": expenditure.grant_year,
+    }
+
+
+def _reused(key: str) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"Idempotency-Key {key!r} was used before with a different request; use a new key",
+        field="Idempotency-Key",
+    )
+
+
 class LedgerApplication(Application[UUID]):
     name = "ledger"
+    today: Callable[[], date] = staticmethod(_today)
+    """Today's date (UTC); a test may set another."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.postings = GroupCommit(self)
+        """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
+
+    # -- loading -------------------------------------------------------------------------------
 
     def find_expenditure(self, expenditure_id: UUID | str) -> Expenditure | None:
         try:
@@ -29,3 +109,206 @@ class LedgerApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return found
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def record_expenditure(
+        self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        request = _expenditure_request(data)
+
+        def saved_before(expenditure_id: UUID) -> tuple[int, dict[str, Any]] | None:
+            """The answer of this key's expenditure if it is stored already (by the first request or
+            a concurrent retry); None if it is not; 409 if it was stored with another body."""
+            if idempotency_key is None:
+                return None
+            existing = self.find_expenditure(expenditure_id)
+            if existing is None:
+                return None
+            if not _same_expenditure(existing, request):
+                raise _reused(idempotency_key)
+            return 201, _recorded_answer(existing)
+
+        # The key table is not used here: the stream id is derived from the key, so the event store's
+        # own uniqueness is the key's record, written in the same commit as the event. A retry finds
+        # the expenditure by the save's conflict and answers from it; a new posting costs one read
+        # (is the year closed?) and one commit, not four statements and two commits (bench/README.md).
+        if idempotency_key is None:
+            expenditure_id = uuid4()
+        else:
+            expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
+        books = self.find_books(municipality_code, data["grant_year"])
+        try:
+            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books)
+        except YearIsClosed:
+            if (answer := saved_before(expenditure_id)) is not None:
+                return answer  # saved before the year was closed: answer as then
+            raise
+        try:
+            self.postings.save(expenditure)
+        except CONFLICTS:
+            if (answer := saved_before(expenditure_id)) is not None:
+                return answer
+            raise
+        return 201, _recorded_answer(expenditure)
+
+    def _new_expenditure(
+        self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any], books: Books | None
+    ) -> Expenditure:
+        return Expenditure.record(
+            expenditure_id=expenditure_id,
+            municipality_code=municipality_code,
+            grant_year=data["grant_year"],
+            category=data["category"],
+            amount_cents=data["amount_cents"],
+            booked_on=data["booked_on"],
+            counterparty=data["counterparty"],
+            description=data["description"],
+            reference=data["reference"],
+            books=books,
+        )
+
+    def reverse_expenditure(
+        self,
+        municipality_code: str,
+        expenditure_id: UUID,
+        *,
+        reason: str,
+        booked_on: date | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        def answer(expenditure: Expenditure) -> dict[str, Any]:
+            return {
+                "expenditure_id": expenditure.expenditure_id,
+                "event_id": expenditure.reversal_event_id,
+                "reverses_event_id": expenditure.recorded_event_id,
+            }
+
+        @retry_on(ConcurrentChange)  # someone else changed the stream: reload and decide again
+        def run() -> tuple[int, dict[str, Any]]:
+            expenditure = self.find_expenditure(expenditure_id)
+            if expenditure is None or expenditure.municipality_code != municipality_code:
+                raise ExpenditureNotFound(
+                    f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
+                )
+            on = booked_on or self.today()
+            if (
+                idempotency_key is not None
+                and expenditure.reversed
+                and expenditure.reversal_reason == reason
+                and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
+            ):
+                return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
+            books = self.find_books(municipality_code, expenditure.grant_year)
+            expenditure.reverse(reason=reason, booked_on=on, books=books)
+            try:
+                self.save(expenditure)
+            except CONFLICTS:
+                raise ConcurrentChange("the expenditure kept changing while reversing; try again") from None
+            return 201, answer(expenditure)
+
+        return run()
+
+    def close_year(
+        self,
+        municipality_code: str,
+        year: int,
+        *,
+        closed_by: str,
+        final_account: bool,
+        closed_on: date | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        on = closed_on or self.today()
+        Books.check_closing_date(year, on)
+
+        def answer(books: Books) -> dict[str, Any]:
+            return {
+                "municipality_code": municipality_code,
+                "grant_year": year,
+                "event_id": books.closed_event_id,
+                "closed_on": books.closed_on,
+                "closed_by": books.closed_by,
+                "final_account": books.final_account,
+            }
+
+        @retry_on(ConcurrentChange)  # a concurrent close won: decide again on what it stored
+        def run() -> tuple[int, dict[str, Any]]:
+            existing = self.find_books(municipality_code, year)
+            if (
+                existing is not None
+                and idempotency_key is not None
+                and existing.final_account == final_account
+                and (closed_on is None or existing.closed_on == closed_on.isoformat())
+            ):
+                return 201, answer(existing)  # saved by an earlier run with this key (e.g. before a crash)
+            books = Books.close(
+                books=existing,
+                municipality_code=municipality_code,
+                grant_year=year,
+                closed_on=on,
+                closed_by=closed_by,
+                final_account=final_account,
+            )
+            try:
+                self.save(books)
+            except CONFLICTS:
+                raise ConcurrentChange(f"the grant year {year} was closed concurrently; try again") from None
+            return 201, answer(books)
+
+        return run()
+
+    def import_expenditures(
+        self, municipality_code: str, csv_text: str, idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        rows, errors = parse_expenditures_csv(csv_text)
+        if errors:
+            raise InvalidExpenditure(
+                f"the import was refused as a whole: {len(errors)} problem(s); nothing was recorded", errors=errors
+            )
+
+        def answer(items: list[tuple[int, Expenditure]]) -> dict[str, Any]:
+            return {
+                "count": len(items),
+                "expenditures": [
+                    {"line": line, "expenditure_id": e.expenditure_id, "event_id": e.recorded_event_id}
+                    for line, e in items
+                ],
+            }
+
+        @retry_on(ConcurrentChange)  # a run with the same key saved first: answer from its events
+        def run() -> tuple[int, dict[str, Any]]:
+            ids = [
+                derived_id(municipality_code, "import", idempotency_key, line) if idempotency_key else uuid4()
+                for line, _row in rows
+            ]
+            if idempotency_key is not None:
+                found = [self.find_expenditure(i) for i in ids]
+                if any(e is not None for e in found):  # saved before a crash (one save: all or nothing)
+                    pairs: list[tuple[int, Expenditure]] = []
+                    for (line, row), existing in zip(rows, found, strict=True):
+                        if existing is None or not _same_expenditure(existing, _expenditure_request(row)):
+                            raise _reused(idempotency_key)
+                        pairs.append((line, existing))
+                    return 201, answer(pairs)
+            years = {row["grant_year"] for _line, row in rows}
+            books = {year: self.find_books(municipality_code, year) for year in years}
+            items: list[tuple[int, Expenditure]] = []
+            closed_errors: dict[str, list[str]] = {}
+            for (line, row), i in zip(rows, ids, strict=True):
+                try:
+                    items.append((line, self._new_expenditure(municipality_code, i, row, books[row["grant_year"]])))
+                except YearIsClosed as error:
+                    closed_errors[f"line {line}.grant_year"] = [error.message]
+            if closed_errors:
+                raise YearIsClosed(
+                    "the import was refused as a whole: rows post into a closed year; nothing was recorded",
+                    errors=closed_errors,
+                )
+            try:
+                self.save(*(e for _line, e in items))  # one transaction: all rows or none
+            except CONFLICTS:
+                raise ConcurrentChange("the import was saved concurrently; try again") from None
+            return 201, answer(items)
+
+        return run()

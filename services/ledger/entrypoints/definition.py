@@ -16,7 +16,6 @@ from services.common.observability import sql_check
 from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
-from services.ledger.application.commands import LedgerCommands
 from services.ledger.application.service import LedgerService
 from services.ledger.entrypoints.projector import run as run_projector
 from services.ledger.read_side import open_queries
@@ -40,7 +39,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.
-        commands=LedgerCommands(application),
+        application=application,
         queries=queries,
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )
@@ -64,5 +63,6 @@ DEFINITION = ServiceDefinition(
     topic=EXPENDITURES,
     application_class=LedgerApplication,
     create_http_app=create_app,
+    http_port=8003,
     run_projector=run_projector,
 )

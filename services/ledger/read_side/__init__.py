@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from services.ledger.read_side.answers import SISA_INDICATOR_PREFIX, PointInTime, balance_figures, national_answer
+from services.ledger.read_side.answers import (
+    SISA_INDICATOR_PREFIX,
+    PointInTime,
+    balance_columns,
+    balance_figures,
+    flat_balance,
+    national_answer,
+)
 from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
@@ -45,9 +52,11 @@ __all__ = [
     "Original",
     "PointInTime",
     "Refused",
+    "balance_columns",
     "balance_figures",
     "balances_projection",
     "effects_of",
+    "flat_balance",
     "national_answer",
     "open_queries",
 ]

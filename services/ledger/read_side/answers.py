@@ -49,6 +49,34 @@ def balance_figures(municipality: dict[str, int], categories: dict[str, int]) ->
     }
 
 
+def balance_columns(*, categories_first: bool) -> tuple[str, ...]:
+    """The money columns of a balance in a CSV, from the one list of figures above.
+
+    Two published CSVs order them differently (the API's balances put the categories before their
+    total, the audit's balances.csv after it); both orders are part of their contracts and stay.
+    """
+    by_category = tuple(f"spent_{c}_cents" for c in CATEGORIES)
+    spent = (*by_category, "spent_cents") if categories_first else ("spent_cents", *by_category)
+    return (
+        "awarded_cents",
+        "advance_paid_cents",
+        *spent,
+        "unspent_cents",
+        "spent_beyond_award_cents",
+        "settled_cents",
+        "reclaim_issued_cents",
+        "reclaim_received_cents",
+    )
+
+
+def flat_balance(balance: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A balance as one CSV row: ``spent_by_category`` becomes ``spent_<category>_cents`` columns."""
+    flat = {**extra, **{k: v for k, v in balance.items() if k != "spent_by_category"}}
+    for category, cents in balance["spent_by_category"].items():
+        flat[f"spent_{category}_cents"] = cents
+    return flat
+
+
 YearTotals = dict[str, tuple[dict[str, int], dict[str, int]]]
 """municipality code -> (sums by kind, spent by category) of one year."""
 

@@ -125,6 +125,10 @@ def _lines(*rows: Row) -> Effects:
 # -- grants ----------------------------------------------------------------------------------------
 
 
+Handler = Callable[[dict[str, Any], AppliedSoFar], Effects]
+RowOf = Callable[[dict[str, Any], str, int, str], Row]
+
+
 def _grant_row(p: dict[str, Any], kind: str, amount: int, on: str) -> Row:
     return {
         "kind": kind,
@@ -136,39 +140,41 @@ def _grant_row(p: dict[str, Any], kind: str, amount: int, on: str) -> Row:
     }
 
 
+def _bridge_row(p: dict[str, Any], kind: str, amount: int, on: str) -> Row:
+    return {"kind": kind, "library_id": p["library_id"], "amount_cents": amount, "booked_on": day(on)}
+
+
+def _movement(row_of: RowOf, kind: str, amount: str, on: str, *, total_per: str | None = None) -> Handler:
+    """One row of ``kind``: ``payload[amount]`` booked on ``payload[on]`` (or the envelope's ``occurred_at``).
+
+    With ``total_per`` the payload states a running total per that key (an award, a settlement, a
+    bridge grant can be set again), so the row is the change against what ``book`` has so far.
+    """
+
+    def effects(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+        p = envelope["payload"]
+        amount_cents = p[amount]
+        if total_per is not None:
+            amount_cents -= book.total(kind, **{total_per: p[total_per]})
+        return _lines(row_of(p, kind, amount_cents, envelope[on] if on == "occurred_at" else p[on]))
+
+    return effects
+
+
 def _grant_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["frame_cents"] - book.total("grant_frame", year=p["year"])
     return _lines({"kind": "grant_frame", "year": p["year"], "amount_cents": delta, "booked_on": day(p["decided_on"])})
 
 
+_award = _movement(_grant_row, "awarded", "amount_cents", "awarded_on", total_per="grant_id")
+
+
 def _awarded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    effects = _award(envelope, book)
     p = envelope["payload"]
-    delta = p["amount_cents"] - book.total("awarded", grant_id=p["grant_id"])
-    effects = _lines(_grant_row(p, "awarded", delta, p["awarded_on"]))
     effects.municipality_name = (p["municipality_code"], p["municipality_name"])
     return effects
-
-
-def _advance_paid(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    return _lines(_grant_row(p, "advance_paid", p["amount_cents"], p["paid_on"]))
-
-
-def _settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    delta = p["settled_cents"] - book.total("settled", grant_id=p["grant_id"])
-    return _lines(_grant_row(p, "settled", delta, p["settled_on"]))
-
-
-def _reclaim_issued(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    return _lines(_grant_row(p, "reclaim_issued", p["amount_cents"], p["issued_on"]))
-
-
-def _reclaim_received(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    return _lines(_grant_row(p, "reclaim_received", p["amount_cents"], p["received_on"]))
 
 
 def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
@@ -187,10 +193,6 @@ def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
 # -- bridge ----------------------------------------------------------------------------------------
 
 
-def _bridge_row(library_id: str, kind: str, amount: int, on: str) -> Row:
-    return {"kind": kind, "library_id": library_id, "amount_cents": amount, "booked_on": day(on)}
-
-
 def _bridge_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["frame_cents"] - book.total("bridge_frame")
@@ -202,53 +204,34 @@ def _library(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     return Effects(library_name=(p["library_id"], p["name"]))
 
 
-def _bridge_grant(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    delta = p["amount_cents"] - book.total("bridge_grant", library_id=p["library_id"])
-    return _lines(_bridge_row(p["library_id"], "bridge_grant", delta, envelope["occurred_at"]))
-
-
-def _bridge_paid(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    return _lines(_bridge_row(p["library_id"], "bridge_paid", p["amount_cents"], p["paid_on"]))
-
-
-def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    delta = p["spent_cents"] - book.total("bridge_settled", library_id=p["library_id"])
-    return _lines(_bridge_row(p["library_id"], "bridge_settled", delta, p["submitted_on"]))
-
-
-def _bridge_reclaim(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    p = envelope["payload"]
-    return _lines(_bridge_row(p["library_id"], "bridge_reclaim", p["amount_cents"], p["issued_on"]))
-
-
 # -- expenditures ----------------------------------------------------------------------------------
+
+
+def _spent_row(p: dict[str, Any], amount_cents: int, **details: Any) -> Effects:
+    """The one journal row of a posting (positive) or a reversal (negative) of an expenditure."""
+    row = {
+        "kind": "spent",
+        "municipality_code": p["municipality_code"],
+        "year": p["grant_year"],
+        "category": p["category"],
+        "amount_cents": amount_cents,
+        "booked_on": day(p["booked_on"]),
+        "expenditure_id": p["expenditure_id"],
+        **details,
+    }
+    return Effects(rows=[(1, row)])
 
 
 def _expenditure_recorded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     counterparty = p["counterparty"]
-    return Effects(
-        rows=[
-            (
-                1,
-                {
-                    "kind": "spent",
-                    "municipality_code": p["municipality_code"],
-                    "year": p["grant_year"],
-                    "category": p["category"],
-                    "amount_cents": p["amount_cents"],
-                    "booked_on": day(p["booked_on"]),
-                    "expenditure_id": p["expenditure_id"],
-                    "counterparty_id": counterparty["id"],
-                    "counterparty_name": counterparty["name"],
-                    "reference": p["reference"],
-                    "description": p["description"],
-                },
-            )
-        ]
+    return _spent_row(
+        p,
+        p["amount_cents"],
+        counterparty_id=counterparty["id"],
+        counterparty_name=counterparty["name"],
+        reference=p["reference"],
+        description=p["description"],
     )
 
 
@@ -259,26 +242,14 @@ def _expenditure_reversed(envelope: dict[str, Any], book: AppliedSoFar) -> Effec
         original.amount_cents != p["amount_cents"] or original.municipality_code != p["municipality_code"]
     ):
         raise Refused(f"the reversal does not match the expenditure it reverses ({p['reverses_event_id']})")
-    return Effects(
-        rows=[
-            (
-                1,
-                {
-                    "kind": "spent",
-                    "municipality_code": p["municipality_code"],
-                    "year": p["grant_year"],
-                    "category": p["category"],
-                    "amount_cents": -p["amount_cents"],
-                    "booked_on": day(p["booked_on"]),
-                    "expenditure_id": p["expenditure_id"],
-                    "reverses_event_id": p["reverses_event_id"],
-                    "description": p["reason"],
-                    "counterparty_id": original.counterparty_id if original is not None else None,
-                    "counterparty_name": original.counterparty_name if original is not None else None,
-                    "reference": original.reference if original is not None else None,
-                },
-            )
-        ]
+    return _spent_row(
+        p,
+        -p["amount_cents"],
+        reverses_event_id=p["reverses_event_id"],
+        description=p["reason"],
+        counterparty_id=original.counterparty_id if original is not None else None,
+        counterparty_name=original.counterparty_name if original is not None else None,
+        reference=original.reference if original is not None else None,
     )
 
 
@@ -297,22 +268,25 @@ def _year_closed(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     )
 
 
-_HANDLERS: dict[str, Callable[[dict[str, Any], AppliedSoFar], Effects]] = {
+_HANDLERS: dict[str, Handler] = {
     "GrantFrameSet": _grant_frame,
     "GrantFrameAmended": _grant_frame,
     "GrantAwarded": _awarded,
-    "AdvancePaid": _advance_paid,
-    "GrantSettled": _settled,
-    "ReclaimIssued": _reclaim_issued,
-    "ReclaimReceived": _reclaim_received,
+    "AdvancePaid": _movement(_grant_row, "advance_paid", "amount_cents", "paid_on"),
+    "GrantSettled": _movement(_grant_row, "settled", "settled_cents", "settled_on", total_per="grant_id"),
+    "ReclaimIssued": _movement(_grant_row, "reclaim_issued", "amount_cents", "issued_on"),
+    "ReclaimReceived": _movement(_grant_row, "reclaim_received", "amount_cents", "received_on"),
     "GrantTransferred": _transferred,
     "BridgeFrameSet": _bridge_frame,
     "BridgeFrameAmended": _bridge_frame,
     "LibraryRegistered": _library,
-    "BridgeGrantSet": _bridge_grant,
-    "BridgePaymentMade": _bridge_paid,
-    "BridgeAccountSubmitted": _bridge_account,
-    "BridgeReclaimIssued": _bridge_reclaim,
+    # A bridge grant has no decision date of its own: it counts from when it was recorded.
+    "BridgeGrantSet": _movement(_bridge_row, "bridge_grant", "amount_cents", "occurred_at", total_per="library_id"),
+    "BridgePaymentMade": _movement(_bridge_row, "bridge_paid", "amount_cents", "paid_on"),
+    "BridgeAccountSubmitted": _movement(
+        _bridge_row, "bridge_settled", "spent_cents", "submitted_on", total_per="library_id"
+    ),
+    "BridgeReclaimIssued": _movement(_bridge_row, "bridge_reclaim", "amount_cents", "issued_on"),
     "ExpenditureRecorded": _expenditure_recorded,
     "ExpenditureReversed": _expenditure_reversed,
     "YearClosed": _year_closed,

@@ -60,5 +60,6 @@ DEFINITION = ServiceDefinition(
     topic=GRANTS,
     application_class=PaymentsApplication,
     create_http_app=create_app,
+    http_port=8001,
     load_demo_data=load_demo_data,
 )

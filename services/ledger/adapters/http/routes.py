@@ -34,7 +34,7 @@ from services.ledger.adapters.http.schemas import (
 )
 from services.ledger.application.service import LedgerService
 from services.ledger.domain.errors import ExpenditureNotFound
-from services.ledger.read_side import PointInTime
+from services.ledger.read_side import PointInTime, balance_columns, flat_balance
 
 READERS = ("auditor", "finance", "ministry")
 NATIONAL_READERS = ("auditor", "finance", "ministry")
@@ -113,7 +113,7 @@ def _authenticate_expenditures_first() -> None:
 def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
     """Record one expenditure of the grant (only the municipality itself)."""
     principal().require_books_of(_code(code))
-    status, answer = _service().commands.record_expenditure(code, body, headers.get("idempotency_key"))
+    status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
     return answer, status
 
 
@@ -137,7 +137,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
         text = request.get_data(as_text=False).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV must be UTF-8", field="_body") from None
-    status, answer = _service().commands.import_expenditures(code, text, headers.get("idempotency_key"))
+    status, answer = _service().application.import_expenditures(code, text, headers.get("idempotency_key"))
     return answer, status
 
 
@@ -147,7 +147,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
 def get_expenditure(code: str, expenditure_id: UUID) -> Any:
     """One expenditure as recorded (from the event store, not the view)."""
     principal().require_books_of(_code(code), readers=READERS)
-    found = _service().commands.app.find_expenditure(expenditure_id)
+    found = _service().application.find_expenditure(expenditure_id)
     if found is None or found.municipality_code != code:
         raise ExpenditureNotFound(f"no expenditure {expenditure_id} in the books of {code}", field="expenditure_id")
     return {
@@ -175,7 +175,7 @@ def get_expenditure(code: str, expenditure_id: UUID) -> Any:
 def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str, expenditure_id: UUID) -> Any:
     """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted)."""
     principal().require_books_of(_code(code))
-    status, answer = _service().commands.reverse_expenditure(
+    status, answer = _service().application.reverse_expenditure(
         code,
         expenditure_id,
         reason=body["reason"],
@@ -197,7 +197,7 @@ def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: i
     caller.require_role("ministry", "auditor")
     if not is_year(year):
         raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
-    status, answer = _service().commands.close_year(
+    status, answer = _service().application.close_year(
         _code(code),
         year,
         closed_by=caller.role,
@@ -224,30 +224,7 @@ balances = Blueprint(
 def _authenticate_balances_first() -> None:
     principal()
 
-BALANCE_COLUMNS = [
-    "municipality_code",
-    "year",
-    "awarded_cents",
-    "advance_paid_cents",
-    "spent_library_funding_cents",
-    "spent_promotion_cents",
-    "spent_network_orchestration_cents",
-    "spent_cents",
-    "unspent_cents",
-    "spent_beyond_award_cents",
-    "settled_cents",
-    "reclaim_issued_cents",
-    "reclaim_received_cents",
-    "as_of",
-    "known_at",
-]
-
-
-def _flat_balance(row: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    flat = {**extra, **{k: v for k, v in row.items() if k != "spent_by_category"}}
-    for category, cents in row["spent_by_category"].items():
-        flat[f"spent_{category}_cents"] = cents
-    return flat
+BALANCE_COLUMNS = ["municipality_code", "year", *balance_columns(categories_first=True), "as_of", "known_at"]
 
 
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
@@ -268,7 +245,7 @@ def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any
     """The same balance as CSV."""
     principal().require_books_of(_code(code), readers=READERS)
     row = _service().queries.balances(code, year, _point(args))
-    return _csv([_flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
+    return _csv([flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
 
 
 @balances.route("/balances/<int:year>", methods=["GET"])
@@ -290,7 +267,7 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
     principal().require_role(*NATIONAL_READERS)
     answer = _service().queries.national(year, _point(args))
     rows = [
-        _flat_balance(r, year=year, as_of=answer["as_of"], known_at=answer["known_at"])
+        flat_balance(r, year=year, as_of=answer["as_of"], known_at=answer["known_at"])
         for r in answer["municipalities"]
     ]
     return _csv(rows, BALANCE_COLUMNS, f"balances-{year}.csv")
