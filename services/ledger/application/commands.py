@@ -167,7 +167,6 @@ class LedgerCommands:
                 raise ExpenditureNotFound(
                     f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
                 )
-            on = booked_on or self.today()
             if (
                 idempotency_key is not None
                 and expenditure.reversed
@@ -176,7 +175,7 @@ class LedgerCommands:
             ):
                 return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
             books = self.app.find_books(municipality_code, expenditure.grant_year)
-            expenditure.reverse(reason=reason, booked_on=on, books=books)
+            expenditure.reverse(reason=reason, booked_on=booked_on, today=self.today(), books=books)
             try:
                 self.app.save(expenditure)
             except CONFLICTS:
