@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports = commands.add_parser("import", help="send a CSV to a service's import endpoint (atomic, all or nothing)")
     import_kinds = imports.add_subparsers(dest="kind", required=True)
     annex = import_kinds.add_parser("annex", help="the SPUK IDO annex of a year (ministry token)")
-    annex.add_argument("file", help="CSV: cbs_code,name,amount (euros with two decimals)")
+    annex.add_argument("file", help="CSV: cbs_code,name,amount (euros: 725000.00 or 725.000,00; , or ; between cells)")
     annex.add_argument("--year", type=int, required=True)
     annex.add_argument("--awarded-on", required=True, help="YYYY-MM-DD")
     annex.add_argument("--url", help="the payments service (default: 127.0.0.1 on its port)")

@@ -13,6 +13,7 @@ from services.ledger.domain.model import Books, Expenditure
 from services.ledger.domain.rules import expenditure_errors
 
 A = "GM0363"
+TODAY = date(2024, 6, 1)
 
 
 VALID: dict[str, Any] = {
@@ -61,13 +62,37 @@ def test_the_books_of_another_year_or_municipality_are_a_programming_error_not_a
 
 def test_a_closed_year_refuses_reversals_before_any_other_reason() -> None:
     expenditure = record()
-    expenditure.reverse(reason="typo", booked_on=date(2024, 4, 1), books=None)
+    expenditure.reverse(reason="typo", booked_on=date(2024, 4, 1), today=TODAY, books=None)
     with pytest.raises(AlreadyReversed):
-        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), books=None)
+        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), today=TODAY, books=None)
     with pytest.raises(YearIsClosed):
-        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), books=closed())
+        expenditure.reverse(reason="again", booked_on=date(2024, 4, 2), today=TODAY, books=closed())
     with pytest.raises(YearIsClosed):
-        record().reverse(reason="x", booked_on=date(2024, 5, 1), books=closed())
+        record().reverse(reason="x", booked_on=date(2024, 5, 1), today=TODAY, books=closed())
+
+
+@pytest.mark.parametrize(
+    ("today", "booked_on"),
+    [
+        (date(2024, 6, 1), date(2024, 6, 1)),  # within the grant year: today, as before
+        (date(2024, 3, 1), date(2024, 3, 1)),  # the expenditure's own day is today
+        (date(2026, 1, 10), date(2024, 3, 1)),  # after the grant year: the expenditure's own date
+        (date(2023, 12, 1), date(2024, 3, 1)),  # before it (an expenditure booked ahead)
+        (date(2024, 2, 1), date(2024, 3, 1)),  # within the year but before the expenditure's day
+    ],
+)
+def test_a_reversal_without_a_date_books_today_or_else_on_the_expenditures_own_date(
+    today: date, booked_on: date
+) -> None:
+    expenditure = record()  # booked on 2024-03-01
+    expenditure.reverse(reason="wrong invoice", booked_on=None, today=today, books=None)
+    assert expenditure.reversal_booked_on == booked_on.isoformat()
+
+
+def test_a_reversal_with_a_date_outside_the_grant_year_is_still_refused() -> None:
+    with pytest.raises(InvalidExpenditure) as refused:
+        record().reverse(reason="x", booked_on=date(2026, 1, 10), today=date(2026, 1, 10), books=None)
+    assert set(refused.value.errors) == {"booked_on"}
 
 
 def test_a_year_closes_once_not_before_it_starts_and_only_by_the_ministry_or_an_auditor() -> None:

@@ -170,6 +170,34 @@ def test_annex_with_bad_rows_is_refused_whole_with_every_row_named(api: Api) -> 
     assert api.get("/v1/years/2024/grants").get_json()["count"] == 0
 
 
+def test_a_dutch_annex_with_semicolons_and_euro_amounts_is_awarded_to_the_cent(api: Api) -> None:
+    api.frame()
+    dutch = (
+        "\ufeffgemeentecode;gemeente;bedrag\n"  # Excel's UTF-8 export: a byte order mark, `;` between cells
+        "GM0363;Amsterdam;€ 725.000,00\n"
+        "GM0599;Rotterdam, stad;540.000,5\n"
+        "GM0518;'s-Gravenhage;460000\n"
+    ).encode()
+    first = api.annex(2024, dutch)
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["allocated_cents"] == 172_500_050
+    listed = api.get("/v1/years/2024/grants").get_json()
+    assert {g["municipality_code"]: g["amount_cents"] for g in listed["grants"]} == {
+        "GM0363": 72_500_000, "GM0599": 54_000_050, "GM0518": 46_000_000}
+    assert {g["municipality_name"] for g in listed["grants"]} >= {"Rotterdam, stad"}
+
+
+def test_an_ambiguous_annex_amount_refuses_the_file_naming_the_line(api: Api) -> None:
+    api.frame()
+    events = api.count_events()
+    bad = b"GM0363;Amsterdam;725.000,00\nGM0599;Rotterdam;540.000\nGM0518;Den Haag;4.60.000,00\n"
+    body = assert_error(api.annex(2024, bad), 422, "line 2.amount", "ambiguous")
+    assert [(r["line"], r["field"]) for r in body["rows"]] == [(2, "amount"), (3, "amount")]
+    assert "'540.000'" in body["rows"][0]["reason"] and "misplaced" in body["rows"][1]["reason"]
+    assert api.count_events() == events
+    assert api.get("/v1/years/2024/grants").get_json()["count"] == 0
+
+
 def test_annex_that_breaks_the_frame_is_refused_whole(api: Api) -> None:
     api.frame(cents=172_499_999)
     body = assert_error(api.annex(2024, ANNEX), 422, "_file", "over the frame")

@@ -157,6 +157,8 @@ def _cases() -> list[Bad]:
         ("too few cells", (CSV_HEADER + "2024,promotion,3000\n").encode(), "line 2"),
         ("too many cells", (CSV_HEADER + CSV_GOOD_ROW.strip() + ",extra\n").encode(), "line 2"),
         ("float amount", (CSV_HEADER + "2024,promotion,12.50,2024-05-01,P,P,d,R\n").encode(), "line 2.amount_cents"),
+        ("ambiguous euros", (CSV_HEADER.replace(",", ";").replace("amount_cents", "amount")
+                             + "2024;promotion;1.250;2024-05-01;P;P;d;R\n").encode(), "line 2.amount"),
         ("negative amount", (CSV_HEADER + "2024,promotion,-5,2024-05-01,P,P,d,R\n").encode(), "line 2.amount_cents"),
         ("zero amount", (CSV_HEADER + "2024,promotion,0,2024-05-01,P,P,d,R\n").encode(), "line 2.amount_cents"),
         ("amount above 10^12", (CSV_HEADER + f"2024,promotion,{10**12 + 1},2024-05-01,P,P,d,R\n").encode(),
@@ -198,7 +200,10 @@ def _cases() -> list[Bad]:
     annex = "/v1/years/2024/annex?awarded_on=2024-01-16"
     annex_csv = [
         ("not UTF-8", b"GM1948,Meierijstad,5.00\nGM1949,\xff\xfe,5.00\n", "line 2._row"),
-        ("amount with comma", b'GM1948,Meierijstad,"5,00"\n', "line 1.amount"),
+        # "5,00" is a Dutch amount since issue 15; one comma before three digits is ambiguous
+        ("ambiguous amount", b'GM1948,Meierijstad,"5,000"\n', "line 1.amount"),
+        ("ambiguous amount, ; file", b"GM1948;Meierijstad;5.000\n", "line 1.amount"),
+        ("misplaced thousands", b"GM1948;Meierijstad;5.00.000,00\n", "line 1.amount"),
         ("amount text", b"GM1948,Meierijstad,five\n", "line 1.amount"),
         ("negative amount", b"GM1948,Meierijstad,-5.00\n", "line 1.amount"),
         ("zero amount", b"GM1948,Meierijstad,0.00\n", "line 1.amount"),

@@ -191,7 +191,6 @@ class LedgerApplication(Application[UUID]):
                 raise ExpenditureNotFound(
                     f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
                 )
-            on = booked_on or self.today()
             if (
                 idempotency_key is not None
                 and expenditure.reversed
@@ -200,7 +199,7 @@ class LedgerApplication(Application[UUID]):
             ):
                 return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
             books = self.find_books(municipality_code, expenditure.grant_year)
-            expenditure.reverse(reason=reason, booked_on=on, books=books)
+            expenditure.reverse(reason=reason, booked_on=booked_on, today=self.today(), books=books)
             try:
                 self.save(expenditure)
             except CONFLICTS:

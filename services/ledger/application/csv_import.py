@@ -1,4 +1,10 @@
-"""The CSV of an expenditure import: parsed and validated whole, every bad row named."""
+"""The CSV of an expenditure import: parsed and validated whole, every bad row named.
+
+The amount is either ``amount_cents`` (whole cents, digits only, as the API's JSON) or ``amount``
+(euros as a finance office writes them: ``125000.00``, ``1.250,00``, ``€ 1.250,00``; read by
+``contracts.amounts``, which refuses ambiguous values such as ``1.250``). The separator is ``,`` or
+``;``, decided by the header (``contracts.csv_input``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ import re
 from datetime import date
 from typing import Any
 
+from contracts.amounts import AmountError, parse_euros
+from contracts.csv_input import QUOTE_HINT, separator_of
+from contracts.values import MAX_CENTS
 from services.ledger.domain.rules import expenditure_errors
 
 COLUMNS = (
@@ -20,6 +29,8 @@ COLUMNS = (
     "description",
     "reference",
 )
+AMOUNT_COLUMNS = ("amount_cents", "amount")
+"""Exactly one of them: ``amount_cents`` in place in COLUMNS, or ``amount`` (euros) instead of it."""
 MAX_ROWS = 5000
 WHOLE = re.compile(r"^[0-9]+$")
 
@@ -27,20 +38,30 @@ WHOLE = re.compile(r"^[0-9]+$")
 def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, list[str]]]:
     """Returns ((line, typed row) ..., errors). Error keys are ``line <n>.<field>``; line 1 is the header."""
     errors: dict[str, list[str]] = {}
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    separator = separator_of(text.split("\n", 1)[0])
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as error:
         return [], {"line 1": [f"not a readable CSV: {error}"]}
-    missing = [c for c in COLUMNS if c not in header]
-    unknown = [c for c in header if c not in COLUMNS]
-    if missing or unknown:
+    amounts = [c for c in AMOUNT_COLUMNS if c in header]
+    missing = [
+        "amount_cents (or amount, in euros)" if c == "amount_cents" else c
+        for c in COLUMNS
+        if c not in header and (c != "amount_cents" or not amounts)
+    ]
+    unknown = [c for c in header if c not in COLUMNS + AMOUNT_COLUMNS]
+    if missing or unknown or len(amounts) != 1:
         reasons = []
         if missing:
             reasons.append(f"missing columns: {', '.join(missing)}")
         if unknown:
             reasons.append(f"unknown columns: {', '.join(unknown)}")
+        if len(amounts) > 1:
+            reasons.append("has both amount_cents and amount: give the amount once")
         return [], {"line 1": reasons}
+    amount_column = amounts[0]
+    width = len(COLUMNS)
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         for raw in reader:
@@ -49,10 +70,14 @@ def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]],
                 errors[f"line {line}"] = [f"too many rows: at most {MAX_ROWS} per import"]
                 break
             if None in raw or any(value is None for value in raw.values()):
-                errors[f"line {line}"] = [f"must have exactly {len(COLUMNS)} columns"]
+                hint = QUOTE_HINT if separator == "," and None in raw else ""
+                errors[f"line {line}"] = [f"must have exactly {width} columns{hint}"]
                 continue
-            typed, row_errors = _typed(raw)
-            row_errors.update({k: v for k, v in expenditure_errors(typed).items() if k not in row_errors})
+            typed, row_errors = _typed(raw, amount_column)
+            for field, reasons in expenditure_errors(typed).items():
+                # the rules name amount_cents; the caller's file may carry the amount in euros
+                field = amount_column if field == "amount_cents" else field
+                row_errors.setdefault(field, reasons)
             for field, reasons in row_errors.items():
                 errors[f"line {line}.{field.replace('counterparty.', 'counterparty_')}"] = reasons
             rows.append((line, typed))
@@ -63,7 +88,7 @@ def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]],
     return rows, errors
 
 
-def _typed(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def _typed(raw: dict[str, str], amount_column: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     typed: dict[str, Any] = {
         "category": raw["category"].strip(),
@@ -72,12 +97,28 @@ def _typed(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
         "reference": raw["reference"].strip(),
     }
     for field in ("grant_year", "amount_cents"):
+        if field not in raw:
+            continue
         value = raw[field].strip()
         if WHOLE.match(value):
             typed[field] = int(value)
         else:
             typed[field] = None
-            errors[field] = [f"must be a whole number (digits only), got {value!r}"]
+            reason = f"must be a whole number (digits only), got {value!r}"
+            if field == "amount_cents":
+                reason += "; an amount in euros (such as 1.250,00) goes in a column named amount instead"
+            errors[field] = [reason]
+    if amount_column == "amount":
+        typed["amount_cents"] = None
+        try:
+            cents = parse_euros(raw["amount"])
+        except AmountError as error:
+            errors["amount"] = [error.reason]
+        else:
+            if 1 <= cents <= MAX_CENTS:
+                typed["amount_cents"] = cents
+            else:
+                errors["amount"] = [f"must be from 0.01 to {MAX_CENTS // 100} euros, got {raw['amount'].strip()!r}"]
     try:
         typed["booked_on"] = date.fromisoformat(raw["booked_on"].strip())
     except ValueError:

@@ -9,7 +9,9 @@ Invariants (each enforced here, whatever the caller):
 - a closed year refuses postings, reversals and imports: ``Expenditure.record`` and
   ``Expenditure.reverse`` take the year's ``Books`` as loaded by the caller (None while it is open);
 - a year closes once, not before it starts, and only by the ministry or an auditor;
-- an expenditure is reversed at most once, within its grant year, not before its own booking date.
+- an expenditure is reversed at most once, within its grant year, not before its own booking date;
+  a reversal given no booking day books today if that is such a day, else on the expenditure's own
+  booking date (``Expenditure.reversal_day``).
 """
 
 from __future__ import annotations
@@ -181,13 +183,29 @@ class Expenditure(ChainedAggregate):
     def reversed(self) -> bool:
         return self.reversal_event_id is not None
 
-    def reverse(self, *, reason: str, booked_on: date, books: Books | None) -> None:
-        """``books``: the books of this expenditure's year as loaded now, None while open."""
+    def reversal_day(self, today: date) -> date:
+        """The booking day of a reversal that names none: today if a reversal may book on it (within
+        the grant year, not before the expenditure's own booking date), else that booking date.
+
+        Today alone is no default: reversing a 2024 invoice in 2026 would book in 2026 and be
+        refused for leaving the grant year, although the caller named no date at all. The
+        expenditure's own date is the day the reversal's cancelled amount belongs to.
+        """
+        own = date.fromisoformat(self.booked_on)
+        if in_year_reason(today, self.grant_year) is None and today >= own:
+            return today
+        return own
+
+    def reverse(self, *, reason: str, booked_on: date | None, today: date, books: Books | None) -> None:
+        """``booked_on``: None books on ``reversal_day(today)``. ``books``: the books of this
+        expenditure's year as loaded now, None while open."""
         check_open(books, self.municipality_code, self.grant_year)
         if self.reversed:
             raise AlreadyReversed(
                 f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id})"
             )
+        if booked_on is None:
+            booked_on = self.reversal_day(today)
         check_in_year(booked_on, self.grant_year, "booked_on")
         if booked_on < date.fromisoformat(self.booked_on):
             raise InvalidExpenditure(

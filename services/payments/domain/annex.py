@@ -3,6 +3,10 @@
 Lines starting with `#` are comments (e.g. `# illustrative amounts, not the real annex`); blank
 lines are skipped; a first row `cbs_code,name,amount` is accepted as a header. Every bad row is
 reported, not only the first.
+
+As a Dutch finance office writes it, the same file reads `GM0363;Amsterdam;€ 725.000,00`: the
+separator is `,` or `;`, decided by the first line that is not a comment (``contracts.csv_input``),
+and the amount is read by ``contracts.amounts`` (ambiguous amounts such as `1.234` are refused).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 import re
 from dataclasses import dataclass
 
+from contracts.csv_input import QUOTE_HINT, separator_of
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON
 from services.payments.domain.errors import RowError
 from services.payments.domain.money import euros_to_cents
@@ -48,12 +53,15 @@ def parse_annex(data: bytes) -> ParsedAnnex:
     errors: list[RowError] = []
     seen: dict[str, int] = {}
     header_allowed = True
+    separator: str | None = None
     for line_no, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if separator is None:
+            separator = separator_of(stripped)
         try:
-            cells = next(csv.reader(io.StringIO(raw), strict=True))
+            cells = next(csv.reader(io.StringIO(raw), delimiter=separator, strict=True))
         except csv.Error as error:
             errors.append(RowError(line_no, "_row", f"is not a valid CSV line ({error})"))
             header_allowed = False
@@ -64,7 +72,9 @@ def parse_annex(data: bytes) -> ParsedAnnex:
             continue
         header_allowed = False
         if len(cells) != 3:
-            errors.append(RowError(line_no, "_row", f"must have 3 fields (cbs_code,name,amount), has {len(cells)}"))
+            hint = QUOTE_HINT if separator == "," and len(cells) > 3 else ""
+            reason = f"must have 3 fields (cbs_code{separator}name{separator}amount), has {len(cells)}{hint}"
+            errors.append(RowError(line_no, "_row", reason))
             continue
         code, name, amount = cells
         row_errors: list[RowError] = []

@@ -124,7 +124,11 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
     requestBody={
         "required": True,
         "description": "CSV with header grant_year,category,amount_cents,booked_on,counterparty_id,"
-        "counterparty_name,description,reference. Validated whole; applied all or nothing.",
+        "counterparty_name,description,reference. Validated whole; applied all or nothing. Separator `,` or "
+        "`;` (the first of them on the header line). Instead of `amount_cents` (whole cents, digits only) a "
+        "column `amount` may give euros: `1250.50`, `1.250,50`, `€ 1.250,50`, `1,250.50`; an ambiguous amount "
+        "(one `.` or `,` followed by exactly three digits, such as `1.250`) is refused, naming the line "
+        "(`line <n>.amount`). See docs/api/README.md, CSV imports.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 )

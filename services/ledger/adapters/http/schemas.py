@@ -57,7 +57,11 @@ class ReversalIn(Strict):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
     booked_on = fields.Date(
         load_default=None,
-        metadata={"description": "Booking day of the reversal, within the grant year; default today."},
+        metadata={
+            "description": "Booking day of the reversal, within the grant year and not before the expenditure's "
+            "own booking day. Default: today if it is such a day, else the expenditure's own booking day (so a "
+            "reversal after the grant year books on the date of the expenditure it reverses)."
+        },
     )
 
 

@@ -186,8 +186,11 @@ def award_grant(body: dict[str, Any], year: int) -> Any:
         "required": True,
         "description": (
             "The regulation's annex as CSV (UTF-8): `cbs_code,name,amount` per line, amount in euros with at "
-            "most two decimals, e.g. `GM0363,Amsterdam,725000.00`. Lines starting with `#` are comments; "
-            "an optional first row `cbs_code,name,amount` is a header."
+            "most two decimals, e.g. `GM0363,Amsterdam,725000.00`, or as a Dutch finance office writes it, "
+            "`GM0363;Amsterdam;€ 725.000,00` (separator `,` or `;`: the first of them on the first line that "
+            "is not a comment). An ambiguous amount (one `.` or `,` followed by exactly three digits, such as "
+            "`1.234`) is refused, naming the line. Lines starting with `#` are comments; an optional first "
+            "row `cbs_code,name,amount` is a header. See docs/api/README.md, CSV imports."
         ),
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
