@@ -122,7 +122,9 @@ def giving360(replay: Replay, settings: Giving360Settings, *, year: int | None =
     awards = [(gid, a) for gid, a in sorted(replay.grants.items()) if year is None or a["year"] == year]
     bridge = [
         (lib, b) for lib, b in sorted(replay.bridge_grants.items())
-        if year is None or int(b["awarded_on"][:4]) == year
+        if (year is None or int(b["awarded_on"][:4]) == year)
+        # set to 0 again by a correction (never below what was paid): no grant any more
+        and replay.library_kinds.get((lib, "bridge_grant"), 0) > 0
     ]
     ids = _Ids.of(settings, with_bridge=bool(bridge))
     grants = [_spuk_grant(replay, ids, grant_id, award) for grant_id, award in awards]

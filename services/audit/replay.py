@@ -136,7 +136,7 @@ class Replay:
         self.advances: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.grant_kinds: dict[tuple[str, str], int] = defaultdict(int)
         self.bridge_grants: dict[str, dict[str, Any]] = {}
-        """Library id -> its first ``BridgeGrantSet`` counted (``awarded_on``: the day it was set)."""
+        """Library id -> its first ``BridgeGrantSet`` of more than 0 counted (``awarded_on``: the day it was set)."""
         self.bridge_payments: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     # -- reading -------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class Replay:
             self.advances[p["grant_id"]].append(
                 {"event_id": event_id, "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
             )
-        elif event_type == "BridgeGrantSet":
+        elif event_type == "BridgeGrantSet" and p["amount_cents"] > 0:  # a grant of nothing awards nothing
             self.bridge_grants.setdefault(
                 p["library_id"], {**p, "event_id": event_id, "awarded_on": row["booked_on"].isoformat()}
             )
