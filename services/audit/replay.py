@@ -130,9 +130,14 @@ class Replay:
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
+        # what the 360Giving export lists, at the point: a grant only once its award is counted
         self.grants: dict[str, dict[str, Any]] = {}
+        """Grant id -> its first ``GrantAwarded`` payload counted under ``as_of``/``known_at``."""
         self.advances: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.grant_kinds: dict[tuple[str, str], int] = defaultdict(int)
+        self.bridge_grants: dict[str, dict[str, Any]] = {}
+        """Library id -> its first ``BridgeGrantSet`` of more than 0 counted (``awarded_on``: the day it was set)."""
+        self.bridge_payments: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -259,22 +264,36 @@ class Replay:
             closing = effects.closing
             self.closings[(closing["municipality_code"], closing["year"])] = {**closing, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
-        if event_type == "GrantAwarded":
-            p = envelope["payload"]
-            self.grants.setdefault(p["grant_id"], {**p, "event_id": envelope["event_id"]})
         known = self.known_at is None or recorded_at <= self.known_at
         if not known:
             return
         as_of = self.as_of
-        for _line, row in effects.rows:
+        for line, row in effects.rows:
             if as_of is not None and row["booked_on"] > as_of:
                 continue
             self._fold(row)
-            if event_type == "AdvancePaid":
-                p = envelope["payload"]
-                self.advances[p["grant_id"]].append(
-                    {"event_id": envelope["event_id"], "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
-                )
+            if line == 1:
+                self._remember_grant(event_type, envelope, row)
+
+    def _remember_grant(self, event_type: str, envelope: dict[str, Any], row: dict[str, Any]) -> None:
+        """The 360Giving export's grants and payments, once their line 1 is counted at the point (an
+        award booked after ``as_of`` or recorded after ``known_at`` is not an award yet)."""
+        p = envelope["payload"]
+        event_id = envelope["event_id"]
+        if event_type == "GrantAwarded":
+            self.grants.setdefault(p["grant_id"], {**p, "event_id": event_id})
+        elif event_type == "AdvancePaid":
+            self.advances[p["grant_id"]].append(
+                {"event_id": event_id, "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
+            )
+        elif event_type == "BridgeGrantSet" and p["amount_cents"] > 0:  # a grant of nothing awards nothing
+            self.bridge_grants.setdefault(
+                p["library_id"], {**p, "event_id": event_id, "awarded_on": row["booked_on"].isoformat()}
+            )
+        elif event_type == "BridgePaymentMade":
+            self.bridge_payments[p["library_id"]].append(
+                {"event_id": event_id, "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
+            )
 
     def _fold(self, row: dict[str, Any]) -> None:
         kind = row["kind"]

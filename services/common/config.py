@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.identifiers import CBS_CODE, ORG_ID, ORG_ID_REASON
 from services.common.definition import service_definition
 
 KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
@@ -30,6 +33,32 @@ class PostgresSettings:
     @property
     def sqlalchemy_url(self) -> str:
         return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+
+
+GIVING360_PREFIX = re.compile(r"^360G-[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
+"""A registered 360Giving prefix, as 360Giving writes them (``360G-xyztrust``): the export adds ``-<id>``."""
+
+
+@dataclass(frozen=True)
+class Giving360Settings:
+    """The identifiers of the 360Giving export (docs/audit.md#exports). ``None`` means not configured:
+    the export then writes a marked placeholder and says so, it never invents a real-looking one."""
+
+    id_prefix: str | None = None
+    """``IDO_360G_PREFIX``: the publisher's prefix registered with 360Giving."""
+    funder_id: str | None = None
+    """``IDO_360G_FUNDER_ID``: BZK's organisation identifier (org-id.guide, e.g. ``NL-OIN-...``)."""
+    bridge_funder_id: str | None = None
+    """``IDO_360G_KB_ID``: the KB's organisation identifier, funder of record of the bridging grants."""
+    municipality_ids_file: Path | None = None
+    """``IDO_360G_MUNICIPALITY_IDS_FILE``: CSV ``municipality_code,organisation_id``."""
+
+    def municipality_ids(self) -> dict[str, str]:
+        """The file's CBS code -> organisation id; read when an export needs it, not at start-up, so a
+        broken file stops the export (naming the setting and line), never a service."""
+        if self.municipality_ids_file is None:
+            return {}
+        return read_municipality_ids(self.municipality_ids_file)
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,7 @@ class Settings:
     """The public key set consumers (projector, audit) trust for seals (docs/audit.md#provenance)."""
     provenance: bool = True
     """Off only for benchmarks: the service's server then stores events without their record MAC."""
+    giving360: Giving360Settings = Giving360Settings()
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -138,6 +168,60 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return value
 
 
+MUNICIPALITY_IDS = "IDO_360G_MUNICIPALITY_IDS_FILE"
+
+
+def read_municipality_ids(path: Path) -> dict[str, str]:
+    """``municipality_code,organisation_id`` with that header, one municipality a line."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise SettingError(MUNICIPALITY_IDS, f"cannot read {path}: {error.strerror}") from None
+    rows = list(csv.reader(lines))
+    if not rows or [c.strip() for c in rows[0]] != ["municipality_code", "organisation_id"]:
+        raise SettingError(MUNICIPALITY_IDS, f"{path}: the first line must be municipality_code,organisation_id")
+    ids: dict[str, str] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: two columns expected, got {len(row)}")
+        code, org_id = (cell.strip() for cell in row)
+        if not CBS_CODE.match(code):
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code!r} is not a CBS code (GM and 4 digits)")
+        if not ORG_ID.match(org_id):
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {org_id!r} {ORG_ID_REASON}")
+        if code in ids:
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code} is listed twice")
+        ids[code] = org_id
+    return ids
+
+
+def _org_id(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not ORG_ID.match(raw):
+        raise SettingError(name, f"{ORG_ID_REASON} (org-id.guide), got {raw!r}")
+    return raw
+
+
+def _giving360(env: Mapping[str, str]) -> Giving360Settings:
+    prefix = env.get("IDO_360G_PREFIX") or None
+    if prefix is not None and not GIVING360_PREFIX.match(prefix):
+        raise SettingError(
+            "IDO_360G_PREFIX", f"must be the prefix registered with 360Giving, such as 360G-xyztrust "
+            f"(no trailing hyphen, no spaces or slashes), got {prefix!r}"
+        )
+    ids_file = env.get(MUNICIPALITY_IDS) or None
+    if ids_file is not None and not Path(ids_file).is_file():
+        raise SettingError(MUNICIPALITY_IDS, f"no such file: {ids_file}")
+    return Giving360Settings(
+        id_prefix=prefix,
+        funder_id=_org_id(env, "IDO_360G_FUNDER_ID"),
+        bridge_funder_id=_org_id(env, "IDO_360G_KB_ID"),
+        municipality_ids_file=Path(ids_file) if ids_file else None,
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     event_store = env.get("IDO_EVENT_STORE", "sqlite")
@@ -197,4 +281,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keys_dir=keys_dir,
         trusted_keyset_file=Path(env.get("IDO_TRUSTED_KEYSET_FILE") or str(keys_dir / "signing" / "keyset.json")),
         provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
+        giving360=_giving360(env),
     )

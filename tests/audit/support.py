@@ -15,7 +15,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data as load_bridge_demo
 from services.common.adapters.sql import create_sql_engine
-from services.common.config import Settings
+from services.common.config import Giving360Settings, Settings
 from services.common.consumer import consumer_offsets
 from services.common.domain.chained import stream_uuid
 from services.common.eventstore import build_application
@@ -31,6 +31,10 @@ NAMES = {
     "GM0772": "Eindhoven", "GM1948": "Meierijstad",
 }
 LIBRARY = "NL-KVK-41215098"
+GIVING360_IDS = Giving360Settings(
+    id_prefix="360G-test", funder_id="NL-OIN-99900000000000000001", bridge_funder_id="NL-KVK-99900002"
+)
+"""360Giving identifier settings of the right form for the tests, invented (999...): nobody's registered ids."""
 
 
 def expenditure_body(amount_cents: int, booked_on: str, category: str = "library_funding", **extra: Any) -> dict:
