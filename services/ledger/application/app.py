@@ -115,6 +115,11 @@ class LedgerApplication(Application[UUID]):
     def grant_year(self, municipality_code: str, year: int) -> GrantYear:
         return self.grant_years.grant_year(municipality_code, year)
 
+    def close(self) -> None:
+        if self._grant_years is not None:
+            self._grant_years.engine.dispose()
+        super().close()
+
     # -- loading -------------------------------------------------------------------------------
 
     def find_expenditure(self, expenditure_id: UUID | str) -> Expenditure | None:

@@ -117,7 +117,11 @@ def _authenticate_expenditures_first() -> None:
 @expenditures.response(201, ExpenditureRecordedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
-    """Record one expenditure of the grant (only the municipality itself)."""
+    """Record one expenditure of the grant (only the municipality itself).
+
+    422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
+    year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
+    the municipality merged and the expenditure is booked on or after the merger's effective date."""
     principal().require_books_of(_code(code))
     status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
     return answer, status
@@ -141,7 +145,9 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 @expenditures.response(201, ImportOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def import_expenditures(headers: dict[str, Any], code: str) -> Any:
-    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``)."""
+    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``), also a row
+    into a grant year without a known award (``line <n>.grant_year``) or under a merged code
+    (``line <n>.municipality_code``)."""
     principal().require_books_of(_code(code))
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
