@@ -313,11 +313,12 @@ def _spent_row(envelope: dict[str, Any], book: AppliedSoFar, amount_cents: int, 
     }
     rows = [row]
     code, seen = p["municipality_code"], {p["municipality_code"]}
+    on, known = row["booked_on"], envelope["recorded_at"]
     while (merger := book.successor(code, p["grant_year"])) is not None and merger.successor_code not in seen:
-        on = max(row["booked_on"], merger.effective_on)
-        recorded_at = max(envelope["recorded_at"], merger.recorded_at)
+        # each step of a chain of mergers on its own effective date, as the mergers moved what came before
+        on, known = max(on, merger.effective_on), max(known, merger.recorded_at)
         rows.extend(
-            _spent_moves(code, merger.successor_code, p["grant_year"], p["category"], amount_cents, on, recorded_at,
+            _spent_moves(code, merger.successor_code, p["grant_year"], p["category"], amount_cents, on, known,
                          expenditure_id=p["expenditure_id"])
         )
         code = merger.successor_code
