@@ -1,6 +1,7 @@
 """The ledger's eventsourcing Application: post, reverse, import and close, each idempotent under an
 Idempotency-Key; loads and saves the small aggregates (one ``Expenditure`` per posting, one ``Books`` per
-municipality and grant year), whose rules decide.
+municipality and grant year), whose rules decide. What a posting's rules need from the grants topic
+(the award of its year, the municipality's merger) it asks the read side's view (``grant_years``).
 
 The key's claim, fingerprint and stored answer are the HTTP layer's (services/common/idempotency.py).
 Here a key fixes the ids of what a command stores (``derived_id``), so a command run again with its
