@@ -217,6 +217,13 @@ def test_voorne_aan_zee(stack: Stack) -> None:
             answer = stack.ledger.get(f"/v1/municipalities/{code}/{path}", headers=stack.tokens.headers(*token))
             assert answer.status_code == 403, (token, code, path)
 
+    # The dashboard follows the same rule as the API.
+    for code, status in ((VOORNE_AAN_ZEE, 200), (ROTTERDAM, 403)):
+        browser = stack.ledger.application.test_client()
+        token = stack.tokens.headers("municipality", code)["Authorization"].removeprefix("Bearer ")
+        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        assert browser.get(f"/dashboard/municipalities/{BRIELLE}/2023").status_code == status, code
+
     assert_replay_equals_live(
         stack, [*awards, VOORNE_AAN_ZEE], [2023],
         [{}, {"as_of": "2022-12-31"}, {"as_of": "2023-01-01"}, {"known_at": before_merger},
