@@ -39,14 +39,17 @@ from services.ledger.read_side import (
     LOOKUPS,
     SISA_INDICATOR_PREFIX,
     Effects,
+    Merger,
     Original,
     PointInTime,
     Refused,
+    SpentOnDay,
     balance_columns,
     balance_figures,
     effects_of,
     flat_balance,
     national_answer,
+    spent_on_days,
 )
 
 INDEX_BATCH_SIZE = 20_000
@@ -63,6 +66,10 @@ class MemoryBook:
         self.sums: dict[tuple[Any, ...], int] = defaultdict(int)
         self.index = index
         self.closed: set[tuple[str, int]] = set()
+        self.successors: dict[tuple[str, int], Merger] = {}
+        # Spending per (code, year) and (category, day): what a merger moves. It grows with the booking
+        # days, not with the postings (at most 366 a year per category and municipality).
+        self.spent_days: dict[tuple[str, int], dict[tuple[str, date], dict[str, Any]]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
         fields = tuple(sorted(where))
@@ -76,8 +83,24 @@ class MemoryBook:
     def is_closed(self, municipality_code: str, year: int) -> bool:
         return (municipality_code, year) in self.closed
 
-    def record(self, event_id: str, effects: Effects) -> None:
+    def successor(self, municipality_code: str, year: int) -> Merger | None:
+        return self.successors.get((municipality_code, year))
+
+    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
+        return spent_on_days(self.spent_days.get((municipality_code, year), {}).values())
+
+    def record(self, event_id: str, effects: Effects, recorded_at: str) -> None:
         for line, row in effects.rows:
+            if row["kind"] == "spent":
+                days = self.spent_days[(row["municipality_code"], row["year"])]
+                key = (row["category"], row["booked_on"])
+                so_far = days.get(key, {"amount_cents": 0, "recorded_at": ""})
+                days[key] = {
+                    "category": row["category"],
+                    "booked_on": row["booked_on"],
+                    "amount_cents": so_far["amount_cents"] + row["amount_cents"],
+                    "recorded_at": max(so_far["recorded_at"], row.get("recorded_at", recorded_at)),
+                }
             lookups = LOOKUPS.get(row["kind"])
             if lookups:
                 for fields in lookups:
@@ -86,6 +109,11 @@ class MemoryBook:
                 self.index.remember_original(event_id, Original.of_row(row))
         if effects.closing is not None:
             self.closed.add((effects.closing["municipality_code"], effects.closing["year"]))
+        if (merger := effects.merger) is not None:
+            self.successors.setdefault(
+                (merger["municipality_code"], merger["year"]),
+                Merger(merger["successor_code"], merger["effective_on"], merger["recorded_at"]),
+            )
 
 
 @dataclass
@@ -126,7 +154,7 @@ class Replay:
         self.bridge_frame = 0
         self.library_kinds: dict[tuple[str, str], int] = defaultdict(int)
         self.funding: dict[tuple[int, str | None], int] = defaultdict(int)
-        self.spent_by_booking_year: dict[tuple[str, int], int] = defaultdict(int)
+        self.spent_by_grant_year: dict[tuple[str, int], int] = defaultdict(int)
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
@@ -252,7 +280,7 @@ class Replay:
             self.stats.problems.append(f"{(where() if where else '') or envelope['event_id']}: refused: {refused}")
             return
         self.stats.applied += 1
-        self.book.record(envelope["event_id"], effects)
+        self.book.record(envelope["event_id"], effects, envelope["recorded_at"])
         recorded_at = envelope["recorded_at"]
         if effects.municipality_name is not None:
             code, name = effects.municipality_name
@@ -264,12 +292,12 @@ class Replay:
             closing = effects.closing
             self.closings[(closing["municipality_code"], closing["year"])] = {**closing, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
-        known = self.known_at is None or recorded_at <= self.known_at
-        if not known:
-            return
-        as_of = self.as_of
+        as_of, known_at = self.as_of, self.known_at
         for line, row in effects.rows:
             if as_of is not None and row["booked_on"] > as_of:
+                continue
+            # a row may be known later than its event (spending moved by a merger recorded after it)
+            if known_at is not None and row.get("recorded_at", recorded_at) > known_at:
                 continue
             self._fold(row)
             if line == 1:
@@ -304,7 +332,7 @@ class Replay:
             category = row["category"]
             if code is not None and year is not None:
                 self.cells[(code, year, kind, category)] += amount
-                self.spent_by_booking_year[(code, row["booked_on"].year)] += amount
+                self.spent_by_grant_year[(code, year)] += amount
             if category == "library_funding" and year is not None:
                 self.funding[(year, row.get("counterparty_id"))] += amount
             return
@@ -357,8 +385,8 @@ class Replay:
         return {**answer, **self.point.describe()}
 
     def sisa(self, code: str, year: int) -> dict[str, Any]:
-        in_year = self.spent_by_booking_year.get((code, year), 0)
-        cumulative = sum(c for (m, y), c in self.spent_by_booking_year.items() if m == code and y <= year)
+        in_year = self.spent_by_grant_year.get((code, year), 0)
+        cumulative = sum(c for (m, y), c in self.spent_by_grant_year.items() if m == code and y <= year)
         closing = self.closings.get((code, year))
         if closing is not None and (
             (self.as_of is not None and closing["closed_on"] > self.as_of)

@@ -9,11 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.identifiers import CBS_CODE, ORG_ID, ORG_ID_REASON
+from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, is_year
 from services.common.definition import service_definition
 
 KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+VIEW_DB_URL = "IDO_VIEW_DB_URL"
+YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
 
 
 class SettingError(ValueError):
@@ -96,6 +100,9 @@ class Settings:
     provenance: bool = True
     """Off only for benchmarks: the service's server then stores events without their record MAC."""
     giving360: Giving360Settings = Giving360Settings()
+    years_open_before_award: frozenset[int] = frozenset()
+    """Grant years the ledger takes postings for before any award of the year is known
+    (``IDO_YEARS_OPEN_BEFORE_AWARD``, e.g. ``2026,2027``); every other year needs the award first."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -116,6 +123,10 @@ class Settings:
         provenance = {"MAPPER_TOPIC": "services.common.signing:RecordMacMapper"}
         if self.provenance:
             provenance["IDO_RECORD_KEY_FILE"] = str(self.signing_dir(service) / "record.key")
+        # The ledger's write side asks the view which grant years have an award and which municipalities
+        # merged (docs/decisions.md, "Mergers and grant years"); harmless for an application that does not.
+        provenance[VIEW_DB_URL] = self.view_db_url
+        provenance[YEARS_OPEN_BEFORE_AWARD] = ",".join(str(y) for y in sorted(self.years_open_before_award))
         if self.event_store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -158,6 +169,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise SettingError(name, f"must be at least {minimum}, got {value}")
     return value
+
+
+def parse_years(name: str, raw: str | None) -> frozenset[int]:
+    """A comma-separated list of grant years (``2026,2027``); empty or unset is none."""
+    years: set[int] = set()
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or not is_year(int(part)):
+            raise SettingError(name, f"must be grant years {FIRST_YEAR}-{LAST_YEAR} separated by commas, got {part!r}")
+        years.add(int(part))
+    return frozenset(years)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -241,7 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             password=env.get("POSTGRES_PASSWORD", ""),
         )
     keys_dir = Path(env.get("IDO_KEYS_DIR", "var/keys"))
-    view_db_url = env.get("IDO_VIEW_DB_URL") or (
+    view_db_url = env.get(VIEW_DB_URL) or (
         postgres.sqlalchemy_url if postgres else f"sqlite:///{data_dir / 'ledger-view.sqlite'}"
     )
     kafka_ssl_cafile = env.get("KAFKA_SSL_CAFILE") or None
@@ -282,4 +306,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_keyset_file=Path(env.get("IDO_TRUSTED_KEYSET_FILE") or str(keys_dir / "signing" / "keyset.json")),
         provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
         giving360=_giving360(env),
+        years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
     )

@@ -35,3 +35,11 @@ class IdempotencyKeyReused(LedgerError, Conflict):
 
 class ConcurrentChange(LedgerError, Conflict):
     """Other writers kept changing the same stream; the caller may try again."""
+
+
+class GrantYearUnknown(LedgerError, InvalidInput):
+    """A posting into a grant year with no award known for the municipality (422, names the year)."""
+
+
+class MunicipalityMerged(LedgerError, InvalidInput):
+    """A posting under a merged municipality's code on or after the effective date (422, names the successor)."""

@@ -4,9 +4,12 @@ read-your-writes waiting, and the pure rules the audit replay shares.
 Who uses what:
 
 - the projector (``ido project``) runs ``balances_projection()``;
+- the ledger's write side asks ``grant_years_in_view(url, open_years)`` whether a posting's grant
+  year has an award and whether the municipality merged (issue 15);
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
-- the audit replays the topics with ``effects_of`` and shapes its answers with ``balance_figures``
+- the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
+  questions as the live one) and shapes its answers with ``balance_figures``
   and ``national_answer``, so its balances cannot drift from the live ones.
 
 Inside: ``movements.py`` and ``answers.py`` are pure; SQLAlchemy lives in ``sql/`` alone (view tables,
@@ -16,8 +19,11 @@ the package, and only it from outside the ledger; `lint-imports` checks both (is
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Engine
 
+from services.common.adapters.sql import create_sql_engine
 from services.ledger.read_side.answers import (
     SISA_INDICATOR_PREFIX,
     PointInTime,
@@ -26,7 +32,17 @@ from services.ledger.read_side.answers import (
     flat_balance,
     national_answer,
 )
-from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.read_side.movements import (
+    LOOKUPS,
+    Effects,
+    Merger,
+    Original,
+    Refused,
+    SpentOnDay,
+    effects_of,
+    spent_on_days,
+)
+from services.ledger.read_side.sql.grant_years import GrantYearsInView
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
 from services.ledger.read_side.sql.view import PROJECTION_NAME
@@ -42,21 +58,31 @@ def open_queries(engine: Engine) -> LedgerQueries:
     return LedgerQueries(engine)
 
 
+def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = ()) -> GrantYearsInView:
+    """What the write side asks before a posting: the award of its grant year, the municipality's merger."""
+    return GrantYearsInView(create_sql_engine(view_db_url), open_before_award)
+
+
 __all__ = [
     "LOOKUPS",
     "PROJECTION_NAME",
     "SISA_INDICATOR_PREFIX",
     "BalancesProjection",
     "Effects",
+    "GrantYearsInView",
     "LedgerQueries",
+    "Merger",
     "Original",
     "PointInTime",
     "Refused",
+    "SpentOnDay",
     "balance_columns",
     "balance_figures",
     "balances_projection",
     "effects_of",
     "flat_balance",
+    "grant_years_in_view",
     "national_answer",
     "open_queries",
+    "spent_on_days",
 ]

@@ -65,6 +65,12 @@ def _code(code: str) -> str:
     return code
 
 
+def _require_readable(code: str) -> None:
+    """The books of ``code`` are the caller's, a predecessor's of the caller's (a successor answers
+    for the grants of the municipalities merged into it), or the caller has a reading role."""
+    principal().require_books_of(_code(code), readers=READERS, predecessors=_service().queries.predecessors_of)
+
+
 def _point(args: dict[str, Any]) -> PointInTime:
     service = _service()
     if args.get("includes_event_id") is not None:
@@ -111,7 +117,11 @@ def _authenticate_expenditures_first() -> None:
 @expenditures.response(201, ExpenditureRecordedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
-    """Record one expenditure of the grant (only the municipality itself)."""
+    """Record one expenditure of the grant (only the municipality itself).
+
+    422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
+    year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
+    the municipality merged and the expenditure is booked on or after the merger's effective date."""
     principal().require_books_of(_code(code))
     status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
     return answer, status
@@ -135,7 +145,9 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 @expenditures.response(201, ImportOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def import_expenditures(headers: dict[str, Any], code: str) -> Any:
-    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``)."""
+    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``), also a row
+    into a grant year without a known award (``line <n>.grant_year``) or under a merged code
+    (``line <n>.municipality_code``)."""
     principal().require_books_of(_code(code))
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
@@ -150,7 +162,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
 @documented_errors(expenditures, 401, 403, 404)
 def get_expenditure(code: str, expenditure_id: UUID) -> Any:
     """One expenditure as recorded (from the event store, not the view)."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     found = _service().application.find_expenditure(expenditure_id)
     if found is None or found.municipality_code != code:
         raise ExpenditureNotFound(f"no expenditure {expenditure_id} in the books of {code}", field="expenditure_id")
@@ -237,7 +249,7 @@ BALANCE_COLUMNS = ["municipality_code", "year", *balance_columns(categories_firs
 @documented_errors(balances, 401, 403, 422, 503)
 def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
     """A municipality's balance of one grant year (own books; auditor, finance and ministry read all)."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     return _service().queries.balances(code, year, _point(args))
 
 
@@ -247,7 +259,7 @@ def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
 @documented_errors(balances, 401, 403, 422, 503)
 def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same balance as CSV."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     row = _service().queries.balances(code, year, _point(args))
     return _csv([flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
 
@@ -283,7 +295,7 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
 @documented_errors(balances, 401, 403, 422, 503)
 def sisa(args: dict[str, Any], code: str, year: int) -> Any:
     """The SiSa indicators of the grant for one year."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     return _service().queries.sisa(code, year, _point(args))
 
 
@@ -310,7 +322,7 @@ JOURNAL_COLUMNS = [
 @documented_errors(balances, 401, 403, 422, 503)
 def journal_csv(args: dict[str, Any], code: str) -> Any:
     """The expenditure journal (recordings and reversals, signed) as CSV."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     rows = _service().queries.journal_rows(code, args.get("year"), _point(args))
     return _csv(rows, JOURNAL_COLUMNS, f"journal-{code}.csv")
 

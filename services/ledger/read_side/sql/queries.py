@@ -7,7 +7,6 @@ answers get their shape in ``answers.py``, which the audit replay shares.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, select
@@ -29,6 +28,7 @@ from services.ledger.read_side.sql.view import (
     closings,
     journal,
     libraries,
+    mergers,
     municipalities,
     view_metadata,
 )
@@ -142,11 +142,12 @@ class LedgerQueries:
         return {**answer, **at.describe(), "offsets": offsets}
 
     def sisa(self, code: str, year: int, at: PointInTime) -> dict[str, Any]:
+        # By grant year: a posting books within its grant year, so for postings this is the booking
+        # year; spending a merger passed on is booked on the effective date, perhaps a later year, and
+        # still belongs to the line of the grant it was spent on (docs/decisions.md, mergers).
         spent = [journal.c.kind == "spent", journal.c.municipality_code == code]
-        in_year = self._sums(
-            at, *spent, journal.c.booked_on >= date(year, 1, 1), journal.c.booked_on <= date(year, 12, 31), by=()
-        )
-        cumulative = self._sums(at, *spent, journal.c.booked_on <= date(year, 12, 31), by=())
+        in_year = self._sums(at, *spent, journal.c.year == year, by=())
+        cumulative = self._sums(at, *spent, journal.c.year <= year, by=())
         closing_where = [closings.c.municipality_code == code, closings.c.year == year]
         if at.as_of is not None:
             closing_where.append(closings.c.closed_on <= at.as_of)
@@ -177,6 +178,20 @@ class LedgerQueries:
         query = select(journal.c.year).where(journal.c.year.is_not(None)).distinct().order_by(journal.c.year)
         with self.engine.connect() as connection:
             return [int(year) for year in connection.execute(query).scalars()]
+
+    def predecessors_of(self, code: str) -> set[str]:
+        """Every municipality that merged into ``code``, directly or through a chain of mergers: the
+        successor answers for their grants, so it reads their books."""
+        found: set[str] = set()
+        todo = [code]
+        with self.engine.connect() as connection:
+            while todo:
+                query = select(mergers.c.municipality_code).where(mergers.c.successor_code == todo.pop()).distinct()
+                for predecessor in connection.execute(query).scalars():
+                    if predecessor not in found and predecessor != code:
+                        found.add(predecessor)
+                        todo.append(predecessor)
+        return found
 
     def municipality_name(self, code: str) -> str | None:
         """The name the grants topic gave the municipality, if any."""

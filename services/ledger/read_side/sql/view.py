@@ -52,6 +52,21 @@ closings = Table(
     Column("recorded_at", String(27), nullable=False),
 )
 
+mergers = Table(
+    "ledger_mergers",
+    view_metadata,
+    # One row per GrantTransferred: a chain of mergers passes a year's grants on from a middle code,
+    # so (municipality_code, year) may repeat (the same successor each time).
+    Column("event_id", String(36), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("successor_code", String(6), nullable=False),
+    Column("effective_on", Date, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+Index("ix_ledger_mergers_from", mergers.c.municipality_code, mergers.c.year)
+Index("ix_ledger_mergers_to", mergers.c.successor_code)
+
 municipalities = Table(
     "ledger_municipalities",
     view_metadata,
