@@ -26,7 +26,8 @@ class GrantYearsInView:
     def grant_year(self, municipality_code: str, year: int) -> GrantYear:
         key = (municipality_code, year)
         with self.engine.connect() as connection:
-            if key not in self._awarded_seen:
+            # A year opened before its award needs no award to post into: no need to ask for one.
+            if key not in self._awarded_seen and year not in self.open_before_award:
                 # Any award row of the code and year: its own GrantAwarded, or one a merger passed to it.
                 # Once held, a year stays postable (an award is never withdrawn), so it is asked once.
                 awarded = connection.execute(
