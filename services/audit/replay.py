@@ -21,10 +21,11 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from contracts.canonical import format_utc
@@ -37,8 +38,9 @@ from services.common.config import Settings
 from services.common.progress import Progress
 from services.ledger.read_side import (
     LOOKUPS,
-    SISA_INDICATOR_PREFIX,
+    Declaration,
     Effects,
+    GrantFigures,
     Original,
     PointInTime,
     Refused,
@@ -47,6 +49,9 @@ from services.ledger.read_side import (
     effects_of,
     flat_balance,
     national_answer,
+    sisa_answer,
+    sisa_lines,
+    sisa_status,
 )
 
 INDEX_BATCH_SIZE = 20_000
@@ -109,8 +114,13 @@ class Replay:
         known_at: datetime | None = None,
         strict: bool = False,
         provenance: ProvenanceCheck | None = None,
+        sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({}),
+        today: date | None = None,
     ):
         self.provenance = provenance
+        self.sisa_indicators = sisa_indicators
+        self.today = today or datetime.now(UTC).date()
+        """The day SiSa deadlines are judged on without ``as_of`` (the live view's rule)."""
         self.point = PointInTime(as_of=as_of, known_at=known_at)
         self.as_of = as_of
         self.known_at = format_utc(known_at) if known_at is not None else None
@@ -126,8 +136,11 @@ class Replay:
         self.bridge_frame = 0
         self.library_kinds: dict[tuple[str, str], int] = defaultdict(int)
         self.funding: dict[tuple[int, str | None], int] = defaultdict(int)
-        self.spent_by_booking_year: dict[tuple[str, int], int] = defaultdict(int)
+        self.spent_by_booking_year: dict[tuple[str, int, int], int] = defaultdict(int)
+        """(municipality, grant year, year booked) -> spent: the SiSa lines' figures."""
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
+        self.declarations: dict[tuple[str, int, int], dict[str, Any]] = {}
+        """(municipality, accounts year, grant year) -> its SiSa declaration, with ``recorded_at``."""
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
         self.grants: dict[str, dict[str, Any]] = {}
@@ -258,6 +271,10 @@ class Replay:
         if effects.closing is not None:
             closing = effects.closing
             self.closings[(closing["municipality_code"], closing["year"])] = {**closing, "recorded_at": recorded_at}
+        if effects.declaration is not None:
+            d = effects.declaration
+            key = (d["municipality_code"], d["accounts_year"], d["grant_year"])
+            self.declarations[key] = {**d, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
         if event_type == "GrantAwarded":
             p = envelope["payload"]
@@ -285,7 +302,7 @@ class Replay:
             category = row["category"]
             if code is not None and year is not None:
                 self.cells[(code, year, kind, category)] += amount
-                self.spent_by_booking_year[(code, row["booked_on"].year)] += amount
+                self.spent_by_booking_year[(code, year, row["booked_on"].year)] += amount
             if category == "library_funding" and year is not None:
                 self.funding[(year, row.get("counterparty_id"))] += amount
             return
@@ -334,32 +351,40 @@ class Replay:
             year, self._books(None, year), self.municipality_names, self.frames.get(year, 0), per_library,
             self.library_names, self.bridge_frame,
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
+            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(year).items()},
         )
         return {**answer, **self.point.describe()}
 
+    def _sisa_lines(self, year: int, code: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The SiSa lines of accounts year ``year`` per municipality, as ``LedgerQueries`` finds them."""
+        figures: dict[str, GrantFigures] = {}
+        for (c, g, kind, _category), cents in self.cells.items():
+            if kind == "awarded" and g <= year and (code is None or c == code):
+                figures.setdefault(c, {}).setdefault(g, [0, 0, 0])[0] += cents
+        for (c, g, booked), cents in self.spent_by_booking_year.items():
+            if g <= year and booked <= year and (code is None or c == code):
+                line = figures.setdefault(c, {}).setdefault(g, [0, 0, 0])
+                line[1] += cents if booked == year else 0
+                line[2] += cents
+        declared: dict[str, dict[int, Declaration]] = {}
+        for (c, t, g), d in self.declarations.items():
+            if t == year and (code is None or c == code) and self._visible(d["declared_on"], d["recorded_at"]):
+                declared.setdefault(c, {})[g] = Declaration.of_row(d)
+        day = self.point.day(self.today)
+        return {c: sisa_lines(year, f, declared.get(c, {}), self.sisa_indicators, day) for c, f in figures.items()}
+
+    def _visible(self, on: date, recorded_at: str) -> bool:
+        """What ``as_of`` and ``known_at`` keep of a dated record (a closing, a declaration)."""
+        return not (
+            (self.as_of is not None and on > self.as_of) or (self.known_at is not None and recorded_at > self.known_at)
+        )
+
     def sisa(self, code: str, year: int) -> dict[str, Any]:
-        in_year = self.spent_by_booking_year.get((code, year), 0)
-        cumulative = sum(c for (m, y), c in self.spent_by_booking_year.items() if m == code and y <= year)
         closing = self.closings.get((code, year))
-        if closing is not None and (
-            (self.as_of is not None and closing["closed_on"] > self.as_of)
-            or (self.known_at is not None and closing["recorded_at"] > self.known_at)
-        ):
+        if closing is not None and not self._visible(closing["closed_on"], closing["recorded_at"]):
             closing = None
-        final = bool(closing is not None and closing["final_account"])
-        return {
-            "municipality_code": code,
-            "sisa_municipality_code": "06" + code[2:],
-            "indicator_code": SISA_INDICATOR_PREFIX,
-            "year": year,
-            "besteding_jaar_t_cents": in_year,
-            "cumulatieve_bestedingen_cents": cumulative,
-            "eindverantwoording": "Ja" if final else "Nee",
-            "final_account": final,
-            "year_closed": closing is not None,
-            "closed_on": closing["closed_on"].isoformat() if closing is not None else None,
-            **self.point.describe(),
-        }
+        lines = self._sisa_lines(year, code).get(code, [])
+        return {**sisa_answer(code, year, lines, closing), **self.point.describe()}
 
     # -- output --------------------------------------------------------------------------------
 
@@ -419,8 +444,9 @@ def replay_topics(
     provenance = build_provenance_check(settings) if verify_provenance else None
     reader = TopicReader(audit_kafka_config(settings), list(topics or audited_topics(settings)))
     try:
-        return Replay(as_of=as_of, known_at=known_at, strict=strict, provenance=provenance).read(
-            reader, show_progress=show_progress
-        )
+        return Replay(
+            as_of=as_of, known_at=known_at, strict=strict, provenance=provenance,
+            sisa_indicators=settings.sisa_indicators,
+        ).read(reader, show_progress=show_progress)
     finally:
         reader.close()

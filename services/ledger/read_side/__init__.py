@@ -6,8 +6,9 @@ Who uses what:
 - the projector (``ido project``) runs ``balances_projection()``;
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
-- the audit replays the topics with ``effects_of`` and shapes its answers with ``balance_figures``
-  and ``national_answer``, so its balances cannot drift from the live ones.
+- the audit replays the topics with ``effects_of`` and shapes its answers with ``balance_figures``,
+  ``national_answer`` and the SiSa shapes (``sisa_lines``, ``sisa_answer``, ``sisa_status``), so its
+  balances and SiSa figures cannot drift from the live ones.
 
 Inside: ``movements.py`` and ``answers.py`` are pure; SQLAlchemy lives in ``sql/`` alone (view tables,
 projection, queries, the read-your-writes poller). Only this module may be imported from outside
@@ -16,10 +17,12 @@ the package, and only it from outside the ledger; `lint-imports` checks both (is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from sqlalchemy import Engine
 
 from services.ledger.read_side.answers import (
-    SISA_INDICATOR_PREFIX,
     PointInTime,
     balance_columns,
     balance_figures,
@@ -27,6 +30,15 @@ from services.ledger.read_side.answers import (
     national_answer,
 )
 from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.read_side.sisa import (
+    SISA_CSV_COLUMNS,
+    Declaration,
+    GrantFigures,
+    sisa_answer,
+    sisa_csv_rows,
+    sisa_lines,
+    sisa_status,
+)
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
 from services.ledger.read_side.sql.view import PROJECTION_NAME
@@ -37,17 +49,22 @@ def balances_projection() -> BalancesProjection:
     return BalancesProjection()
 
 
-def open_queries(engine: Engine) -> LedgerQueries:
-    """The queries over the view in ``engine``; creates its tables if they are missing."""
-    return LedgerQueries(engine)
+def open_queries(
+    engine: Engine, sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({})
+) -> LedgerQueries:
+    """The queries over the view in ``engine``; creates its tables if they are missing.
+    ``sisa_indicators``: the setting ``IDO_SISA_INDICATORS`` (codes per grant year)."""
+    return LedgerQueries(engine, sisa_indicators=sisa_indicators)
 
 
 __all__ = [
     "LOOKUPS",
     "PROJECTION_NAME",
-    "SISA_INDICATOR_PREFIX",
+    "SISA_CSV_COLUMNS",
     "BalancesProjection",
+    "Declaration",
     "Effects",
+    "GrantFigures",
     "LedgerQueries",
     "Original",
     "PointInTime",
@@ -59,4 +76,8 @@ __all__ = [
     "flat_balance",
     "national_answer",
     "open_queries",
+    "sisa_answer",
+    "sisa_csv_rows",
+    "sisa_lines",
+    "sisa_status",
 ]

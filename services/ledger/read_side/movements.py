@@ -26,13 +26,14 @@ PRODUCER_OF_TOPIC = {
     BRIDGE.name: BRIDGE.producer,
     EXPENDITURES.name: EXPENDITURES.producer,
 }
-GRANT_KINDS = ("awarded", "advance_paid", "settled", "reclaim_issued", "reclaim_received")
+GRANT_KINDS = ("awarded", "advance_paid", "settled", "settlement_reported", "reclaim_issued", "reclaim_received")
 
 LOOKUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "grant_frame": (("year",),),
     "awarded": (("grant_id",), ("grant_id", "municipality_code")),
     "advance_paid": (("grant_id", "municipality_code"),),
     "settled": (("grant_id",), ("grant_id", "municipality_code")),
+    "settlement_reported": (("grant_id",), ("grant_id", "municipality_code")),
     "reclaim_issued": (("grant_id", "municipality_code"),),
     "reclaim_received": (("grant_id", "municipality_code"),),
     "bridge_frame": ((),),
@@ -91,6 +92,8 @@ class Effects:
     library_name: tuple[str, str] | None = None
     closing: Row | None = None
     """Columns of ``ledger_closings`` without ``event_id`` and ``recorded_at``."""
+    declaration: Row | None = None
+    """Columns of ``ledger_sisa_declarations`` without ``event_id`` and ``recorded_at``."""
 
 
 def day(value: str) -> date:
@@ -174,6 +177,21 @@ def _awarded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     effects = _award(envelope, book)
     p = envelope["payload"]
     effects.municipality_name = (p["municipality_code"], p["municipality_name"])
+    return effects
+
+
+_settled = _movement(_grant_row, "settled", "settled_cents", "settled_on", total_per="grant_id")
+
+
+def _grant_settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """Line 1 the settled amount; line 2 the reported spending it was settled on (kind
+    ``settlement_reported``), both as the change to what was set before, so the national view can
+    flag a settlement that differs from the books."""
+    effects = _settled(envelope, book)
+    p = envelope["payload"]
+    reported = p["reported_spending_cents"] - book.total("settlement_reported", grant_id=p["grant_id"])
+    if reported:
+        effects.rows.append((2, _grant_row(p, "settlement_reported", reported, p["settled_on"])))
     return effects
 
 
@@ -268,12 +286,28 @@ def _year_closed(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     )
 
 
+def _sisa_line_declared(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """No money moves: the municipality's eindverantwoording of one SiSa line (latest one stands)."""
+    p = envelope["payload"]
+    return Effects(
+        declaration={
+            "municipality_code": p["municipality_code"],
+            "accounts_year": p["accounts_year"],
+            "grant_year": p["grant_year"],
+            "final_account": p["final_account"],
+            "declared_on": day(p["declared_on"]),
+            "declared_by": p["declared_by"],
+            "reason": p.get("reason"),
+        }
+    )
+
+
 _HANDLERS: dict[str, Handler] = {
     "GrantFrameSet": _grant_frame,
     "GrantFrameAmended": _grant_frame,
     "GrantAwarded": _awarded,
     "AdvancePaid": _movement(_grant_row, "advance_paid", "amount_cents", "paid_on"),
-    "GrantSettled": _movement(_grant_row, "settled", "settled_cents", "settled_on", total_per="grant_id"),
+    "GrantSettled": _grant_settled,
     "ReclaimIssued": _movement(_grant_row, "reclaim_issued", "amount_cents", "issued_on"),
     "ReclaimReceived": _movement(_grant_row, "reclaim_received", "amount_cents", "received_on"),
     "GrantTransferred": _transferred,
@@ -290,6 +324,7 @@ _HANDLERS: dict[str, Handler] = {
     "ExpenditureRecorded": _expenditure_recorded,
     "ExpenditureReversed": _expenditure_reversed,
     "YearClosed": _year_closed,
+    "SisaLineDeclared": _sisa_line_declared,
 }
 
 

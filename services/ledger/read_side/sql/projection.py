@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from services.common.consumer import Rejected
 from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
@@ -19,6 +19,7 @@ from services.ledger.read_side.sql.view import (
     journal,
     libraries,
     municipalities,
+    sisa_declarations,
     view_metadata,
 )
 
@@ -132,7 +133,7 @@ class BalancesProjection:
         book.flush()
 
     def write_names(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
-        """What an event writes besides journal rows: names and closings (a few per year)."""
+        """What an event writes besides journal rows: names, closings and SiSa declarations (a few per year)."""
         if effects.municipality_name is not None:
             self._upsert_name(connection, municipalities, "municipality_code", *effects.municipality_name)
         if effects.library_name is not None:
@@ -143,6 +144,24 @@ class BalancesProjection:
                     event_id=envelope["event_id"], recorded_at=envelope["recorded_at"], **effects.closing
                 )
             )
+        if effects.declaration is not None:
+            self._declare(connection, envelope, effects.declaration)
+
+    def _declare(self, connection: Connection, envelope: dict[str, Any], declaration: dict[str, Any]) -> None:
+        """The latest declaration of a line stands (the write side declares a line once)."""
+        c = sisa_declarations.c
+        connection.execute(
+            delete(sisa_declarations).where(
+                c.municipality_code == declaration["municipality_code"],
+                c.accounts_year == declaration["accounts_year"],
+                c.grant_year == declaration["grant_year"],
+            )
+        )
+        connection.execute(
+            insert(sisa_declarations).values(
+                event_id=envelope["event_id"], recorded_at=envelope["recorded_at"], **declaration
+            )
+        )
 
     def _upsert_name(self, connection: Connection, table: Any, key: str, key_value: str, name: str) -> None:
         column = table.c[key]

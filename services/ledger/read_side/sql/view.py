@@ -52,6 +52,20 @@ closings = Table(
     Column("recorded_at", String(27), nullable=False),
 )
 
+sisa_declarations = Table(
+    "ledger_sisa_declarations",
+    view_metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("accounts_year", Integer, primary_key=True, autoincrement=False),
+    Column("grant_year", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False),
+    Column("final_account", Boolean, nullable=False),
+    Column("declared_on", Date, nullable=False),
+    Column("declared_by", String(20), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("recorded_at", String(27), nullable=False),
+)
+
 municipalities = Table(
     "ledger_municipalities",
     view_metadata,
@@ -72,6 +86,7 @@ KINDS = (
     "advance_paid",
     "spent",
     "settled",
+    "settlement_reported",
     "reclaim_issued",
     "reclaim_received",
     "bridge_frame",
