@@ -366,10 +366,10 @@ class Replay:
                 line = figures.setdefault(c, {}).setdefault(g, [0, 0, 0])
                 line[1] += cents if booked == year else 0
                 line[2] += cents
-        declared: dict[str, dict[int, Declaration]] = {}
+        declared: dict[str, dict[tuple[int, int], Declaration]] = {}
         for (c, t, g), d in self.declarations.items():
-            if t == year and (code is None or c == code) and self._visible(d["declared_on"], d["recorded_at"]):
-                declared.setdefault(c, {})[g] = Declaration.of_row(d)
+            if t <= year and (code is None or c == code) and self._visible(d["declared_on"], d["recorded_at"]):
+                declared.setdefault(c, {})[(t, g)] = Declaration.of_row(d)
         day = self.point.day(self.today)
         return {c: sisa_lines(year, f, declared.get(c, {}), self.sisa_indicators, day) for c, f in figures.items()}
 

@@ -149,9 +149,9 @@ def lines_of(answer: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def test_sisa_lines_per_grant_decision_declarations_and_lateness(world: World) -> None:
     grants_and_spending(world)
-    # A declares its 2024 account on time, with its own token (dated the day it is recorded)
+    # A declares its 2024 account on time, with its own token (dated the day it is recorded); not final yet
     world.ledger_app.today = lambda: date(2025, 6, 1)
-    own = declare(world, A, 2024, {"grant_year": 2024, "final_account": True})
+    own = declare(world, A, 2024, {"grant_year": 2024, "final_account": False})
     assert own.status_code == 201, own.json
     assert (own.json["declared_by"], own.json["declared_on"]) == ("municipality", "2025-06-01")
     # another municipality, an auditor, finance: 403; a municipality may not date its declaration
@@ -170,12 +170,15 @@ def test_sisa_lines_per_grant_decision_declarations_and_lateness(world: World) -
     assert (behalf.json["declared_by"], behalf.json["declared_on"]) == ("ministry", "2026-07-18")
     later = declare(world, A, 2024, {"grant_year": 2025, "final_account": False})
     assert later.status_code == 422 and "grant_year" in later.json["errors"]
-    assert declare(world, A, 2024, {"grant_year": 2024, "final_account": False}).status_code == 409
+    assert declare(world, A, 2024, {"grant_year": 2024, "final_account": True}).status_code == 409
+    future = declare(world, A, 2025, {"grant_year": 2025, "final_account": True, "reason": "r",
+                                      "declared_on": "2026-07-21"}, role="ministry")
+    assert future.status_code == 422 and "declared_on" in future.json["errors"]
 
     world.publish()
     base = f"/v1/municipalities/{A}"
     sisa_2024 = world.get(f"{base}/sisa/2024", role="municipality", code=A)
-    assert lines_of(sisa_2024) == [(2024, 320_000 * M, 320_000 * M, "Ja", "municipality", False)]
+    assert lines_of(sisa_2024) == [(2024, 320_000 * M, 320_000 * M, "Nee", "municipality", False)]
     assert (sisa_2024["late"], sisa_2024["declared"], sisa_2024["deadline"]) == (False, True, "2025-07-15")
     assert sisa_2024["lines"][0]["indicator_codes"] == {
         "besteding": "C8/01", "cumulatief": "C8/02", "eindverantwoording": "C8/03"
@@ -197,6 +200,8 @@ def test_sisa_lines_per_grant_decision_declarations_and_lateness(world: World) -
     assert [(line["grant_year"], line["declared"], line["late"]) for line in on_time["lines"]] == [
         (2024, False, False), (2025, False, False)
     ]
+    # the 2024 grant was declared final in the 2025 accounts: the 2026 accounts no longer report it
+    assert [line["grant_year"] for line in world.get(f"{base}/sisa/2026")["lines"]] == [2025]
     # B never declared its 2024 account
     assert lines_of(world.get(f"/v1/municipalities/{B}/sisa/2024")) == [
         (2024, 150_000 * M, 150_000 * M, "Nee", None, True)

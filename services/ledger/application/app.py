@@ -305,6 +305,7 @@ class LedgerApplication(Application[UUID]):
                 declared_on=declared_on or self.today(),
                 declared_by=declared_by,
                 reason=reason,
+                today=self.today(),
             )
             try:
                 self.save(line)

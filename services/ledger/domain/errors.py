@@ -35,3 +35,7 @@ class IdempotencyKeyReused(LedgerError, Conflict):
 
 class ConcurrentChange(LedgerError, Conflict):
     """Other writers kept changing the same stream; the caller may try again."""
+
+
+class AlreadyDeclared(LedgerError, Conflict):
+    """A SiSa line that the municipality (or the ministry on its behalf) declared before."""

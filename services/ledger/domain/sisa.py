@@ -14,24 +14,20 @@ from __future__ import annotations
 
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from services.common.domain.chained import ChainedAggregate, stream_uuid
-from services.common.errors import Conflict
-from services.ledger.domain.errors import InvalidExpenditure, LedgerError
+from services.ledger.domain.errors import AlreadyDeclared, InvalidExpenditure
 
 PRODUCER = "ledger"
 DECLARERS = ("municipality", "ministry")
-
-
-class AlreadyDeclared(LedgerError, Conflict):
-    pass
 
 
 def sisa_stream(municipality_code: str, accounts_year: int, grant_year: int) -> str:
     return f"sisa-{municipality_code}-{accounts_year}-{grant_year}"
 
 
-def sisa_line_id(municipality_code: str, accounts_year: int, grant_year: int) -> Any:
+def sisa_line_id(municipality_code: str, accounts_year: int, grant_year: int) -> UUID:
     return stream_uuid(sisa_stream(municipality_code, accounts_year, grant_year))
 
 
@@ -81,6 +77,7 @@ class SisaLine(ChainedAggregate):
         declared_on: date,
         declared_by: str,
         reason: str | None,
+        today: date,
     ) -> SisaLine:
         """``existing``: the line as loaded now (None while undeclared); a line is declared once."""
         if existing is not None:
@@ -96,6 +93,8 @@ class SisaLine(ChainedAggregate):
                 f"the accounts of {accounts_year} hold no line for the later grant year {grant_year}",
                 field="grant_year",
             )
+        if declared_on > today:
+            raise InvalidExpenditure(f"must not be after today ({today})", field="declared_on")
         if declared_on.year <= accounts_year:
             raise InvalidExpenditure(
                 f"the SiSa account of {accounts_year} is declared after the year ends, not on {declared_on}",

@@ -4,8 +4,9 @@ SiSa reports each grant decision (beschikking) on its own line: in the accounts 
 grant year G <= T with an award (or spending on it), *Besteding (jaar T)* is what was booked in T on
 G's grant and *Cumulatieve bestedingen t/m (jaar T)* what was booked on it up to and including T.
 Spending on another year's grant never adds to G's line. The eindverantwoording is the
-municipality's own declaration (``SisaLineDeclared``); the account is due by 15 July of T+1, and a
-line declared after that day, or not declared by it, is late. The indicator codes are a setting per
+municipality's own declaration (``SisaLineDeclared``); once it declared G's line final (Ja), later
+accounts no longer report G. The account is due by 15 July of T+1, and a line declared after that
+day, or not declared by it, is late. The indicator codes are a setting per
 grant year (``IDO_SISA_INDICATORS``), never invented here.
 """
 
@@ -52,20 +53,27 @@ def indicator_codes(indicators: Mapping[int, tuple[str, ...]], grant_year: int) 
     return dict(zip(SISA_INDICATOR_NAMES, codes, strict=True)) if codes else None
 
 
+Declarations = Mapping[tuple[int, int], Declaration]
+"""(accounts year, grant year) -> the declaration of that line, of the accounts years up to T."""
+
+
 def sisa_lines(
     accounts_year: int,
     figures: GrantFigures,
-    declarations: Mapping[int, Declaration],
+    declarations: Declarations,
     indicators: Mapping[int, tuple[str, ...]],
     day: date,
 ) -> list[dict[str, Any]]:
-    """One line per grant year G <= T with an award or spending; ``day``: what "late" is judged on."""
+    """One line per grant year G <= T with an award or spending, until the accounts year whose line of G
+    the municipality declared final (eindverantwoording Ja): later accounts no longer report G.
+    ``day``: what "late" is judged on."""
+    finished = {g for (t, g), d in declarations.items() if t < accounts_year and d.final_account}
     lines = []
     for grant_year in sorted(figures):
         awarded, in_year, cumulative = figures[grant_year]
-        if grant_year > accounts_year or not (awarded or cumulative):
+        if grant_year > accounts_year or grant_year in finished or not (awarded or cumulative):
             continue
-        declared = declarations.get(grant_year)
+        declared = declarations.get((accounts_year, grant_year))
         lines.append(
             {
                 "grant_year": grant_year,

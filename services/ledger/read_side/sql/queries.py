@@ -181,9 +181,12 @@ class LedgerQueries:
                 figures.setdefault(row.municipality_code, {}).setdefault(int(row.year), [0, 0, 0])[i] += int(row.cents)
         return figures
 
-    def _declarations(self, code: str | None, year: int, at: PointInTime) -> dict[str, dict[int, Declaration]]:
+    def _declarations(
+        self, code: str | None, year: int, at: PointInTime
+    ) -> dict[str, dict[tuple[int, int], Declaration]]:
+        """The declarations of the accounts years up to ``year`` (an earlier final one ends a line)."""
         c = sisa_declarations.c
-        where: list[ColumnElement[bool]] = [c.accounts_year == year]
+        where: list[ColumnElement[bool]] = [c.accounts_year <= year]
         if code is not None:
             where.append(c.municipality_code == code)
         if at.as_of is not None:
@@ -192,9 +195,10 @@ class LedgerQueries:
             where.append(c.recorded_at <= format_utc(at.known_at))
         with self.engine.connect() as connection:
             rows = connection.execute(select(sisa_declarations).where(*where)).mappings().all()
-        found: dict[str, dict[int, Declaration]] = {}
+        found: dict[str, dict[tuple[int, int], Declaration]] = {}
         for row in rows:
-            found.setdefault(row["municipality_code"], {})[int(row["grant_year"])] = Declaration.of_row(row)
+            line = (int(row["accounts_year"]), int(row["grant_year"]))
+            found.setdefault(row["municipality_code"], {})[line] = Declaration.of_row(row)
         return found
 
     def _sisa_lines(self, code: str | None, year: int, at: PointInTime) -> dict[str, list[dict[str, Any]]]:
