@@ -299,6 +299,12 @@ def test_settlement_from_the_books_with_rules_per_year(world: World) -> None:
              for m in national["municipalities"]}
     assert flags == {A: (310_000 * M, True), B: (150_000 * M, False)}
     assert national["settlements_differing_from_books"] == 1
+    national_csv = {r["municipality_code"]: r for r in csv.DictReader(io.StringIO(
+        world.get("/v1/balances/2024.csv", role="ministry")))}
+    assert (national_csv[A]["settlement_differs_from_books"], national_csv[B]["settlement_differs_from_books"]) == (
+        "True", "False"
+    )
+    assert national_csv[B]["sisa_late"] == "True"  # B never declared its 2024 account
     assert 'data-settlement="differs"' in world.get("/dashboard/national/2024", role="ministry")
     row_2025 = world.get("/v1/balances/2025", role="ministry")["municipalities"][0]
     assert row_2025["settlement_differs_from_books"] is False

@@ -259,6 +259,13 @@ def _authenticate_balances_first() -> None:
     principal()
 
 BALANCE_COLUMNS = ["municipality_code", "year", *balance_columns(categories_first=True), "as_of", "known_at"]
+NATIONAL_COLUMNS = [
+    *BALANCE_COLUMNS,
+    # added in issue 15, after the published columns: the flags of the national view
+    "settlement_reported_spending_cents",
+    "settlement_differs_from_books",
+    "sisa_late",
+]
 
 
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
@@ -297,14 +304,18 @@ def national_balances(args: dict[str, Any], year: int) -> Any:
 @balances.doc(responses=CSV_DOC)
 @documented_errors(balances, 401, 403, 422, 503)
 def national_balances_csv(args: dict[str, Any], year: int) -> Any:
-    """Every municipality's balance of the year as CSV (one row each)."""
+    """Every municipality's balance of the year as CSV (one row each), with the national view's flags
+    (a settlement that differs from the books, a late SiSa account)."""
     principal().require_role(*NATIONAL_READERS)
     answer = _service().queries.national(year, _point(args))
     rows = [
-        flat_balance(r, year=year, as_of=answer["as_of"], known_at=answer["known_at"])
+        flat_balance(
+            r, year=year, as_of=answer["as_of"], known_at=answer["known_at"],
+            sisa_late=r["sisa"]["late"] if r["sisa"] is not None else None,
+        )
         for r in answer["municipalities"]
     ]
-    return _csv(rows, BALANCE_COLUMNS, f"balances-{year}.csv")
+    return _csv(rows, NATIONAL_COLUMNS, f"balances-{year}.csv")
 
 
 @balances.route("/municipalities/<code>/sisa/<int:year>", methods=["GET"])
