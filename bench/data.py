@@ -32,6 +32,7 @@ from services.common.adapters.kafka import ensure_topics
 from services.common.config import load_settings
 from services.common.domain.chained import build_envelope
 from services.common.signing import seal_envelopes
+from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Expenditure, expenditure_stream
 
 YEAR = 2024
@@ -82,6 +83,8 @@ def fill_ledger_store(
                     description=body["description"],
                     reference=body["reference"],
                     books=None,  # the bench's year is never closed
+                    # filling a store, not deciding postings: the bench's year counts as opened before its award
+                    grant=GrantYear(codes[i % len(codes)], YEAR, awarded=False, open_before_award=True),
                 )
             )
         app.save(*aggregates)

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from bench.data import municipality_codes
+from bench.data import YEAR, municipality_codes
 from services.common.adapters.kafka import client_config
 from services.common.auth import ensure_keypair, issue_token
 from services.common.config import Settings, load_settings
@@ -100,6 +100,8 @@ class Bench:
             "IDO_DATA_DIR": str(self.work_dir / store / label / "data"),
             **self.kafka_env(),
             "IDO_TOPIC_PREFIX": topic_prefix if topic_prefix is not None else f"b{self.run_id}.{store}.{label}.",
+            # the bench posts without awards: its year is opened before its award (issue 15)
+            "IDO_YEARS_OPEN_BEFORE_AWARD": str(YEAR),
         }
         self.provision(env["IDO_TOPIC_PREFIX"])
         if store == "sqlite":

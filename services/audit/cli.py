@@ -81,9 +81,14 @@ def add_audit_commands(audit: argparse.ArgumentParser) -> None:
     sisa.add_argument("--municipality", help="one municipality (CBS code)")
     sisa.add_argument("--out", type=Path, help="file (default: standard output)")
     _point(sisa)
-    giving = exports.add_parser("360giving", help="the grants as 360Giving JSON, validated")
-    giving.add_argument("--year", type=int)
-    giving.add_argument("--funder-id", help="BZK's organisation identifier (default: a placeholder)")
+    giving = exports.add_parser(
+        "360giving", help="the grants (SPUK IDO and bridging) as 360Giving JSON, checked against the official schema",
+        description="Identifiers come from IDO_360G_PREFIX, IDO_360G_FUNDER_ID, IDO_360G_KB_ID and "
+        "IDO_360G_MUNICIPALITY_IDS_FILE; one not set is written as a marked placeholder, with a warning.",
+    )
+    giving.add_argument("--year", type=int, help="SPUK grants of this grant year, bridging grants awarded in it")
+    giving.add_argument("--publishable", action="store_true",
+                        help="refuse (exit 1) rather than write placeholder identifiers")
     giving.add_argument("--out", type=Path, help="file (default: standard output)")
     _point(giving)
     journal = exports.add_parser("journal", help="every event of the topics as JSON Lines")
@@ -238,7 +243,34 @@ def _export(args: argparse.Namespace, settings: Any) -> int:
     if args.export_command == "sisa":
         _emit(exports.sisa_annex_csv(replay, args.year, args.municipality), args.out)
         return 0
-    document = exports.giving360(replay, year=args.year, funder_id=args.funder_id or exports.FUNDER_ID)
-    exports.validate_giving360(document)
-    _emit(exports.dumps_exact(document, indent=2) + "\n", args.out)
+    return _giving360(args, replay, settings)
+
+
+def _giving360(args: argparse.Namespace, replay: Any, settings: Any) -> int:
+    from decimal import Decimal
+
+    from services.audit import exports
+    from services.audit.giving360 import Giving360Invalid, giving360, validate_giving360
+
+    export = giving360(replay, settings.giving360, year=args.year)
+    for placeholder in export.placeholders:
+        print(f"ido audit: WARNING 360Giving: {placeholder}; not for publication", file=sys.stderr)
+    for note in export.notes:
+        print(f"ido audit: 360Giving: {note}", file=sys.stderr)
+    if args.publishable and not export.publishable:
+        print("ido audit: --publishable: placeholders used, nothing written", file=sys.stderr)
+        return 1
+    if not export.document["grants"]:
+        print("ido audit: no grant awarded at this point: a 360Giving file needs at least one", file=sys.stderr)
+        return 1
+    text = exports.dumps_exact(export.document, indent=2) + "\n"
+    try:  # what is checked is the text written, read back with exact decimals
+        validate_giving360(json.loads(text, parse_float=Decimal))
+    except Giving360Invalid as invalid:
+        for problem in invalid.problems:
+            print(f"INVALID {problem}", file=sys.stderr)
+        print(f"ido audit: the 360Giving document breaks its schema ({len(invalid.problems)} problem(s)), "
+              "nothing written", file=sys.stderr)
+        return 1
+    _emit(text, args.out)
     return 0

@@ -2,9 +2,8 @@
 
 - ``sisa_annex_csv``: the SiSa figures of every municipality for one accounts year, one row per line
   (per grant decision), as the ledger's SiSa view and its CSV have them.
-- ``giving360``: the grants in 360Giving JSON, one grant per municipality per year; funder BZK,
-  recipient the municipality, disbursements the advances. Amounts are decimal euros converted
-  from integer cents with ``Decimal`` (never a float) and written digit for digit.
+- the grants in 360Giving JSON: ``services/audit/giving360.py``, with the helpers here: ``euros``
+  (integer cents as exact decimal euros, never a float) and ``dumps_exact`` (written digit for digit).
 - ``journal_lines``: every event of the three topics as JSON Lines, one canonical envelope each.
 """
 
@@ -15,24 +14,11 @@ import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
-
-import fastjsonschema
 
 from contracts.canonical import canonical_json
 from services.audit.replay import Replay
 from services.audit.sources import TopicReader
-
-GIVING360_SCHEMA = Path(__file__).with_name("giving360.schema.json")
-
-FUNDER_ID = "NL-OIN-BZK"
-"""Placeholder until BZK's registered organisation identifier is configured (``--funder-id``)."""
-FUNDER_NAME = "Ministerie van Binnenlandse Zaken en Koninkrijksrelaties"
-ID_PREFIX = "360G-BZK-"
-"""360Giving ids start with ``360G-`` and the publisher's prefix; BZK's own prefix is to be confirmed."""
-PROGRAMME = {"code": "SPUK-IDO", "title": "Specifieke uitkering Informatiepunten Digitale Overheid"}
 
 SISA_COLUMNS = (
     "sisa_municipality_code",
@@ -104,52 +90,6 @@ def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = No
                 ]
             )
     return out.getvalue()
-
-
-def giving360(
-    replay: Replay, *, year: int | None = None, funder_id: str = FUNDER_ID, id_prefix: str = ID_PREFIX
-) -> dict[str, Any]:
-    grants = []
-    for grant_id, award in sorted(replay.grants.items()):
-        if year is not None and award["year"] != year:
-            continue
-        code = award["municipality_code"]
-        awarded = replay.grant_kinds.get((grant_id, "awarded"), 0)
-        advances = replay.advances.get(grant_id, [])
-        grant: dict[str, Any] = {
-            "id": f"{id_prefix}{grant_id}",
-            "title": f"SPUK IDO {award['year']} {award['municipality_name']}",
-            "description": (
-                f"Specifieke uitkering Informatiepunten Digitale Overheid {award['year']} to "
-                f"{award['municipality_name']} ({code}), awarded {award['awarded_on']} ({award['basis']})."
-            ),
-            "currency": "EUR",
-            "amountAwarded": euros(awarded),
-            "amountDisbursed": euros(sum(a["amount_cents"] for a in advances)),
-            "awardDate": award["awarded_on"],
-            "recipientOrganization": [{"id": f"NL-CBS-{code}", "name": award["municipality_name"]}],
-            "fundingOrganization": [{"id": funder_id, "name": FUNDER_NAME}],
-            "grantProgramme": [dict(PROGRAMME)],
-            "disbursementTransaction": [
-                {"transactionDate": a["paid_on"], "value": euros(a["amount_cents"])} for a in advances
-            ],
-        }
-        grants.append(grant)
-    return {"grants": grants}
-
-
-@cache
-def _giving360_validator() -> Any:
-    return fastjsonschema.compile(json.loads(GIVING360_SCHEMA.read_text(encoding="utf-8")), use_default=False)
-
-
-def validate_giving360(document: dict[str, Any]) -> None:
-    """Raises ``fastjsonschema.JsonSchemaException`` naming the first field at fault."""
-    _giving360_validator()(document)
-    for grant in document["grants"]:
-        disbursed = sum((t["value"] for t in grant.get("disbursementTransaction", [])), Decimal(0))
-        if disbursed > grant["amountAwarded"]:
-            raise fastjsonschema.JsonSchemaException(f"{grant['id']}: disbursements {disbursed} exceed the award")
 
 
 def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:

@@ -41,9 +41,11 @@ from services.ledger.read_side import (
     Declaration,
     Effects,
     GrantFigures,
+    Merger,
     Original,
     PointInTime,
     Refused,
+    SpentOnDay,
     balance_columns,
     balance_figures,
     effects_of,
@@ -52,6 +54,8 @@ from services.ledger.read_side import (
     sisa_answer,
     sisa_lines,
     sisa_status,
+    spent_in_year,
+    spent_on_days,
 )
 
 INDEX_BATCH_SIZE = 20_000
@@ -68,6 +72,10 @@ class MemoryBook:
         self.sums: dict[tuple[Any, ...], int] = defaultdict(int)
         self.index = index
         self.closed: set[tuple[str, int]] = set()
+        self.successors: dict[tuple[str, int], Merger] = {}
+        # Spending per (code, year) and (category, booking day, spending day): what a merger moves. It
+        # grows with the days, not with the postings (booking day and spending day differ only for moves).
+        self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], dict[str, Any]]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
         fields = tuple(sorted(where))
@@ -81,8 +89,26 @@ class MemoryBook:
     def is_closed(self, municipality_code: str, year: int) -> bool:
         return (municipality_code, year) in self.closed
 
-    def record(self, event_id: str, effects: Effects) -> None:
+    def successor(self, municipality_code: str, year: int) -> Merger | None:
+        return self.successors.get((municipality_code, year))
+
+    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
+        return spent_on_days(self.spent_days.get((municipality_code, year), {}).values())
+
+    def record(self, event_id: str, effects: Effects, recorded_at: str) -> None:
         for line, row in effects.rows:
+            if row["kind"] == "spent":
+                days = self.spent_days[(row["municipality_code"], row["year"])]
+                spent_on = row.get("spent_on") or row["booked_on"]
+                key = (row["category"], row["booked_on"], spent_on)
+                so_far = days.get(key, {"amount_cents": 0, "recorded_at": ""})
+                days[key] = {
+                    "category": row["category"],
+                    "booked_on": row["booked_on"],
+                    "spent_on": spent_on,
+                    "amount_cents": so_far["amount_cents"] + row["amount_cents"],
+                    "recorded_at": max(so_far["recorded_at"], row.get("recorded_at", recorded_at)),
+                }
             lookups = LOOKUPS.get(row["kind"])
             if lookups:
                 for fields in lookups:
@@ -91,6 +117,11 @@ class MemoryBook:
                 self.index.remember_original(event_id, Original.of_row(row))
         if effects.closing is not None:
             self.closed.add((effects.closing["municipality_code"], effects.closing["year"]))
+        if (merger := effects.merger) is not None:
+            self.successors.setdefault(
+                (merger["municipality_code"], merger["year"]),
+                Merger(merger["successor_code"], merger["effective_on"], merger["recorded_at"]),
+            )
 
 
 @dataclass
@@ -136,16 +167,21 @@ class Replay:
         self.bridge_frame = 0
         self.library_kinds: dict[tuple[str, str], int] = defaultdict(int)
         self.funding: dict[tuple[int, str | None], int] = defaultdict(int)
-        self.spent_by_booking_year: dict[tuple[str, int, int], int] = defaultdict(int)
-        """(municipality, grant year, year booked) -> spent: the SiSa lines' figures."""
+        self.spent_by_spending_year: dict[tuple[str, int, int], int] = defaultdict(int)
+        """(municipality, grant year, year spent) -> spent: the SiSa lines' figures (``spent_in_year``)."""
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
         self.declarations: dict[tuple[str, int, int], dict[str, Any]] = {}
         """(municipality, accounts year, grant year) -> its SiSa declaration, with ``recorded_at``."""
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
+        # what the 360Giving export lists, at the point: a grant only once its award is counted
         self.grants: dict[str, dict[str, Any]] = {}
+        """Grant id -> its first ``GrantAwarded`` payload counted under ``as_of``/``known_at``."""
         self.advances: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.grant_kinds: dict[tuple[str, str], int] = defaultdict(int)
+        self.bridge_grants: dict[str, dict[str, Any]] = {}
+        """Library id -> its first ``BridgeGrantSet`` of more than 0 counted (``awarded_on``: the day it was set)."""
+        self.bridge_payments: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -260,7 +296,7 @@ class Replay:
             self.stats.problems.append(f"{(where() if where else '') or envelope['event_id']}: refused: {refused}")
             return
         self.stats.applied += 1
-        self.book.record(envelope["event_id"], effects)
+        self.book.record(envelope["event_id"], effects, envelope["recorded_at"])
         recorded_at = envelope["recorded_at"]
         if effects.municipality_name is not None:
             code, name = effects.municipality_name
@@ -276,22 +312,36 @@ class Replay:
             key = (d["municipality_code"], d["accounts_year"], d["grant_year"])
             self.declarations[key] = {**d, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
-        if event_type == "GrantAwarded":
-            p = envelope["payload"]
-            self.grants.setdefault(p["grant_id"], {**p, "event_id": envelope["event_id"]})
-        known = self.known_at is None or recorded_at <= self.known_at
-        if not known:
-            return
-        as_of = self.as_of
-        for _line, row in effects.rows:
+        as_of, known_at = self.as_of, self.known_at
+        for line, row in effects.rows:
             if as_of is not None and row["booked_on"] > as_of:
                 continue
+            # a row may be known later than its event (spending moved by a merger recorded after it)
+            if known_at is not None and row.get("recorded_at", recorded_at) > known_at:
+                continue
             self._fold(row)
-            if event_type == "AdvancePaid":
-                p = envelope["payload"]
-                self.advances[p["grant_id"]].append(
-                    {"event_id": envelope["event_id"], "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
-                )
+            if line == 1:
+                self._remember_grant(event_type, envelope, row)
+
+    def _remember_grant(self, event_type: str, envelope: dict[str, Any], row: dict[str, Any]) -> None:
+        """The 360Giving export's grants and payments, once their line 1 is counted at the point (an
+        award booked after ``as_of`` or recorded after ``known_at`` is not an award yet)."""
+        p = envelope["payload"]
+        event_id = envelope["event_id"]
+        if event_type == "GrantAwarded":
+            self.grants.setdefault(p["grant_id"], {**p, "event_id": event_id})
+        elif event_type == "AdvancePaid":
+            self.advances[p["grant_id"]].append(
+                {"event_id": event_id, "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
+            )
+        elif event_type == "BridgeGrantSet" and p["amount_cents"] > 0:  # a grant of nothing awards nothing
+            self.bridge_grants.setdefault(
+                p["library_id"], {**p, "event_id": event_id, "awarded_on": row["booked_on"].isoformat()}
+            )
+        elif event_type == "BridgePaymentMade":
+            self.bridge_payments[p["library_id"]].append(
+                {"event_id": event_id, "paid_on": p["paid_on"], "amount_cents": p["amount_cents"]}
+            )
 
     def _fold(self, row: dict[str, Any]) -> None:
         kind = row["kind"]
@@ -302,7 +352,7 @@ class Replay:
             category = row["category"]
             if code is not None and year is not None:
                 self.cells[(code, year, kind, category)] += amount
-                self.spent_by_booking_year[(code, year, row["booked_on"].year)] += amount
+                self.spent_by_spending_year[(code, year, spent_in_year(row))] += amount
             if category == "library_funding" and year is not None:
                 self.funding[(year, row.get("counterparty_id"))] += amount
             return
@@ -361,7 +411,7 @@ class Replay:
         for (c, g, kind, _category), cents in self.cells.items():
             if kind == "awarded" and g <= year and (code is None or c == code):
                 figures.setdefault(c, {}).setdefault(g, [0, 0, 0])[0] += cents
-        for (c, g, booked), cents in self.spent_by_booking_year.items():
+        for (c, g, booked), cents in self.spent_by_spending_year.items():
             if g <= year and booked <= year and (code is None or c == code):
                 line = figures.setdefault(c, {}).setdefault(g, [0, 0, 0])
                 line[1] += cents if booked == year else 0

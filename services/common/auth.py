@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,12 +35,27 @@ class Principal:
         if self.role not in roles:
             raise Forbidden(f"role {self.role!r} may not do this; allowed: {', '.join(roles)}")
 
-    def require_books_of(self, municipality_code: str, *, readers: tuple[str, ...] = ()) -> None:
-        """A municipality reaches only its own books; ``readers`` are the other roles allowed."""
+    def require_books_of(
+        self,
+        municipality_code: str,
+        *,
+        readers: tuple[str, ...] = (),
+        predecessors: Callable[[str], Collection[str]] | None = None,
+    ) -> None:
+        """A municipality reaches only its own books; ``readers`` are the other roles allowed.
+
+        ``predecessors`` (given only where books are read): the codes merged into a municipality,
+        whose books it may read too, since it answers for their grants; asked only for another code."""
         if self.role == "municipality":
-            if self.municipality_code != municipality_code:
-                raise Forbidden(f"a token of {self.municipality_code} may not reach the books of {municipality_code}")
-            return
+            if self.municipality_code == municipality_code:
+                return
+            if (
+                predecessors is not None
+                and self.municipality_code is not None
+                and municipality_code in predecessors(self.municipality_code)
+            ):
+                return
+            raise Forbidden(f"a token of {self.municipality_code} may not reach the books of {municipality_code}")
         if self.role not in readers:
             raise Forbidden(f"role {self.role!r} may not reach the books of {municipality_code}")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, is_year
 from services.common.definition import service_definition
 from services.common.year_settings import (
     DEFAULT_SETTLEMENT_RULES,
@@ -22,6 +25,10 @@ from services.common.year_settings import (
 
 KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+VIEW_DB_URL = "IDO_VIEW_DB_URL"
+YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
 
 
 class SettingError(ValueError):
@@ -41,6 +48,32 @@ class PostgresSettings:
     @property
     def sqlalchemy_url(self) -> str:
         return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+
+
+GIVING360_PREFIX = re.compile(r"^360G-[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
+"""A registered 360Giving prefix, as 360Giving writes them (``360G-xyztrust``): the export adds ``-<id>``."""
+
+
+@dataclass(frozen=True)
+class Giving360Settings:
+    """The identifiers of the 360Giving export (docs/audit.md#exports). ``None`` means not configured:
+    the export then writes a marked placeholder and says so, it never invents a real-looking one."""
+
+    id_prefix: str | None = None
+    """``IDO_360G_PREFIX``: the publisher's prefix registered with 360Giving."""
+    funder_id: str | None = None
+    """``IDO_360G_FUNDER_ID``: BZK's organisation identifier (org-id.guide, e.g. ``NL-OIN-...``)."""
+    bridge_funder_id: str | None = None
+    """``IDO_360G_KB_ID``: the KB's organisation identifier, funder of record of the bridging grants."""
+    municipality_ids_file: Path | None = None
+    """``IDO_360G_MUNICIPALITY_IDS_FILE``: CSV ``municipality_code,organisation_id``."""
+
+    def municipality_ids(self) -> dict[str, str]:
+        """The file's CBS code -> organisation id; read when an export needs it, not at start-up, so a
+        broken file stops the export (naming the setting and line), never a service."""
+        if self.municipality_ids_file is None:
+            return {}
+        return read_municipality_ids(self.municipality_ids_file)
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,10 @@ class Settings:
         default_factory=lambda: MappingProxyType(per_year(DEFAULT_SETTLEMENT_RULES, settlement_rule))
     )
     """``IDO_SETTLEMENT_RULES``: per grant year the cap of a settlement and its reclaim (year_settings.py)."""
+    giving360: Giving360Settings = Giving360Settings()
+    years_open_before_award: frozenset[int] = frozenset()
+    """Grant years the ledger takes postings for before any award of the year is known
+    (``IDO_YEARS_OPEN_BEFORE_AWARD``, e.g. ``2026,2027``); every other year needs the award first."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -103,6 +140,10 @@ class Settings:
         provenance = {"MAPPER_TOPIC": "services.common.signing:RecordMacMapper"}
         if self.provenance:
             provenance["IDO_RECORD_KEY_FILE"] = str(self.signing_dir(service) / "record.key")
+        # The ledger's write side asks the view which grant years have an award and which municipalities
+        # merged (docs/decisions.md, "Mergers and grant years"); harmless for an application that does not.
+        provenance[VIEW_DB_URL] = self.view_db_url
+        provenance[YEARS_OPEN_BEFORE_AWARD] = ",".join(str(y) for y in sorted(self.years_open_before_award))
         if self.event_store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -147,6 +188,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def parse_years(name: str, raw: str | None) -> frozenset[int]:
+    """A comma-separated list of grant years (``2026,2027``); empty or unset is none."""
+    years: set[int] = set()
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or not is_year(int(part)):
+            raise SettingError(name, f"must be grant years {FIRST_YEAR}-{LAST_YEAR} separated by commas, got {part!r}")
+        years.add(int(part))
+    return frozenset(years)
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = env.get(name) or default
     value = raw.upper() if choices[0].isupper() else raw.lower()
@@ -160,6 +214,59 @@ def _per_year_setting(env: Mapping[str, str], name: str, default: str, parse: An
         return MappingProxyType(per_year(env.get(name) or default, parse))
     except YearSettingError as error:
         raise SettingError(name, str(error)) from None
+
+MUNICIPALITY_IDS = "IDO_360G_MUNICIPALITY_IDS_FILE"
+
+
+def read_municipality_ids(path: Path) -> dict[str, str]:
+    """``municipality_code,organisation_id`` with that header, one municipality a line."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise SettingError(MUNICIPALITY_IDS, f"cannot read {path}: {error.strerror}") from None
+    rows = list(csv.reader(lines))
+    if not rows or [c.strip() for c in rows[0]] != ["municipality_code", "organisation_id"]:
+        raise SettingError(MUNICIPALITY_IDS, f"{path}: the first line must be municipality_code,organisation_id")
+    ids: dict[str, str] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: two columns expected, got {len(row)}")
+        code, org_id = (cell.strip() for cell in row)
+        if not CBS_CODE.match(code):
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code!r} is not a CBS code (GM and 4 digits)")
+        if not ORG_ID.match(org_id):
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {org_id!r} {ORG_ID_REASON}")
+        if code in ids:
+            raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code} is listed twice")
+        ids[code] = org_id
+    return ids
+
+
+def _org_id(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not ORG_ID.match(raw):
+        raise SettingError(name, f"{ORG_ID_REASON} (org-id.guide), got {raw!r}")
+    return raw
+
+
+def _giving360(env: Mapping[str, str]) -> Giving360Settings:
+    prefix = env.get("IDO_360G_PREFIX") or None
+    if prefix is not None and not GIVING360_PREFIX.match(prefix):
+        raise SettingError(
+            "IDO_360G_PREFIX", f"must be the prefix registered with 360Giving, such as 360G-xyztrust "
+            f"(no trailing hyphen, no spaces or slashes), got {prefix!r}"
+        )
+    ids_file = env.get(MUNICIPALITY_IDS) or None
+    if ids_file is not None and not Path(ids_file).is_file():
+        raise SettingError(MUNICIPALITY_IDS, f"no such file: {ids_file}")
+    return Giving360Settings(
+        id_prefix=prefix,
+        funder_id=_org_id(env, "IDO_360G_FUNDER_ID"),
+        bridge_funder_id=_org_id(env, "IDO_360G_KB_ID"),
+        municipality_ids_file=Path(ids_file) if ids_file else None,
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -181,7 +288,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             password=env.get("POSTGRES_PASSWORD", ""),
         )
     keys_dir = Path(env.get("IDO_KEYS_DIR", "var/keys"))
-    view_db_url = env.get("IDO_VIEW_DB_URL") or (
+    view_db_url = env.get(VIEW_DB_URL) or (
         postgres.sqlalchemy_url if postgres else f"sqlite:///{data_dir / 'ledger-view.sqlite'}"
     )
     kafka_ssl_cafile = env.get("KAFKA_SSL_CAFILE") or None
@@ -223,4 +330,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
         sisa_indicators=_per_year_setting(env, SISA_INDICATORS, "", sisa_codes),
         settlement_rules=_per_year_setting(env, SETTLEMENT_RULES, DEFAULT_SETTLEMENT_RULES, settlement_rule),
+        giving360=_giving360(env),
+        years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
     )

@@ -10,7 +10,9 @@ from tests.support.infra import KafkaInfo
 
 @pytest.fixture
 def env(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> dict[str, str]:
-    return {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
+    # record_history posts before the awards are projected: its year is opened before the award (issue 15)
+    return {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix,
+            "IDO_YEARS_OPEN_BEFORE_AWARD": "2024"}
 
 
 @pytest.fixture

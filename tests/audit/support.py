@@ -15,7 +15,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data as load_bridge_demo
 from services.common.adapters.sql import create_sql_engine
-from services.common.config import Settings
+from services.common.config import Giving360Settings, Settings
 from services.common.consumer import consumer_offsets
 from services.common.domain.chained import stream_uuid
 from services.common.eventstore import build_application
@@ -31,6 +31,10 @@ NAMES = {
     "GM0772": "Eindhoven", "GM1948": "Meierijstad",
 }
 LIBRARY = "NL-KVK-41215098"
+GIVING360_IDS = Giving360Settings(
+    id_prefix="360G-test", funder_id="NL-OIN-99900000000000000001", bridge_funder_id="NL-KVK-99900002"
+)
+"""360Giving identifier settings of the right form for the tests, invented (999...): nobody's registered ids."""
 
 
 def expenditure_body(amount_cents: int, booked_on: str, category: str = "library_funding", **extra: Any) -> dict:
@@ -171,11 +175,18 @@ class RandomHistory:
     recorded: list[str] = field(default_factory=list)
     days: list[date] = field(default_factory=list)
     codes_years: set[tuple[str, int]] = field(default_factory=set)
+    merger: tuple[str, str, str, str] | None = None
+    """(predecessor, successor, effective_on, recorded_at) when the history has a merger."""
 
 
-def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHistory:
+def random_history(prefix: str, seed: int, expenditures: int = 150, *, merge: bool = False) -> RandomHistory:
     """Awards, advances, expenditures, reversals, late postings, closes, settlements, reclaims and
-    the bridging subsidy, at random but keeping each stream's own order and the contracts."""
+    the bridging subsidy, at random but keeping each stream's own order and the contracts.
+
+    ``merge``: the last municipality merges into the first in 2024 (``GrantTransferred`` of its 2024
+    and 2025 grants, effective on a day in May-August, recorded from mid-June); it posts nothing after
+    the merger is recorded (the ledger refuses its code from the effective date), but its postings
+    recorded before may be booked after the effective date."""
     rng = random.Random(seed)
     s = Streams(prefix)
     history = RandomHistory(s)
@@ -248,7 +259,18 @@ def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHis
     # a year of postings, some late (booked well before they are recorded), some reversed
     recorded: list[dict[str, Any]] = []
     clock = datetime(2024, 1, 20, 9, tzinfo=UTC)
+    merged: str | None = None
     for _ in range(expenditures):
+        if merge and merged is None and clock >= datetime(2024, 6, 15, tzinfo=UTC):
+            merged, successor = codes[-1], codes[0]
+            effective = date(2024, 5, 1) + timedelta(days=rng.randint(0, 122))
+            history.merger = (merged, successor, effective.isoformat(), tick(6))
+            for year in years:
+                grant = f"grant-{year}-{merged}"
+                s.event("GrantTransferred", grant, merged, history.recorded[-1], grant_id=grant, year=year,
+                        municipality_code=successor, from_municipality_code=merged, effective_on=effective.isoformat())
+                history.codes_years.add((successor, year))
+            recorded = [e for e in recorded if e["payload"]["municipality_code"] != merged]
         at = tick(120)
         year = 2024 if clock.year == 2024 or rng.random() < 0.3 else min(clock.year, 2025)
         latest = min(clock.date(), date(year, 12, 31))
@@ -256,7 +278,7 @@ def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHis
         if latest < earliest:
             latest = earliest
         booked = earliest + timedelta(days=rng.randint(0, (latest - earliest).days))
-        code = rng.choice(codes)
+        code = rng.choice([c for c in codes if c != merged])
         if rng.random() < 0.15 and recorded:
             original = rng.choice(recorded)
             recorded.remove(original)
@@ -288,6 +310,8 @@ def random_history(prefix: str, seed: int, expenditures: int = 150) -> RandomHis
     # closes, settlements (with a correction now and then) and reclaims of 2024, in 2025
     clock = max(clock, datetime(2025, 3, 1, 9, tzinfo=UTC))
     for code in codes:
+        if code == merged:  # its grants passed on: the successor settles (not modelled here)
+            continue
         if rng.random() < 0.7:
             s.event("YearClosed", f"books-{code}-2024", code, tick(24), municipality_code=code, grant_year=2024,
                     closed_on=clock.date().isoformat(), closed_by=rng.choice(("ministry", "auditor")),

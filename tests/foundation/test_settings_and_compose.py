@@ -22,11 +22,20 @@ REPO = Path(__file__).resolve().parents[2]
         ({"IDO_RELAY_BATCH_SIZE": "many"}, "IDO_RELAY_BATCH_SIZE"),
         ({"IDO_RELAY_BATCH_SIZE": "0"}, "IDO_RELAY_BATCH_SIZE"),
         ({"IDO_BIND_HOST": ""}, "IDO_BIND_HOST"),
+        ({"IDO_YEARS_OPEN_BEFORE_AWARD": "2024,next"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
+        ({"IDO_YEARS_OPEN_BEFORE_AWARD": "1999"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
     with pytest.raises(SettingError, match=f"^setting {setting}: "):
         load_settings(env)
+
+
+def test_years_open_before_award_are_a_list_of_grant_years_passed_to_the_ledger() -> None:
+    settings = load_settings({"IDO_YEARS_OPEN_BEFORE_AWARD": " 2027, 2026,"})
+    assert settings.years_open_before_award == frozenset({2026, 2027})
+    assert settings.eventsourcing_env("ledger")["IDO_YEARS_OPEN_BEFORE_AWARD"] == "2026,2027"
+    assert load_settings({}).years_open_before_award == frozenset()
 
 
 def test_defaults_bind_to_loopback_and_use_sqlite() -> None:

@@ -37,6 +37,16 @@ def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo
     client = create_ledger_app(settings, ledger_app).test_client()
     municipality = tokens.headers("municipality", "GM0363")
     base = "/v1/municipalities/GM0363"
+    # The ledger books only into a year it has the award of (issue 15): the grants go first.
+    for application, topic in ((payments, GRANTS), (bridge, BRIDGE)):
+        publish_all(settings, application, topic)
+    runner = build_runner(settings)
+    stop = threading.Event()
+    projector = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
+    projector.start()
+    last_grant_event = payments.grant(2024, "GM0363").last_event_id
+    waited = client.get(f"{base}/balances/2024?includes_event_id={last_grant_event}", headers=municipality)
+    assert waited.status_code == 200, waited.json
     posted = client.post(
         f"{base}/expenditures",
         headers=municipality,
@@ -73,17 +83,9 @@ def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo
     )
     assert imported.status_code == 201, imported.json
 
-    for application, topic in ((payments, GRANTS), (bridge, BRIDGE), (ledger_app, EXPENDITURES)):
-        publish_all(settings, application, topic)
-    runner = build_runner(settings)
-    stop = threading.Event()
-    projector = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
-    projector.start()
+    publish_all(settings, ledger_app, EXPENDITURES)
     try:
-        # Read-your-writes on each topic: the last grants event and the last expenditure are projected.
-        last_grant_event = payments.grant(2024, "GM0363").last_event_id
-        waited = client.get(f"{base}/balances/2024?includes_event_id={last_grant_event}", headers=municipality)
-        assert waited.status_code == 200, waited.json
+        # Read-your-writes: the last expenditure is projected.
         last_event = imported.json["expenditures"][-1]["event_id"]
         balances = client.get(f"{base}/balances/2024?includes_event_id={last_event}", headers=municipality)
         assert balances.status_code == 200, balances.json

@@ -119,6 +119,8 @@ def grants_and_spending(world: World) -> None:
             })
             ministry_post(world, f"/v1/years/{year}/grants/{code}/advances",
                           {"amount_cents": euros * M, "paid_on": f"{year}-01-20"})
+    # the ledger books only into a year it knows the award of (issue 15): the awards are projected first
+    world.publish()
     for code, year, euros, day in ((A, 2024, 300_000, "2024-03-01"), (A, 2024, 20_000, "2024-11-01"),
                                    (B, 2024, 150_000, "2024-06-01"), (A, 2025, 90_000, "2025-04-01")):
         posted = world.ledger.post(
@@ -317,3 +319,68 @@ def test_settlement_rules_missing_for_a_year_name_the_setting(world: World) -> N
                                   json={"reported_spending_cents": 1, "settled_on": "2026-09-01"},
                                   headers=world.tokens.headers("ministry"))
     assert refused.status_code == 422 and "IDO_SETTLEMENT_RULES" in refused.json["message"], refused.json
+
+
+def test_spending_a_merger_moved_counts_in_the_year_it_was_spent(world: World) -> None:
+    """A predecessor spent on its 2024 grant in 2024; the merger into the successor takes effect on
+    1 January 2025. In the successor's SiSa the spending is 2024's besteding (the year it was spent),
+    not 2025's (the year of the effective date); before the effective date the predecessor shows it,
+    from it the predecessor's lines are nothing. The live view and the audit replay agree."""
+    old, new = "GM0501", "GM1992"
+    world.payments.put("/v1/years/2024/frame", json={"frame_cents": 17_130_000 * M, "decided_on": "2023-12-01"},
+                       headers=world.tokens.headers("ministry"))
+    ministry_post(world, "/v1/years/2024/grants", {
+        "municipality_code": old, "municipality_name": "Brielle", "amount_cents": 100_000 * M,
+        "awarded_on": "2024-01-10",
+    })
+    world.publish()  # the ledger books only into a year it knows the award of
+    for cents, day in ((30_000 * M, "2024-05-01"), (5_000 * M, "2024-12-15")):
+        posted = world.ledger.post(
+            f"/v1/municipalities/{old}/expenditures", headers=world.tokens.headers("municipality", old),
+            json={"grant_year": 2024, "category": "promotion", "amount_cents": cents, "booked_on": day,
+                  "counterparty": {"id": "PRINT-1", "name": "Drukkerij"}, "description": "IDO", "reference": day},
+        )
+        assert posted.status_code == 201, posted.json
+        if day == "2024-05-01":
+            world.publish()
+            ministry_post(world, f"/v1/municipalities/{old}/merger",
+                          {"successor_code": new, "effective_on": "2025-01-01"})
+            world.publish()  # the second posting, booked before the effective date, comes after the merger
+    world.publish()
+
+    def figures(code: str, year: int, as_of: str) -> list[tuple[int, int, int]]:
+        answer = world.get(f"/v1/municipalities/{code}/sisa/{year}?as_of={as_of}")
+        return [(line["grant_year"], line["besteding_jaar_t_cents"], line["cumulatieve_bestedingen_cents"])
+                for line in answer["lines"]]
+
+    spent = 35_000 * M
+    # from the effective date the successor answers: 2024's spending in its 2024 account, not in 2025's
+    assert figures(new, 2024, "2025-06-30") == [(2024, spent, spent)]
+    assert figures(new, 2025, "2025-06-30") == [(2024, 0, spent)]
+    successor_2024 = world.get(f"/v1/municipalities/{new}/sisa/2024?as_of=2025-06-30")
+    assert successor_2024["besteding_jaar_t_cents"] == spent
+    # the predecessor's lines show nothing after the effective date
+    for year in (2024, 2025):
+        assert all(b == c == 0 for _g, b, c in figures(old, year, "2025-06-30")), year
+        assert world.get(f"/v1/municipalities/{old}/sisa/{year}?as_of=2025-06-30")["besteding_jaar_t_cents"] == 0
+    # before it the predecessor shows its own spending, the successor nothing
+    assert figures(old, 2024, "2024-12-31") == [(2024, spent, spent)]
+    assert figures(new, 2024, "2024-12-31") == []
+    # the successor's token reads its predecessor's SiSa (main's _require_readable)
+    assert world.get(f"/v1/municipalities/{old}/sisa/2024?as_of=2024-12-31", role="municipality", code=new)
+
+    # the audit replay at the same points gives the same SiSa answers
+    for as_of in (date(2024, 12, 31), date(2025, 6, 30)):
+        reader = TopicReader(audit_kafka_config(world.settings), audited_topics(world.settings))
+        try:
+            replay = Replay(
+                as_of=as_of, provenance=build_provenance_check(world.settings),
+                sisa_indicators=world.settings.sisa_indicators, today=TODAY,
+            ).read(reader)
+        finally:
+            reader.close()
+        assert not replay.stats.problems, replay.stats.problems
+        for code in (old, new):
+            for year in (2024, 2025):
+                live = world.queries.sisa(code, year, PointInTime(as_of=as_of))
+                assert replay.sisa(code, year) == {k: v for k, v in live.items() if k != "offsets"}, (as_of, code, year)

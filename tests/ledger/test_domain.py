@@ -8,7 +8,15 @@ from uuid import uuid4
 
 import pytest
 
-from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure, YearAlreadyClosed, YearIsClosed
+from services.ledger.domain.errors import (
+    AlreadyReversed,
+    GrantYearUnknown,
+    InvalidExpenditure,
+    MunicipalityMerged,
+    YearAlreadyClosed,
+    YearIsClosed,
+)
+from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Books, Expenditure
 from services.ledger.domain.rules import expenditure_errors
 
@@ -27,8 +35,15 @@ VALID: dict[str, Any] = {
 }
 
 
-def record(books: Books | None = None, **overrides: Any) -> Expenditure:
-    return Expenditure.record(expenditure_id=uuid4(), municipality_code=A, **{**VALID, **overrides}, books=books)
+def awarded(year: int = 2024, code: str = A, **merger: Any) -> GrantYear:
+    return GrantYear(code, year, awarded=True, open_before_award=False, **merger)
+
+
+def record(books: Books | None = None, grant: GrantYear | None = None, **overrides: Any) -> Expenditure:
+    fields = {**VALID, **overrides}
+    if grant is None:
+        grant = awarded(fields["grant_year"] if isinstance(fields["grant_year"], int) else 2024)
+    return Expenditure.record(expenditure_id=uuid4(), municipality_code=A, **fields, books=books, grant=grant)
 
 
 def closed(year: int = 2024, code: str = A) -> Books:
@@ -151,3 +166,30 @@ def test_the_aggregate_refuses_what_the_rules_refuse_with_their_reasons(override
         record(**overrides)
     assert refused.value.errors == expenditure_errors({**VALID, **overrides})
     assert field in refused.value.errors
+
+
+# -- grant years and mergers (issue 15) ------------------------------------------------------------
+
+
+def test_a_year_without_an_award_is_refused_naming_the_year_unless_opened() -> None:
+    with pytest.raises(GrantYearUnknown) as refused:
+        record(grant=GrantYear(A, 2024, awarded=False, open_before_award=False))
+    assert refused.value.field == "grant_year"
+    assert "2024" in refused.value.message and A in refused.value.message
+    assert record(grant=GrantYear(A, 2024, awarded=False, open_before_award=True)).grant_year == 2024
+
+
+def test_a_merged_code_is_refused_from_the_effective_date_naming_the_successor() -> None:
+    merged = awarded(merged_into="GM0344", merged_on=date(2024, 7, 1))
+    assert record(grant=merged, booked_on=date(2024, 6, 30)).amount_cents == 1000  # before: its own books
+    with pytest.raises(MunicipalityMerged) as refused:
+        record(grant=merged, booked_on=date(2024, 7, 1))
+    assert refused.value.field == "municipality_code"
+    assert "GM0344" in refused.value.message and "2024-07-01" in refused.value.message
+
+
+def test_the_grant_year_of_another_year_or_code_is_a_programming_error() -> None:
+    with pytest.raises(ValueError):
+        record(grant=awarded(2023))
+    with pytest.raises(ValueError):
+        record(grant=awarded(code="GM0344"))

@@ -26,7 +26,7 @@ def own(tokens: TokenFactory, key: str | None = None) -> dict[str, str]:
 
 
 def ledger(client: FlaskClient) -> LedgerApplication:
-    app: LedgerApplication = client.application.extensions["ledger"].commands.app
+    app: LedgerApplication = client.application.extensions["ledger"].application
     return app
 
 
@@ -118,7 +118,7 @@ def test_a_reversal_without_a_date_books_today_within_the_grant_year_else_on_the
     client: FlaskClient, tokens: TokenFactory, today: date, booked_on: str
 ) -> None:
     posted = client.post(POST, json=expenditure(booked_on="2024-03-15"), headers=own(tokens)).json
-    client.application.extensions["ledger"].commands.today = lambda: today
+    client.application.extensions["ledger"].application.today = lambda: today
     url = f"{POST}/{posted['expenditure_id']}/reversal"
     reversal = client.post(url, json={"reason": "invoice booked twice"}, headers=own(tokens, "rev-default"))
     assert reversal.status_code == 201, reversal.json
@@ -132,7 +132,7 @@ def test_a_reversal_without_a_date_books_today_within_the_grant_year_else_on_the
 
 def test_a_reversal_dated_outside_the_grant_year_is_still_refused(client: FlaskClient, tokens: TokenFactory) -> None:
     posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
-    client.application.extensions["ledger"].commands.today = lambda: date(2026, 3, 2)
+    client.application.extensions["ledger"].application.today = lambda: date(2026, 3, 2)
     refused = client.post(
         f"{POST}/{posted['expenditure_id']}/reversal",
         json={"reason": "x", "booked_on": "2026-03-02"},

@@ -162,8 +162,8 @@ ROTTERDAM_LIBRARY = ("NL-KVK-90000002", "Demobibliotheek Rotterdam (illustrative
 
 
 def build_world(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> World:
-    settings = load_settings(
-        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
+    settings = load_settings(  # the world posts before it projects the awards: 2024 opened (issue 15)
+        {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix, "IDO_YEARS_OPEN_BEFORE_AWARD": "2024"}
     )
     tokens = TokenFactory(settings)
     payments = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))

@@ -320,6 +320,8 @@ class StackEnv:
             "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "1000",
             "IDO_READY_TIMEOUT_MS": "1000",
             "IDO_CHECKPOINT_DIR": str(self.tmp / "checkpoints"),
+            # the load posts while the awards are still on their way to the view (issue 15: opened years)
+            "IDO_YEARS_OPEN_BEFORE_AWARD": "2024,2025",
         }
         if self.database is not None:
             values.update(self.database.settings_env())

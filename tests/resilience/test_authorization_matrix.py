@@ -177,7 +177,9 @@ class World:
     """A fresh store for one service, prepared up to a stage, with its test client."""
 
     def __init__(self, tmp: Path, service: str, stage: str):
-        self.settings = load_settings({"IDO_DATA_DIR": str(tmp / "data"), "IDO_KEYS_DIR": str(tmp / "keys")})
+        # no grants topic here: the ledger's year is opened before its award (issue 15)
+        self.settings = load_settings({"IDO_DATA_DIR": str(tmp / "data"), "IDO_KEYS_DIR": str(tmp / "keys"),
+                                       "IDO_YEARS_OPEN_BEFORE_AWARD": "2024"})
         ensure_keypair(self.settings.jwt_private_key_file, self.settings.jwt_public_key_file)
         definition = service_definition(service)
         self.app = build_application(definition.application_class, self.settings.eventsourcing_env(service))

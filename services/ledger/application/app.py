@@ -1,6 +1,7 @@
 """The ledger's eventsourcing Application: post, reverse, import and close, each idempotent under an
 Idempotency-Key; loads and saves the small aggregates (one ``Expenditure`` per posting, one ``Books`` per
-municipality and grant year), whose rules decide.
+municipality and grant year), whose rules decide. What a posting's rules need from the grants topic
+(the award of its year, the municipality's merger) it asks the read side's view (``grant_years``).
 
 The key's claim, fingerprint and stored answer are the HTTP layer's (services/common/idempotency.py).
 Here a key fixes the ids of what a command stores (``derived_id``), so a command run again with its
@@ -17,6 +18,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, RecordConflictError
 
+from services.common.config import VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
 from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
@@ -24,12 +26,16 @@ from services.ledger.application.csv_import import parse_expenditures_csv
 from services.ledger.domain.errors import (
     ConcurrentChange,
     ExpenditureNotFound,
+    GrantYearUnknown,
     IdempotencyKeyReused,
     InvalidExpenditure,
+    MunicipalityMerged,
     YearIsClosed,
 )
+from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
 from services.ledger.domain.sisa import SisaLine, sisa_line_id
+from services.ledger.read_side import GrantYearsInView, grant_years_in_view
 
 CONFLICTS = (IntegrityError, RecordConflictError)
 """What eventsourcing raises when another writer saved the same stream version first."""
@@ -94,6 +100,27 @@ class LedgerApplication(Application[UUID]):
         super().__init__(env)
         self.postings = GroupCommit(self)
         """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
+        self._grant_years: GrantYearsInView | None = None
+
+    @property
+    def grant_years(self) -> GrantYearsInView:
+        """The view's awards and mergers (``Settings.eventsourcing_env`` passes its URL and the opened
+        years); opened at the first posting, so an application that only reads needs no view."""
+        if self._grant_years is None:
+            url = self.env.get(VIEW_DB_URL)
+            if not url:
+                raise RuntimeError(f"the ledger's write side needs {VIEW_DB_URL} to know the awards and mergers")
+            opened = parse_years(YEARS_OPEN_BEFORE_AWARD, self.env.get(YEARS_OPEN_BEFORE_AWARD))
+            self._grant_years = grant_years_in_view(url, opened)
+        return self._grant_years
+
+    def grant_year(self, municipality_code: str, year: int) -> GrantYear:
+        return self.grant_years.grant_year(municipality_code, year)
+
+    def close(self) -> None:
+        if self._grant_years is not None:
+            self._grant_years.engine.dispose()
+        super().close()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -139,11 +166,12 @@ class LedgerApplication(Application[UUID]):
         else:
             expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
         books = self.find_books(municipality_code, data["grant_year"])
+        grant = self.grant_year(municipality_code, data["grant_year"])
         try:
-            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books)
-        except YearIsClosed:
+            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books, grant)
+        except (YearIsClosed, GrantYearUnknown, MunicipalityMerged):
             if (answer := saved_before(expenditure_id)) is not None:
-                return answer  # saved before the year was closed: answer as then
+                return answer  # saved before the year was closed (or the merger known): answer as then
             raise
         try:
             self.postings.save(expenditure)
@@ -154,7 +182,7 @@ class LedgerApplication(Application[UUID]):
         return 201, _recorded_answer(expenditure)
 
     def _new_expenditure(
-        self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any], books: Books | None
+        self, municipality_code: str, expenditure_id: UUID, data: dict[str, Any], books: Books | None, grant: GrantYear
     ) -> Expenditure:
         return Expenditure.record(
             expenditure_id=expenditure_id,
@@ -167,6 +195,7 @@ class LedgerApplication(Application[UUID]):
             description=data["description"],
             reference=data["reference"],
             books=books,
+            grant=grant,
         )
 
     def reverse_expenditure(
@@ -350,13 +379,24 @@ class LedgerApplication(Application[UUID]):
                     return 201, answer(pairs)
             years = {row["grant_year"] for _line, row in rows}
             books = {year: self.find_books(municipality_code, year) for year in years}
+            grants = {year: self.grant_year(municipality_code, year) for year in years}
             items: list[tuple[int, Expenditure]] = []
             closed_errors: dict[str, list[str]] = {}
+            grant_errors: dict[str, list[str]] = {}
             for (line, row), i in zip(rows, ids, strict=True):
+                year = row["grant_year"]
                 try:
-                    items.append((line, self._new_expenditure(municipality_code, i, row, books[row["grant_year"]])))
+                    items.append((line, self._new_expenditure(municipality_code, i, row, books[year], grants[year])))
                 except YearIsClosed as error:
                     closed_errors[f"line {line}.grant_year"] = [error.message]
+                except (GrantYearUnknown, MunicipalityMerged) as error:
+                    grant_errors[f"line {line}.{error.field}"] = [error.message]
+            if grant_errors:  # 422 (with the closed rows named too): the file needs changing, not the year
+                raise InvalidExpenditure(
+                    "the import was refused as a whole: rows post into a grant year the ledger has no award of, "
+                    "or under a merged municipality's code; nothing was recorded",
+                    errors={**closed_errors, **grant_errors},
+                )
             if closed_errors:
                 raise YearIsClosed(
                     "the import was refused as a whole: rows post into a closed year; nothing was recorded",

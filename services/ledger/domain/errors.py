@@ -39,3 +39,11 @@ class ConcurrentChange(LedgerError, Conflict):
 
 class AlreadyDeclared(LedgerError, Conflict):
     """A SiSa line that the municipality (or the ministry on its behalf) declared before."""
+
+
+class GrantYearUnknown(LedgerError, InvalidInput):
+    """A posting into a grant year with no award known for the municipality (422, names the year)."""
+
+
+class MunicipalityMerged(LedgerError, InvalidInput):
+    """A posting under a merged municipality's code on or after the effective date (422, names the successor)."""

@@ -8,6 +8,8 @@ Invariants (each enforced here, whatever the caller):
 - an expenditure keeps the rules of its input (``rules.expenditure_errors``);
 - a closed year refuses postings, reversals and imports: ``Expenditure.record`` and
   ``Expenditure.reverse`` take the year's ``Books`` as loaded by the caller (None while it is open);
+- a posting needs an award of its grant year and is refused under a merged code from the merger's
+  effective date: ``Expenditure.record`` takes the ``GrantYear`` (``grant_years.py``);
 - a year closes once, not before it starts, and only by the ministry or an auditor;
 - an expenditure is reversed at most once, within its grant year, not before its own booking date;
   a reversal given no booking day books today if that is such a day, else on the expenditure's own
@@ -27,6 +29,7 @@ from services.ledger.domain.errors import (
     YearAlreadyClosed,
     YearIsClosed,
 )
+from services.ledger.domain.grant_years import GrantYear, check_grant_year
 from services.ledger.domain.rules import expenditure_errors, in_year_reason
 
 PRODUCER = "ledger"
@@ -148,8 +151,10 @@ class Expenditure(ChainedAggregate):
         description: str,
         reference: str,
         books: Books | None,
+        grant: GrantYear,
     ) -> Expenditure:
-        """``books``: the books of (municipality_code, grant_year) as loaded now, None while open."""
+        """``books``: the books of (municipality_code, grant_year) as loaded now, None while open;
+        ``grant``: what the grants topic says of that grant year (award, merger), as loaded now."""
         errors = expenditure_errors(
             {
                 "grant_year": grant_year,
@@ -164,6 +169,7 @@ class Expenditure(ChainedAggregate):
         if errors:
             raise InvalidExpenditure("the expenditure has invalid fields", errors=errors)
         check_open(books, municipality_code, grant_year)
+        check_grant_year(grant, municipality_code, grant_year, booked_on)
         return cls._start(
             cls.Recorded,
             stream_id=expenditure_stream(expenditure_id),

@@ -4,11 +4,14 @@ read-your-writes waiting, and the pure rules the audit replay shares.
 Who uses what:
 
 - the projector (``ido project``) runs ``balances_projection()``;
+- the ledger's write side asks ``grant_years_in_view(url, open_years)`` whether a posting's grant
+  year has an award and whether the municipality merged (issue 15);
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
-- the audit replays the topics with ``effects_of`` and shapes its answers with ``balance_figures``,
-  ``national_answer`` and the SiSa shapes (``sisa_lines``, ``sisa_answer``, ``sisa_status``), so its
-  balances and SiSa figures cannot drift from the live ones.
+- the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
+  questions as the live one) and shapes its answers with ``balance_figures``, ``national_answer``
+  and the SiSa shapes (``sisa_lines``, ``sisa_answer``, ``sisa_status``), so its balances and SiSa
+  figures cannot drift from the live ones.
 
 Inside: ``movements.py`` and ``answers.py`` are pure; SQLAlchemy lives in ``sql/`` alone (view tables,
 projection, queries, the read-your-writes poller). Only this module may be imported from outside
@@ -17,11 +20,12 @@ the package, and only it from outside the ledger; `lint-imports` checks both (is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
 from sqlalchemy import Engine
 
+from services.common.adapters.sql import create_sql_engine
 from services.ledger.read_side.answers import (
     PointInTime,
     balance_columns,
@@ -29,7 +33,16 @@ from services.ledger.read_side.answers import (
     flat_balance,
     national_answer,
 )
-from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.read_side.movements import (
+    LOOKUPS,
+    Effects,
+    Merger,
+    Original,
+    Refused,
+    SpentOnDay,
+    effects_of,
+    spent_on_days,
+)
 from services.ledger.read_side.sisa import (
     SISA_CSV_COLUMNS,
     Declaration,
@@ -38,7 +51,9 @@ from services.ledger.read_side.sisa import (
     sisa_csv_rows,
     sisa_lines,
     sisa_status,
+    spent_in_year,
 )
+from services.ledger.read_side.sql.grant_years import GrantYearsInView
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
 from services.ledger.read_side.sql.view import PROJECTION_NAME
@@ -57,6 +72,11 @@ def open_queries(
     return LedgerQueries(engine, sisa_indicators=sisa_indicators)
 
 
+def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = ()) -> GrantYearsInView:
+    """What the write side asks before a posting: the award of its grant year, the municipality's merger."""
+    return GrantYearsInView(create_sql_engine(view_db_url), open_before_award)
+
+
 __all__ = [
     "LOOKUPS",
     "PROJECTION_NAME",
@@ -65,19 +85,25 @@ __all__ = [
     "Declaration",
     "Effects",
     "GrantFigures",
+    "GrantYearsInView",
     "LedgerQueries",
+    "Merger",
     "Original",
     "PointInTime",
     "Refused",
+    "SpentOnDay",
     "balance_columns",
     "balance_figures",
     "balances_projection",
     "effects_of",
     "flat_balance",
+    "grant_years_in_view",
     "national_answer",
     "open_queries",
     "sisa_answer",
     "sisa_csv_rows",
     "sisa_lines",
     "sisa_status",
+    "spent_in_year",
+    "spent_on_days",
 ]

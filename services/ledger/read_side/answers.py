@@ -138,6 +138,8 @@ def national_answer(
             "received_cents": cents,
         }
         for library_id, cents in sorted(funding, key=lambda item: item[0] or "")
+        # spending a merger moved carries no library: its rows cancel out in a year's national sum
+        if library_id is not None or cents
     ]
     return {
         "year": year,

@@ -8,12 +8,20 @@ replayed balances cannot drift from the live ones.
 
 Events that *set* an amount (a frame, an award, a settlement, a bridging grant or account) become
 the difference to what was set before; ``book`` answers "what is set now" (``total``), the
-line 1 of an earlier event (``original``, for reversals) and whether a year is closed.
+line 1 of an earlier event (``original``, for reversals), whether a year is closed and whom a
+municipality's grant of a year passed to (``successor``).
+
+A merger (``GrantTransferred``) moves the grant's amounts so far *and its spending* (by category)
+from the predecessor to the successor, booked on the effective date: before it each code shows its
+own figures, from it the successor's include the predecessor's and the predecessor's are zero.
+Spending of the predecessor's year applied after the merger (a posting booked before the effective
+date, recorded late) moves the same way in its own event, so the order in which the projector or the
+replay reads the topics changes no figure (docs/decisions.md, "Mergers and grant years").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple, Protocol
@@ -71,6 +79,14 @@ class Original(NamedTuple):
         )
 
 
+class Merger(NamedTuple):
+    """A municipality's grant of a year passed to ``successor_code`` (from the ``ledger_mergers`` view)."""
+
+    successor_code: str
+    effective_on: date
+    recorded_at: str
+
+
 class AppliedSoFar(Protocol):
     def total(self, kind: str, **where: Any) -> int:
         """The sum of the journal's ``kind`` rows matching ``where`` (one of ``LOOKUPS``)."""
@@ -79,6 +95,39 @@ class AppliedSoFar(Protocol):
     def original(self, event_id: str) -> Original | None: ...
 
     def is_closed(self, municipality_code: str, year: int) -> bool: ...
+
+    def successor(self, municipality_code: str, year: int) -> Merger | None:
+        """Whom the municipality's grant of ``year`` passed to by a merger applied so far, if anyone."""
+        ...
+
+    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
+        """The municipality's spending of the grant year so far, summed per category, booking day and the
+        day it was spent (``spent_on``, which a merger's move keeps)."""
+        ...
+
+
+class SpentOnDay(NamedTuple):
+    category: str
+    booked_on: date
+    amount_cents: int
+    recorded_at: str
+    """The latest ``recorded_at`` of the day's rows: when the ledger knew the day's sum."""
+    spent_on: date
+    """The day the money was spent: the posting's own booking day, kept when a merger moves it (SiSa
+    counts it in the accounts year it was spent, docs/decisions.md)."""
+
+
+def spent_on_days(rows: Iterable[Row]) -> list[SpentOnDay]:
+    """Spent rows (or partial sums of them) summed per category, booking day and spending day, in that order."""
+    days: dict[tuple[str, date, date], tuple[int, str]] = {}
+    for row in rows:
+        key = (row["category"], row["booked_on"], row.get("spent_on") or row["booked_on"])
+        cents, recorded_at = days.get(key, (0, ""))
+        days[key] = (cents + int(row["amount_cents"]), max(recorded_at, row["recorded_at"]))
+    return [
+        SpentOnDay(category, on, cents, at, spent_on)
+        for (category, on, spent_on), (cents, at) in sorted(days.items())
+    ]
 
 
 Row = dict[str, Any]
@@ -92,6 +141,8 @@ class Effects:
     library_name: tuple[str, str] | None = None
     closing: Row | None = None
     """Columns of ``ledger_closings`` without ``event_id`` and ``recorded_at``."""
+    merger: Row | None = None
+    """Columns of ``ledger_mergers`` without ``event_id``."""
     declaration: Row | None = None
     """Columns of ``ledger_sisa_declarations`` without ``event_id`` and ``recorded_at``."""
 
@@ -196,16 +247,73 @@ def _grant_settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
 
 
 def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    """The grant's amounts so far move from the merged municipality to its successor."""
+    """The grant's amounts and spending so far move from the merged municipality to its successor,
+    booked on the effective date (recorded when the merger was)."""
     p = envelope["payload"]
-    old, new = p["from_municipality_code"], p["municipality_code"]
+    old, new, year = p["from_municipality_code"], p["municipality_code"], p["year"]
     rows: list[Row] = []
     for kind in GRANT_KINDS:
         moved = book.total(kind, grant_id=p["grant_id"], municipality_code=old)
         if moved:
             rows.append(_grant_row({**p, "municipality_code": old}, kind, -moved, p["effective_on"]))
             rows.append(_grant_row({**p, "municipality_code": new}, kind, moved, p["effective_on"]))
-    return Effects(rows=list(enumerate(rows, start=1)))
+    # Spending is kept per (municipality, grant year), not per grant: a municipality holds one grant of
+    # a year of its own. A chain of mergers passes a middle code's year on in one merger, perhaps in
+    # several GrantTransferred events (one per grant it holds): its spending moves with the first.
+    if book.successor(old, year) is None:
+        for spent in book.spent_by_day(old, year):
+            if spent.amount_cents:
+                on = max(spent.booked_on, day(p["effective_on"]))
+                recorded_at = max(spent.recorded_at, envelope["recorded_at"])
+                rows.extend(
+                    _spent_moves(old, new, year, spent.category, spent.amount_cents, on, recorded_at, spent.spent_on)
+                )
+    merger = {
+        "municipality_code": old,
+        "year": year,
+        "successor_code": new,
+        "effective_on": day(p["effective_on"]),
+        "recorded_at": envelope["recorded_at"],
+    }
+    return Effects(rows=list(enumerate(rows, start=1)), merger=merger)
+
+
+def _spent_moves(
+    old: str,
+    new: str,
+    year: int,
+    category: str,
+    amount: int,
+    on: date,
+    recorded_at: str,
+    spent_on: date,
+    **details: Any,
+) -> list[Row]:
+    """Spending of ``old``'s grant year passing to ``new``: a pair of rows, out and in, booked ``on``
+    the effective date or the spending's own day if later, so no day shows it twice or nowhere.
+    Both keep ``spent_on``, the day the money was spent: SiSa counts it in that accounts year.
+
+    ``recorded_at`` is when the ledger knew of the move, the later of the spending and the merger, so
+    ``known_at`` between the two shows the spending where it was then; whichever of the two events
+    the projection (or the replay) reads first, the rows come out the same.
+    """
+    description = f"merger: the grant of {year} passed from {old} to {new} on {on.isoformat()}"
+    moves = []
+    for code, signed in ((old, -amount), (new, amount)):
+        row = {
+            "kind": "spent",
+            "municipality_code": code,
+            "year": year,
+            "category": category,
+            "amount_cents": signed,
+            "booked_on": on,
+            "spent_on": spent_on,
+            "description": description,
+            "recorded_at": recorded_at,
+            **details,
+        }
+        moves.append(row)
+    return moves
 
 
 # -- bridge ----------------------------------------------------------------------------------------
@@ -225,8 +333,11 @@ def _library(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
 # -- expenditures ----------------------------------------------------------------------------------
 
 
-def _spent_row(p: dict[str, Any], amount_cents: int, **details: Any) -> Effects:
-    """The one journal row of a posting (positive) or a reversal (negative) of an expenditure."""
+def _spent_row(envelope: dict[str, Any], book: AppliedSoFar, amount_cents: int, **details: Any) -> Effects:
+    """The journal row of a posting (positive) or a reversal (negative) of an expenditure, line 1,
+    and if the municipality's grant of the year has passed on by mergers, the rows moving it along
+    (on the effective date, or its own booking date if later)."""
+    p = envelope["payload"]
     row = {
         "kind": "spent",
         "municipality_code": p["municipality_code"],
@@ -234,17 +345,31 @@ def _spent_row(p: dict[str, Any], amount_cents: int, **details: Any) -> Effects:
         "category": p["category"],
         "amount_cents": amount_cents,
         "booked_on": day(p["booked_on"]),
+        "spent_on": day(p["booked_on"]),
         "expenditure_id": p["expenditure_id"],
         **details,
     }
-    return Effects(rows=[(1, row)])
+    rows = [row]
+    code, seen = p["municipality_code"], {p["municipality_code"]}
+    on, known = row["booked_on"], envelope["recorded_at"]
+    while (merger := book.successor(code, p["grant_year"])) is not None and merger.successor_code not in seen:
+        # each step of a chain of mergers on its own effective date, as the mergers moved what came before
+        on, known = max(on, merger.effective_on), max(known, merger.recorded_at)
+        rows.extend(
+            _spent_moves(code, merger.successor_code, p["grant_year"], p["category"], amount_cents, on, known,
+                         row["spent_on"], expenditure_id=p["expenditure_id"])
+        )
+        code = merger.successor_code
+        seen.add(code)
+    return Effects(rows=list(enumerate(rows, start=1)))
 
 
 def _expenditure_recorded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     counterparty = p["counterparty"]
     return _spent_row(
-        p,
+        envelope,
+        book,
         p["amount_cents"],
         counterparty_id=counterparty["id"],
         counterparty_name=counterparty["name"],
@@ -261,7 +386,8 @@ def _expenditure_reversed(envelope: dict[str, Any], book: AppliedSoFar) -> Effec
     ):
         raise Refused(f"the reversal does not match the expenditure it reverses ({p['reverses_event_id']})")
     return _spent_row(
-        p,
+        envelope,
+        book,
         -p["amount_cents"],
         reverses_event_id=p["reverses_event_id"],
         description=p["reason"],

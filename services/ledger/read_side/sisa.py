@@ -23,6 +23,14 @@ GrantFigures = dict[int, list[int]]
 """grant year G -> [awarded, spent booked in T, spent booked up to and including T] of one municipality."""
 
 
+def spent_in_year(row: Mapping[str, Any]) -> int:
+    """The accounts year T a spent journal row counts in: the year the money was spent (``spent_on``),
+    which a merger's move keeps, not the year of the effective date it is booked on; rows without
+    ``spent_on`` are the posting's own, spent on their booking day. ``sql/queries.py`` says the same
+    in SQL (``coalesce(spent_on, booked_on)``)."""
+    return int((row.get("spent_on") or row["booked_on"]).year)
+
+
 def sisa_deadline(accounts_year: int) -> date:
     """The SiSa account of year T reaches CBS by 15 July of T+1 (Regeling informatieverstrekking sisa, art. 2)."""
     return date(accounts_year + 1, 7, 15)

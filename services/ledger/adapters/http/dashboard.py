@@ -251,9 +251,9 @@ def municipality(code: str, year: int) -> Any:
     caller = _caller()
     if not CBS_CODE.match(code):
         raise NotFound(f"no municipality {code!r}")
-    caller.require_books_of(code, readers=READERS)
-    at = _point_in_time()
     queries = _service().queries
+    caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)
+    at = _point_in_time()
     balances = queries.balances(code, _year(year), at)
     rows = queries.journal_rows(code, year, at)
     steps = cumulative_steps(rows)

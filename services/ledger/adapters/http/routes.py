@@ -68,6 +68,12 @@ def _code(code: str) -> str:
     return code
 
 
+def _require_readable(code: str) -> None:
+    """The books of ``code`` are the caller's, a predecessor's of the caller's (a successor answers
+    for the grants of the municipalities merged into it), or the caller has a reading role."""
+    principal().require_books_of(_code(code), readers=READERS, predecessors=_service().queries.predecessors_of)
+
+
 def _point(args: dict[str, Any]) -> PointInTime:
     service = _service()
     if args.get("includes_event_id") is not None:
@@ -114,7 +120,11 @@ def _authenticate_expenditures_first() -> None:
 @expenditures.response(201, ExpenditureRecordedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
-    """Record one expenditure of the grant (only the municipality itself)."""
+    """Record one expenditure of the grant (only the municipality itself).
+
+    422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
+    year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
+    the municipality merged and the expenditure is booked on or after the merger's effective date."""
     principal().require_books_of(_code(code))
     status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
     return answer, status
@@ -138,7 +148,9 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 @expenditures.response(201, ImportOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def import_expenditures(headers: dict[str, Any], code: str) -> Any:
-    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``)."""
+    """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``), also a row
+    into a grant year without a known award (``line <n>.grant_year``) or under a merged code
+    (``line <n>.municipality_code``)."""
     principal().require_books_of(_code(code))
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
@@ -153,7 +165,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
 @documented_errors(expenditures, 401, 403, 404)
 def get_expenditure(code: str, expenditure_id: UUID) -> Any:
     """One expenditure as recorded (from the event store, not the view)."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     found = _service().application.find_expenditure(expenditure_id)
     if found is None or found.municipality_code != code:
         raise ExpenditureNotFound(f"no expenditure {expenditure_id} in the books of {code}", field="expenditure_id")
@@ -274,7 +286,7 @@ NATIONAL_COLUMNS = [
 @documented_errors(balances, 401, 403, 422, 503)
 def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
     """A municipality's balance of one grant year (own books; auditor, finance and ministry read all)."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     return _service().queries.balances(code, year, _point(args))
 
 
@@ -284,7 +296,7 @@ def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
 @documented_errors(balances, 401, 403, 422, 503)
 def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same balance as CSV."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     row = _service().queries.balances(code, year, _point(args))
     return _csv([flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
 
@@ -325,7 +337,7 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
 def sisa(args: dict[str, Any], code: str, year: int) -> Any:
     """The SiSa account of accounts year T: a line per grant decision G <= T (spending in T on G, the
     cumulative on G up to T, the municipality's eindverantwoording), late after 15 July of T+1."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     return _service().queries.sisa(code, year, _point(args))
 
 
@@ -335,7 +347,7 @@ def sisa(args: dict[str, Any], code: str, year: int) -> Any:
 @documented_errors(balances, 401, 403, 422, 503)
 def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same SiSa account as CSV: one row per line (per grant decision)."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     answer = _service().queries.sisa(code, year, _point(args))
     return _csv(sisa_csv_rows(answer), list(SISA_CSV_COLUMNS), f"sisa-{code}-{year}.csv")
 
@@ -347,7 +359,7 @@ def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
 def settlement_proposal(args: dict[str, Any], code: str, year: int) -> Any:
     """The ledger's own figure for settling the grant of the year, with the offsets it was read at:
     pass its ``books`` to payments' ``POST /v1/years/{year}/grants/{code}/settlements``."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     return _service().queries.settlement_proposal(code, year, _point(args))
 
 
@@ -374,7 +386,7 @@ JOURNAL_COLUMNS = [
 @documented_errors(balances, 401, 403, 422, 503)
 def journal_csv(args: dict[str, Any], code: str) -> Any:
     """The expenditure journal (recordings and reversals, signed) as CSV."""
-    principal().require_books_of(_code(code), readers=READERS)
+    _require_readable(code)
     rows = _service().queries.journal_rows(code, args.get("year"), _point(args))
     return _csv(rows, JOURNAL_COLUMNS, f"journal-{code}.csv")
 

@@ -12,12 +12,22 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from services.common.consumer import Rejected
-from services.ledger.read_side.movements import LOOKUPS, Effects, Original, Refused, effects_of
+from services.ledger.read_side.movements import (
+    LOOKUPS,
+    Effects,
+    Merger,
+    Original,
+    Refused,
+    SpentOnDay,
+    effects_of,
+    spent_on_days,
+)
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     closings,
     journal,
     libraries,
+    mergers,
     municipalities,
     sisa_declarations,
     view_metadata,
@@ -57,6 +67,38 @@ class SqlBook:
             is not None
         )
 
+    def successor(self, municipality_code: str, year: int) -> Merger | None:
+        return successor_in(self.connection, municipality_code, year)
+
+    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
+        return spent_on_days(self._spent_rows(municipality_code, year))
+
+    def _spent_rows(self, municipality_code: str, year: int) -> list[dict[str, Any]]:
+        spent_on = func.coalesce(journal.c.spent_on, journal.c.booked_on)
+        query = (
+            select(
+                journal.c.category,
+                journal.c.booked_on,
+                spent_on.label("spent_on"),
+                func.sum(journal.c.amount_cents).label("amount_cents"),
+                func.max(journal.c.recorded_at).label("recorded_at"),
+            )
+            .where(journal.c.kind == "spent", journal.c.municipality_code == municipality_code, journal.c.year == year)
+            .group_by(journal.c.category, journal.c.booked_on, spent_on)
+        )
+        return [dict(row._mapping) for row in self.connection.execute(query)]
+
+
+def successor_in(connection: Connection, municipality_code: str, year: int) -> Merger | None:
+    """The merger that passed the municipality's grant of ``year`` on, if any (the first recorded)."""
+    row = connection.execute(
+        select(mergers.c.successor_code, mergers.c.effective_on, mergers.c.recorded_at)
+        .where(mergers.c.municipality_code == municipality_code, mergers.c.year == year)
+        .order_by(mergers.c.recorded_at)
+        .limit(1)
+    ).first()
+    return None if row is None else Merger(row.successor_code, row.effective_on, row.recorded_at)
+
 
 _INSERT_JOURNAL = insert(journal)
 _EMPTY_JOURNAL_ROW: dict[str, Any] = {column.name: None for column in journal.columns}
@@ -72,6 +114,7 @@ class BatchBook(SqlBook):
         self.rows: list[dict[str, Any]] = []
         self.originals: dict[str, Original] = {}
         self.closed: dict[tuple[str, int], bool] = {}
+        self.successors: dict[tuple[str, int], Merger | None] = {}
 
     def total(self, kind: str, **where: Any) -> int:
         held = sum(
@@ -90,6 +133,21 @@ class BatchBook(SqlBook):
             self.closed[key] = super().is_closed(municipality_code, year)
         return self.closed[key]
 
+    def _spent_rows(self, municipality_code: str, year: int) -> list[dict[str, Any]]:
+        held = [
+            row
+            for row in self.rows
+            if row["kind"] == "spent" and row["municipality_code"] == municipality_code and row["year"] == year
+        ]
+        return super()._spent_rows(municipality_code, year) + held
+
+    def successor(self, municipality_code: str, year: int) -> Merger | None:
+        # Asked for every posting: one query per (code, year) and batch, mergers of the batch included.
+        key = (municipality_code, year)
+        if key not in self.successors:
+            self.successors[key] = super().successor(municipality_code, year)
+        return self.successors[key]
+
     def hold(self, envelope: dict[str, Any], effects: Effects) -> None:
         # Every row names every column, so one prepared statement takes them all.
         common = {
@@ -105,6 +163,11 @@ class BatchBook(SqlBook):
                 self.originals[envelope["event_id"]] = Original.of_row(row)
         if effects.closing is not None:
             self.closed[(effects.closing["municipality_code"], effects.closing["year"])] = True
+        merger = effects.merger
+        if merger is not None:
+            key = (merger["municipality_code"], merger["year"])
+            if self.successors.get(key) is None:  # the first merger recorded stays the answer, as in SQL
+                self.successors[key] = Merger(merger["successor_code"], merger["effective_on"], merger["recorded_at"])
 
     def flush(self) -> None:
         if self.rows:
@@ -133,7 +196,8 @@ class BalancesProjection:
         book.flush()
 
     def write_names(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
-        """What an event writes besides journal rows: names, closings and SiSa declarations (a few per year)."""
+        """What an event writes besides journal rows: names, closings, mergers and SiSa declarations (a few
+        per year)."""
         if effects.municipality_name is not None:
             self._upsert_name(connection, municipalities, "municipality_code", *effects.municipality_name)
         if effects.library_name is not None:
@@ -144,6 +208,8 @@ class BalancesProjection:
                     event_id=envelope["event_id"], recorded_at=envelope["recorded_at"], **effects.closing
                 )
             )
+        if effects.merger is not None:
+            connection.execute(insert(mergers).values(event_id=envelope["event_id"], **effects.merger))
         if effects.declaration is not None:
             self._declare(connection, envelope, effects.declaration)
 

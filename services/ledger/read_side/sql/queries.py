@@ -31,6 +31,7 @@ from services.ledger.read_side.sql.view import (
     closings,
     journal,
     libraries,
+    mergers,
     municipalities,
     sisa_declarations,
     view_metadata,
@@ -161,17 +162,22 @@ class LedgerQueries:
     # -- SiSa and settlement -----------------------------------------------------------------------
 
     def _sisa_figures(self, code: str | None, year: int, at: PointInTime) -> dict[str, GrantFigures]:
-        """Per municipality, per grant year G <= ``year``: awarded, spent booked in ``year``, spent up to it."""
+        """Per municipality, per grant year G <= ``year``: awarded, spent in ``year``, spent up to it.
+
+        "Spent in T" is by the day the money was spent (``spent_on``): spending a merger moved to the
+        successor counts in the year it was spent, not in the year of the effective date; ``as_of``
+        still filters on ``booked_on``, so before the effective date each code shows its own."""
         where: list[ColumnElement[bool]] = [journal.c.year <= year]
         where.append(journal.c.municipality_code == code if code else journal.c.municipality_code.is_not(None))
         spent = [*where, journal.c.kind == "spent"]
-        end = journal.c.booked_on <= date(year, 12, 31)
+        spent_on = func.coalesce(journal.c.spent_on, journal.c.booked_on)
+        end = spent_on <= date(year, 12, 31)
         figures: dict[str, GrantFigures] = {}
         for i, rows in enumerate(
             (
                 self._sums(at, *where, journal.c.kind == "awarded", by=(journal.c.municipality_code, journal.c.year)),
                 self._sums(
-                    at, *spent, journal.c.booked_on >= date(year, 1, 1), end,
+                    at, *spent, spent_on >= date(year, 1, 1), end,
                     by=(journal.c.municipality_code, journal.c.year),
                 ),
                 self._sums(at, *spent, end, by=(journal.c.municipality_code, journal.c.year)),
@@ -250,6 +256,20 @@ class LedgerQueries:
         query = select(journal.c.year).where(journal.c.year.is_not(None)).distinct().order_by(journal.c.year)
         with self.engine.connect() as connection:
             return [int(year) for year in connection.execute(query).scalars()]
+
+    def predecessors_of(self, code: str) -> set[str]:
+        """Every municipality that merged into ``code``, directly or through a chain of mergers: the
+        successor answers for their grants, so it reads their books."""
+        found: set[str] = set()
+        todo = [code]
+        with self.engine.connect() as connection:
+            while todo:
+                query = select(mergers.c.municipality_code).where(mergers.c.successor_code == todo.pop()).distinct()
+                for predecessor in connection.execute(query).scalars():
+                    if predecessor not in found and predecessor != code:
+                        found.add(predecessor)
+                        todo.append(predecessor)
+        return found
 
     def municipality_name(self, code: str) -> str | None:
         """The name the grants topic gave the municipality, if any."""

@@ -28,6 +28,9 @@ journal = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("booked_on", Date, nullable=False),
     Column("recorded_at", String(27), nullable=False),
+    # Spent rows only: the day the money was spent (the posting's booked_on), kept by the rows with
+    # which a merger moves spending on its effective date; SiSa counts a spent row in this day's year.
+    Column("spent_on", Date, nullable=True),
     Column("expenditure_id", String(36), nullable=True),
     Column("counterparty_id", String(100), nullable=True),
     Column("counterparty_name", String(200), nullable=True),
@@ -65,6 +68,21 @@ sisa_declarations = Table(
     Column("reason", Text, nullable=True),
     Column("recorded_at", String(27), nullable=False),
 )
+
+mergers = Table(
+    "ledger_mergers",
+    view_metadata,
+    # One row per GrantTransferred: a chain of mergers passes a year's grants on from a middle code,
+    # so (municipality_code, year) may repeat (the same successor each time).
+    Column("event_id", String(36), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("successor_code", String(6), nullable=False),
+    Column("effective_on", Date, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+Index("ix_ledger_mergers_from", mergers.c.municipality_code, mergers.c.year)
+Index("ix_ledger_mergers_to", mergers.c.successor_code)
 
 municipalities = Table(
     "ledger_municipalities",
