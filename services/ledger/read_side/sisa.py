@@ -2,7 +2,8 @@
 
 SiSa reports each grant decision (beschikking) on its own line: in the accounts of year T, for each
 grant year G <= T with an award (or spending on it), *Besteding (jaar T)* is what was booked in T on
-G's grant and *Cumulatieve bestedingen t/m (jaar T)* what was booked on it up to and including T.
+G's grant and *Cumulatieve bestedingen t/m (jaar T)* what was booked on it up to and including T,
+"booked in T" meaning spent in T (``spent_in_year``): spending a merger moved keeps its year.
 Spending on another year's grant never adds to G's line. The eindverantwoording is the
 municipality's own declaration (``SisaLineDeclared``); once it declared G's line final (Ja), later
 accounts no longer report G. The account is due by 15 July of T+1, and a line declared after that
