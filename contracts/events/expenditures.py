@@ -46,11 +46,28 @@ class YearClosedPayload(Payload):
     final_account = fields.Boolean(required=True)
 
 
+class SisaLineDeclaredPayload(Payload):
+    """A municipality's eindverantwoording of one SiSa line: the grant of ``grant_year`` in its accounts of
+    ``accounts_year`` (issue 15). The account is due by 15 July of ``accounts_year`` + 1."""
+
+    municipality_code = cbs_code(required=True)
+    accounts_year = grant_year(required=True, metadata={"description": "The accounts year T of the SiSa annex."})
+    grant_year = grant_year(required=True, metadata={"description": "The grant decision's year G (G <= T)."})
+    final_account = fields.Boolean(required=True, metadata={"description": "Eindverantwoording Ja (true) / Nee."})
+    declared_on = fields.Date(required=True)
+    declared_by = fields.String(required=True, validate=validate.OneOf(["municipality", "ministry"]))
+    reason = text(
+        allow_none=True, load_default=None,
+        metadata={"description": "Why the ministry recorded it on the municipality's behalf; null otherwise."},
+    )
+
+
 CONTRACTS: tuple[EventContract, ...] = tuple(
     EventContract(_type, 1, EXPENDITURES.name, _schema, _description)
     for _type, _schema, _description in (
         ("ExpenditureRecorded", ExpenditureRecordedPayload, "A municipality recorded one expenditure of the grant."),
         ("ExpenditureReversed", ExpenditureReversedPayload, "An expenditure was reversed; the reversal references it."),
         ("YearClosed", YearClosedPayload, "The grant year was closed for the municipality after its SiSa account."),
+        ("SisaLineDeclared", SisaLineDeclaredPayload, "A municipality declared the eindverantwoording of a SiSa line."),
     )
 )

@@ -68,6 +68,21 @@ class AdvancePaidPayload(Payload):
     paid_on = fields.Date(required=True)
 
 
+class BooksOffset(Payload):
+    topic = fields.String(required=True)
+    partition = fields.Integer(required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class SettlementRulesPayload(Payload):
+    cap = fields.String(
+        required=True, metadata={"description": "award: at most the award; none: no cap beyond the reported spending."}
+    )
+    reclaim = fields.String(
+        required=True, metadata={"description": "paid-minus-settled: reclaim what was paid and not settled; none."}
+    )
+
+
 class GrantSettledPayload(Payload):
     grant_id = fields.String(required=True)
     year = grant_year(required=True)
@@ -80,6 +95,19 @@ class GrantSettledPayload(Payload):
         metadata={"description": "The settlement event this one corrects; null for the first."},
     )
     reason = text(allow_none=True, load_default=None)
+    # Added in issue 15 (optional: settlements recorded before carry none of them).
+    books_spent_cents = cents(
+        allow_none=True, load_default=None,
+        metadata={"description": "The ledger's own spending figure the settlement was proposed with, if named."},
+    )
+    books_offsets = fields.List(
+        fields.Nested(BooksOffset), allow_none=True, load_default=None,
+        metadata={"description": "The ledger's consumer offsets that figure was read at."},
+    )
+    rules = fields.Nested(
+        SettlementRulesPayload, allow_none=True, load_default=None,
+        metadata={"description": "The year's settlement rules the settlement was made under (IDO_SETTLEMENT_RULES)."},
+    )
 
 
 class ReclaimIssuedPayload(Payload):

@@ -1,6 +1,7 @@
 """Exports for auditors and open data, from a replay of the topics (never from the live view).
 
-- ``sisa_annex_csv``: the SiSa figures of every municipality for one year (one row each).
+- ``sisa_annex_csv``: the SiSa figures of every municipality for one accounts year, one row per line
+  (per grant decision), as the ledger's SiSa view and its CSV have them.
 - the grants in 360Giving JSON: ``services/audit/giving360.py``, with the helpers here: ``euros``
   (integer cents as exact decimal euros, never a float) and ``dumps_exact`` (written digit for digit).
 - ``journal_lines``: every event of the three topics as JSON Lines, one canonical envelope each.
@@ -34,6 +35,14 @@ SISA_COLUMNS = (
     "closed_on",
     "as_of",
     "known_at",
+    # Added in issue 15: a row is one SiSa line (grant decision); ``year`` is the accounts year T.
+    "grant_year",
+    "indicator_cumulatief",
+    "indicator_eindverantwoording",
+    "declared_on",
+    "declared_by",
+    "deadline",
+    "late",
 )
 
 
@@ -53,24 +62,33 @@ def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = No
         codes = [municipality_code]
     for code in codes:
         s = replay.sisa(code, year)
-        writer.writerow(
-            [
-                s["sisa_municipality_code"],
-                code,
-                replay.municipality_names.get(code, ""),
-                year,
-                s["indicator_code"] or "",
-                euros(s["besteding_jaar_t_cents"]),
-                euros(s["cumulatieve_bestedingen_cents"]),
-                s["eindverantwoording"],
-                s["besteding_jaar_t_cents"],
-                s["cumulatieve_bestedingen_cents"],
-                s["year_closed"],
-                s["closed_on"] or "",
-                s["as_of"] or "",
-                s["known_at"] or "",
-            ]
-        )
+        for line in s["lines"]:
+            indicators = line["indicator_codes"] or {}
+            writer.writerow(
+                [
+                    s["sisa_municipality_code"],
+                    code,
+                    replay.municipality_names.get(code, ""),
+                    year,
+                    indicators.get("besteding", ""),
+                    euros(line["besteding_jaar_t_cents"]),
+                    euros(line["cumulatieve_bestedingen_cents"]),
+                    line["eindverantwoording"],
+                    line["besteding_jaar_t_cents"],
+                    line["cumulatieve_bestedingen_cents"],
+                    s["year_closed"],
+                    s["closed_on"] or "",
+                    s["as_of"] or "",
+                    s["known_at"] or "",
+                    line["grant_year"],
+                    indicators.get("cumulatief", ""),
+                    indicators.get("eindverantwoording", ""),
+                    line["declared_on"] or "",
+                    line["declared_by"] or "",
+                    s["deadline"],
+                    line["late"],
+                ]
+            )
     return out.getvalue()
 
 

@@ -21,10 +21,11 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from contracts.canonical import format_utc
@@ -37,8 +38,9 @@ from services.common.config import Settings
 from services.common.progress import Progress
 from services.ledger.read_side import (
     LOOKUPS,
-    SISA_INDICATOR_PREFIX,
+    Declaration,
     Effects,
+    GrantFigures,
     Merger,
     Original,
     PointInTime,
@@ -49,6 +51,10 @@ from services.ledger.read_side import (
     effects_of,
     flat_balance,
     national_answer,
+    sisa_answer,
+    sisa_lines,
+    sisa_status,
+    spent_in_year,
     spent_on_days,
 )
 
@@ -67,9 +73,9 @@ class MemoryBook:
         self.index = index
         self.closed: set[tuple[str, int]] = set()
         self.successors: dict[tuple[str, int], Merger] = {}
-        # Spending per (code, year) and (category, day): what a merger moves. It grows with the booking
-        # days, not with the postings (at most 366 a year per category and municipality).
-        self.spent_days: dict[tuple[str, int], dict[tuple[str, date], dict[str, Any]]] = defaultdict(dict)
+        # Spending per (code, year) and (category, booking day, spending day): what a merger moves. It
+        # grows with the days, not with the postings (booking day and spending day differ only for moves).
+        self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], dict[str, Any]]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
         fields = tuple(sorted(where))
@@ -93,11 +99,13 @@ class MemoryBook:
         for line, row in effects.rows:
             if row["kind"] == "spent":
                 days = self.spent_days[(row["municipality_code"], row["year"])]
-                key = (row["category"], row["booked_on"])
+                spent_on = row.get("spent_on") or row["booked_on"]
+                key = (row["category"], row["booked_on"], spent_on)
                 so_far = days.get(key, {"amount_cents": 0, "recorded_at": ""})
                 days[key] = {
                     "category": row["category"],
                     "booked_on": row["booked_on"],
+                    "spent_on": spent_on,
                     "amount_cents": so_far["amount_cents"] + row["amount_cents"],
                     "recorded_at": max(so_far["recorded_at"], row.get("recorded_at", recorded_at)),
                 }
@@ -137,8 +145,13 @@ class Replay:
         known_at: datetime | None = None,
         strict: bool = False,
         provenance: ProvenanceCheck | None = None,
+        sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({}),
+        today: date | None = None,
     ):
         self.provenance = provenance
+        self.sisa_indicators = sisa_indicators
+        self.today = today or datetime.now(UTC).date()
+        """The day SiSa deadlines are judged on without ``as_of`` (the live view's rule)."""
         self.point = PointInTime(as_of=as_of, known_at=known_at)
         self.as_of = as_of
         self.known_at = format_utc(known_at) if known_at is not None else None
@@ -154,8 +167,11 @@ class Replay:
         self.bridge_frame = 0
         self.library_kinds: dict[tuple[str, str], int] = defaultdict(int)
         self.funding: dict[tuple[int, str | None], int] = defaultdict(int)
-        self.spent_by_grant_year: dict[tuple[str, int], int] = defaultdict(int)
+        self.spent_by_spending_year: dict[tuple[str, int, int], int] = defaultdict(int)
+        """(municipality, grant year, year spent) -> spent: the SiSa lines' figures (``spent_in_year``)."""
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
+        self.declarations: dict[tuple[str, int, int], dict[str, Any]] = {}
+        """(municipality, accounts year, grant year) -> its SiSa declaration, with ``recorded_at``."""
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
         # what the 360Giving export lists, at the point: a grant only once its award is counted
@@ -291,6 +307,10 @@ class Replay:
         if effects.closing is not None:
             closing = effects.closing
             self.closings[(closing["municipality_code"], closing["year"])] = {**closing, "recorded_at": recorded_at}
+        if effects.declaration is not None:
+            d = effects.declaration
+            key = (d["municipality_code"], d["accounts_year"], d["grant_year"])
+            self.declarations[key] = {**d, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
         as_of, known_at = self.as_of, self.known_at
         for line, row in effects.rows:
@@ -332,7 +352,7 @@ class Replay:
             category = row["category"]
             if code is not None and year is not None:
                 self.cells[(code, year, kind, category)] += amount
-                self.spent_by_grant_year[(code, year)] += amount
+                self.spent_by_spending_year[(code, year, spent_in_year(row))] += amount
             if category == "library_funding" and year is not None:
                 self.funding[(year, row.get("counterparty_id"))] += amount
             return
@@ -381,32 +401,40 @@ class Replay:
             year, self._books(None, year), self.municipality_names, self.frames.get(year, 0), per_library,
             self.library_names, self.bridge_frame,
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
+            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(year).items()},
         )
         return {**answer, **self.point.describe()}
 
+    def _sisa_lines(self, year: int, code: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The SiSa lines of accounts year ``year`` per municipality, as ``LedgerQueries`` finds them."""
+        figures: dict[str, GrantFigures] = {}
+        for (c, g, kind, _category), cents in self.cells.items():
+            if kind == "awarded" and g <= year and (code is None or c == code):
+                figures.setdefault(c, {}).setdefault(g, [0, 0, 0])[0] += cents
+        for (c, g, booked), cents in self.spent_by_spending_year.items():
+            if g <= year and booked <= year and (code is None or c == code):
+                line = figures.setdefault(c, {}).setdefault(g, [0, 0, 0])
+                line[1] += cents if booked == year else 0
+                line[2] += cents
+        declared: dict[str, dict[tuple[int, int], Declaration]] = {}
+        for (c, t, g), d in self.declarations.items():
+            if t <= year and (code is None or c == code) and self._visible(d["declared_on"], d["recorded_at"]):
+                declared.setdefault(c, {})[(t, g)] = Declaration.of_row(d)
+        day = self.point.day(self.today)
+        return {c: sisa_lines(year, f, declared.get(c, {}), self.sisa_indicators, day) for c, f in figures.items()}
+
+    def _visible(self, on: date, recorded_at: str) -> bool:
+        """What ``as_of`` and ``known_at`` keep of a dated record (a closing, a declaration)."""
+        return not (
+            (self.as_of is not None and on > self.as_of) or (self.known_at is not None and recorded_at > self.known_at)
+        )
+
     def sisa(self, code: str, year: int) -> dict[str, Any]:
-        in_year = self.spent_by_grant_year.get((code, year), 0)
-        cumulative = sum(c for (m, y), c in self.spent_by_grant_year.items() if m == code and y <= year)
         closing = self.closings.get((code, year))
-        if closing is not None and (
-            (self.as_of is not None and closing["closed_on"] > self.as_of)
-            or (self.known_at is not None and closing["recorded_at"] > self.known_at)
-        ):
+        if closing is not None and not self._visible(closing["closed_on"], closing["recorded_at"]):
             closing = None
-        final = bool(closing is not None and closing["final_account"])
-        return {
-            "municipality_code": code,
-            "sisa_municipality_code": "06" + code[2:],
-            "indicator_code": SISA_INDICATOR_PREFIX,
-            "year": year,
-            "besteding_jaar_t_cents": in_year,
-            "cumulatieve_bestedingen_cents": cumulative,
-            "eindverantwoording": "Ja" if final else "Nee",
-            "final_account": final,
-            "year_closed": closing is not None,
-            "closed_on": closing["closed_on"].isoformat() if closing is not None else None,
-            **self.point.describe(),
-        }
+        lines = self._sisa_lines(year, code).get(code, [])
+        return {**sisa_answer(code, year, lines, closing), **self.point.describe()}
 
     # -- output --------------------------------------------------------------------------------
 
@@ -466,8 +494,9 @@ def replay_topics(
     provenance = build_provenance_check(settings) if verify_provenance else None
     reader = TopicReader(audit_kafka_config(settings), list(topics or audited_topics(settings)))
     try:
-        return Replay(as_of=as_of, known_at=known_at, strict=strict, provenance=provenance).read(
-            reader, show_progress=show_progress
-        )
+        return Replay(
+            as_of=as_of, known_at=known_at, strict=strict, provenance=provenance,
+            sisa_indicators=settings.sisa_indicators,
+        ).read(reader, show_progress=show_progress)
     finally:
         reader.close()

@@ -6,11 +6,22 @@ import csv
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, is_year
 from services.common.definition import service_definition
+from services.common.year_settings import (
+    DEFAULT_SETTLEMENT_RULES,
+    SETTLEMENT_RULES,
+    SISA_INDICATORS,
+    YearSettingError,
+    per_year,
+    settlement_rule,
+    sisa_codes,
+)
 
 KAFKA_SECURITY_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT")
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
@@ -99,6 +110,12 @@ class Settings:
     """The public key set consumers (projector, audit) trust for seals (docs/audit.md#provenance)."""
     provenance: bool = True
     """Off only for benchmarks: the service's server then stores events without their record MAC."""
+    sisa_indicators: Mapping[int, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    """``IDO_SISA_INDICATORS``: per grant year the SiSa codes of besteding, cumulatief, eindverantwoording."""
+    settlement_rules: Mapping[int, Mapping[str, str]] = field(
+        default_factory=lambda: MappingProxyType(per_year(DEFAULT_SETTLEMENT_RULES, settlement_rule))
+    )
+    """``IDO_SETTLEMENT_RULES``: per grant year the cap of a settlement and its reclaim (year_settings.py)."""
     giving360: Giving360Settings = Giving360Settings()
     years_open_before_award: frozenset[int] = frozenset()
     """Grant years the ledger takes postings for before any award of the year is known
@@ -191,6 +208,12 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
         raise SettingError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
     return value
 
+
+def _per_year_setting(env: Mapping[str, str], name: str, default: str, parse: Any) -> Mapping[int, Any]:
+    try:
+        return MappingProxyType(per_year(env.get(name) or default, parse))
+    except YearSettingError as error:
+        raise SettingError(name, str(error)) from None
 
 MUNICIPALITY_IDS = "IDO_360G_MUNICIPALITY_IDS_FILE"
 
@@ -305,6 +328,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keys_dir=keys_dir,
         trusted_keyset_file=Path(env.get("IDO_TRUSTED_KEYSET_FILE") or str(keys_dir / "signing" / "keyset.json")),
         provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
+        sisa_indicators=_per_year_setting(env, SISA_INDICATORS, "", sisa_codes),
+        settlement_rules=_per_year_setting(env, SETTLEMENT_RULES, DEFAULT_SETTLEMENT_RULES, settlement_rule),
         giving360=_giving360(env),
         years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
     )

@@ -317,6 +317,12 @@ def random_history(prefix: str, seed: int, expenditures: int = 150, *, merge: bo
                     closed_on=clock.date().isoformat(), closed_by=rng.choice(("ministry", "auditor")),
                     final_account=rng.random() < 0.5)
             history.codes_years.add((code, 2024))
+        if rng.random() < 0.7:  # the municipality's own eindverantwoording (issue 15), on time or late
+            by = rng.choice(("municipality", "ministry"))
+            s.event("SisaLineDeclared", f"sisa-{code}-2024-2024", code, tick(24), municipality_code=code,
+                    accounts_year=2024, grant_year=2024, final_account=rng.random() < 0.5,
+                    declared_on=clock.date().isoformat(), declared_by=by,
+                    reason="from the municipality's SiSa annex" if by == "ministry" else None)
         if rng.random() < 0.8:
             grant = f"grant-2024-{code}"
             amount = awarded[(code, 2024)]

@@ -38,6 +38,10 @@ def test_exports_from_a_replay_of_the_topics(
 ) -> None:
     services = record_history(live)
     services.ledger.close_year(CODES[0], 2024, closed_by="auditor", final_account=True, closed_on=date(2025, 3, 1))
+    # The eindverantwoording is the municipality's own declaration (issue 15), no longer the year close's.
+    services.ledger.declare_sisa_line(
+        CODES[0], 2024, 2024, final_account=True, declared_by="municipality", declared_on=date(2025, 3, 1)
+    )
     services.publish()
     services.close()
     replay = replay_topics(live)
@@ -49,6 +53,8 @@ def test_exports_from_a_replay_of_the_topics(
     assert amsterdam["besteding_jaar_t_cents"] == str(12_345_67) and amsterdam["besteding_jaar_t_eur"] == "12345.67"
     utrecht = next(r for r in annex if r["municipality_code"] == "GM0344")
     assert (utrecht["besteding_jaar_t_eur"], utrecht["eindverantwoording"]) == ("7000.00", "Nee")
+    assert (amsterdam["grant_year"], amsterdam["declared_on"], amsterdam["late"]) == ("2024", "2025-03-01", "False")
+    assert (utrecht["grant_year"], utrecht["declared_on"], utrecht["late"]) == ("2024", "", "True")
 
     document = giving360(replay, GIVING360_IDS, year=2024).document
     validate_giving360(document)

@@ -159,6 +159,20 @@ def scenario(s: Streams) -> None:
         closed_by="auditor",
         final_account=True,
     )
+    # The eindverantwoording is the municipality's own declaration (issue 15), not the year close's.
+    s.event(
+        "SisaLineDeclared",
+        f"sisa-{AMSTERDAM}-2024-2024",
+        AMSTERDAM,
+        at("2025-05-01"),
+        municipality_code=AMSTERDAM,
+        accounts_year=2024,
+        grant_year=2024,
+        final_account=True,
+        declared_on="2025-05-01",
+        declared_by="municipality",
+        reason=None,
+    )
     grant = f"grant-2024-{AMSTERDAM}"
     first = s.event(
         "GrantSettled",
@@ -379,7 +393,14 @@ def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: Kafka
     )
     assert sisa["sisa_municipality_code"] == "060363"
     sisa_2025 = get(client, tokens, f"{base}/sisa/2025")
-    assert (sisa_2025["besteding_jaar_t_cents"], sisa_2025["cumulatieve_bestedingen_cents"]) == (5_000 * M, 309_000 * M)
+    # Per grant decision (issue 15): the 2025 grant's cumulative holds only spending on the 2025 grant
+    # (it was 2024's + 2025's before, 309 000); the 2024 grant, declared final in the 2024 accounts,
+    # has no line in the 2025 accounts.
+    assert (sisa_2025["besteding_jaar_t_cents"], sisa_2025["cumulatieve_bestedingen_cents"]) == (5_000 * M, 5_000 * M)
+    assert [
+        (line["grant_year"], line["besteding_jaar_t_cents"], line["cumulatieve_bestedingen_cents"])
+        for line in sisa_2025["lines"]
+    ] == [(2025, 5_000 * M, 5_000 * M)]
     assert sisa_2025["eindverantwoording"] == "Nee"
     assert get(client, tokens, f"{base}/sisa/2024?as_of=2025-04-30")["eindverantwoording"] == "Nee"
 

@@ -151,6 +151,11 @@ CELLS = [
     Cell("ledger", "GET", f"/v1/municipalities/{A}/balances/2024", ("A", *READERS)),
     Cell("ledger", "GET", f"/v1/municipalities/{A}/balances/2024.csv", ("A", *READERS)),
     Cell("ledger", "GET", f"/v1/municipalities/{A}/sisa/2024", ("A", *READERS)),
+    Cell("ledger", "GET", f"/v1/municipalities/{A}/sisa/2024.csv", ("A", *READERS)),
+    # the eindverantwoording: the municipality itself, or the ministry on its behalf (with a reason)
+    Cell("ledger", "POST", f"/v1/municipalities/{A}/sisa/2024/declarations", ("A", "ministry"),
+         {"grant_year": 2024, "final_account": True, "reason": "declared in the annex to CBS"}),
+    Cell("ledger", "GET", f"/v1/municipalities/{A}/years/2024/settlement-proposal", ("A", *READERS)),
     Cell("ledger", "GET", f"/v1/municipalities/{A}/journal.csv", ("A", *READERS)),
     Cell("ledger", "GET", "/v1/balances/2024", READERS),
     Cell("ledger", "GET", "/v1/balances/2024.csv", READERS),

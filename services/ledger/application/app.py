@@ -34,6 +34,7 @@ from services.ledger.domain.errors import (
 )
 from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
+from services.ledger.domain.sisa import SisaLine, sisa_line_id
 from services.ledger.read_side import GrantYearsInView, grant_years_in_view
 
 CONFLICTS = (IntegrityError, RecordConflictError)
@@ -283,6 +284,63 @@ class LedgerApplication(Application[UUID]):
             except CONFLICTS:
                 raise ConcurrentChange(f"the grant year {year} was closed concurrently; try again") from None
             return 201, answer(books)
+
+        return run()
+
+    def find_sisa_line(self, municipality_code: str, accounts_year: int, grant_year: int) -> SisaLine | None:
+        try:
+            found: SisaLine = self.repository.get(sisa_line_id(municipality_code, accounts_year, grant_year))
+        except AggregateNotFoundError:
+            return None
+        return found
+
+    def declare_sisa_line(
+        self,
+        municipality_code: str,
+        accounts_year: int,
+        grant_year: int,
+        *,
+        final_account: bool,
+        declared_by: str,
+        declared_on: date | None = None,
+        reason: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """The eindverantwoording of one SiSa line (``domain/sisa.py``); a retry of the same declaration
+        answers as the first (the stream id is the line's, so a key's re-run finds it)."""
+
+        def answer(line: SisaLine) -> dict[str, Any]:
+            return {
+                "municipality_code": line.municipality_code,
+                "accounts_year": line.accounts_year,
+                "grant_year": line.grant_year,
+                "final_account": line.final_account,
+                "declared_on": line.declared_on,
+                "declared_by": line.declared_by,
+                "reason": line.reason,
+                "event_id": line.declared_event_id,
+            }
+
+        @retry_on(ConcurrentChange)  # a concurrent declaration won: decide again on what it stored
+        def run() -> tuple[int, dict[str, Any]]:
+            existing = self.find_sisa_line(municipality_code, accounts_year, grant_year)
+            if existing is not None and existing.same_as(final_account, declared_by):
+                return 201, answer(existing)
+            line = SisaLine.declare(
+                existing=existing,
+                municipality_code=municipality_code,
+                accounts_year=accounts_year,
+                grant_year=grant_year,
+                final_account=final_account,
+                declared_on=declared_on or self.today(),
+                declared_by=declared_by,
+                reason=reason,
+                today=self.today(),
+            )
+            try:
+                self.save(line)
+            except CONFLICTS:
+                raise ConcurrentChange("the SiSa line was declared concurrently; try again") from None
+            return 201, answer(line)
 
         return run()
 

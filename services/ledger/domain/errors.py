@@ -37,6 +37,10 @@ class ConcurrentChange(LedgerError, Conflict):
     """Other writers kept changing the same stream; the caller may try again."""
 
 
+class AlreadyDeclared(LedgerError, Conflict):
+    """A SiSa line that the municipality (or the ministry on its behalf) declared before."""
+
+
 class GrantYearUnknown(LedgerError, InvalidInput):
     """A posting into a grant year with no award known for the municipality (422, names the year)."""
 

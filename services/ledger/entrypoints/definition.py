@@ -35,7 +35,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
     )
-    queries = open_queries(create_sql_engine(settings.view_db_url))
+    queries = open_queries(create_sql_engine(settings.view_db_url), settings.sisa_indicators)
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.

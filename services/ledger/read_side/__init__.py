@@ -9,8 +9,9 @@ Who uses what:
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
 - the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
-  questions as the live one) and shapes its answers with ``balance_figures``
-  and ``national_answer``, so its balances cannot drift from the live ones.
+  questions as the live one) and shapes its answers with ``balance_figures``, ``national_answer``
+  and the SiSa shapes (``sisa_lines``, ``sisa_answer``, ``sisa_status``), so its balances and SiSa
+  figures cannot drift from the live ones.
 
 Inside: ``movements.py`` and ``answers.py`` are pure; SQLAlchemy lives in ``sql/`` alone (view tables,
 projection, queries, the read-your-writes poller). Only this module may be imported from outside
@@ -19,13 +20,13 @@ the package, and only it from outside the ledger; `lint-imports` checks both (is
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 
 from sqlalchemy import Engine
 
 from services.common.adapters.sql import create_sql_engine
 from services.ledger.read_side.answers import (
-    SISA_INDICATOR_PREFIX,
     PointInTime,
     balance_columns,
     balance_figures,
@@ -42,6 +43,16 @@ from services.ledger.read_side.movements import (
     effects_of,
     spent_on_days,
 )
+from services.ledger.read_side.sisa import (
+    SISA_CSV_COLUMNS,
+    Declaration,
+    GrantFigures,
+    sisa_answer,
+    sisa_csv_rows,
+    sisa_lines,
+    sisa_status,
+    spent_in_year,
+)
 from services.ledger.read_side.sql.grant_years import GrantYearsInView
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
@@ -53,9 +64,12 @@ def balances_projection() -> BalancesProjection:
     return BalancesProjection()
 
 
-def open_queries(engine: Engine) -> LedgerQueries:
-    """The queries over the view in ``engine``; creates its tables if they are missing."""
-    return LedgerQueries(engine)
+def open_queries(
+    engine: Engine, sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({})
+) -> LedgerQueries:
+    """The queries over the view in ``engine``; creates its tables if they are missing.
+    ``sisa_indicators``: the setting ``IDO_SISA_INDICATORS`` (codes per grant year)."""
+    return LedgerQueries(engine, sisa_indicators=sisa_indicators)
 
 
 def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = ()) -> GrantYearsInView:
@@ -66,9 +80,11 @@ def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = (
 __all__ = [
     "LOOKUPS",
     "PROJECTION_NAME",
-    "SISA_INDICATOR_PREFIX",
+    "SISA_CSV_COLUMNS",
     "BalancesProjection",
+    "Declaration",
     "Effects",
+    "GrantFigures",
     "GrantYearsInView",
     "LedgerQueries",
     "Merger",
@@ -84,5 +100,10 @@ __all__ = [
     "grant_years_in_view",
     "national_answer",
     "open_queries",
+    "sisa_answer",
+    "sisa_csv_rows",
+    "sisa_lines",
+    "sisa_status",
+    "spent_in_year",
     "spent_on_days",
 ]

@@ -14,14 +14,17 @@ from contracts.canonical import format_utc
 from contracts.events.expenditures import CATEGORIES
 from services.ledger.read_side.movements import library_bridge_rows
 
-SISA_INDICATOR_PREFIX = None
-"""The IDO grant's own SiSa code was not found (see shared/domain.md): configure, do not invent."""
-
 
 @dataclass(frozen=True)
 class PointInTime:
     as_of: date | None = None
     known_at: datetime | None = None
+
+    def day(self, today: date) -> date:
+        """The day deadlines are judged on: ``as_of``, else the day of ``known_at``, else today."""
+        if self.as_of is not None:
+            return self.as_of
+        return self.known_at.date() if self.known_at is not None else today
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,20 @@ def balance_figures(municipality: dict[str, int], categories: dict[str, int]) ->
         "settled_cents": municipality.get("settled", 0),
         "reclaim_issued_cents": municipality.get("reclaim_issued", 0),
         "reclaim_received_cents": municipality.get("reclaim_received", 0),
+    }
+
+
+def settlement_against_books(kinds: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
+    """A settlement's reported spending against the ledger's own spending figure (null before settling).
+
+    The ledger compares it itself, whatever figure the settlement request named, so a settlement
+    that differs from the books is flagged even when its client never asked for the proposal."""
+    if "settled" not in kinds:
+        return {"settlement_reported_spending_cents": None, "settlement_differs_from_books": None}
+    reported = kinds.get("settlement_reported", 0)
+    return {
+        "settlement_reported_spending_cents": reported,
+        "settlement_differs_from_books": reported != sum(categories.values()),
     }
 
 
@@ -90,15 +107,23 @@ def national_answer(
     library_names: dict[str, str],
     bridge_frame_cents: int,
     funding: list[tuple[str | None, int]],
+    sisa: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The national view of a year, from its sums: one shape for the live queries and the audit replay,
-    so the two answers can be compared field by field. ``funding``: (library id, cents) pairs."""
+    so the two answers can be compared field by field. ``funding``: (library id, cents) pairs;
+    ``sisa``: per municipality the status of its SiSa account of the year (``sisa.sisa_status``)."""
     rows = []
     totals_kinds: dict[str, int] = {}
     totals_categories: dict[str, int] = {}
     for code, (kinds, categories) in sorted(books.items()):
         rows.append(
-            {"municipality_code": code, "name": municipality_names.get(code), **balance_figures(kinds, categories)}
+            {
+                "municipality_code": code,
+                "name": municipality_names.get(code),
+                **balance_figures(kinds, categories),
+                **settlement_against_books(kinds, categories),
+                "sisa": (sisa or {}).get(code),
+            }
         )
         for k, v in kinds.items():
             totals_kinds[k] = totals_kinds.get(k, 0) + v
@@ -121,6 +146,8 @@ def national_answer(
         "frame_cents": frame_cents,
         "awarded_within_frame": totals["awarded_cents"] <= frame_cents,
         "frame_unawarded_cents": frame_cents - totals["awarded_cents"],
+        "settlements_differing_from_books": sum(1 for row in rows if row["settlement_differs_from_books"]),
+        "sisa_late": sum(1 for row in rows if row["sisa"] is not None and row["sisa"]["late"]),
         "municipalities": rows,
         "totals": totals,
         "bridge": {

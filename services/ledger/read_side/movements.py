@@ -34,13 +34,14 @@ PRODUCER_OF_TOPIC = {
     BRIDGE.name: BRIDGE.producer,
     EXPENDITURES.name: EXPENDITURES.producer,
 }
-GRANT_KINDS = ("awarded", "advance_paid", "settled", "reclaim_issued", "reclaim_received")
+GRANT_KINDS = ("awarded", "advance_paid", "settled", "settlement_reported", "reclaim_issued", "reclaim_received")
 
 LOOKUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "grant_frame": (("year",),),
     "awarded": (("grant_id",), ("grant_id", "municipality_code")),
     "advance_paid": (("grant_id", "municipality_code"),),
     "settled": (("grant_id",), ("grant_id", "municipality_code")),
+    "settlement_reported": (("grant_id",), ("grant_id", "municipality_code")),
     "reclaim_issued": (("grant_id", "municipality_code"),),
     "reclaim_received": (("grant_id", "municipality_code"),),
     "bridge_frame": ((),),
@@ -100,7 +101,8 @@ class AppliedSoFar(Protocol):
         ...
 
     def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
-        """The municipality's spending of the grant year so far, summed per category and booking day."""
+        """The municipality's spending of the grant year so far, summed per category, booking day and the
+        day it was spent (``spent_on``, which a merger's move keeps)."""
         ...
 
 
@@ -110,16 +112,22 @@ class SpentOnDay(NamedTuple):
     amount_cents: int
     recorded_at: str
     """The latest ``recorded_at`` of the day's rows: when the ledger knew the day's sum."""
+    spent_on: date
+    """The day the money was spent: the posting's own booking day, kept when a merger moves it (SiSa
+    counts it in the accounts year it was spent, docs/decisions.md)."""
 
 
 def spent_on_days(rows: Iterable[Row]) -> list[SpentOnDay]:
-    """Spent rows (or partial sums of them) summed per category and booking day, in that order."""
-    days: dict[tuple[str, date], tuple[int, str]] = {}
+    """Spent rows (or partial sums of them) summed per category, booking day and spending day, in that order."""
+    days: dict[tuple[str, date, date], tuple[int, str]] = {}
     for row in rows:
-        key = (row["category"], row["booked_on"])
+        key = (row["category"], row["booked_on"], row.get("spent_on") or row["booked_on"])
         cents, recorded_at = days.get(key, (0, ""))
         days[key] = (cents + int(row["amount_cents"]), max(recorded_at, row["recorded_at"]))
-    return [SpentOnDay(category, on, cents, at) for (category, on), (cents, at) in sorted(days.items())]
+    return [
+        SpentOnDay(category, on, cents, at, spent_on)
+        for (category, on, spent_on), (cents, at) in sorted(days.items())
+    ]
 
 
 Row = dict[str, Any]
@@ -135,6 +143,8 @@ class Effects:
     """Columns of ``ledger_closings`` without ``event_id`` and ``recorded_at``."""
     merger: Row | None = None
     """Columns of ``ledger_mergers`` without ``event_id``."""
+    declaration: Row | None = None
+    """Columns of ``ledger_sisa_declarations`` without ``event_id`` and ``recorded_at``."""
 
 
 def day(value: str) -> date:
@@ -221,6 +231,21 @@ def _awarded(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     return effects
 
 
+_settled = _movement(_grant_row, "settled", "settled_cents", "settled_on", total_per="grant_id")
+
+
+def _grant_settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """Line 1 the settled amount; line 2 the reported spending it was settled on (kind
+    ``settlement_reported``), both as the change to what was set before, so the national view can
+    flag a settlement that differs from the books."""
+    effects = _settled(envelope, book)
+    p = envelope["payload"]
+    reported = p["reported_spending_cents"] - book.total("settlement_reported", grant_id=p["grant_id"])
+    if reported:
+        effects.rows.append((2, _grant_row(p, "settlement_reported", reported, p["settled_on"])))
+    return effects
+
+
 def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     """The grant's amounts and spending so far move from the merged municipality to its successor,
     booked on the effective date (recorded when the merger was)."""
@@ -240,7 +265,9 @@ def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
             if spent.amount_cents:
                 on = max(spent.booked_on, day(p["effective_on"]))
                 recorded_at = max(spent.recorded_at, envelope["recorded_at"])
-                rows.extend(_spent_moves(old, new, year, spent.category, spent.amount_cents, on, recorded_at))
+                rows.extend(
+                    _spent_moves(old, new, year, spent.category, spent.amount_cents, on, recorded_at, spent.spent_on)
+                )
     merger = {
         "municipality_code": old,
         "year": year,
@@ -252,10 +279,19 @@ def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
 
 
 def _spent_moves(
-    old: str, new: str, year: int, category: str, amount: int, on: date, recorded_at: str, **details: Any
+    old: str,
+    new: str,
+    year: int,
+    category: str,
+    amount: int,
+    on: date,
+    recorded_at: str,
+    spent_on: date,
+    **details: Any,
 ) -> list[Row]:
     """Spending of ``old``'s grant year passing to ``new``: a pair of rows, out and in, booked ``on``
     the effective date or the spending's own day if later, so no day shows it twice or nowhere.
+    Both keep ``spent_on``, the day the money was spent: SiSa counts it in that accounts year.
 
     ``recorded_at`` is when the ledger knew of the move, the later of the spending and the merger, so
     ``known_at`` between the two shows the spending where it was then; whichever of the two events
@@ -271,6 +307,7 @@ def _spent_moves(
             "category": category,
             "amount_cents": signed,
             "booked_on": on,
+            "spent_on": spent_on,
             "description": description,
             "recorded_at": recorded_at,
             **details,
@@ -308,6 +345,7 @@ def _spent_row(envelope: dict[str, Any], book: AppliedSoFar, amount_cents: int, 
         "category": p["category"],
         "amount_cents": amount_cents,
         "booked_on": day(p["booked_on"]),
+        "spent_on": day(p["booked_on"]),
         "expenditure_id": p["expenditure_id"],
         **details,
     }
@@ -319,7 +357,7 @@ def _spent_row(envelope: dict[str, Any], book: AppliedSoFar, amount_cents: int, 
         on, known = max(on, merger.effective_on), max(known, merger.recorded_at)
         rows.extend(
             _spent_moves(code, merger.successor_code, p["grant_year"], p["category"], amount_cents, on, known,
-                         expenditure_id=p["expenditure_id"])
+                         row["spent_on"], expenditure_id=p["expenditure_id"])
         )
         code = merger.successor_code
         seen.add(code)
@@ -374,12 +412,28 @@ def _year_closed(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     )
 
 
+def _sisa_line_declared(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """No money moves: the municipality's eindverantwoording of one SiSa line (latest one stands)."""
+    p = envelope["payload"]
+    return Effects(
+        declaration={
+            "municipality_code": p["municipality_code"],
+            "accounts_year": p["accounts_year"],
+            "grant_year": p["grant_year"],
+            "final_account": p["final_account"],
+            "declared_on": day(p["declared_on"]),
+            "declared_by": p["declared_by"],
+            "reason": p.get("reason"),
+        }
+    )
+
+
 _HANDLERS: dict[str, Handler] = {
     "GrantFrameSet": _grant_frame,
     "GrantFrameAmended": _grant_frame,
     "GrantAwarded": _awarded,
     "AdvancePaid": _movement(_grant_row, "advance_paid", "amount_cents", "paid_on"),
-    "GrantSettled": _movement(_grant_row, "settled", "settled_cents", "settled_on", total_per="grant_id"),
+    "GrantSettled": _grant_settled,
     "ReclaimIssued": _movement(_grant_row, "reclaim_issued", "amount_cents", "issued_on"),
     "ReclaimReceived": _movement(_grant_row, "reclaim_received", "amount_cents", "received_on"),
     "GrantTransferred": _transferred,
@@ -396,6 +450,7 @@ _HANDLERS: dict[str, Handler] = {
     "ExpenditureRecorded": _expenditure_recorded,
     "ExpenditureReversed": _expenditure_reversed,
     "YearClosed": _year_closed,
+    "SisaLineDeclared": _sisa_line_declared,
 }
 
 

@@ -7,9 +7,10 @@ nothing is ever half-applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,13 @@ from eventsourcing.persistence import RecordConflictError
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON
 from services.common.domain.chained import envelope_of
 from services.common.retry import retry_on
+from services.common.year_settings import (
+    DEFAULT_SETTLEMENT_RULES,
+    SETTLEMENT_RULES,
+    for_year,
+    per_year,
+    settlement_rule,
+)
 from services.payments.domain.annex import parse_annex
 from services.payments.domain.errors import (
     AnnexRefused,
@@ -32,6 +40,7 @@ from services.payments.domain.errors import (
 from services.payments.domain.grant import Grant, grant_stream, grant_uuid
 from services.payments.domain.money import format_euros
 from services.payments.domain.scheme import FIRST_YEAR, LAST_YEAR, Allocation, GrantScheme, check_year, scheme_id
+from services.payments.domain.settlement import BooksFigure, SettlementRules
 
 
 @dataclass
@@ -75,6 +84,21 @@ class PaymentsApplication(Application[UUID]):
     # Aggregates are cached (deep-copied out, fast-forwarded from the store on every get), so
     # listing a year's ~342 grants does not replay every stream from the start each time.
     env = {"AGGREGATE_CACHE_MAXSIZE": "20000"}
+
+    settlement_rules: Mapping[int, Mapping[str, str]] = MappingProxyType(
+        per_year(DEFAULT_SETTLEMENT_RULES, settlement_rule)
+    )
+    """Per grant year (0: every other year), from ``IDO_SETTLEMENT_RULES``; ``create_app`` sets the configured ones."""
+
+    def rules_of(self, year: int) -> SettlementRules:
+        found = for_year(self.settlement_rules, year)
+        if found is None:
+            raise PaymentsRuleBroken(
+                f"no settlement rules are configured for {year}: set {SETTLEMENT_RULES} (e.g. "
+                f"'{year}:cap=award,reclaim=paid-minus-settled')",
+                field="year",
+            )
+        return SettlementRules(**found)
 
     # --- saving -------------------------------------------------------------------------------
 
@@ -307,16 +331,17 @@ class PaymentsApplication(Application[UUID]):
         year: int,
         code: str,
         *,
-        reported_spending_cents: int,
+        reported_spending_cents: int | None,
         settled_on: date,
         settled_cents: int | None = None,
         corrects_event_id: str | None = None,
         reason: str | None = None,
+        books: BooksFigure | None = None,
     ) -> Grant:
         grant = self.grant(year, code)
         grant.settle(
             reported_spending_cents=reported_spending_cents, settled_on=settled_on, settled_cents=settled_cents,
-            corrects_event_id=corrects_event_id, reason=reason,
+            corrects_event_id=corrects_event_id, reason=reason, books=books, rules=self.rules_of(year),
         )
         self._save(grant)
         return grant

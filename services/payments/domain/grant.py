@@ -3,8 +3,11 @@
 Invariants:
 - payments never exceed the award, and after settlement never exceed the settled amount;
 - one settlement; a correction is a new settlement event naming the latest one it corrects;
-- the settled amount is at most the award and at most the reported spending;
-- the reclaim issued equals what was paid and not settled (paid - settled, when positive), and
+- the settled amount is at most the reported spending, and at most the award when the year's
+  settlement rules cap it there (``settlement.py``, from ``IDO_SETTLEMENT_RULES``);
+- the reported spending defaults to the ledger's figure when the settlement names it (``books``);
+  a settlement that differs from it needs a reason;
+- the reclaim issued equals what the rules reclaim (by default paid - settled, when positive), and
   a correction may not bring that below what was already issued;
 - what is received never exceeds what was issued;
 - a merged municipality's open grant passes to its successor; the stream (and id) stays.
@@ -20,6 +23,7 @@ from services.common.domain.chained import ChainedAggregate, stream_uuid
 from services.payments.domain.errors import PaymentsConflict, PaymentsRuleBroken
 from services.payments.domain.money import format_euros
 from services.payments.domain.scheme import PRODUCER, check_cents, check_year
+from services.payments.domain.settlement import BooksFigure, SettlementRules
 
 
 def grant_stream(year: int, municipality_code: str) -> str:
@@ -53,6 +57,9 @@ class Grant(ChainedAggregate):
         settled_on: str | None
         settlement_event_id: str | None
         settlements: int
+        settlement_rules: dict[str, str]
+        """The rules of the latest settlement, as it recorded them (``SettlementRules.as_payload``)."""
+        books_spent_cents: int | None
         reclaim_issued_cents: int
         reclaim_issued_on: str | None
         reclaim_received_cents: int
@@ -85,6 +92,8 @@ class Grant(ChainedAggregate):
             aggregate.settled_on = None
             aggregate.settlement_event_id = None
             aggregate.settlements = 0
+            aggregate.settlement_rules = SettlementRules().as_payload()
+            aggregate.books_spent_cents = None
             aggregate.reclaim_issued_cents = 0
             aggregate.reclaim_issued_on = None
             aggregate.reclaim_received_cents = 0
@@ -112,8 +121,15 @@ class Grant(ChainedAggregate):
         settled_on: str
         corrects_event_id: str | None
         reason: str | None
+        # Since issue 15 (absent from settlements recorded before): the ledger's figure the settlement
+        # was proposed with, and the settlement rules of the year it was made under.
+        books_spent_cents: int | None
+        books_offsets: list[dict[str, Any]] | None
+        rules: dict[str, str] | None
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.settlement_rules = SettlementRules.of_payload(getattr(self, "rules", None)).as_payload()
+            aggregate.books_spent_cents = getattr(self, "books_spent_cents", None)
             aggregate.reported_spending_cents = self.reported_spending_cents
             aggregate.settled_cents = self.settled_cents
             aggregate.settled_on = self.settled_on
@@ -192,7 +208,7 @@ class Grant(ChainedAggregate):
     def pay(self, amount_cents: int, paid_on: date) -> None:
         check_cents(amount_cents, "amount_cents")
         self._not_before_award(paid_on, "paid_on")
-        if self.paid_cents + amount_cents > self.amount_cents:
+        if self.paid_cents + amount_cents > max(self.amount_cents, self.settled_cents or 0):
             raise PaymentsRuleBroken(
                 f"payments may not exceed the award of {format_euros(self.amount_cents)}: "
                 f"{format_euros(self.paid_cents)} is paid, at most {format_euros(self.amount_cents - self.paid_cents)} "
@@ -210,15 +226,31 @@ class Grant(ChainedAggregate):
     def settle(
         self,
         *,
-        reported_spending_cents: int,
+        reported_spending_cents: int | None,
         settled_on: date,
+        rules: SettlementRules | None = None,
+        books: BooksFigure | None = None,
         settled_cents: int | None = None,
         corrects_event_id: str | None = None,
         reason: str | None = None,
     ) -> str:
-        """Records the settlement (vaststelling) or a correction of it; returns the new event id."""
-        check_cents(reported_spending_cents, "reported_spending_cents", minimum=0)
+        """Records the settlement (vaststelling) or a correction of it; returns the new event id.
+
+        ``rules``: the settlement rules of the grant's year (the application passes the configured
+        ones; None is the usual pattern); ``books``: the ledger's figure, which is the reported spending
+        when none is given."""
+        rules = rules or SettlementRules()
         reason = reason.strip() if reason and reason.strip() else None
+        if reported_spending_cents is None:
+            if books is None:
+                raise PaymentsRuleBroken(
+                    "give the reported spending, or the ledger's figure (books) to settle on",
+                    field="reported_spending_cents",
+                )
+            reported_spending_cents = books.spent_cents
+        check_cents(reported_spending_cents, "reported_spending_cents", minimum=0)
+        if books is not None:
+            books.check_reported(reported_spending_cents, reason)
         if self.settlement_event_id is None and corrects_event_id is not None:
             raise PaymentsConflict(
                 "the grant is not settled yet, so there is no settlement to correct", field="corrects_event_id"
@@ -238,11 +270,11 @@ class Grant(ChainedAggregate):
                 )
             if not reason:
                 raise PaymentsRuleBroken("a correction of a settlement needs a reason", field="reason")
-        ceiling = min(reported_spending_cents, self.amount_cents)
+        ceiling = rules.ceiling(reported_spending_cents, self.amount_cents)
         if settled_cents is None:
             settled_cents = ceiling
         check_cents(settled_cents, "settled_cents", minimum=0)
-        if settled_cents > self.amount_cents:
+        if rules.cap == "award" and settled_cents > self.amount_cents:
             raise PaymentsRuleBroken(
                 f"the settled amount may not exceed the award of {format_euros(self.amount_cents)}",
                 field="settled_cents",
@@ -272,7 +304,7 @@ class Grant(ChainedAggregate):
             settled_cents == self.settled_cents and reported_spending_cents == self.reported_spending_cents
         ):
             raise PaymentsRuleBroken("the correction changes neither the reported spending nor the settled amount")
-        reclaim_due = max(self.paid_cents - settled_cents, 0)
+        reclaim_due = rules.reclaim_due(self.paid_cents, settled_cents)
         if reclaim_due < self.reclaim_issued_cents:
             raise PaymentsConflict(
                 f"{format_euros(self.reclaim_issued_cents)} is already reclaimed; settling at "
@@ -287,15 +319,19 @@ class Grant(ChainedAggregate):
             settled_on=settled_on.isoformat(),
             corrects_event_id=str(corrects_event_id) if corrects_event_id else None,
             reason=reason,
+            books_spent_cents=books.spent_cents if books is not None else None,
+            books_offsets=books.offsets if books is not None else None,
+            rules=rules.as_payload(),
         )
         return self.last_event_id
 
     @property
     def reclaim_due_cents(self) -> int:
-        """What is paid and not settled: the total the reclaim must come to."""
+        """What the settlement's rules reclaim (by default what is paid and not settled): the total
+        the reclaim must come to."""
         if self.settled_cents is None:
             return 0
-        return max(self.paid_cents - self.settled_cents, 0)
+        return SettlementRules.of_payload(self.settlement_rules).reclaim_due(self.paid_cents, self.settled_cents)
 
     @property
     def reclaim_to_issue_cents(self) -> int:

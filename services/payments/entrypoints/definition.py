@@ -28,7 +28,9 @@ DESCRIPTION = (
 
 
 def build_payments_application(settings: Settings) -> PaymentsApplication:
-    return build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
+    application = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
+    application.settlement_rules = settings.settlement_rules
+    return application
 
 
 def create_app(settings: Settings, application: PaymentsApplication | None = None) -> Flask:
@@ -40,6 +42,8 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
     )
+    if application is not None:
+        application.settlement_rules = settings.settlement_rules
     app.extensions["payments.application"] = application or build_payments_application(settings)
     enable_operations(app, settings, application=app.extensions["payments.application"], topic=GRANTS.name)
     enable_request_keys(app, create_sql_engine(settings.service_db_url("payments")), "payments")

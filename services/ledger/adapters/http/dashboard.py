@@ -280,6 +280,7 @@ def municipality(code: str, year: int) -> Any:
         years=sorted(set(_years()) | {year}),
         at=at,
         b=balances,
+        sisa=queries.sisa(code, year, at),
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
         chart=chart,

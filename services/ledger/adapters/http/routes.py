@@ -29,12 +29,15 @@ from services.ledger.adapters.http.schemas import (
     PointInTimeQuery,
     ReversalIn,
     ReversalOut,
+    SettlementProposalOut,
+    SisaDeclarationIn,
+    SisaDeclarationOut,
     SisaOut,
     YearClosedOut,
 )
 from services.ledger.application.service import LedgerService
 from services.ledger.domain.errors import ExpenditureNotFound
-from services.ledger.read_side import PointInTime, balance_columns, flat_balance
+from services.ledger.read_side import SISA_CSV_COLUMNS, PointInTime, balance_columns, flat_balance, sisa_csv_rows
 
 READERS = ("auditor", "finance", "ministry")
 NATIONAL_READERS = ("auditor", "finance", "ministry")
@@ -224,6 +227,33 @@ def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: i
     return answer, status
 
 
+@expenditures.route("/<code>/sisa/<int:year>/declarations", methods=["POST"])
+@idempotent(rerun_abandoned=True)
+@expenditures.arguments(IdempotencyHeaders, location="headers")
+@expenditures.arguments(SisaDeclarationIn)
+@expenditures.response(201, SisaDeclarationOut)
+@documented_errors(expenditures, 401, 403, 409, 422)
+def declare_sisa_line(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
+    """Declare the eindverantwoording of one SiSa line (grant year G in the accounts of year T): the
+    municipality itself, or the ministry on its behalf with a reason. A line is declared once."""
+    caller = principal()
+    caller.require_books_of(_code(code), readers=("ministry",))
+    if not is_year(year):
+        raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
+    if caller.role == "municipality" and body["declared_on"] is not None:
+        raise InvalidInput("a municipality's declaration is dated the day it is recorded", field="declared_on")
+    status, answer = _service().application.declare_sisa_line(
+        code,
+        year,
+        body["grant_year"],
+        final_account=body["final_account"],
+        declared_by=caller.role,
+        declared_on=body["declared_on"],
+        reason=body["reason"],
+    )
+    return answer, status
+
+
 # ----------------------------------------------------------------------------------------------
 # Read side
 # ----------------------------------------------------------------------------------------------
@@ -241,6 +271,13 @@ def _authenticate_balances_first() -> None:
     principal()
 
 BALANCE_COLUMNS = ["municipality_code", "year", *balance_columns(categories_first=True), "as_of", "known_at"]
+NATIONAL_COLUMNS = [
+    *BALANCE_COLUMNS,
+    # added in issue 15, after the published columns: the flags of the national view
+    "settlement_reported_spending_cents",
+    "settlement_differs_from_books",
+    "sisa_late",
+]
 
 
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
@@ -279,14 +316,18 @@ def national_balances(args: dict[str, Any], year: int) -> Any:
 @balances.doc(responses=CSV_DOC)
 @documented_errors(balances, 401, 403, 422, 503)
 def national_balances_csv(args: dict[str, Any], year: int) -> Any:
-    """Every municipality's balance of the year as CSV (one row each)."""
+    """Every municipality's balance of the year as CSV (one row each), with the national view's flags
+    (a settlement that differs from the books, a late SiSa account)."""
     principal().require_role(*NATIONAL_READERS)
     answer = _service().queries.national(year, _point(args))
     rows = [
-        flat_balance(r, year=year, as_of=answer["as_of"], known_at=answer["known_at"])
+        flat_balance(
+            r, year=year, as_of=answer["as_of"], known_at=answer["known_at"],
+            sisa_late=r["sisa"]["late"] if r["sisa"] is not None else None,
+        )
         for r in answer["municipalities"]
     ]
-    return _csv(rows, BALANCE_COLUMNS, f"balances-{year}.csv")
+    return _csv(rows, NATIONAL_COLUMNS, f"balances-{year}.csv")
 
 
 @balances.route("/municipalities/<code>/sisa/<int:year>", methods=["GET"])
@@ -294,9 +335,32 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
 @balances.response(200, SisaOut)
 @documented_errors(balances, 401, 403, 422, 503)
 def sisa(args: dict[str, Any], code: str, year: int) -> Any:
-    """The SiSa indicators of the grant for one year."""
+    """The SiSa account of accounts year T: a line per grant decision G <= T (spending in T on G, the
+    cumulative on G up to T, the municipality's eindverantwoording), late after 15 July of T+1."""
     _require_readable(code)
     return _service().queries.sisa(code, year, _point(args))
+
+
+@balances.route("/municipalities/<code>/sisa/<int:year>.csv", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.doc(responses=CSV_DOC)
+@documented_errors(balances, 401, 403, 422, 503)
+def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
+    """The same SiSa account as CSV: one row per line (per grant decision)."""
+    _require_readable(code)
+    answer = _service().queries.sisa(code, year, _point(args))
+    return _csv(sisa_csv_rows(answer), list(SISA_CSV_COLUMNS), f"sisa-{code}-{year}.csv")
+
+
+@balances.route("/municipalities/<code>/years/<int:year>/settlement-proposal", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.response(200, SettlementProposalOut)
+@documented_errors(balances, 401, 403, 422, 503)
+def settlement_proposal(args: dict[str, Any], code: str, year: int) -> Any:
+    """The ledger's own figure for settling the grant of the year, with the offsets it was read at:
+    pass its ``books`` to payments' ``POST /v1/years/{year}/grants/{code}/settlements``."""
+    _require_readable(code)
+    return _service().queries.settlement_proposal(code, year, _point(args))
 
 
 JOURNAL_COLUMNS = [

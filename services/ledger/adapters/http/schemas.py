@@ -180,6 +180,16 @@ class BalancesOut(MoneyOut, PointInTimeOut):
 class MunicipalityBalanceOut(MoneyOut):
     municipality_code = fields.String()
     name = fields.String(allow_none=True)
+    settlement_reported_spending_cents = fields.Integer(
+        allow_none=True, metadata={"description": "The spending the settlement was made on; null before settling."}
+    )
+    settlement_differs_from_books = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "The settlement's reported spending differs from the ledger's spent_cents."},
+    )
+    sisa = fields.Nested(
+        "SisaStatusOut", allow_none=True, metadata={"description": "The SiSa account of this accounts year."}
+    )
 
 
 class LibraryBridgeOut(Schema):
@@ -216,22 +226,104 @@ class NationalOut(PointInTimeOut):
     frame_cents = fields.Integer()
     awarded_within_frame = fields.Boolean()
     frame_unawarded_cents = fields.Integer()
+    settlements_differing_from_books = fields.Integer()
+    sisa_late = fields.Integer(metadata={"description": "Municipalities whose SiSa account of the year is late."})
     municipalities = fields.List(fields.Nested(MunicipalityBalanceOut))
     totals = fields.Nested(MoneyOut)
     bridge = fields.Nested(BridgeOut)
     library_funding_received = fields.List(fields.Nested(LibraryFundingOut))
 
 
-class SisaOut(PointInTimeOut):
+class IndicatorCodesOut(Schema):
+    besteding = fields.String()
+    cumulatief = fields.String()
+    eindverantwoording = fields.String()
+
+
+class SisaLineOut(Schema):
+    grant_year = fields.Integer(metadata={"description": "The grant decision's year G (at most the accounts year T)."})
+    indicator_codes = fields.Nested(
+        IndicatorCodesOut, allow_none=True,
+        metadata={"description": "From the setting IDO_SISA_INDICATORS for G; null when it names none."},
+    )
+    besteding_jaar_t_cents = fields.Integer(metadata={"description": "Spending booked in year T on G's grant."})
+    cumulatieve_bestedingen_cents = fields.Integer(
+        metadata={"description": "Spending booked on G's grant up to and including T."}
+    )
+    eindverantwoording = fields.String(metadata={"description": "Ja / Nee, as the municipality declared it."})
+    declared = fields.Boolean()
+    declared_on = fields.String(allow_none=True)
+    declared_by = fields.String(allow_none=True, metadata={"description": "municipality, or ministry on its behalf."})
+    declaration_reason = fields.String(allow_none=True)
+    late = fields.Boolean(metadata={"description": "Declared after 15 July of T+1, or not declared while past it."})
+
+
+class SisaStatusOut(Schema):
+    accounts_year = fields.Integer()
+    deadline = fields.String(metadata={"description": "15 July of the accounts year + 1."})
+    declared = fields.Boolean(metadata={"description": "Every line is declared."})
+    late = fields.Boolean(metadata={"description": "Any line is late."})
+
+
+class SisaOut(PointInTimeOut, SisaStatusOut):
     municipality_code = fields.String()
     sisa_municipality_code = fields.String(metadata={"description": "06 + the 4-digit municipality number."})
-    indicator_code = fields.String(allow_none=True)
-    year = fields.Integer()
-    besteding_jaar_t_cents = fields.Integer(metadata={"description": "Besteding (jaar T): spending booked in year T."})
-    cumulatieve_bestedingen_cents = fields.Integer(
-        metadata={"description": "Cumulatieve bestedingen tot en met (jaar T)."}
+    indicator_code = fields.String(allow_none=True, metadata={"description": "The besteding code of T's own grant."})
+    indicator_setting = fields.String(metadata={"description": "The setting that holds the codes per grant year."})
+    year = fields.Integer(metadata={"description": "The accounts year T."})
+    besteding_jaar_t_cents = fields.Integer(
+        metadata={"description": "Besteding (jaar T) of T's own grant (G = T); every grant's in `lines`."}
     )
-    eindverantwoording = fields.String(metadata={"description": "Ja / Nee"})
+    cumulatieve_bestedingen_cents = fields.Integer(
+        metadata={"description": "Cumulatieve bestedingen t/m (jaar T) of T's own grant; never across grant years."}
+    )
+    eindverantwoording = fields.String(metadata={"description": "Ja / Nee of T's own grant, as declared."})
     final_account = fields.Boolean()
     year_closed = fields.Boolean()
     closed_on = fields.String(allow_none=True)
+    lines = fields.List(fields.Nested(SisaLineOut), metadata={"description": "One line per grant decision."})
+
+
+class SisaDeclarationIn(Strict):
+    grant_year = grant_year(required=True, metadata={"description": "The grant decision's year G (G <= T)."})
+    final_account = fields.Boolean(required=True, metadata={"description": "Eindverantwoording Ja (true) or Nee."})
+    declared_on = fields.Date(
+        load_default=None,
+        metadata={
+            "description": "Only the ministry, declaring on the municipality's behalf: the day the municipality "
+            "declared it. A municipality's own declaration is dated the day it is recorded."
+        },
+    )
+    reason = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=500),
+        metadata={"description": "Required when the ministry declares on the municipality's behalf."},
+    )
+
+
+class SisaDeclarationOut(Schema):
+    municipality_code = fields.String()
+    accounts_year = fields.Integer()
+    grant_year = fields.Integer()
+    final_account = fields.Boolean()
+    declared_on = fields.String()
+    declared_by = fields.String()
+    reason = fields.String(allow_none=True)
+    event_id = fields.UUID()
+
+
+class BooksOut(Schema):
+    spent_cents = fields.Integer()
+    offsets = fields.List(fields.Nested(OffsetOut))
+
+
+class SettlementProposalOut(PointInTimeOut):
+    municipality_code = fields.String()
+    year = fields.Integer()
+    spent_cents = fields.Integer(metadata={"description": "The ledger's own spending figure for the grant year."})
+    awarded_cents = fields.Integer()
+    advance_paid_cents = fields.Integer()
+    settled_cents = fields.Integer()
+    books = fields.Nested(
+        BooksOut,
+        metadata={"description": "Pass as `books` to payments' POST .../settlements to settle from the books."},
+    )

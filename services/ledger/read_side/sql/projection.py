@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from services.common.consumer import Rejected
 from services.ledger.read_side.movements import (
@@ -29,6 +29,7 @@ from services.ledger.read_side.sql.view import (
     libraries,
     mergers,
     municipalities,
+    sisa_declarations,
     view_metadata,
 )
 
@@ -73,15 +74,17 @@ class SqlBook:
         return spent_on_days(self._spent_rows(municipality_code, year))
 
     def _spent_rows(self, municipality_code: str, year: int) -> list[dict[str, Any]]:
+        spent_on = func.coalesce(journal.c.spent_on, journal.c.booked_on)
         query = (
             select(
                 journal.c.category,
                 journal.c.booked_on,
+                spent_on.label("spent_on"),
                 func.sum(journal.c.amount_cents).label("amount_cents"),
                 func.max(journal.c.recorded_at).label("recorded_at"),
             )
             .where(journal.c.kind == "spent", journal.c.municipality_code == municipality_code, journal.c.year == year)
-            .group_by(journal.c.category, journal.c.booked_on)
+            .group_by(journal.c.category, journal.c.booked_on, spent_on)
         )
         return [dict(row._mapping) for row in self.connection.execute(query)]
 
@@ -193,7 +196,8 @@ class BalancesProjection:
         book.flush()
 
     def write_names(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
-        """What an event writes besides journal rows: names, closings and mergers (a few per year)."""
+        """What an event writes besides journal rows: names, closings, mergers and SiSa declarations (a few
+        per year)."""
         if effects.municipality_name is not None:
             self._upsert_name(connection, municipalities, "municipality_code", *effects.municipality_name)
         if effects.library_name is not None:
@@ -206,6 +210,24 @@ class BalancesProjection:
             )
         if effects.merger is not None:
             connection.execute(insert(mergers).values(event_id=envelope["event_id"], **effects.merger))
+        if effects.declaration is not None:
+            self._declare(connection, envelope, effects.declaration)
+
+    def _declare(self, connection: Connection, envelope: dict[str, Any], declaration: dict[str, Any]) -> None:
+        """The latest declaration of a line stands (the write side declares a line once)."""
+        c = sisa_declarations.c
+        connection.execute(
+            delete(sisa_declarations).where(
+                c.municipality_code == declaration["municipality_code"],
+                c.accounts_year == declaration["accounts_year"],
+                c.grant_year == declaration["grant_year"],
+            )
+        )
+        connection.execute(
+            insert(sisa_declarations).values(
+                event_id=envelope["event_id"], recorded_at=envelope["recorded_at"], **declaration
+            )
+        )
 
     def _upsert_name(self, connection: Connection, table: Any, key: str, key_value: str, name: str) -> None:
         column = table.c[key]

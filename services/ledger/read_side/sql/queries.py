@@ -7,6 +7,9 @@ answers get their shape in ``answers.py``, which the audit replay shares.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, func, select
@@ -16,12 +19,12 @@ from contracts.canonical import format_utc
 from services.common.consumer import applied_events, consumer_metadata, consumer_offsets
 from services.common.errors import Unavailable
 from services.ledger.read_side.answers import (
-    SISA_INDICATOR_PREFIX,
     PointInTime,
     YearTotals,
     balance_figures,
     national_answer,
 )
+from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines, sisa_status
 from services.ledger.read_side.sql.projected import ProjectedEvents
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
@@ -30,6 +33,7 @@ from services.ledger.read_side.sql.view import (
     libraries,
     mergers,
     municipalities,
+    sisa_declarations,
     view_metadata,
 )
 
@@ -44,10 +48,23 @@ def _filters(at: PointInTime) -> list[ColumnElement[bool]]:
     return found
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
 class LedgerQueries:
-    def __init__(self, engine: Engine, projection_name: str = PROJECTION_NAME):
+    today: Callable[[], date] = staticmethod(_today)
+    """The day a SiSa deadline is judged on when the question names none; a test may set another."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        projection_name: str = PROJECTION_NAME,
+        sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({}),
+    ):
         self.engine = engine
         self.projection_name = projection_name
+        self.sisa_indicators = sisa_indicators
         view_metadata.create_all(engine)
         consumer_metadata.create_all(engine)
         self._applied = select(applied_events.c.event_id).where(
@@ -138,37 +155,98 @@ class LedgerQueries:
         answer = national_answer(
             year, self._books(None, year, at), names, frame, per_library, library_names, bridge_frame,
             [(r.counterparty_id, int(r.cents)) for r in funding],
+            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(None, year, at).items()},
         )
         return {**answer, **at.describe(), "offsets": offsets}
 
+    # -- SiSa and settlement -----------------------------------------------------------------------
+
+    def _sisa_figures(self, code: str | None, year: int, at: PointInTime) -> dict[str, GrantFigures]:
+        """Per municipality, per grant year G <= ``year``: awarded, spent in ``year``, spent up to it.
+
+        "Spent in T" is by the day the money was spent (``spent_on``): spending a merger moved to the
+        successor counts in the year it was spent, not in the year of the effective date; ``as_of``
+        still filters on ``booked_on``, so before the effective date each code shows its own."""
+        where: list[ColumnElement[bool]] = [journal.c.year <= year]
+        where.append(journal.c.municipality_code == code if code else journal.c.municipality_code.is_not(None))
+        spent = [*where, journal.c.kind == "spent"]
+        spent_on = func.coalesce(journal.c.spent_on, journal.c.booked_on)
+        end = spent_on <= date(year, 12, 31)
+        figures: dict[str, GrantFigures] = {}
+        for i, rows in enumerate(
+            (
+                self._sums(at, *where, journal.c.kind == "awarded", by=(journal.c.municipality_code, journal.c.year)),
+                self._sums(
+                    at, *spent, spent_on >= date(year, 1, 1), end,
+                    by=(journal.c.municipality_code, journal.c.year),
+                ),
+                self._sums(at, *spent, end, by=(journal.c.municipality_code, journal.c.year)),
+            )
+        ):
+            for row in rows:
+                figures.setdefault(row.municipality_code, {}).setdefault(int(row.year), [0, 0, 0])[i] += int(row.cents)
+        return figures
+
+    def _declarations(
+        self, code: str | None, year: int, at: PointInTime
+    ) -> dict[str, dict[tuple[int, int], Declaration]]:
+        """The declarations of the accounts years up to ``year`` (an earlier final one ends a line)."""
+        c = sisa_declarations.c
+        where: list[ColumnElement[bool]] = [c.accounts_year <= year]
+        if code is not None:
+            where.append(c.municipality_code == code)
+        if at.as_of is not None:
+            where.append(c.declared_on <= at.as_of)
+        if at.known_at is not None:
+            where.append(c.recorded_at <= format_utc(at.known_at))
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(sisa_declarations).where(*where)).mappings().all()
+        found: dict[str, dict[tuple[int, int], Declaration]] = {}
+        for row in rows:
+            line = (int(row["accounts_year"]), int(row["grant_year"]))
+            found.setdefault(row["municipality_code"], {})[line] = Declaration.of_row(row)
+        return found
+
+    def _sisa_lines(self, code: str | None, year: int, at: PointInTime) -> dict[str, list[dict[str, Any]]]:
+        figures = self._sisa_figures(code, year, at)
+        declarations = self._declarations(code, year, at)
+        day = at.day(self.today())
+        return {
+            found: sisa_lines(year, figures[found], declarations.get(found, {}), self.sisa_indicators, day)
+            for found in figures
+        }
+
     def sisa(self, code: str, year: int, at: PointInTime) -> dict[str, Any]:
-        # By grant year: a posting books within its grant year, so for postings this is the booking
-        # year; spending a merger passed on is booked on the effective date, perhaps a later year, and
-        # still belongs to the line of the grant it was spent on (docs/decisions.md, mergers).
-        spent = [journal.c.kind == "spent", journal.c.municipality_code == code]
-        in_year = self._sums(at, *spent, journal.c.year == year, by=())
-        cumulative = self._sums(at, *spent, journal.c.year <= year, by=())
+        """The SiSa account of accounts year ``year``: a line per grant decision (``read_side/sisa.py``)."""
+        offsets = self.offsets()
+        lines = self._sisa_lines(code, year, at).get(code, [])
         closing_where = [closings.c.municipality_code == code, closings.c.year == year]
         if at.as_of is not None:
             closing_where.append(closings.c.closed_on <= at.as_of)
         if at.known_at is not None:
             closing_where.append(closings.c.recorded_at <= format_utc(at.known_at))
         with self.engine.connect() as connection:
-            closing = connection.execute(select(closings).where(and_(*closing_where))).first()
-        final = bool(closing is not None and closing.final_account)
+            closing = connection.execute(select(closings).where(and_(*closing_where))).mappings().first()
+        answer = sisa_answer(code, year, lines, dict(closing) if closing else None)
+        return {**answer, **at.describe(), "offsets": offsets}
+
+    def settlement_proposal(self, code: str, year: int, at: PointInTime) -> dict[str, Any]:
+        """The ledger's own figure for a settlement of the grant of ``year``: what the books hold as spent
+        on it, and the consumer offsets the view was read at (read first: the figure holds at least
+        every event before them), ready to pass to payments' ``POST .../settlements`` as ``books``."""
+        offsets = self.offsets()
+        kinds, categories = self._books(code, year, at).get(code, ({}, {}))
+        figures = balance_figures(kinds, categories)
         return {
             "municipality_code": code,
-            "sisa_municipality_code": "06" + code[2:],
-            "indicator_code": SISA_INDICATOR_PREFIX,
             "year": year,
-            "besteding_jaar_t_cents": sum(int(r.cents) for r in in_year),
-            "cumulatieve_bestedingen_cents": sum(int(r.cents) for r in cumulative),
-            "eindverantwoording": "Ja" if final else "Nee",
-            "final_account": final,
-            "year_closed": closing is not None,
-            "closed_on": closing.closed_on.isoformat() if closing is not None else None,
+            "spent_cents": figures["spent_cents"],
+            "awarded_cents": figures["awarded_cents"],
+            "advance_paid_cents": figures["advance_paid_cents"],
+            "settled_cents": figures["settled_cents"],
+            "books": {"spent_cents": figures["spent_cents"], "offsets": offsets},
             **at.describe(),
-            "offsets": self.offsets(),
+            "offsets": offsets,
         }
 
     # -- what the dashboard offers --------------------------------------------------------------

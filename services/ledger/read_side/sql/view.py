@@ -28,6 +28,9 @@ journal = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("booked_on", Date, nullable=False),
     Column("recorded_at", String(27), nullable=False),
+    # Spent rows only: the day the money was spent (the posting's booked_on), kept by the rows with
+    # which a merger moves spending on its effective date; SiSa counts a spent row in this day's year.
+    Column("spent_on", Date, nullable=True),
     Column("expenditure_id", String(36), nullable=True),
     Column("counterparty_id", String(100), nullable=True),
     Column("counterparty_name", String(200), nullable=True),
@@ -49,6 +52,20 @@ closings = Table(
     Column("closed_on", Date, nullable=False),
     Column("closed_by", String(20), nullable=False),
     Column("final_account", Boolean, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+
+sisa_declarations = Table(
+    "ledger_sisa_declarations",
+    view_metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("accounts_year", Integer, primary_key=True, autoincrement=False),
+    Column("grant_year", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False),
+    Column("final_account", Boolean, nullable=False),
+    Column("declared_on", Date, nullable=False),
+    Column("declared_by", String(20), nullable=False),
+    Column("reason", Text, nullable=True),
     Column("recorded_at", String(27), nullable=False),
 )
 
@@ -87,6 +104,7 @@ KINDS = (
     "advance_paid",
     "spent",
     "settled",
+    "settlement_reported",
     "reclaim_issued",
     "reclaim_received",
     "bridge_frame",

@@ -40,6 +40,7 @@ from services.payments.application.app import PaymentsApplication, check_code
 from services.payments.domain.errors import PaymentsError
 from services.payments.domain.grant import Grant
 from services.payments.domain.scheme import check_year
+from services.payments.domain.settlement import BooksFigure
 
 WRITER = "ministry"
 READERS = ("ministry", "auditor", "finance")
@@ -287,12 +288,18 @@ def pay_advance(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.response(201, GrantSchema)
 @documented_errors(*GRANT_WRITE_ERRORS)
 def settle(body: dict[str, Any], year: int, code: str) -> Any:
-    """Record the settlement (vaststelling), or correct the latest one by naming it in corrects_event_id."""
+    """Record the settlement (vaststelling), or correct the latest one by naming it in corrects_event_id.
+
+    Settling from the books: pass the ledger's settlement proposal as ``books``; the reported spending
+    then defaults to its figure, and one that differs needs a ``reason``. The cap and the reclaim follow
+    the year's settlement rules (``IDO_SETTLEMENT_RULES``)."""
     _checked(year, code)
     corrects = body.get("corrects_event_id")
+    books = body.get("books")
     return _service().settle(
         year, code,
-        reported_spending_cents=body["reported_spending_cents"],
+        reported_spending_cents=body.get("reported_spending_cents"),
+        books=BooksFigure(books["spent_cents"], books["offsets"]) if books is not None else None,
         settled_cents=body.get("settled_cents"),
         settled_on=body["settled_on"],
         corrects_event_id=str(corrects) if corrects else None,

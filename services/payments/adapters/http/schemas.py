@@ -61,9 +61,38 @@ class AdvanceRequest(Strict):
     paid_on = fields.Date(required=True)
 
 
+class BooksOffset(Strict):
+    topic = fields.String(required=True, validate=validate.Length(min=1, max=249))
+    partition = fields.Integer(required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class BooksFigureRequest(Strict):
+    spent_cents = cents(
+        required=True, metadata={"description": "`spent_cents` of the ledger's settlement proposal."}
+    )
+    offsets = fields.List(
+        fields.Nested(BooksOffset), required=True,
+        metadata={"description": "The proposal's `offsets`: the consumer offsets the ledger's view was read at."},
+    )
+
+
 class SettlementRequest(Strict):
     reported_spending_cents = cents(
-        required=True, metadata={"description": "Spending of the year as accounted in SiSa, in cents."}
+        load_default=None, allow_none=True,
+        metadata={
+            "description": "Spending of the year as accounted in SiSa, in cents. Default: `books.spent_cents`; "
+            "required when `books` is not given."
+        },
+    )
+    books = fields.Nested(
+        BooksFigureRequest, load_default=None, allow_none=True,
+        metadata={
+            "description": "The ledger's own figure for the municipality and grant year, as "
+            "`GET /v1/municipalities/{code}/years/{year}/settlement-proposal` (ledger) answers it. Recorded in "
+            "the GrantSettled event; a reported spending that differs from it needs a `reason`, and the "
+            "ledger's national view flags it."
+        },
     )
     settled_cents = cents(
         load_default=None, allow_none=True,
@@ -76,7 +105,10 @@ class SettlementRequest(Strict):
     )
     reason = fields.String(
         load_default=None, allow_none=True, validate=[validate.Length(max=500), plain_text],
-        metadata={"description": "Required for a correction."},
+        metadata={
+            "description": "Required for a correction, for settling below the eligible maximum, and for a "
+            "reported spending that differs from `books.spent_cents`."
+        },
     )
 
 
@@ -134,7 +166,16 @@ class GrantSchema(Schema):
     settled_on = fields.String(allow_none=True, metadata=ISO_DATE)
     settlement_event_id = fields.String(allow_none=True, metadata={"description": "Name it to correct it."})
     settlements = fields.Integer(metadata={"description": "The settlement and its corrections."})
-    reclaim_due_cents = fields.Integer(metadata={"description": "Paid minus settled, when positive."})
+    books_spent_cents = fields.Integer(
+        allow_none=True, metadata={"description": "The ledger's figure the latest settlement named, if any."}
+    )
+    settlement_rules = fields.Dict(
+        keys=fields.String(), values=fields.String(),
+        metadata={"description": "The rules of the latest settlement (`cap`, `reclaim`; IDO_SETTLEMENT_RULES)."},
+    )
+    reclaim_due_cents = fields.Integer(
+        metadata={"description": "What the settlement rules reclaim: by default paid minus settled, when positive."}
+    )
     reclaim_to_issue_cents = fields.Integer()
     reclaim_issued_cents = fields.Integer()
     reclaim_received_cents = fields.Integer()
