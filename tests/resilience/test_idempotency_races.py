@@ -103,7 +103,8 @@ class Rounds:
         return won[0]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+# SQLite's run is in `make resilience` only (slow): `make test` keeps its 15 minutes with PostgreSQL's.
+@pytest.fixture(params=["postgresql", pytest.param("sqlite", marks=pytest.mark.slow)])
 def store(request: pytest.FixtureRequest) -> PostgresInfo | None:
     """The services' event stores: a fresh PostgreSQL database, or SQLite files (None)."""
     if request.param == "sqlite":
