@@ -32,3 +32,15 @@ def is_org_id(value: object) -> bool:
 def is_year(value: object) -> bool:
     """A whole year in the published range; booleans are not years."""
     return type(value) is int and FIRST_YEAR <= value <= LAST_YEAR
+
+
+_YEAR_TEXT = re.compile(r"[0-9]{4}")
+
+
+def year_from_text(text: str) -> int | None:
+    """A year written in a setting or a file (four ASCII digits in the published range), else None.
+
+    ``str.isdigit`` would let other scripts' digits through (``int`` reads them), hence the pattern.
+    """
+    year = int(text) if _YEAR_TEXT.fullmatch(text) else None
+    return year if is_year(year) else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, is_year
+from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, year_from_text
 from services.common.definition import service_definition
 from services.common.year_settings import (
     DEFAULT_SETTLEMENT_RULES,
@@ -195,9 +195,10 @@ def parse_years(name: str, raw: str | None) -> frozenset[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not is_year(int(part)):
+        year = year_from_text(part)
+        if year is None:
             raise SettingError(name, f"must be grant years {FIRST_YEAR}-{LAST_YEAR} separated by commas, got {part!r}")
-        years.add(int(part))
+        years.add(year)
     return frozenset(years)
 
 

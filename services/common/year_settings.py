@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from contracts.identifiers import FIRST_YEAR, LAST_YEAR
+from contracts.identifiers import FIRST_YEAR, LAST_YEAR, year_from_text
 
 T = TypeVar("T")
 ANY_YEAR = 0
@@ -44,8 +44,8 @@ def per_year(raw: str, parse: Callable[[str], T]) -> dict[int, T]:
             raise YearSettingError(f"{part!r} must be <year>:<value>")
         if year_text == "*":
             year = ANY_YEAR
-        elif year_text.isdigit() and FIRST_YEAR <= int(year_text) <= LAST_YEAR:
-            year = int(year_text)
+        elif (written := year_from_text(year_text)) is not None:
+            year = written
         else:
             raise YearSettingError(f"{year_text!r} is no year between {FIRST_YEAR} and {LAST_YEAR} (or *)")
         if year in found:

@@ -44,3 +44,14 @@ def test_a_bad_year_setting_is_refused_naming_the_setting(setting: str, value: s
     with pytest.raises(SettingError, match=f"^setting {setting}: ") as refused:
         load_settings({setting: value})
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("written", ["２０２４", "٢٠٢٤", "20245", "02024", "2O24"])
+def test_a_year_is_four_ascii_digits_in_every_per_year_setting(written: str) -> None:
+    """``int()`` reads other scripts' digits; a setting must not take them for a year (issue 16, item 5)."""
+    with pytest.raises(SettingError) as indicators:
+        load_settings({"IDO_SISA_INDICATORS": f"{written}:C8/01,C8/02,C8/03"})
+    assert indicators.value.name == "IDO_SISA_INDICATORS"
+    with pytest.raises(SettingError) as opened:
+        load_settings({"IDO_YEARS_OPEN_BEFORE_AWARD": written + ",2025"})
+    assert opened.value.name == "IDO_YEARS_OPEN_BEFORE_AWARD"
