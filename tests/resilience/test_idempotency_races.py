@@ -26,6 +26,9 @@ from tests.resilience.stack import BRIDGE_LIBRARY, YEAR, expenditure, prepare_br
 from tests.resilience.support import Answer, Client, Processes, StackEnv
 from tests.support.infra import PostgresInfo
 
+# Real server processes racing: `make resilience` runs these (slow), so `make test` keeps its 15 minutes.
+pytestmark = pytest.mark.slow
+
 CLIENTS = 20
 
 
@@ -103,8 +106,7 @@ class Rounds:
         return won[0]
 
 
-# SQLite's run is in `make resilience` only (slow): `make test` keeps its 15 minutes with PostgreSQL's.
-@pytest.fixture(params=["postgresql", pytest.param("sqlite", marks=pytest.mark.slow)])
+@pytest.fixture(params=["postgresql", "sqlite"])
 def store(request: pytest.FixtureRequest) -> PostgresInfo | None:
     """The services' event stores: a fresh PostgreSQL database, or SQLite files (None)."""
     if request.param == "sqlite":
