@@ -31,10 +31,12 @@ from contracts.canonical import canonical_json, format_utc
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
 from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
+from services.common.config import Settings
 from services.common.consumer import _SeekToStoredOffsets, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
+from services.common.startup_lock import startup_lock
 from services.ledger.application.app import LedgerApplication
 from services.ledger.entrypoints.projector import build_runner
 from services.ledger.read_side.sql.view import PROJECTION_NAME, journal, view_metadata
@@ -131,7 +133,7 @@ class Datasets:
 
 
 def stored_events(place: Place) -> int:
-    app = build_application(LedgerApplication, place.settings.eventsourcing_env("ledger"))
+    app = ledger_store(place.settings)
     try:
         return int(app.recorder.max_notification_id() or 0)
     finally:
@@ -251,7 +253,7 @@ def time_relay(place: Place, expected: int, *, sealed: bool = True) -> float:
 def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
     place = bench.place(store, "relay")
     settings = place.settings
-    app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+    app = ledger_store(settings)
     try:
         fill_ledger_store(app, sizes.relay_events, municipalities=sizes.municipalities)
         messages = relay_messages(app)
@@ -520,10 +522,18 @@ def row_memory(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
 # ----------------------------------------------------------------------------------------------
 
 
-def prefill_view(engine: Engine, count: int, municipalities: int, already: int) -> None:
+def ledger_store(settings: Settings) -> LedgerApplication:
+    """The ledger's event store, its tables created under the start-up lock: a ledger server of the
+    same row may be creating them at the same moment (PostgreSQL: "tuple concurrently updated")."""
+    with startup_lock(settings):
+        return build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+
+
+def prefill_view(settings: Settings, engine: Engine, count: int, municipalities: int, already: int) -> None:
     """Puts ``count`` applied expenditures straight into the view (journal + applied ids)."""
-    view_metadata.create_all(engine)
-    consumer_metadata.create_all(engine)
+    with startup_lock(settings):  # the projector or the server may be creating the tables too
+        view_metadata.create_all(engine)
+        consumer_metadata.create_all(engine)
     codes = municipality_codes(municipalities)
     recorded_at = format_utc(datetime.now(UTC))
     for start in range(already, already + count, 5000):
@@ -564,7 +574,7 @@ def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], 
         if sizes.warmup_seconds:
             load.closed_loop(port, tokens, sizes.clients, sizes.warmup_seconds, tool=sizes.load_tool)
         for level in sorted(sizes.scale_sizes):
-            app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+            app = ledger_store(settings)
             try:
                 fill_ledger_store(app, max(0, level - stored), municipalities=sizes.municipalities, start=stored)
                 head = int(app.recorder.max_notification_id() or 0)
@@ -574,11 +584,11 @@ def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], 
                     tracking.insert_tracking(Tracking(relay_name, head))  # as if relayed
             finally:
                 app.close()
-            prefill_view(view, max(0, level - in_view), sizes.municipalities, in_view)
+            prefill_view(settings, view, max(0, level - in_view), sizes.municipalities, in_view)
             stored, in_view = max(stored, level), max(in_view, level)
             progress(f"    scale {store}: {level:,} events stored; write, relay, projection ...")
             write = load.closed_loop(port, tokens, sizes.clients, sizes.scale_seconds, tool=sizes.load_tool)
-            app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))
+            app = ledger_store(settings)
             try:
                 fill_ledger_store(app, batch, municipalities=sizes.municipalities, start=10**9 + level)
                 # the events row 1 just wrote over HTTP are relayed too: count what is pending

@@ -28,10 +28,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kafka import TopicPartition
+
 from contracts.canonical import format_utc
 from contracts.envelope import ContractViolation
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
+from contracts.topics import EXPENDITURES
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
@@ -64,6 +67,10 @@ INDEX_BATCH_SIZE = 20_000
 BALANCE_COLUMNS = balance_columns(categories_first=False)
 
 
+class ReadingOrderError(RuntimeError):
+    """Spending recorded after a merger was fed before it: ``MemoryBook`` cannot split it exactly."""
+
+
 class MemoryBook:
     """The ``AppliedSoFar`` of ``effects_of``: running sums per ``LOOKUPS`` entry in dicts (as many as there
     are balances), line 1 of every event in the on-disk ``EventIndex`` (as many as there are events)."""
@@ -74,7 +81,9 @@ class MemoryBook:
         self.closed: set[tuple[str, int]] = set()
         self.successors: dict[tuple[str, int], Merger] = {}
         # Spending per (code, year) and (category, booking day, spending day): what a merger moves. It
-        # grows with the days, not with the postings (booking day and spending day differ only for moves).
+        # grows with the days, not with the postings (booking day and spending day differ only for moves),
+        # so it cannot split a day's sum at a merger's recording as the SQL book does: ``Replay.read``
+        # reads the grants topic first, so no spending recorded after a merger is read before it.
         self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], dict[str, Any]]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
@@ -92,8 +101,16 @@ class MemoryBook:
     def successor(self, municipality_code: str, year: int) -> Merger | None:
         return self.successors.get((municipality_code, year))
 
-    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
-        return spent_on_days(self.spent_days.get((municipality_code, year), {}).values())
+    def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
+        days = self.spent_days.get((municipality_code, year), {}).values()
+        for spent in days:
+            # exact only if every recording of the day came before the merger, or all at one moment
+            if spent["recorded_at"] > merger_recorded_at and spent["first_recorded_at"] != spent["recorded_at"]:
+                raise ReadingOrderError(
+                    f"spending of {municipality_code} in {year} booked on {spent['booked_on']} was recorded after "
+                    f"the merger recorded at {merger_recorded_at} but read before it: read the grants topic first"
+                )
+        return spent_on_days(days, merger_recorded_at)
 
     def record(self, event_id: str, effects: Effects, recorded_at: str) -> None:
         for line, row in effects.rows:
@@ -101,13 +118,15 @@ class MemoryBook:
                 days = self.spent_days[(row["municipality_code"], row["year"])]
                 spent_on = row.get("spent_on") or row["booked_on"]
                 key = (row["category"], row["booked_on"], spent_on)
-                so_far = days.get(key, {"amount_cents": 0, "recorded_at": ""})
+                row_recorded_at = row.get("recorded_at", recorded_at)
+                so_far = days.get(key, {"amount_cents": 0, "recorded_at": "", "first_recorded_at": row_recorded_at})
                 days[key] = {
                     "category": row["category"],
                     "booked_on": row["booked_on"],
                     "spent_on": spent_on,
                     "amount_cents": so_far["amount_cents"] + row["amount_cents"],
-                    "recorded_at": max(so_far["recorded_at"], row.get("recorded_at", recorded_at)),
+                    "recorded_at": max(so_far["recorded_at"], row_recorded_at),
+                    "first_recorded_at": min(so_far["first_recorded_at"], row_recorded_at),
                 }
             lookups = LOOKUPS.get(row["kind"])
             if lookups:
@@ -189,9 +208,10 @@ class Replay:
         self.offsets = reader.offsets()
         total = sum(sum(ends.values()) for ends in self.offsets.values())
         with Progress("replay", total=total, unit="msg", mode=None if show_progress else "off") as progress:
-            for tp, records in reader.batches():
-                self.feed_batch(tp.topic, tp.partition, records)
-                progress.update(len(records))
+            for phase in reading_phases(reader.end_offsets):
+                for tp, records in reader.batches(stop_at=phase):
+                    self.feed_batch(tp.topic, tp.partition, records)
+                    progress.update(len(records))
         self.finish()
         return self
 
@@ -476,6 +496,14 @@ class Replay:
         json_path.write_text(json.dumps(self.document(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         csv_path.write_text(self.balances_csv(), encoding="utf-8")
         return [json_path, csv_path]
+
+
+def reading_phases(end_offsets: dict[TopicPartition, int]) -> list[dict[TopicPartition, int]]:
+    """The payments' and the bridge's topics, then the expenditures': every merger is applied before the
+    spending it moves, which ``MemoryBook`` needs to know each part's move from the right moment."""
+    first = {tp: end for tp, end in end_offsets.items() if not tp.topic.endswith(EXPENDITURES.name)}
+    then = {tp: end for tp, end in end_offsets.items() if tp.topic.endswith(EXPENDITURES.name)}
+    return [phase for phase in (first, then) if phase]
 
 
 def replay_topics(

@@ -6,14 +6,15 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from contracts.canonical import canonical_json, parse_utc
-from services.audit.replay import Replay, replay_topics
+from services.audit.replay import ReadingOrderError, Replay, replay_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
-from services.ledger.read_side import LedgerQueries, PointInTime
+from services.ledger.read_side import LedgerQueries, PointInTime, balances_projection
 from tests.audit.support import project, random_history
 from tests.ledger.events import Streams, at
 
@@ -96,8 +97,8 @@ def chain(prefix: str) -> Streams:
         s.event("GrantTransferred", grant, grant.removeprefix("grant-2024-"), at("2024-09-02"), grant_id=grant,
                 year=2024, municipality_code=C, from_municipality_code=B, effective_on="2024-09-01")
     # A late invoice of A, recorded between the mergers: A is merged, the ledger would have refused it only
-    # from the effective date, it is booked before it. (Recorded after the last merger *and* read before it,
-    # it would share B's effective-day bucket: the limit named in docs/decisions.md.)
+    # from the effective date, it is booked before it. (Recorded after a merger and read before it, it
+    # shares its day's sum: the test after this one.)
     spend(s, A, "2024-04-15", 4_000, at("2024-07-01"))
     return s
 
@@ -147,3 +148,49 @@ def test_a_chain_of_mergers_gives_the_same_figures_in_any_reading_order(live: Se
                 for replay in replays:
                     assert replay.balances(code, 2024) == live_balance, (point, code)
                     assert replay.sisa(code, 2024) == live_sisa, (point, code)
+
+
+def test_spending_recorded_after_a_merger_moves_when_it_was_known_in_either_reading_order(tmp_path: Path) -> None:
+    """Two postings of A on one day and category, one before the merger into B and one after it: the move
+    of each is known from the later of its recording and the merger's, whichever topic is read first."""
+    s = Streams("")
+    for code in (A, B):
+        grant = f"grant-2024-{code}"
+        s.event("GrantAwarded", grant, code, at("2024-01-10"), grant_id=grant, year=2024, municipality_code=code,
+                municipality_name=f"Gemeente {code}", amount_cents=100_000, awarded_on="2024-01-10", basis="annex")
+    spend(s, A, "2024-04-15", 1_000, at("2024-04-16"))
+    s.event("GrantTransferred", f"grant-2024-{A}", A, at("2024-05-02"), grant_id=f"grant-2024-{A}", year=2024,
+            municipality_code=B, from_municipality_code=A, effective_on="2024-05-01")
+    spend(s, A, "2024-04-15", 4_000, at("2024-07-01"))  # a late invoice of the same day, recorded after
+    # (A spent, B spent) as known at each moment, worked out by hand from the dates above
+    expected = {
+        (None, "2024-05-01T00:00:00Z"): (1_000, 0),  # before the merger was recorded
+        (None, "2024-06-01T00:00:00Z"): (0, 1_000),  # merged; the late invoice not yet recorded
+        (None, "2024-07-02T00:00:00Z"): (0, 5_000),
+        ("2024-04-30", "2024-06-01T00:00:00Z"): (1_000, 0),  # before the effective date: A's own
+        ("2024-04-30", None): (5_000, 0),
+        ("2024-05-01", "2024-06-01T00:00:00Z"): (0, 1_000),
+        ("2024-05-01", None): (0, 5_000),
+    }
+    grants_first = sorted(s.sent, key=lambda m: "grants" not in m[0])
+    expenditures_first = sorted(s.sent, key=lambda m: "expenditures" not in m[0])
+    for order in (grants_first, expenditures_first):
+        engine = create_sql_engine(f"sqlite:///{tmp_path / str(uuid.uuid4())}.db")
+        projection = balances_projection()
+        projection.create_tables(engine)
+        for topic, _key, envelope in order:
+            with engine.begin() as connection:
+                projection.apply(connection, topic, envelope)
+        queries = LedgerQueries(engine)
+        for (as_of, known_at), spent in expected.items():
+            point = PointInTime(as_of=date.fromisoformat(as_of) if as_of else None,
+                                known_at=parse_utc(known_at) if known_at else None)
+            live = tuple(queries.balances(code, 2024, point)["spent_cents"] for code in (A, B))
+            assert live == spent, (order[2][0], as_of, known_at)
+            replay = replayed_in_order(s, "grants", point)  # the order ``Replay.read`` takes
+            assert tuple(replay.balances(code, 2024)["spent_cents"] for code in (A, B)) == spent, (as_of, known_at)
+            assert replay.balances(A, 2024) == without_offsets(queries.balances(A, 2024, point))
+            assert replay.balances(B, 2024) == without_offsets(queries.balances(B, 2024, point))
+    # The replay keeps day sums, so it refuses the order it cannot split rather than answer a wrong moment.
+    with pytest.raises(ReadingOrderError, match="read the grants topic first"):
+        replayed_in_order(s, "expenditures", PointInTime())

@@ -100,9 +100,11 @@ class AppliedSoFar(Protocol):
         """Whom the municipality's grant of ``year`` passed to by a merger applied so far, if anyone."""
         ...
 
-    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
+    def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
         """The municipality's spending of the grant year so far, summed per category, booking day and the
-        day it was spent (``spent_on``, which a merger's move keeps)."""
+        day it was spent (``spent_on``, which a merger's move keeps), for the merger recorded at
+        ``merger_recorded_at``: what was recorded after it (read before it) is summed per recording too,
+        so each part moves known from its own recording (``spent_on_days``)."""
         ...
 
 
@@ -117,16 +119,24 @@ class SpentOnDay(NamedTuple):
     counts it in the accounts year it was spent, docs/decisions.md)."""
 
 
-def spent_on_days(rows: Iterable[Row]) -> list[SpentOnDay]:
-    """Spent rows (or partial sums of them) summed per category, booking day and spending day, in that order."""
-    days: dict[tuple[str, date, date], tuple[int, str]] = {}
+def spent_on_days(rows: Iterable[Row], merger_recorded_at: str) -> list[SpentOnDay]:
+    """Spent rows (or partial sums of them) summed per category, booking day and spending day, in that order,
+    as a merger recorded at ``merger_recorded_at`` moves them.
+
+    Rows recorded up to the merger are summed (the merger's move of them is known from its own
+    recording); a row recorded after it (a late posting the projector read before the merger) keeps its
+    ``recorded_at``, so its move is known from its recording and the rest of its day's from the merger's,
+    as they would be had the merger been read first (docs/decisions.md, "Mergers and grant years").
+    """
+    days: dict[tuple[str, date, date, str], tuple[int, str]] = {}
     for row in rows:
-        key = (row["category"], row["booked_on"], row.get("spent_on") or row["booked_on"])
+        later = row["recorded_at"] if row["recorded_at"] > merger_recorded_at else ""
+        key = (row["category"], row["booked_on"], row.get("spent_on") or row["booked_on"], later)
         cents, recorded_at = days.get(key, (0, ""))
         days[key] = (cents + int(row["amount_cents"]), max(recorded_at, row["recorded_at"]))
     return [
         SpentOnDay(category, on, cents, at, spent_on)
-        for (category, on, spent_on), (cents, at) in sorted(days.items())
+        for (category, on, spent_on, _later), (cents, at) in sorted(days.items())
     ]
 
 
@@ -261,7 +271,7 @@ def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     # a year of its own. A chain of mergers passes a middle code's year on in one merger, perhaps in
     # several GrantTransferred events (one per grant it holds): its spending moves with the first.
     if book.successor(old, year) is None:
-        for spent in book.spent_by_day(old, year):
+        for spent in book.spent_by_day(old, year, envelope["recorded_at"]):
             if spent.amount_cents:
                 on = max(spent.booked_on, day(p["effective_on"]))
                 recorded_at = max(spent.recorded_at, envelope["recorded_at"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 
 from services.common.consumer import Rejected
 from services.ledger.read_side.movements import (
@@ -70,11 +70,13 @@ class SqlBook:
     def successor(self, municipality_code: str, year: int) -> Merger | None:
         return successor_in(self.connection, municipality_code, year)
 
-    def spent_by_day(self, municipality_code: str, year: int) -> list[SpentOnDay]:
-        return spent_on_days(self._spent_rows(municipality_code, year))
+    def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
+        return spent_on_days(self._spent_rows(municipality_code, year, merger_recorded_at), merger_recorded_at)
 
-    def _spent_rows(self, municipality_code: str, year: int) -> list[dict[str, Any]]:
+    def _spent_rows(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[dict[str, Any]]:
         spent_on = func.coalesce(journal.c.spent_on, journal.c.booked_on)
+        # partial sums that ``spent_on_days`` can still split at the merger: rows recorded after it apart
+        later = case((journal.c.recorded_at > merger_recorded_at, journal.c.recorded_at), else_="")
         query = (
             select(
                 journal.c.category,
@@ -84,7 +86,7 @@ class SqlBook:
                 func.max(journal.c.recorded_at).label("recorded_at"),
             )
             .where(journal.c.kind == "spent", journal.c.municipality_code == municipality_code, journal.c.year == year)
-            .group_by(journal.c.category, journal.c.booked_on, spent_on)
+            .group_by(journal.c.category, journal.c.booked_on, spent_on, later)
         )
         return [dict(row._mapping) for row in self.connection.execute(query)]
 
@@ -133,13 +135,13 @@ class BatchBook(SqlBook):
             self.closed[key] = super().is_closed(municipality_code, year)
         return self.closed[key]
 
-    def _spent_rows(self, municipality_code: str, year: int) -> list[dict[str, Any]]:
+    def _spent_rows(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[dict[str, Any]]:
         held = [
             row
             for row in self.rows
             if row["kind"] == "spent" and row["municipality_code"] == municipality_code and row["year"] == year
         ]
-        return super()._spent_rows(municipality_code, year) + held
+        return super()._spent_rows(municipality_code, year, merger_recorded_at) + held
 
     def successor(self, municipality_code: str, year: int) -> Merger | None:
         # Asked for every posting: one query per (code, year) and batch, mergers of the batch included.
