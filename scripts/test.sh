@@ -39,4 +39,11 @@ start_test_servers "make test"
 
 echo "== pytest"
 # The slow resilience tests (30 s outages, crashes under load) run with `make resilience`.
-$VENV/bin/pytest -m "not slow" "$@"
+# Every test has its own topics, database and ports, so the suite runs on IDO_TEST_WORKERS processes
+# (pytest-xdist; default 2, the cores CI has; 0 runs it in this process, for debugging).
+WORKERS="${IDO_TEST_WORKERS:-2}"
+if ! [[ "$WORKERS" =~ ^[0-9]+$ ]]; then
+    echo "make test: IDO_TEST_WORKERS must be a number of processes (0 = no workers), not '$WORKERS'" >&2
+    exit 2
+fi
+$VENV/bin/pytest -m "not slow" -n "$WORKERS" "$@"
