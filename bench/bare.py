@@ -36,10 +36,12 @@ def create_bare_app() -> Flask:
 
 
 def serve(port: int, workers: int, threads: int, host: str = "127.0.0.1") -> None:
+    run_gunicorn(create_bare_app(), port, workers, threads, host)
+
+
+def run_gunicorn(flask_app: Flask, port: int, workers: int, threads: int, host: str = "127.0.0.1") -> None:
     """The same gunicorn configuration `ido serve` sets (services/common/cli.py, _serve)."""
     from gunicorn.app.base import BaseApplication
-
-    flask_app = create_bare_app()
 
     class _Server(BaseApplication):
         def load_config(self) -> None:

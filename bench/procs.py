@@ -114,6 +114,20 @@ def start_bare_server(
     return process, port
 
 
+def start_crud_server(
+    env: dict[str, str], log_dir: Path, *, workers: int, threads: int, name: str, wait: bool = True
+) -> tuple[Process, int]:
+    """One durable row per posting (bench/crud.py) in the store of ``env``, on a free port."""
+    port = free_port()
+    process = Process(
+        name, [PYTHON, "-m", "bench.crud", "--port", str(port), "--workers", str(workers), "--threads", str(threads)],
+        env, log_dir,
+    )
+    if wait:
+        wait_http(process, port)
+    return process, port
+
+
 def start_relay(env: dict[str, str], log_dir: Path, name: str) -> Process:
     return Process(name, [*IDO, "relay", "ledger"], env, log_dir)
 
