@@ -9,11 +9,13 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from contracts.canonical import compute_hash
+from contracts.events.fields import WholeMatch
+from contracts.identifiers import SHA256_HEX_PATTERN, UTC_TIMESTAMP_PATTERN
 from contracts.registry import contract_for
 
-SHA256_HEX = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex digits")
-UTC_TIMESTAMP = validate.Regexp(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$",
+SHA256_HEX = WholeMatch(SHA256_HEX_PATTERN, error="must be 64 lowercase hex digits")
+UTC_TIMESTAMP = WholeMatch(
+    UTC_TIMESTAMP_PATTERN,
     error="must be an ISO 8601 UTC timestamp like 2024-01-31T09:00:00.000000Z",
 )
 
