@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -66,6 +67,19 @@ def cbs_code(**kwargs: Any) -> fields.String:
 def org_id(**kwargs: Any) -> fields.String:
     metadata = _meta(kwargs, example="NL-KVK-41215098")
     return fields.String(validate=ORG_ID, metadata=metadata, **kwargs)
+
+
+class AsciiInteger(fields.Integer):
+    """A whole number from a query string: ASCII digits only. marshmallow's reads text with ``int``,
+    which takes other scripts' digits, spaces and a trailing newline (``"2024\\n"`` -> 2024)."""
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, str) and not _ASCII_DIGITS.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def grant_year(**kwargs: Any) -> fields.Integer:

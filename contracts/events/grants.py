@@ -71,8 +71,8 @@ class AdvancePaidPayload(Payload):
 
 class BooksOffset(Payload):
     topic = text(None, required=True)
-    partition = fields.Integer(required=True, validate=validate.Range(min=0))
-    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    partition = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
 
 
 class SettlementRulesPayload(Payload):

@@ -99,6 +99,29 @@ def test_every_identifier_in_a_body_is_matched_whole(cell: Cell, tmp_path_factor
     assert store_size(world) == before
 
 
+QUERY_CELLS = [c for c in CELLS if c.method == "GET" and not c.public and not c.path.startswith("/dashboard")]
+
+
+@pytest.mark.parametrize("cell", QUERY_CELLS, ids=lambda c: f"{c.service} {c.method} {c.path}")
+def test_every_identifier_and_number_in_a_query_is_matched_whole(
+    cell: Cell, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    world = world_of(cell, tmp_path_factory)
+    found = operation(world, cell)
+    accepted = {}
+    for parameter in found.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter.get("in") != "query" or not (schema.get("type") == "integer" or "pattern" in schema):
+            continue
+        example = str(schema.get("example", schema.get("minimum", 2024)))
+        for name, spelling in variants(example).items():
+            path = f"{cell.path}{'&' if '?' in cell.path else '?'}{parameter['name']}={quote(spelling, safe='')}"
+            answer = send(world, Cell(cell.service, "GET", path, cell.allowed), None)
+            if answer.status_code != 422 or parameter["name"] not in (answer.json or {}).get("errors", {}):
+                accepted[f"?{parameter['name']} with {name}"] = (answer.status_code, answer.get_data(as_text=True))
+    assert not accepted, accepted
+
+
 def test_an_award_for_a_code_with_a_trailing_newline_is_impossible(tmp_path_factory: pytest.TempPathFactory) -> None:
     cell = next(c for c in WRITES if c.service == "payments" and c.path.endswith("/grants"))
     world = world_of(cell, tmp_path_factory)

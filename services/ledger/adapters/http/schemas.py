@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from contracts.events.expenditures import CATEGORIES, TEXT_LIMITS
-from contracts.events.fields import YEARS, cents, grant_year, line, prose
+from contracts.events.fields import YEARS, AsciiInteger, cents, grant_year, line, prose
 from services.common.http import ServiceErrorSchema
 from services.common.idempotency import KEY_TEXT, key_field
 
@@ -85,7 +85,7 @@ class PointInTimeQuery(Schema):
 
 
 class JournalQuery(PointInTimeQuery):
-    year = fields.Integer(
+    year = AsciiInteger(
         validate=YEARS, metadata={"description": "Only this grant year."}
     )
 

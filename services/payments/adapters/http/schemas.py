@@ -53,8 +53,8 @@ class AdvanceRequest(Strict):
 
 class BooksOffset(Strict):
     topic = line(249, required=True)
-    partition = fields.Integer(required=True, validate=validate.Range(min=0))
-    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    partition = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
 
 
 class BooksFigureRequest(Strict):
