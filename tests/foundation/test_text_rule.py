@@ -265,3 +265,35 @@ def test_the_rule_is_one(tmp_path: Path) -> None:
     copies = [str(p.relative_to(root)) for base in ("services", "contracts") for p in (root / base).rglob("*.py")
               if "CONTROL_CHARACTERS" in p.read_text(encoding="utf-8")]
     assert not copies, copies
+
+
+# -- the CSV imports: a line's text under the same rule ------------------------------------------------
+
+IMPORT_HEADER = "grant_year,category,amount_cents,booked_on,counterparty_id,counterparty_name,description,reference\n"
+IMPORTS = [
+    ("payments", "/v1/years/2024/annex?awarded_on=2024-01-16", "ministry", "GM1948,Meierij{c}stad,5.00\n"),
+    ("ledger", "/v1/municipalities/GM0363/expenditures:import", "A",
+     IMPORT_HEADER + "2024,promotion,5,2024-05-01,P,Print{c}er,d,R\n"),
+    ("ledger", "/v1/municipalities/GM0363/expenditures:import", "A",
+     IMPORT_HEADER + "2024,promotion,5,2024-05-01,P,P,fly{c}ers,R\n"),
+    ("ledger", "/v1/municipalities/GM0363/expenditures:import", "A",
+     IMPORT_HEADER + "2024,promotion,5,2024-05-01,P,P,d,R{c}1\n"),
+]
+
+
+@pytest.mark.parametrize(("service", "path", "caller", "line"), IMPORTS, ids=lambda v: str(v)[:40])
+def test_every_text_cell_of_the_csv_imports_refuses_control_characters(
+    service: str, path: str, caller: str, line: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cell = Cell(service, "POST", path, (caller,), content_type="text/csv")
+    world = world_of(cell, tmp_path_factory)
+    before = store_size(world)
+    accepted = {}
+    for name, char in BAD.items():
+        answer = world.client.post(path, data=line.format(c=char).encode(), content_type="text/csv",
+                                   headers=headers_for(world.settings, caller))
+        errors = (answer.json or {}).get("errors", {})
+        if answer.status_code != 422 or not any(key.startswith("line ") for key in errors):
+            accepted[name] = (answer.status_code, answer.json)
+    assert not accepted, accepted
+    assert store_size(world) == before
