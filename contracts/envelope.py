@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from contracts.canonical import compute_hash
-from contracts.events.fields import WholeMatch
+from contracts.events.fields import WholeMatch, text
 from contracts.identifiers import SHA256_HEX_PATTERN, UTC_TIMESTAMP_PATTERN
 from contracts.registry import contract_for
 
@@ -29,9 +29,8 @@ class EnvelopeSchema(Schema):
     event_id = fields.UUID(required=True, metadata={"description": "Unique id of the event."})
     event_type = fields.String(required=True, validate=validate.Length(min=1, max=100))
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    stream_id = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=200),
+    stream_id = text(
+        200, min_length=1, multi_line=False, required=True,
         metadata={"description": "The stream (aggregate) the event belongs to; the hash chain runs per stream."},
     )
     stream_position = fields.Integer(
@@ -40,7 +39,7 @@ class EnvelopeSchema(Schema):
     )
     occurred_at = fields.String(required=True, validate=UTC_TIMESTAMP)
     recorded_at = fields.String(required=True, validate=UTC_TIMESTAMP)
-    producer = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    producer = text(50, min_length=1, multi_line=False, required=True)
     payload = fields.Dict(required=True, keys=fields.String())
     prev_hash = fields.String(required=True, validate=SHA256_HEX)
     hash = fields.String(

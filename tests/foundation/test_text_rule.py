@@ -195,6 +195,18 @@ def test_the_contract_check_refuses_a_payload_with_a_control_character(field: st
         MessageCheck().parse(canonical_json(envelope))
 
 
+@pytest.mark.parametrize("char", [*BAD.values(), "\n"])
+@pytest.mark.parametrize("field", ["stream_id", "producer"])
+def test_the_envelope_text_is_one_line_without_control_characters(field: str, char: str) -> None:
+    envelope = sample_envelope()
+    envelope[field] = f"{envelope[field]}{char}"
+    with pytest.raises(ContractViolation) as full:
+        validate_envelope(_sealed(envelope))
+    assert full.value.reason.startswith(f"envelope: {field}"), full.value.reason
+    with pytest.raises(ContractViolation):
+        MessageCheck().parse(canonical_json(envelope))
+
+
 def test_a_reversal_with_nul_in_its_reason_is_refused_by_the_contract() -> None:
     envelope = sample_envelope()
     envelope["event_type"] = "ExpenditureReversed"
