@@ -46,7 +46,7 @@ def parse_euros(text: str) -> int:
     Raises AmountError naming the reason (not the line: the caller knows the line and the column).
     """
     value = _EURO_SIGN.sub("", text.strip(), count=1)
-    if len(value) > _MAX_LENGTH or not _SHAPE.match(value):
+    if len(value) > _MAX_LENGTH or not _SHAPE.fullmatch(value):
         raise AmountError(f"must be an amount in euros {EXAMPLES} (digits and separators only), got {text!r}")
     runs = _SEPARATORS.split(value)
     separators = _SEPARATORS.findall(value)

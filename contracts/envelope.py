@@ -9,11 +9,13 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from contracts.canonical import compute_hash
+from contracts.events.fields import WholeMatch, text
+from contracts.identifiers import SHA256_HEX_PATTERN, UTC_TIMESTAMP_PATTERN
 from contracts.registry import contract_for
 
-SHA256_HEX = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 lowercase hex digits")
-UTC_TIMESTAMP = validate.Regexp(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$",
+SHA256_HEX = WholeMatch(SHA256_HEX_PATTERN, error="must be 64 lowercase hex digits")
+UTC_TIMESTAMP = WholeMatch(
+    UTC_TIMESTAMP_PATTERN,
     error="must be an ISO 8601 UTC timestamp like 2024-01-31T09:00:00.000000Z",
 )
 
@@ -27,9 +29,8 @@ class EnvelopeSchema(Schema):
     event_id = fields.UUID(required=True, metadata={"description": "Unique id of the event."})
     event_type = fields.String(required=True, validate=validate.Length(min=1, max=100))
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    stream_id = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=200),
+    stream_id = text(
+        200, min_length=1, multi_line=False, required=True,
         metadata={"description": "The stream (aggregate) the event belongs to; the hash chain runs per stream."},
     )
     stream_position = fields.Integer(
@@ -38,7 +39,7 @@ class EnvelopeSchema(Schema):
     )
     occurred_at = fields.String(required=True, validate=UTC_TIMESTAMP)
     recorded_at = fields.String(required=True, validate=UTC_TIMESTAMP)
-    producer = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    producer = text(50, min_length=1, multi_line=False, required=True)
     payload = fields.Dict(required=True, keys=fields.String())
     prev_hash = fields.String(required=True, validate=SHA256_HEX)
     hash = fields.String(

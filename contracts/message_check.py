@@ -12,6 +12,7 @@ the same verdict on every message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from contracts.envelope import ContractViolation, parse_message
 from contracts.export import GENERATED_DIR
 
 Validator = Callable[[Any], Any]
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A surrogate written as a JSON escape (canonical JSON writes other text as UTF-8): lone ones are refused."""
 
 
 class _NotFast(Exception):
@@ -62,7 +65,8 @@ class MessageCheck:
             envelope = json.loads(value.decode("utf-8"), parse_float=_not_fast, parse_constant=_not_fast)
         except (UnicodeDecodeError, json.JSONDecodeError, _NotFast):
             return parse_message(value)
-        if not isinstance(envelope, dict):
+        if not isinstance(envelope, dict) or _ESCAPED_SURROGATE.search(value):
+            # The JSON Schemas' text pattern leaves lone surrogates to marshmallow (contracts/text.py).
             return parse_message(value)
         validator = self._validator(envelope.get("event_type"), envelope.get("schema_version"))
         if validator is None:

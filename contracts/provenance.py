@@ -44,14 +44,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contracts.canonical import canonical_json
 from contracts.envelope import ContractViolation
+from contracts.identifiers import SHA256_HEX_PATTERN, UTC_TIMESTAMP_PATTERN
 from contracts.topics import PUBLISHED_TOPICS
 
 SEAL_HEADER = "ido-seal"
 PROOF_HEADER = "ido-seal-proof"
 ALGORITHM = "Ed25519"
 STATEMENT_FIELDS = ("kid", "producer", "topic", "root", "size", "sealed_at")
-UTC_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+UTC_TIMESTAMP = re.compile(UTC_TIMESTAMP_PATTERN)
+HEX64 = re.compile(SHA256_HEX_PATTERN)
 KID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 OWNERS: dict[str, str] = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
@@ -106,7 +107,7 @@ def public_key_entry(document: Any) -> PublicKey:
     if not isinstance(document, dict):
         raise ValueError("a key must be a JSON object")
     kid = document.get("kid")
-    if not isinstance(kid, str) or not KID.match(kid):
+    if not isinstance(kid, str) or not KID.fullmatch(kid):
         raise ValueError(f"kid: {kid!r} is not a key id")
     if document.get("alg") != ALGORITHM:
         raise ValueError(f"{kid}: alg must be {ALGORITHM}")
@@ -125,9 +126,9 @@ def public_key_entry(document: Any) -> PublicKey:
         raise ValueError(f"{kid}: topics must be a list of topic names")
     not_before = document.get("not_before")
     not_after = document.get("not_after")
-    if not isinstance(not_before, str) or not UTC_TIMESTAMP.match(not_before):
+    if not isinstance(not_before, str) or not UTC_TIMESTAMP.fullmatch(not_before):
         raise ValueError(f"{kid}: not_before must be a UTC timestamp like 2024-01-31T09:00:00.000000Z")
-    if not_after is not None and (not isinstance(not_after, str) or not UTC_TIMESTAMP.match(not_after)):
+    if not_after is not None and (not isinstance(not_after, str) or not UTC_TIMESTAMP.fullmatch(not_after)):
         raise ValueError(f"{kid}: not_after must be null or a UTC timestamp")
     return PublicKey(kid, service, raw, tuple(topics), not_before, not_after, key)
 
@@ -276,9 +277,9 @@ def _parse_seal(value: bytes) -> tuple[dict[str, Any], bytes]:
         raise ValueError("kid, producer, topic, root, sealed_at and signature must be strings")
     if type(seal["size"]) is not int or seal["size"] < 1:
         raise ValueError("size must be a positive whole number")
-    if not HEX64.match(seal["root"]):
+    if not HEX64.fullmatch(seal["root"]):
         raise ValueError("root must be 64 lowercase hex digits")
-    if not UTC_TIMESTAMP.match(seal["sealed_at"]):
+    if not UTC_TIMESTAMP.fullmatch(seal["sealed_at"]):
         raise ValueError("sealed_at must be a UTC timestamp")
     try:
         signature = unb64url(seal["signature"])

@@ -12,11 +12,11 @@ from typing import Any
 from marshmallow import fields, validate
 
 from contracts.events.contract import EventContract
-from contracts.events.fields import Payload, cbs_code, cents, org_id, text
+from contracts.events.fields import Payload, WholeMatch, cbs_code, cents, org_id, text
 from contracts.topics import BRIDGE
 
-RATE = validate.Regexp(
-    r"^\d{1,6}(\.\d{1,6})?$",
+RATE = WholeMatch(
+    r"^[0-9]{1,6}(\.[0-9]{1,6})?$",
     error="must be a decimal number of cents such as 15 or 15.5 (at most 6 decimals)",
 )
 
@@ -56,8 +56,9 @@ class BridgeCommitmentChangedPayload(Payload):
     committed_cents = cents(required=True, metadata={"description": "Sum of all libraries' grants after the change."})
     previous_committed_cents = cents(required=True)
     frame_cents = cents(minimum=1, required=True)
-    batch_id = fields.String(
-        required=True, allow_none=True, metadata={"description": "The grant computation; null for a single grant."}
+    batch_id = text(
+        None, required=True, allow_none=True,
+        metadata={"description": "The grant computation; null for a single grant."},
     )
     single_grant_library_id = org_id(
         required=True,
@@ -83,7 +84,7 @@ class BridgeGrantSetPayload(Payload):
     amount_cents = cents(required=True)
     inhabitants = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
     basis = fields.String(required=True, validate=validate.OneOf(["computed", "entered", "corrected"]))
-    batch_id = fields.String(required=True, allow_none=True)
+    batch_id = text(None, required=True, allow_none=True)
     rate_cents_per_inhabitant = rate(required=True, allow_none=True)
     corrects_event_id = fields.UUID(
         required=True, allow_none=True, metadata={"description": "The grant event this one replaces; null if none."}
@@ -95,7 +96,7 @@ class BridgePaymentMadePayload(Payload):
     library_id = org_id(required=True)
     amount_cents = cents(minimum=1, required=True)
     paid_on = fields.Date(required=True)
-    payment_batch_id = fields.String(required=True, allow_none=True)
+    payment_batch_id = text(None, required=True, allow_none=True)
 
 
 class BridgeAccountSubmittedPayload(Payload):

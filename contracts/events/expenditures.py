@@ -11,7 +11,7 @@ from contracts.values import CATEGORIES, TEXT_LIMITS  # published here too: the 
 
 
 class CounterpartySchema(Payload):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS["counterparty.id"]))
+    id = text(TEXT_LIMITS["counterparty.id"], min_length=1, required=True)
     name = text(TEXT_LIMITS["counterparty.name"], required=True)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from contracts.events.contract import EventContract
-from contracts.events.fields import Payload, cbs_code, cents, grant_year, text
+from contracts.events.fields import Payload, WholeMatch, cbs_code, cents, grant_year, text
+from contracts.identifiers import SHA256_HEX_PATTERN
 from contracts.topics import GRANTS
 
 
@@ -24,7 +25,7 @@ class GrantFrameAmendedPayload(Payload):
 
 
 class AllocatedAward(Payload):
-    grant_id = fields.String(required=True, metadata={"example": "grant-2024-GM0363"})
+    grant_id = text(None, required=True, metadata={"example": "grant-2024-GM0363"})
     municipality_code = cbs_code(required=True)
     municipality_name = text(200, required=True)
     amount_cents = cents(minimum=1, required=True)
@@ -41,7 +42,7 @@ class FrameAllocatedPayload(Payload):
     basis = fields.String(required=True, validate=validate.OneOf(["annex", "single"]))
     awarded_on = fields.Date(required=True)
     source_sha256 = fields.String(
-        required=True, allow_none=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"),
+        required=True, allow_none=True, validate=WholeMatch(SHA256_HEX_PATTERN),
         metadata={"description": "SHA-256 of the imported annex file; null for a single award."},
     )
     awards = fields.List(fields.Nested(AllocatedAward), required=True, validate=validate.Length(min=1))
@@ -51,7 +52,7 @@ class FrameAllocatedPayload(Payload):
 
 
 class GrantAwardedPayload(Payload):
-    grant_id = fields.String(required=True, metadata={"example": "grant-2024-GM0363"})
+    grant_id = text(None, required=True, metadata={"example": "grant-2024-GM0363"})
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True)
     municipality_name = text(200, required=True)
@@ -61,7 +62,7 @@ class GrantAwardedPayload(Payload):
 
 
 class AdvancePaidPayload(Payload):
-    grant_id = fields.String(required=True)
+    grant_id = text(None, required=True)
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True)
     amount_cents = cents(minimum=1, required=True)
@@ -69,22 +70,24 @@ class AdvancePaidPayload(Payload):
 
 
 class BooksOffset(Payload):
-    topic = fields.String(required=True)
-    partition = fields.Integer(required=True, validate=validate.Range(min=0))
-    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    topic = text(None, required=True)
+    partition = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
 
 
 class SettlementRulesPayload(Payload):
-    cap = fields.String(
-        required=True, metadata={"description": "award: at most the award; none: no cap beyond the reported spending."}
+    cap = text(
+        None, required=True,
+        metadata={"description": "award: at most the award; none: no cap beyond the reported spending."},
     )
-    reclaim = fields.String(
-        required=True, metadata={"description": "paid-minus-settled: reclaim what was paid and not settled; none."}
+    reclaim = text(
+        None, required=True,
+        metadata={"description": "paid-minus-settled: reclaim what was paid and not settled; none."},
     )
 
 
 class GrantSettledPayload(Payload):
-    grant_id = fields.String(required=True)
+    grant_id = text(None, required=True)
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True)
     reported_spending_cents = cents(required=True)
@@ -111,7 +114,7 @@ class GrantSettledPayload(Payload):
 
 
 class ReclaimIssuedPayload(Payload):
-    grant_id = fields.String(required=True)
+    grant_id = text(None, required=True)
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True)
     amount_cents = cents(minimum=1, required=True)
@@ -119,7 +122,7 @@ class ReclaimIssuedPayload(Payload):
 
 
 class ReclaimReceivedPayload(Payload):
-    grant_id = fields.String(required=True)
+    grant_id = text(None, required=True)
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True)
     amount_cents = cents(minimum=1, required=True)
@@ -129,7 +132,7 @@ class ReclaimReceivedPayload(Payload):
 class GrantTransferredPayload(Payload):
     """A municipality merged: its grant passes to the successor; history stays under both codes."""
 
-    grant_id = fields.String(required=True)
+    grant_id = text(None, required=True)
     year = grant_year(required=True)
     municipality_code = cbs_code(required=True, metadata={"description": "The successor."})
     from_municipality_code = cbs_code(required=True)

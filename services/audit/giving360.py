@@ -220,7 +220,9 @@ def _bridge_grant(replay: Replay, ids: _Ids, library_id: str, grant: dict[str, A
 
 # -- validation ------------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 FORMATS = FormatChecker(formats=())
 """Checks ``date-time`` only. The schemas' dates are ``oneOf`` [date-time, a YYYY-MM-DD pattern]: if
 ``date-time`` went unchecked (jsonschema's own checker needs another package for it) a plain date
@@ -231,7 +233,7 @@ would match both and fail the ``oneOf``. Other formats (``uri``) we do not write
 def _date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
-    if not _RFC3339.match(value):
+    if not _RFC3339.fullmatch(value):
         return False
     datetime.fromisoformat(value.upper())  # a real day and time (raises ValueError)
     return True

@@ -91,7 +91,7 @@ def issue_token(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if (role == "municipality") != (municipality_code is not None):
         raise ValueError("a municipality token needs --municipality, and only it")
-    if municipality_code is not None and not CBS_CODE.match(municipality_code):
+    if municipality_code is not None and not CBS_CODE.fullmatch(municipality_code):
         raise ValueError("municipality must be a CBS code: GM and 4 digits")
     issued_at = now or datetime.now(UTC)
     token_id = str(uuid.uuid4())

@@ -235,9 +235,9 @@ def read_municipality_ids(path: Path) -> dict[str, str]:
         if len(row) != 2:
             raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: two columns expected, got {len(row)}")
         code, org_id = (cell.strip() for cell in row)
-        if not CBS_CODE.match(code):
+        if not CBS_CODE.fullmatch(code):
             raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code!r} is not a CBS code (GM and 4 digits)")
-        if not ORG_ID.match(org_id):
+        if not ORG_ID.fullmatch(org_id):
             raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {org_id!r} {ORG_ID_REASON}")
         if code in ids:
             raise SettingError(MUNICIPALITY_IDS, f"{path} line {number}: {code} is listed twice")
@@ -247,14 +247,14 @@ def read_municipality_ids(path: Path) -> dict[str, str]:
 
 def _org_id(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name) or None
-    if raw is not None and not ORG_ID.match(raw):
+    if raw is not None and not ORG_ID.fullmatch(raw):
         raise SettingError(name, f"{ORG_ID_REASON} (org-id.guide), got {raw!r}")
     return raw
 
 
 def _giving360(env: Mapping[str, str]) -> Giving360Settings:
     prefix = env.get("IDO_360G_PREFIX") or None
-    if prefix is not None and not GIVING360_PREFIX.match(prefix):
+    if prefix is not None and not GIVING360_PREFIX.fullmatch(prefix):
         raise SettingError(
             "IDO_360G_PREFIX", f"must be the prefix registered with 360Giving, such as 360G-xyztrust "
             f"(no trailing hyphen, no spaces or slashes), got {prefix!r}"

@@ -26,6 +26,7 @@ from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
@@ -170,6 +171,13 @@ def _operations() -> Operations:
     return found
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:year>`` of ASCII digits only. Werkzeug's takes ``\\d+``, every script's digits, and ``int``
+    reads them: ``/v1/years/<Arabic-Indic 2024>/frame`` reached 2024 under another spelling."""
+
+    regex = r"[0-9]+"
+
+
 def create_service_app(
     *,
     service: str,
@@ -180,6 +188,7 @@ def create_service_app(
     max_body_bytes: int = 1024 * 1024,
 ) -> Flask:
     app = Flask(service)
+    app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is registered
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",
@@ -303,7 +312,7 @@ def _install_request_context(app: Flask) -> None:
     def _begin() -> None:
         _limit_chunked_body(app.config["MAX_CONTENT_LENGTH"])
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if REQUEST_ID_PATTERN.match(offered) else uuid.uuid4().hex
+        request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
         g.request_id = request_id
         g.request_started = time.perf_counter()
         g.request_id_token = REQUEST_ID.set(request_id)

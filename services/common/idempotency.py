@@ -64,8 +64,9 @@ from services.common.http import principal
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 EXTENSION_KEY = "ido.idempotency"
-KEY_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
-"""One key syntax for all: matched whole (``fullmatch``), so a trailing newline is not let through."""
+KEY_PATTERN = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,200}")
+"""One key syntax for all: matched whole (``fullmatch``), so a trailing newline is not let through; no C0 or
+C1 control character (a header arrives as Latin-1, so NEL ``\x85`` would otherwise pass)."""
 KEY_RULE = "must be 1 to 200 characters, none of them a control character"
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
 

@@ -67,7 +67,7 @@ def read_password(credentials_dir: Path, principal: str) -> str:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise CredentialError(f"cannot read the Kafka password file {path}: {type(error).__name__}") from None
-    if not _PASSWORD.match(password):
+    if not _PASSWORD.fullmatch(password):
         raise CredentialError(f"{path} must hold one password of 16+ characters [A-Za-z0-9._~-]")
     return password
 

@@ -70,7 +70,7 @@ def sisa_codes(value: str) -> tuple[str, ...]:
             f"needs {len(SISA_INDICATOR_NAMES)} codes ({', '.join(SISA_INDICATOR_NAMES)}), got {value!r}"
         )
     for code in codes:
-        if not SISA_CODE.match(code):
+        if not SISA_CODE.fullmatch(code):
             raise YearSettingError(f"{code!r} is no SiSa indicator code such as C8/01")
     return codes
 

@@ -193,3 +193,17 @@ def test_the_grant_year_of_another_year_or_code_is_a_programming_error() -> None
         record(grant=awarded(2023))
     with pytest.raises(ValueError):
         record(grant=awarded(code="GM0344"))
+
+
+@pytest.mark.parametrize("char", ["\u0000", "\u0007", "\u001b", "\u0085"])
+def test_a_reversal_reason_with_a_control_character_is_refused_by_the_aggregate(char: str) -> None:
+    """The issue 16 attack: NUL in a reason was stored and published, and the view's database refused
+    it (dead letter: reversed in the store, counted in the view). The aggregate refuses it, so no
+    caller (HTTP, CLI, a script) can skip the rule."""
+    expenditure = record()
+    with pytest.raises(InvalidExpenditure) as refused:
+        expenditure.reverse(reason=f"typo{char}", booked_on=date(2024, 4, 1), today=TODAY, books=None)
+    assert refused.value.field == "reason"
+    assert not expenditure.reversed
+    expenditure.reverse(reason="typo\nsee the invoice", booked_on=date(2024, 4, 1), today=TODAY, books=None)
+    assert expenditure.reversed

@@ -4,9 +4,10 @@ The real projector (`ido project`, a subprocess) with its view in a fresh Postgr
 the three topics. On each topic, real envelopes (made by the services' own applications) are
 interleaved, on the same key and so the same partition, with poison: not JSON, an empty value,
 JSON that is no envelope, a payload that breaks its schema, an unknown event type, a forged hash,
-an event of another topic, one from the wrong producer, and a valid envelope whose text the view's
-database cannot hold (a NUL character). Every good event must be applied once, every poison
-message must be on the dead-letter topic with its reason, and the projector must still be running.
+an event of another topic, one from the wrong producer, and a sealed envelope whose text the view's
+database cannot hold (a NUL character; since issue 16 the contract refuses it before the database).
+Every good event must be applied once, every poison message must be on the dead-letter topic with its
+reason, and the projector must still be running.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def nul_text(topic: str, good: list[tuple[str, dict[str, Any]]]) -> tuple[str, b
 
 
 GENUINE = "text the view cannot hold"
-"""A poison kind that is a valid event of its service (sealed): only the view's database refuses it."""
+"""A poison kind sealed by its service: before issue 16 only the view's database refused its NUL text; now
+the contract's text rule (contracts/text.py) refuses it first, naming the field."""
 
 
 def _publish(settings: Settings, plan: dict[str, list[tuple[str, str, bytes | None]]]) -> None:
@@ -272,7 +274,7 @@ def test_a_refused_copy_on_the_wrong_topic_does_not_hide_the_genuine_event(
     assert projector.alive()
 
 
-def test_a_refusal_by_the_database_puts_no_sql_and_no_event_text_in_logs_or_headers(
+def test_a_refusal_of_nul_text_puts_no_sql_and_no_event_text_in_logs_or_headers(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path
 ) -> None:
     result, _stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
@@ -280,4 +282,6 @@ def test_a_refusal_by_the_database_puts_no_sql_and_no_event_text_in_logs_or_head
     for leak in ("[SQL:", "[parameters:", "OBA\\\\x00"):
         assert leak not in result["log"], f"{leak!r} in the projector's log"
         assert leak not in headers, f"{leak!r} in a dead-letter header"
-    assert any("DataError" in d["headers"].get("reason", "") for d in result["dead"]), headers
+    # refused by the contract's text rule, naming the field, before the database sees it (issue 16)
+    assert any("control characters" in d["headers"].get("reason", "") for d in result["dead"]), headers
+    assert not any("DataError" in d["headers"].get("reason", "") for d in result["dead"]), headers

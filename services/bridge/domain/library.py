@@ -27,7 +27,7 @@ def library_stream(library_id: str) -> str:
 
 
 def check_library_id(library_id: str, field: str = "library_id") -> str:
-    if not isinstance(library_id, str) or not ORG_ID.match(library_id):
+    if not isinstance(library_id, str) or not ORG_ID.fullmatch(library_id):
         raise BridgeInvalidInput(ORG_ID_REASON, field=field)
     return library_id
 
@@ -39,7 +39,7 @@ def normalise_service_area(entries: Iterable[Mapping[str, Any]], field: str = "s
     for index, entry in enumerate(entries):
         code = entry.get("municipality_code")
         inhabitants = entry.get("inhabitants")
-        if not isinstance(code, str) or not CBS_CODE.match(code):
+        if not isinstance(code, str) or not CBS_CODE.fullmatch(code):
             raise BridgeInvalidInput(CBS_CODE_REASON, field=f"{field}.{index}.municipality_code")
         if code in seen:
             raise BridgeInvalidInput(f"{code} appears twice", field=f"{field}.{index}.municipality_code")

@@ -100,7 +100,7 @@ def _typed(raw: dict[str, str], amount_column: str) -> tuple[dict[str, Any], dic
         if field not in raw:
             continue
         value = raw[field].strip()
-        if WHOLE.match(value):
+        if WHOLE.fullmatch(value):
             typed[field] = int(value)
         else:
             typed[field] = None

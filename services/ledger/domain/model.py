@@ -22,6 +22,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from contracts.text import text_problem
 from services.common.domain.chained import ChainedAggregate, stream_uuid
 from services.ledger.domain.errors import (
     AlreadyReversed,
@@ -206,6 +207,8 @@ class Expenditure(ChainedAggregate):
         """``booked_on``: None books on ``reversal_day(today)``. ``books``: the books of this
         expenditure's year as loaded now, None while open."""
         check_open(books, self.municipality_code, self.grant_year)
+        if problem := text_problem(reason, multi_line=True):
+            raise InvalidExpenditure(problem, field="reason")
         if self.reversed:
             raise AlreadyReversed(
                 f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id})"

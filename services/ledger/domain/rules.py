@@ -7,14 +7,15 @@ OpenAPI document shows them. Input is typed already (grant_year int, booked_on a
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
 from contracts.identifiers import FIRST_YEAR, LAST_YEAR, is_org_id, is_year
+from contracts.text import text_problem
 from contracts.values import CATEGORIES, MAX_CENTS, TEXT_LIMITS
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab and line breaks stay allowed
+MULTI_LINE = frozenset({"description"})
+"""Free prose, which may hold TAB and line breaks; the other texts are one line (``contracts/text.py``)."""
 
 
 def in_year_reason(value: date, year: int) -> str | None:
@@ -53,9 +54,9 @@ def expenditure_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     for field, value in texts.items():
         if not isinstance(value, str) or not value.strip():
             fail(field, "must not be empty")
-        elif CONTROL_CHARACTERS.search(value):
+        elif problem := text_problem(value, multi_line=field in MULTI_LINE):
             # NUL cannot be stored in PostgreSQL text, and no other control character belongs in the books.
-            fail(field, "must not contain control characters")
+            fail(field, problem)
         elif len(value) > TEXT_LIMITS[field]:
             fail(field, f"must be at most {TEXT_LIMITS[field]} characters")
     party_id = counterparty.get("id")

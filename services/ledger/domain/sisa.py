@@ -16,6 +16,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from contracts.text import text_problem
 from services.common.domain.chained import ChainedAggregate, stream_uuid
 from services.ledger.domain.errors import AlreadyDeclared, InvalidExpenditure
 
@@ -100,6 +101,8 @@ class SisaLine(ChainedAggregate):
                 f"the SiSa account of {accounts_year} is declared after the year ends, not on {declared_on}",
                 field="declared_on",
             )
+        if reason is not None and (problem := text_problem(reason, multi_line=True)):
+            raise InvalidExpenditure(problem, field="reason")
         reason = reason.strip() if reason and reason.strip() else None
         if declared_by == "ministry" and reason is None:
             raise InvalidExpenditure(

@@ -75,7 +75,7 @@ retried = retry_on(ConcurrentChange)
 
 
 def check_code(code: str, field_name: str = "municipality_code") -> None:
-    if not isinstance(code, str) or not CBS_CODE.match(code):
+    if not isinstance(code, str) or not CBS_CODE.fullmatch(code):
         raise PaymentsRuleBroken(CBS_CODE_REASON, field=field_name)
 
 

@@ -14,17 +14,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 
 from contracts.csv_input import QUOTE_HINT, separator_of
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON
+from contracts.text import text_problem
 from services.payments.domain.errors import RowError
 from services.payments.domain.money import euros_to_cents
 
 HEADER_FIRST_CELLS = {"cbs_code", "code", "gemeentecode", "municipality_code"}
 MAX_NAME = 200
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def parse_annex(data: bytes) -> ParsedAnnex:
             continue
         code, name, amount = cells
         row_errors: list[RowError] = []
-        if not CBS_CODE.match(code):
+        if not CBS_CODE.fullmatch(code):
             reason = f"{CBS_CODE_REASON}, got {code!r}"
             row_errors.append(RowError(line_no, "cbs_code", reason))
         elif code in seen:
@@ -89,8 +88,8 @@ def parse_annex(data: bytes) -> ParsedAnnex:
             row_errors.append(RowError(line_no, "name", "must not be empty"))
         elif len(name) > MAX_NAME:
             row_errors.append(RowError(line_no, "name", f"must be at most {MAX_NAME} characters"))
-        elif CONTROL_CHARACTERS.search(name):
-            row_errors.append(RowError(line_no, "name", "must not contain control characters (such as NUL)"))
+        elif problem := text_problem(name):
+            row_errors.append(RowError(line_no, "name", problem))
         try:
             cents = euros_to_cents(amount)
         except ValueError as error:

@@ -6,14 +6,10 @@ name and the reason (422).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from contracts.events.bridge import rate
-from contracts.events.fields import CBS_CODE, MAX_CENTS, cbs_code, cents, org_id
+from contracts.events.fields import MAX_CENTS, cbs_code, cents, line, org_id, prose
 from services.bridge.application.app import (
     DEFAULT_ACCOUNT_DEADLINE,
     DEFAULT_ACCOUNT_PERIOD_START,
@@ -23,21 +19,9 @@ from services.bridge.domain.frame import DEFAULT_FRAME_CENTS
 from services.bridge.domain.rounding import DEFAULT_RATE
 from services.common.http import ServiceErrorSchema
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def plain_text(value: str) -> None:
-    """Text is stored as given and returned as plain text; control characters (NUL, ESC...) are refused:
-    PostgreSQL text cannot hold a NUL, and the readers' views and CSV files must not carry them."""
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError("must not contain control characters (such as NUL or ESC)")
-
-
-REASON: list[Callable[[Any], Any]] = [validate.Length(min=1, max=500), plain_text]
-
 
 class ServiceAreaEntrySchema(Schema):
-    municipality_code = fields.String(required=True, validate=CBS_CODE, metadata={"example": "GM0363"})
+    municipality_code = cbs_code(required=True)
     inhabitants = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=10**8))
 
 
@@ -58,12 +42,12 @@ class FrameAmendSchema(Schema):
     account_period_start = fields.Date()
     spending_deadline = fields.Date()
     account_deadline = fields.Date()
-    reason = fields.String(required=True, validate=REASON)
+    reason = prose(500, required=True)
 
 
 class LibraryRegisterSchema(Schema):
     library_id = org_id(required=True)
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), plain_text])
+    name = line(200, required=True)
     service_area = fields.List(
         fields.Nested(ServiceAreaEntrySchema), required=True, validate=validate.Length(min=1, max=500)
     )
@@ -73,12 +57,12 @@ class ServiceAreaChangeSchema(Schema):
     service_area = fields.List(
         fields.Nested(ServiceAreaEntrySchema), required=True, validate=validate.Length(min=1, max=500)
     )
-    reason = fields.String(required=True, validate=REASON)
+    reason = prose(500, required=True)
 
 
 class GrantSetSchema(Schema):
     amount_cents = cents(required=True)
-    reason = fields.String(required=True, validate=REASON)
+    reason = prose(500, required=True)
     corrects_event_id = fields.UUID(
         load_default=None,
         allow_none=True,

@@ -249,7 +249,7 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
 @dashboard.get("/municipalities/<code>/<int:year>")
 def municipality(code: str, year: int) -> Any:
     caller = _caller()
-    if not CBS_CODE.match(code):
+    if not CBS_CODE.fullmatch(code):
         raise NotFound(f"no municipality {code!r}")
     queries = _service().queries
     caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)

@@ -63,7 +63,7 @@ def documented_errors(blueprint: Blueprint, *statuses: int) -> Callable[[F], F]:
 
 
 def _code(code: str) -> str:
-    if not CBS_CODE.match(code):
+    if not CBS_CODE.fullmatch(code):
         raise InvalidInput(CBS_CODE_REASON, field="municipality_code")
     return code
 

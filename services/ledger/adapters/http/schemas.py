@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from contracts.events.expenditures import CATEGORIES, TEXT_LIMITS
-from contracts.events.fields import YEARS, cents, grant_year
+from contracts.events.fields import YEARS, AsciiInteger, cents, grant_year, line, prose
 from services.common.http import ServiceErrorSchema
 from services.common.idempotency import KEY_TEXT, key_field
 
@@ -18,7 +18,9 @@ class Strict(Schema):
 
 
 def _text(field: str, **kwargs: Any) -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMITS[field]), **kwargs)
+    if field == "description":
+        return prose(TEXT_LIMITS[field], required=True, **kwargs)
+    return line(TEXT_LIMITS[field], required=True, **kwargs)
 
 
 # The bounds below are the published ones (contracts.events.expenditures), declared here so the OpenAPI
@@ -54,7 +56,7 @@ class IdempotencyHeaders(Schema):
 
 
 class ReversalIn(Strict):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = prose(500, required=True)
     booked_on = fields.Date(
         load_default=None,
         metadata={
@@ -83,7 +85,7 @@ class PointInTimeQuery(Schema):
 
 
 class JournalQuery(PointInTimeQuery):
-    year = fields.Integer(
+    year = AsciiInteger(
         validate=YEARS, metadata={"description": "Only this grant year."}
     )
 
@@ -294,8 +296,8 @@ class SisaDeclarationIn(Strict):
             "declared it. A municipality's own declaration is dated the day it is recorded."
         },
     )
-    reason = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=500),
+    reason = prose(
+        500, load_default=None,
         metadata={"description": "Required when the ministry declares on the municipality's behalf."},
     )
 

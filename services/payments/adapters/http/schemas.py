@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from contracts.envelope import EnvelopeSchema
-from contracts.events.fields import cbs_code, cents
+from contracts.events.fields import cbs_code, cents, line, prose
 from services.common.http import ServiceErrorSchema
 
 ISO_DATE = {"format": "date", "example": "2024-01-15"}
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def plain_text(value: str) -> None:
-    """Text is stored as given and returned as plain text; control characters (NUL, ESC...) are refused:
-    PostgreSQL text cannot hold a NUL, and the readers' views and CSV files must not carry them."""
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError("must not contain control characters (such as NUL or ESC)")
 
 
 class Strict(Schema):
@@ -39,12 +29,12 @@ class FrameSetRequest(Strict):
 class FrameAmendRequest(Strict):
     frame_cents = cents(required=True, metadata={"description": "The new frame, in integer euro cents."})
     decided_on = fields.Date(required=True)
-    reason = fields.String(required=True, validate=[validate.Length(min=1, max=500), plain_text])
+    reason = prose(500, required=True)
 
 
 class AwardRequest(Strict):
     municipality_code = cbs_code(required=True)
-    municipality_name = fields.String(required=True, validate=[validate.Length(min=1, max=200), plain_text])
+    municipality_name = line(200, required=True)
     amount_cents = cents(minimum=1, required=True, metadata={"example": 72_500_000})
     awarded_on = fields.Date(required=True)
 
@@ -62,9 +52,9 @@ class AdvanceRequest(Strict):
 
 
 class BooksOffset(Strict):
-    topic = fields.String(required=True, validate=validate.Length(min=1, max=249))
-    partition = fields.Integer(required=True, validate=validate.Range(min=0))
-    next_offset = fields.Integer(required=True, validate=validate.Range(min=0))
+    topic = line(249, required=True)
+    partition = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    next_offset = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
 
 
 class BooksFigureRequest(Strict):
@@ -103,8 +93,8 @@ class SettlementRequest(Strict):
         load_default=None, allow_none=True,
         metadata={"description": "For a correction: the event id of the latest settlement, which it corrects."},
     )
-    reason = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(max=500), plain_text],
+    reason = prose(
+        500, min_length=None, load_default=None, allow_none=True,
         metadata={
             "description": "Required for a correction, for settling below the eligible maximum, and for a "
             "reported spending that differs from `books.spent_cents`."
