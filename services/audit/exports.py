@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +17,7 @@ from typing import Any
 from contracts.canonical import canonical_json
 from services.audit.replay import Replay
 from services.audit.sources import TopicReader
+from services.common.csv_output import csv_text
 
 SISA_COLUMNS = (
     "sisa_municipality_code",
@@ -54,17 +53,15 @@ def euros(cents: int) -> Decimal:
 
 
 def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = None) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SISA_COLUMNS)
     codes = sorted({code for code, y in replay.municipality_years() if y == year})
     if municipality_code is not None:
         codes = [municipality_code]
+    rows = []
     for code in codes:
         s = replay.sisa(code, year)
         for line in s["lines"]:
             indicators = line["indicator_codes"] or {}
-            writer.writerow(
+            rows.append(
                 [
                     s["sisa_municipality_code"],
                     code,
@@ -89,7 +86,7 @@ def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = No
                     line["late"],
                 ]
             )
-    return out.getvalue()
+    return csv_text(SISA_COLUMNS, rows)
 
 
 def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:

@@ -17,8 +17,6 @@ read, because an amount that is *set* moves by the difference to what was set be
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +36,7 @@ from contracts.topics import EXPENDITURES
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
+from services.common.csv_output import csv_text
 from services.common.progress import Progress
 from services.ledger.read_side import (
     LOOKUPS,
@@ -481,14 +480,11 @@ class Replay:
         }
 
     def balances_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["municipality_code", "name", "year", *BALANCE_COLUMNS])
+        rows = []
         for code, year in self.municipality_years():
-            b = self.balances(code, year)
-            flat = flat_balance(b)
-            writer.writerow([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
-        return out.getvalue()
+            flat = flat_balance(self.balances(code, year))
+            rows.append([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
+        return csv_text(["municipality_code", "name", "year", *BALANCE_COLUMNS], rows)
 
     def write(self, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
