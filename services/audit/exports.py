@@ -113,8 +113,10 @@ def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def journal_lines(reader: TopicReader) -> Iterator[bytes]:
-    """Each distinct event of the topics (re-sent copies once), as canonical JSON, in reading order."""
+def journal_lines(reader: TopicReader, unreadable: list[str] | None = None) -> Iterator[bytes]:
+    """Each distinct event of the topics (re-sent copies once), as canonical JSON, in reading order.
+
+    A message that is no envelope is written as ``unreadable_message`` and its place added to ``unreadable``."""
     seen: set[tuple[str, str]] = set()
     for _tp, records in reader.batches():
         for record in records:
@@ -122,6 +124,8 @@ def journal_lines(reader: TopicReader) -> Iterator[bytes]:
                 envelope = json.loads(record.value)
                 identity = (envelope["event_id"], envelope["hash"])
             except (TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError):
+                if unreadable is not None:
+                    unreadable.append(f"topic {record.topic} partition {record.partition} offset {record.offset}")
                 yield canonical_json({"unreadable_message": repr(record.value)[:2000],
                                       "topic": record.topic, "partition": record.partition,
                                       "offset": record.offset})

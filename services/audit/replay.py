@@ -6,7 +6,8 @@ id, every stream's head, line 1 of every event) is kept on disk in an ``EventInd
 The replay keeps the projector's rules: a message that breaks
 its contract is skipped, a re-sent ``event_id`` counts once, a refused event changes nothing.
 A message not sealed by its topic's owner (``contracts/provenance.py``) is skipped too, and listed
-under ``unproven`` with its topic, partition, offset and event id: ``ido audit replay`` then fails.
+under ``unproven`` with its topic, partition, offset and event id. Every message skipped or refused is
+in ``stats.problems``: ``ido audit replay`` then exits 1 (services/audit/cli.py, exit statuses).
 As the contracts say, a stream is read in ``stream_position`` order: an event whose predecessor
 has not been read yet (a grant's stream moves partition after a merger) waits for it.
 
