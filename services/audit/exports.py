@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +17,7 @@ from typing import Any
 from contracts.canonical import canonical_json
 from services.audit.replay import Replay
 from services.audit.sources import TopicReader
+from services.common.csv_output import csv_text
 
 SISA_COLUMNS = (
     "sisa_municipality_code",
@@ -54,17 +53,15 @@ def euros(cents: int) -> Decimal:
 
 
 def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = None) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SISA_COLUMNS)
     codes = sorted({code for code, y in replay.municipality_years() if y == year})
     if municipality_code is not None:
         codes = [municipality_code]
+    rows = []
     for code in codes:
         s = replay.sisa(code, year)
         for line in s["lines"]:
             indicators = line["indicator_codes"] or {}
-            writer.writerow(
+            rows.append(
                 [
                     s["sisa_municipality_code"],
                     code,
@@ -89,7 +86,7 @@ def sisa_annex_csv(replay: Replay, year: int, municipality_code: str | None = No
                     line["late"],
                 ]
             )
-    return out.getvalue()
+    return csv_text(SISA_COLUMNS, rows)
 
 
 def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:
@@ -116,8 +113,10 @@ def dumps_exact(value: Any, indent: int = 0, level: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def journal_lines(reader: TopicReader) -> Iterator[bytes]:
-    """Each distinct event of the topics (re-sent copies once), as canonical JSON, in reading order."""
+def journal_lines(reader: TopicReader, unreadable: list[str] | None = None) -> Iterator[bytes]:
+    """Each distinct event of the topics (re-sent copies once), as canonical JSON, in reading order.
+
+    A message that is no envelope is written as ``unreadable_message`` and its place added to ``unreadable``."""
     seen: set[tuple[str, str]] = set()
     for _tp, records in reader.batches():
         for record in records:
@@ -125,6 +124,8 @@ def journal_lines(reader: TopicReader) -> Iterator[bytes]:
                 envelope = json.loads(record.value)
                 identity = (envelope["event_id"], envelope["hash"])
             except (TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError):
+                if unreadable is not None:
+                    unreadable.append(f"topic {record.topic} partition {record.partition} offset {record.offset}")
                 yield canonical_json({"unreadable_message": repr(record.value)[:2000],
                                       "topic": record.topic, "partition": record.partition,
                                       "offset": record.offset})

@@ -6,7 +6,8 @@ id, every stream's head, line 1 of every event) is kept on disk in an ``EventInd
 The replay keeps the projector's rules: a message that breaks
 its contract is skipped, a re-sent ``event_id`` counts once, a refused event changes nothing.
 A message not sealed by its topic's owner (``contracts/provenance.py``) is skipped too, and listed
-under ``unproven`` with its topic, partition, offset and event id: ``ido audit replay`` then fails.
+under ``unproven`` with its topic, partition, offset and event id. Every message skipped or refused is
+in ``stats.problems``: ``ido audit replay`` then exits 1 (services/audit/cli.py, exit statuses).
 As the contracts say, a stream is read in ``stream_position`` order: an event whose predecessor
 has not been read yet (a grant's stream moves partition after a merger) waits for it.
 
@@ -17,8 +18,6 @@ read, because an amount that is *set* moves by the difference to what was set be
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ from contracts.topics import EXPENDITURES
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
+from services.common.csv_output import csv_text
 from services.common.progress import Progress
 from services.ledger.read_side import (
     LOOKUPS,
@@ -481,14 +481,11 @@ class Replay:
         }
 
     def balances_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["municipality_code", "name", "year", *BALANCE_COLUMNS])
+        rows = []
         for code, year in self.municipality_years():
-            b = self.balances(code, year)
-            flat = flat_balance(b)
-            writer.writerow([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
-        return out.getvalue()
+            flat = flat_balance(self.balances(code, year))
+            rows.append([code, self.municipality_names.get(code, ""), year, *(flat[c] for c in BALANCE_COLUMNS)])
+        return csv_text(["municipality_code", "name", "year", *BALANCE_COLUMNS], rows)
 
     def write(self, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)

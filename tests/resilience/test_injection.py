@@ -2,7 +2,8 @@
 
 On PostgreSQL (event stores and the ledger's view) and the real broker: each text field of each
 service gets hostile strings. They must be refused by no parser, stored exactly, returned exactly
-(JSON from the event store; the ledger's journal CSV and balances from the view after projection),
+(JSON from the event store; the ledger's journal CSV and balances from the view after projection; in
+the CSV a text that would start a spreadsheet formula is escaped with apostrophes, issue 16),
 never executed (the tables they try to drop are still there, the queries still answer), and the
 dashboard's HTML must show them escaped.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import inspect
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
+from services.common.csv_output import unescape_cell
 from services.common.definition import service_definition
 from services.common.eventstore import build_application
 from services.ledger.entrypoints.projector import build_runner
@@ -31,6 +33,7 @@ from tests.resilience.figures import Figures
 from tests.resilience.support import StackEnv
 from tests.support.infra import KafkaInfo, PostgresInfo
 from tests.support.kafka_topics import publish_all
+from tests.support.spreadsheet import formula_cells
 
 HOSTILE = [
     "'; DROP TABLE ledger_journal; --",
@@ -146,10 +149,12 @@ def test_hostile_text_is_stored_and_returned_as_plain_text(
                 break
             time.sleep(0.3)
         assert len(rows) == len(HOSTILE) + 1, rows
+        assert formula_cells(journal.get_data(as_text=True)) == []  # "=1+1" among them (issue 16)
         recorded = {r["expenditure_id"]: r for r in rows if r["event_type"] == "ExpenditureRecorded"}
         for expenditure_id, text in posted.items():
             row = recorded[expenditure_id]
-            assert (row["description"], row["counterparty_name"], row["reference"]) == (text, text, text[:100])
+            cells = (row["description"], row["counterparty_name"], row["reference"])
+            assert tuple(map(unescape_cell, cells)) == (text, text, text[:100])
         national = None
         while time.monotonic() < deadline:
             national = clients["ledger"].get("/v1/balances/2024", headers=ministry).json

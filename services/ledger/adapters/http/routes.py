@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from uuid import UUID
@@ -12,6 +10,7 @@ from flask import Response, current_app, request
 
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YEAR, is_year
 from services.common.blueprint import Blueprint
+from services.common.csv_output import csv_text_of_mappings
 from services.common.errors import InvalidInput
 from services.common.http import principal
 from services.common.idempotency import idempotent
@@ -82,17 +81,21 @@ def _point(args: dict[str, Any]) -> PointInTime:
 
 
 def _csv(rows: Iterable[dict[str, Any]], columns: list[str], filename: str) -> Response:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    response = Response(buffer.getvalue(), mimetype="text/csv")
+    # A municipality's own texts (description, reference, counterparty, reason) are in these cells:
+    # the shared writer keeps them from running as formulas where the ministry opens the file.
+    response = Response(csv_text_of_mappings(columns, rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-CSV_DOC = {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+CSV_DOC = {
+    "200": {
+        "description": "CSV. A text that would start a spreadsheet formula (`=`, `+`, `-`, `@`, tab, carriage "
+        "return; also right after `,`, `;`, a tab or a line break inside it) is written behind a single quote; "
+        "every text is quoted, amounts are plain numbers (docs/api/README.md, CSV exports).",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 
 # ----------------------------------------------------------------------------------------------
 # Write side
