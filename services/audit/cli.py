@@ -144,10 +144,15 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
               f"{s.refused} refused")
         for refusal in s.unproven:
             print(f"REFUSED {refusal}")
+        for late in s.after_close:
+            print(f"AFTER CLOSE event {late['event_id']} ({late['event_type']}) of {late['municipality_code']} "
+                  f"{late['year']} recorded at {late['recorded_at']}: counted, but recorded after the year's close")
         if s.unproven:
             print(f"{len(s.unproven)} message(s) not sealed by their topic's owner: not counted")
-            return 1
-        return 0
+        if s.after_close:
+            print(f"{len(s.after_close)} posting(s) or reversal(s) recorded after their year's close: counted, "
+                  "to be looked at")
+        return 1 if s.unproven or s.after_close else 0
     if command == "verify":
         if args.since is not None:
             from services.audit.checkpoint import verify_since
