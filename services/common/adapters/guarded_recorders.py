@@ -44,6 +44,12 @@ class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecord
 
 
 class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRecorder):
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if kwargs.get(GUARDS) and self.datastore.enable_db_functions:
+            # The database function inserts without the statements below: the guard would go unchecked.
+            raise RuntimeError("guarded saves need POSTGRES_ENABLE_DB_FUNCTIONS off (services/common/config.py)")
+        return super().insert_events(stored_events, **kwargs)
+
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         streams = guarded_streams(kwargs.get(GUARDS))
         if streams:
