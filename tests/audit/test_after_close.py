@@ -14,8 +14,12 @@ from typing import Any
 from contracts.canonical import canonical_json, parse_utc
 from services.audit.replay import Replay
 from services.common.adapters.sql import create_sql_engine
+from services.common.config import load_settings
+from services.ledger.entrypoints.definition import create_app
 from services.ledger.read_side import LedgerQueries, PointInTime, balances_projection
 from tests.ledger.events import Streams, at
+from tests.operators.test_dashboard_access import sign_in
+from tests.support.tokens import TokenFactory
 
 CODE = "GM0363"
 
@@ -45,7 +49,10 @@ def history() -> tuple[Streams, list[str]]:
 
 def test_events_recorded_after_the_close_are_counted_and_named_live_and_in_the_replay(tmp_path: Path) -> None:
     s, late = history()
-    engine = create_sql_engine(f"sqlite:///{tmp_path / 'view.sqlite'}")
+    settings = load_settings(
+        {"IDO_EVENT_STORE": "sqlite", "IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys")}
+    )
+    engine = create_sql_engine(settings.view_db_url)
     projection = balances_projection()
     projection.create_tables(engine)
     with engine.begin() as connection:  # one batch: the close and what follows it in one poll
@@ -66,6 +73,20 @@ def test_events_recorded_after_the_close_are_counted_and_named_live_and_in_the_r
         assert replay.document()["stats"]["recorded_after_close"] == len(known)
         # the money still follows the events: 100 posted, 7 posted late, 100 reversed late
         assert live["spent_cents"] == (7 if point.known_at is None else 107)
+
+    # the API and the dashboard show them to people
+    tokens = TokenFactory(settings)  # creates the signing keys the app reads
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        answer = client.get(f"/v1/municipalities/{CODE}/balances/2024", headers=tokens.headers("auditor")).json
+        assert answer["recorded_after_close_event_ids"] == sorted(late), answer
+        sign_in(client, tokens.token("auditor"))
+        page = client.get(f"/dashboard/municipalities/{CODE}/2024").get_data(as_text=True)
+        assert 'id="after-close"' in page and all(event_id in page for event_id in late)
+    finally:
+        app.extensions["ido.operations"].close()
+        app.extensions["ledger"].application.close()
 
     replay = Replay()
     for topic, _key, envelope in s.sent[:2]:  # the posting before the close and the close: nothing to name
