@@ -3,7 +3,7 @@
 The race: 50 postings into one (municipality, year) sent at once with its close, through HTTP on
 real threads, on SQLite and on PostgreSQL, five rounds. Whatever the interleaving, the event store
 must hold no posting of the year after its ``YearClosed``; every posting answered 201 is stored
-before it, every other one got 409 ``grant_year``.
+before it, every other one got 409 ``grant_year``. 1-5 s a store here, so it runs in ``make test``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def race(client: FlaskClient, tokens: TokenFactory, code: str) -> tuple[Any, lis
         return closing.result(), [p.result() for p in postings]
 
 
-@pytest.mark.slow
 def test_fifty_postings_racing_one_close_never_land_after_it(client: FlaskClient, tokens: TokenFactory) -> None:
     application: LedgerApplication = client.application.extensions["ledger"].application
     for round_ in range(ROUNDS):
