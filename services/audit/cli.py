@@ -211,8 +211,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _replay_findings(replay: Any, stream: Any) -> int:
-    """Prints every problem the replay found (a message skipped, refused or applied out of order) on
-    ``stream``; FOUND if there was one. A re-sent copy of an event is no problem: delivery is at least once."""
+    """Prints every problem the replay found (a message skipped, refused or applied out of order, a posting
+    recorded after its year's close) on ``stream``; FOUND if there was one. A re-sent copy of an event is no problem: delivery is at least once."""
     s = replay.stats
     for refusal in s.unproven:
         print(f"REFUSED {refusal}", file=stream)
@@ -220,12 +220,20 @@ def _replay_findings(replay: Any, stream: Any) -> int:
     for problem in s.problems:
         if problem not in unproven:
             print(f"PROBLEM {problem}", file=stream)
+    for late in s.after_close:
+        print(f"AFTER CLOSE event {late['event_id']} ({late['event_type']}) of {late['municipality_code']} "
+              f"{late['year']} recorded at {late['recorded_at']}: counted, but recorded after the year's close",
+              file=stream)
     if s.unproven:
         print(f"{len(s.unproven)} message(s) not sealed by their topic's owner: not counted", file=stream)
-    if not s.problems:
+    if s.after_close:
+        print(f"{len(s.after_close)} posting(s) or reversal(s) recorded after their year's close: counted, "
+              "to be looked at: exit status 1", file=stream)
+    if not s.problems and not s.after_close:
         return OK
-    print(f"{len(s.problems)} problem(s) in the topics ({s.invalid} invalid, {s.refused} refused): exit status 1",
-          file=stream)
+    if s.problems:
+        print(f"{len(s.problems)} problem(s) in the topics ({s.invalid} invalid, {s.refused} refused): exit status 1",
+              file=stream)
     return FOUND
 
 

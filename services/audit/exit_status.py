@@ -19,8 +19,8 @@ EXIT_COULD_NOT_RUN = (
 )
 EXIT_STATUS = {
     "replay": "a message was invalid (breaks its contract), not sealed by its topic's owner, refused by the "
-    "ledger's rules, or applied without its predecessor; each is printed, and the balances are written "
-    "without it",
+    "ledger's rules, or applied without its predecessor (each printed; the balances are written without it); "
+    "or a posting or reversal was recorded after its year's close (printed as AFTER CLOSE; counted)",
     "verify": "a stream's chain breaks, a message is not sealed by its topic's owner, or (with --since) a log "
     "does not extend the checkpoint",
     "reconcile": "an event store and its topic differ",

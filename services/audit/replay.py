@@ -49,6 +49,7 @@ from services.ledger.read_side import (
     PointInTime,
     Refused,
     SpentOnDay,
+    after_close_figures,
     balance_columns,
     balance_figures,
     effects_of,
@@ -154,6 +155,9 @@ class ReplayStats:
     problems: list[str] = field(default_factory=list)
     unproven: list[str] = field(default_factory=list)
     """Messages refused for their provenance: where (topic, partition, offset), event id, reason."""
+    after_close: list[dict[str, Any]] = field(default_factory=list)
+    """Postings and reversals recorded after their year's close (``Effects.after_close``): counted in the
+    figures as the live view counts them, and named here by event id, municipality, year, recording."""
 
 
 class Replay:
@@ -332,6 +336,11 @@ class Replay:
             key = (d["municipality_code"], d["accounts_year"], d["grant_year"])
             self.declarations[key] = {**d, "recorded_at": recorded_at}
         event_type = envelope["event_type"]
+        if effects.after_close is not None and (self.known_at is None or recorded_at <= self.known_at):
+            self.stats.after_close.append(
+                {"event_id": envelope["event_id"], "event_type": event_type, **effects.after_close,
+                 "recorded_at": recorded_at}
+            )
         as_of, known_at = self.as_of, self.known_at
         for line, row in effects.rows:
             if as_of is not None and row["booked_on"] > as_of:
@@ -411,7 +420,14 @@ class Replay:
 
     def balances(self, code: str, year: int) -> dict[str, Any]:
         kinds, categories = self._books(code, year).get(code, ({}, {}))
-        return {"municipality_code": code, "year": year, **balance_figures(kinds, categories), **self.point.describe()}
+        late = (e["event_id"] for e in self.stats.after_close if (e["municipality_code"], e["year"]) == (code, year))
+        return {
+            "municipality_code": code,
+            "year": year,
+            **balance_figures(kinds, categories),
+            **after_close_figures(late),
+            **self.point.describe(),
+        }
 
     def national(self, year: int) -> dict[str, Any]:
         per_library: dict[str, dict[str, int]] = {}
@@ -470,8 +486,10 @@ class Replay:
                 "refused": self.stats.refused,
                 "applied_after_waiting_for_predecessor": self.stats.waited,
                 "unproven": len(self.stats.unproven),
+                "recorded_after_close": len(self.stats.after_close),
             },
             "unproven": self.stats.unproven,
+            "recorded_after_close": self.stats.after_close,
             "problems": self.stats.problems,
             "national": [self.national(year) for year in self.years()],
             "municipalities": [

@@ -29,6 +29,8 @@ KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 VIEW_DB_URL = "IDO_VIEW_DB_URL"
 YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
+GUARDED_RECORDERS = "services.common.adapters.guarded_recorders"
+"""The event stores' recorders, which check a save's guards in its transaction (stream_guard.py)."""
 
 
 class SettingError(ValueError):
@@ -147,6 +149,7 @@ class Settings:
         if self.event_store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "APPLICATION_RECORDER_TOPIC": f"{GUARDED_RECORDERS}:GuardedSQLiteApplicationRecorder",
                 "SQLITE_DBNAME": str(self.data_dir / f"{service}-events.sqlite"),
                 "SQLITE_LOCK_TIMEOUT": "10",
                 **provenance,
@@ -155,6 +158,7 @@ class Settings:
         return {
             **provenance,
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": f"{GUARDED_RECORDERS}:GuardedPostgresApplicationRecorder",
             "POSTGRES_HOST": self.postgres.host,
             "POSTGRES_PORT": str(self.postgres.port),
             "POSTGRES_DBNAME": self.postgres.dbname,

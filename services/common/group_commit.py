@@ -9,7 +9,10 @@ in one transaction and wakes the others. Each request still returns only after i
 durable, so "stored before 201" holds.
 
 A batch is atomic: when it fails (one aggregate's conflict, a broken connection), nothing of it was
-stored and each aggregate is saved again on its own, so each request gets its own outcome.
+stored and each aggregate is saved again on its own, so each request gets its own outcome. A save
+may carry guards (``stream_guard.py``: streams that must still be empty, checked in the batch's
+transaction); when some of the batch break theirs, those get ``GuardBroken`` and the rest of the
+batch is committed again together, so a posting refused at the close does not cost the others.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from services.common.stream_guard import GUARDS, GuardBroken, Guards
+
 MAX_BATCH = 64
 
 
 @dataclass
 class _Pending:
     events: list[Any]
+    guards: Guards = field(default_factory=dict)
     done: bool = False
     error: BaseException | None = None
     recordings: list[Any] = field(default_factory=list)
@@ -41,9 +47,10 @@ class GroupCommit:
         self.batches = 0
         """Transactions committed so far (the tests and the benchmark read it)."""
 
-    def save(self, aggregate: Any) -> list[Any]:
-        """Stores the aggregate's pending events; returns their recordings, or raises as ``save`` would."""
-        pending = _Pending(list(aggregate.collect_events()))
+    def save(self, aggregate: Any, guards: Guards | None = None) -> list[Any]:
+        """Stores the aggregate's pending events; returns their recordings, or raises as ``save`` would
+        (``GuardBroken`` if its ``guards`` failed)."""
+        pending = _Pending(list(aggregate.collect_events()), dict(guards or {}))
         with self._changed:
             self._queue.append(pending)
         while True:
@@ -68,22 +75,45 @@ class GroupCommit:
         return pending.recordings
 
     def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            if len(batch) > 1:
-                recordings = self.application.save(*(event for p in batch for event in p.events))
-                self.batches += 1
-                by_event = {id(r.domain_event): r for r in recordings}
-                for p in batch:
-                    p.recordings = [by_event[id(e)] for e in p.events if id(e) in by_event]
-                    p.done = True
-                return
-        except Exception:  # noqa: BLE001 - nothing of the batch was stored: each is saved on its own below
-            pass
+        while len(batch) > 1:
+            try:
+                recordings = self.application.save(*(event for p in batch for event in p.events), **_guards(batch))
+            except GuardBroken as broken:  # nothing was stored: refuse those it names, commit the rest again
+                rest = _refuse(batch, broken)
+                if len(rest) == len(batch):
+                    break  # names none of the batch (cannot happen): each on its own, as on any failure
+                batch = rest
+                continue
+            except Exception:  # noqa: BLE001 - nothing of the batch was stored: each is saved on its own below
+                break
+            self.batches += 1
+            by_event = {id(r.domain_event): r for r in recordings}
+            for p in batch:
+                p.recordings = [by_event[id(e)] for e in p.events if id(e) in by_event]
+                p.done = True
+            return
         for p in batch:
             try:
-                p.recordings = self.application.save(*p.events)
+                p.recordings = self.application.save(*p.events, **_guards([p]))
                 self.batches += 1
             except Exception as error:  # noqa: BLE001 - handed to the request that owns the aggregate
                 p.error = error
             finally:
                 p.done = True
+
+
+def _guards(batch: list[_Pending]) -> dict[str, Guards]:
+    """The keyword of a save of ``batch``: none without guards (any recorder takes that save)."""
+    guards = {aggregate: streams for p in batch for aggregate, streams in p.guards.items()}
+    return {GUARDS: guards} if guards else {}
+
+
+def _refuse(batch: list[_Pending], broken: GuardBroken) -> list[_Pending]:
+    """Hands ``broken`` to the requests whose guards it names; the others of ``batch``."""
+    rest = []
+    for p in batch:
+        if broken.refused & p.guards.keys():
+            p.error, p.done = broken, True
+        else:
+            rest.append(p)
+    return rest

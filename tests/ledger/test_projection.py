@@ -331,6 +331,8 @@ def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: Kafka
         "settled_cents": 304_000 * M,
         "reclaim_issued_cents": 196_000 * M,
         "reclaim_received_cents": 196_000 * M,
+        "recorded_after_close_count": 0,
+        "recorded_after_close_event_ids": [],
         "as_of": None,
         "known_at": None,
     }

@@ -22,6 +22,7 @@ from services.common.config import VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_y
 from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
+from services.common.stream_guard import GUARDS, GuardBroken, Guards, require_guarding
 from services.ledger.application.csv_import import parse_expenditures_csv
 from services.ledger.domain.errors import (
     ConcurrentChange,
@@ -33,7 +34,7 @@ from services.ledger.domain.errors import (
     YearIsClosed,
 )
 from services.ledger.domain.grant_years import GrantYear
-from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
+from services.ledger.domain.model import Books, Expenditure, books_id, check_open, expenditure_aggregate_id
 from services.ledger.domain.sisa import SisaLine, sisa_line_id
 from services.ledger.read_side import GrantYearsInView, grant_years_in_view
 
@@ -100,6 +101,7 @@ class LedgerApplication(Application[UUID]):
         super().__init__(env)
         self.postings = GroupCommit(self)
         """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
+        require_guarding(self.recorder)  # a closed year is decided in the save's transaction (_while_open)
         self._grant_years: GrantYearsInView | None = None
 
     @property
@@ -140,6 +142,23 @@ class LedgerApplication(Application[UUID]):
 
     # -- commands ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _while_open(*expenditures: Expenditure) -> Guards:
+        """The guards of saving ``expenditures``: each year's books stream still empty (the year open).
+
+        The command checked the books before deciding; this is the same rule again in the event
+        store's write transaction, after its lock (services/common/stream_guard.py), so a close that
+        committed in between refuses the save instead of being overtaken by it."""
+        return {e.id: frozenset({e.year_books_id}) for e in expenditures}
+
+    def _refuse_closed(self, municipality_code: str, year: int) -> YearIsClosed:
+        """The refusal of a save whose year closed after the command's check (its guard broke)."""
+        try:
+            check_open(self.find_books(municipality_code, year), municipality_code, year)
+        except YearIsClosed as closed:
+            return closed
+        raise RuntimeError(f"a save's guard saw the books of {municipality_code} {year}, which are not found")
+
     def record_expenditure(
         self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None
     ) -> tuple[int, dict[str, Any]]:
@@ -174,10 +193,12 @@ class LedgerApplication(Application[UUID]):
                 return answer  # saved before the year was closed (or the merger known): answer as then
             raise
         try:
-            self.postings.save(expenditure)
-        except CONFLICTS:
+            self.postings.save(expenditure, self._while_open(expenditure))
+        except (*CONFLICTS, GuardBroken) as error:
             if (answer := saved_before(expenditure_id)) is not None:
                 return answer
+            if isinstance(error, GuardBroken):  # the year closed after the check above: refused as then
+                raise self._refuse_closed(municipality_code, data["grant_year"]) from None
             raise
         return 201, _recorded_answer(expenditure)
 
@@ -231,7 +252,9 @@ class LedgerApplication(Application[UUID]):
             books = self.find_books(municipality_code, expenditure.grant_year)
             expenditure.reverse(reason=reason, booked_on=booked_on, today=self.today(), books=books)
             try:
-                self.save(expenditure)
+                self.save(expenditure, **{GUARDS: self._while_open(expenditure)})
+            except GuardBroken:  # the year closed after the check above
+                raise self._refuse_closed(municipality_code, expenditure.grant_year) from None
             except CONFLICTS:
                 raise ConcurrentChange("the expenditure kept changing while reversing; try again") from None
             return 201, answer(expenditure)
@@ -402,10 +425,11 @@ class LedgerApplication(Application[UUID]):
                     "the import was refused as a whole: rows post into a closed year; nothing was recorded",
                     errors=closed_errors,
                 )
-            try:
-                self.save(*(e for _line, e in items))  # one transaction: all rows or none
-            except CONFLICTS:
-                raise ConcurrentChange("the import was saved concurrently; try again") from None
+            expenditures = [e for _line, e in items]
+            try:  # one transaction: all rows or none
+                self.save(*expenditures, **{GUARDS: self._while_open(*expenditures)})
+            except (*CONFLICTS, GuardBroken):  # saved concurrently, or a year closed after the check above:
+                raise ConcurrentChange("the import was saved concurrently; try again") from None  # decide again
             return 201, answer(items)
 
         return run()

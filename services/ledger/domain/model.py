@@ -187,6 +187,12 @@ class Expenditure(ChainedAggregate):
         )
 
     @property
+    def year_books_id(self) -> UUID:
+        """The books stream of this expenditure's year: once it starts (the close), the year refuses
+        this expenditure's events, so a save holds only while it is empty (``LedgerApplication``)."""
+        return books_id(self.municipality_code, self.grant_year)
+
+    @property
     def reversed(self) -> bool:
         return self.reversal_event_id is not None
 

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from services.common.adapters.sql import create_sql_engine
 from services.ledger.read_side.answers import (
     PointInTime,
+    after_close_figures,
     balance_columns,
     balance_figures,
     flat_balance,
@@ -92,6 +93,7 @@ __all__ = [
     "PointInTime",
     "Refused",
     "SpentOnDay",
+    "after_close_figures",
     "balance_columns",
     "balance_figures",
     "balances_projection",

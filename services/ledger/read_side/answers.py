@@ -6,6 +6,7 @@ by field and neither can give a figure the other does not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -50,6 +51,13 @@ def balance_figures(municipality: dict[str, int], categories: dict[str, int]) ->
         "reclaim_issued_cents": municipality.get("reclaim_issued", 0),
         "reclaim_received_cents": municipality.get("reclaim_received", 0),
     }
+
+
+def after_close_figures(event_ids: Iterable[str]) -> dict[str, Any]:
+    """The postings and reversals of a balance's year recorded after its close (``Effects.after_close``),
+    counted and named; their money is in the figures, as every event's."""
+    ids = sorted(event_ids)
+    return {"recorded_after_close_count": len(ids), "recorded_after_close_event_ids": ids}
 
 
 def settlement_against_books(kinds: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:

@@ -177,6 +177,15 @@ class PointInTimeOut(Schema):
 class BalancesOut(MoneyOut, PointInTimeOut):
     municipality_code = fields.String()
     year = fields.Integer()
+    recorded_after_close_count = fields.Integer(
+        metadata={
+            "description": "Postings and reversals of the year recorded after its close (the ledger refuses them; "
+            "one here broke the rule and needs looking at). Their money is in the figures above."
+        }
+    )
+    recorded_after_close_event_ids = fields.List(
+        fields.String(), metadata={"description": "Their event ids, sorted."}
+    )
 
 
 class MunicipalityBalanceOut(MoneyOut):

@@ -24,6 +24,7 @@ from services.ledger.read_side.movements import (
 )
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
+    after_close,
     closings,
     journal,
     libraries,
@@ -212,6 +213,15 @@ class BalancesProjection:
             )
         if effects.merger is not None:
             connection.execute(insert(mergers).values(event_id=envelope["event_id"], **effects.merger))
+        if effects.after_close is not None:
+            connection.execute(
+                insert(after_close).values(
+                    event_id=envelope["event_id"],
+                    event_type=envelope["event_type"],
+                    recorded_at=envelope["recorded_at"],
+                    **effects.after_close,
+                )
+            )
         if effects.declaration is not None:
             self._declare(connection, envelope, effects.declaration)
 

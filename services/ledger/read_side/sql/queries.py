@@ -21,6 +21,7 @@ from services.common.errors import Unavailable
 from services.ledger.read_side.answers import (
     PointInTime,
     YearTotals,
+    after_close_figures,
     balance_figures,
     national_answer,
 )
@@ -28,6 +29,7 @@ from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answe
 from services.ledger.read_side.sql.projected import ProjectedEvents
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
+    after_close,
     closings,
     journal,
     libraries,
@@ -124,9 +126,18 @@ class LedgerQueries:
             "municipality_code": code,
             "year": year,
             **balance_figures(kinds, categories),
+            **after_close_figures(self._after_close(code, year, at)),
             **at.describe(),
             "offsets": self.offsets(),
         }
+
+    def _after_close(self, code: str, year: int, at: PointInTime) -> list[str]:
+        """The year's postings and reversals recorded after its close, as known at ``at.known_at``."""
+        where = [after_close.c.municipality_code == code, after_close.c.year == year]
+        if at.known_at is not None:
+            where.append(after_close.c.recorded_at <= format_utc(at.known_at))
+        with self.engine.connect() as connection:
+            return list(connection.execute(select(after_close.c.event_id).where(*where)).scalars())
 
     def national(self, year: int, at: PointInTime) -> dict[str, Any]:
         offsets = self.offsets()

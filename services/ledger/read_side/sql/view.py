@@ -55,6 +55,19 @@ closings = Table(
     Column("recorded_at", String(27), nullable=False),
 )
 
+after_close = Table(
+    "ledger_after_close",
+    view_metadata,
+    # Postings and reversals applied after their year's YearClosed (movements.py, Effects.after_close):
+    # their money is in the journal as every event's; this names them (balances, the audit).
+    Column("event_id", String(36), primary_key=True),
+    Column("event_type", String(60), nullable=False),
+    Column("municipality_code", String(6), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+Index("ix_ledger_after_close_books", after_close.c.municipality_code, after_close.c.year)
+
 sisa_declarations = Table(
     "ledger_sisa_declarations",
     view_metadata,

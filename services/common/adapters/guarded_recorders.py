@@ -1,0 +1,67 @@
+"""eventsourcing's application recorders with guarded saves (``services/common/stream_guard.py``).
+
+Both stores already admit one writer at a time: SQLite by its write lock, PostgreSQL by
+``LOCK TABLE ... IN EXCLUSIVE MODE``, which eventsourcing's recorder takes in every transaction that
+inserts events (POSTGRES_ENABLE_DB_FUNCTIONS stays off: config.py). The guard is checked while that
+lock is held, before the commit, so no other writer can start a guarded stream between the check
+and the insert; the lock's order is the order the events are recorded (and published) in. So no
+advisory lock is needed: the lock that orders the store is the one that orders the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from services.common.stream_guard import GUARDS, GuardingRecorder, check_guards, guarded_streams
+
+
+class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        streams = guarded_streams(kwargs.get(GUARDS))
+        if streams:
+            # Checked after the inserts: the first insert took SQLite's write lock (the recorder's
+            # "BEGIN" is deferred, so a read before it could see a state another writer has changed),
+            # and raising here rolls the whole transaction back.
+            marks = ",".join("?" * len(streams))
+            c.execute(
+                f"SELECT DISTINCT originator_id FROM {self.events_table_name} WHERE originator_id IN ({marks})",  # noqa: S608 - the recorder's own table name
+                [stream.hex for stream in streams],
+            )
+            check_guards(kwargs.get(GUARDS), (UUID(str(row["originator_id"])) for row in c.fetchall()))
+        return ids
+
+
+class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRecorder):
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if kwargs.get(GUARDS) and self.datastore.enable_db_functions:
+            # The database function inserts without the statements below: the guard would go unchecked.
+            raise RuntimeError("guarded saves need POSTGRES_ENABLE_DB_FUNCTIONS off (services/common/config.py)")
+        return super().insert_events(stored_events, **kwargs)
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        streams = guarded_streams(kwargs.get(GUARDS))
+        if streams:
+            # The table lock first (the recorder takes it again below, a no-op within the transaction):
+            # a writer that started a guarded stream before it has committed, one after it waits for us.
+            # Raised before anything is inserted: the recorder commits its transaction on the way out.
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
+                    Identifier(self.datastore.schema), Identifier(self.events_table_name)
+                ),
+                (list(streams),),
+            )
+            check_guards(kwargs.get(GUARDS), (UUID(str(row["originator_id"])) for row in curs.fetchall()))
+        super()._insert_stored_events(curs, stored_events, **kwargs)
