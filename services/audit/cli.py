@@ -212,7 +212,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
 def _replay_findings(replay: Any, stream: Any) -> int:
     """Prints every problem the replay found (a message skipped, refused or applied out of order, a posting
-    recorded after its year's close) on ``stream``; FOUND if there was one. A re-sent copy of an event is no problem: delivery is at least once."""
+    recorded after its year's close) on ``stream``; FOUND if there was one. A re-sent copy of an event is
+    no problem: delivery is at least once."""
     s = replay.stats
     for refusal in s.unproven:
         print(f"REFUSED {refusal}", file=stream)
