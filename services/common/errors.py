@@ -50,6 +50,6 @@ class Unavailable(ServiceError):
     http_status = 503
     code = "unavailable"
 
-    def __init__(self, message: str, *, retry_after_s: int = 1):
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after_s: int = 1, field: str | None = None):
+        super().__init__(message, field=field)
         self.retry_after_s = retry_after_s

@@ -35,7 +35,9 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
     )
-    queries = open_queries(create_sql_engine(settings.view_db_url), settings.sisa_indicators)
+    queries = open_queries(
+        create_sql_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
+    )
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.
