@@ -46,6 +46,24 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+class BadRequest(ServiceError):
+    """A body the service will not even parse (JSON nested deeper than it accepts)."""
+
+    http_status = 400
+    code = "bad_request"
+
+
+class TooManyRequests(ServiceError):
+    """Over a rate limit; ``retry_after_s`` says when the caller may write again."""
+
+    http_status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(ServiceError):
     http_status = 503
     code = "unavailable"

@@ -34,6 +34,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
+        write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
     )
     queries = open_queries(
         create_sql_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
