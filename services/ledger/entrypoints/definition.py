@@ -47,6 +47,9 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )
     enable_request_keys(app, create_sql_engine(settings.service_db_url("ledger")), "ledger")
+    # Its table is made here, under `ido serve`'s start-up lock, not by the first request of each worker
+    # (two workers' CREATE TABLE at once: one fails).
+    assert application.recorded_events is not None
     operations = enable_operations(
         app,
         settings,
