@@ -53,21 +53,21 @@ class BadRequest(ServiceError):
     code = "bad_request"
 
 
-class TooManyRequests(ServiceError):
-    """Over a rate limit; ``retry_after_s`` says when the caller may write again."""
-
-    http_status = 429
-    code = "too_many_requests"
-
-    def __init__(self, message: str, *, retry_after_s: int = 1):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class Unavailable(ServiceError):
-    http_status = 503
-    code = "unavailable"
+class RetryLater(ServiceError):
+    """Refused for now; ``retry_after_s`` says when to try again (the answer's Retry-After header)."""
 
     def __init__(self, message: str, *, retry_after_s: int = 1, field: str | None = None):
         super().__init__(message, field=field)
         self.retry_after_s = retry_after_s
+
+
+class TooManyRequests(RetryLater):
+    """Over a rate limit."""
+
+    http_status = 429
+    code = "too_many_requests"
+
+
+class Unavailable(RetryLater):
+    http_status = 503
+    code = "unavailable"

@@ -33,7 +33,7 @@ from services.common.auth import Principal, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
-from services.common.errors import ServiceError, Unavailable
+from services.common.errors import RetryLater, ServiceError, Unavailable
 from services.common.json_depth import refuse_deep_json
 from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
@@ -403,9 +403,8 @@ def error_response(
     body = {"code": status, "status": code, "message": message, "errors": errors or {}}
     response = jsonify(body)
     response.status_code = status
-    retry_after_s = getattr(error, "retry_after_s", None)  # Unavailable (503), TooManyRequests (429)
-    if retry_after_s is not None:
-        response.headers["Retry-After"] = str(retry_after_s)
+    if isinstance(error, RetryLater):  # Unavailable (503), TooManyRequests (429)
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
 
