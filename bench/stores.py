@@ -102,6 +102,8 @@ class Bench:
             "IDO_TOPIC_PREFIX": topic_prefix if topic_prefix is not None else f"b{self.run_id}.{store}.{label}.",
             # the bench posts without awards: its year is opened before its award (issue 15)
             "IDO_YEARS_OPEN_BEFORE_AWARD": str(YEAR),
+            # the bench measures throughput, not the per-principal write limit (issue 16)
+            "IDO_WRITE_RATE_LIMIT_PER_MINUTE": "100000000",
         }
         self.provision(env["IDO_TOPIC_PREFIX"])
         if store == "sqlite":

@@ -28,6 +28,8 @@ KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 VIEW_DB_URL = "IDO_VIEW_DB_URL"
+STATE_DB_URL = "IDO_STATE_DB_URL"
+"""Not a setting: how ``eventsourcing_env`` hands an application its service's own database."""
 YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
 GUARDED_RECORDERS = "services.common.adapters.guarded_recorders"
 """The event stores' recorders, which check a save's guards in its transaction (stream_guard.py)."""
@@ -122,6 +124,12 @@ class Settings:
     years_open_before_award: frozenset[int] = frozenset()
     """Grant years the ledger takes postings for before any award of the year is known
     (``IDO_YEARS_OPEN_BEFORE_AWARD``, e.g. ``2026,2027``); every other year needs the award first."""
+    read_your_writes_max_waiters: int = 2
+    """``IDO_READ_YOUR_WRITES_MAX_WAITERS``: reads of one server process that may wait for their event
+    at once (each holds a thread: keep it below ``ido serve --threads``, 4 by default); one more gets 503."""
+    write_rate_limit_per_minute: int = 600
+    """``IDO_WRITE_RATE_LIMIT_PER_MINUTE``: writes (POST, PUT, PATCH, DELETE) one principal may make to
+    one server process in any 60 seconds; more get 429 with Retry-After (services/common/rate_limit.py)."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -145,6 +153,8 @@ class Settings:
         # The ledger's write side asks the view which grant years have an award and which municipalities
         # merged (docs/decisions.md, "Mergers and grant years"); harmless for an application that does not.
         provenance[VIEW_DB_URL] = self.view_db_url
+        # The ledger notes its recorded event ids there, for read-your-writes (read_side/sql/recorded.py).
+        provenance[STATE_DB_URL] = self.service_db_url(service)
         provenance[YEARS_OPEN_BEFORE_AWARD] = ",".join(str(y) for y in sorted(self.years_open_before_award))
         if self.event_store == "sqlite":
             return {
@@ -337,4 +347,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settlement_rules=_per_year_setting(env, SETTLEMENT_RULES, DEFAULT_SETTLEMENT_RULES, settlement_rule),
         giving360=_giving360(env),
         years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
+        read_your_writes_max_waiters=_int(env, "IDO_READ_YOUR_WRITES_MAX_WAITERS", 2, minimum=1),
+        write_rate_limit_per_minute=_int(env, "IDO_WRITE_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
     )

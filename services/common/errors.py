@@ -46,10 +46,28 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
-class Unavailable(ServiceError):
+class BadRequest(ServiceError):
+    """A body the service will not even parse (JSON nested deeper than it accepts)."""
+
+    http_status = 400
+    code = "bad_request"
+
+
+class RetryLater(ServiceError):
+    """Refused for now; ``retry_after_s`` says when to try again (the answer's Retry-After header)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyRequests(RetryLater):
+    """Over a rate limit."""
+
+    http_status = 429
+    code = "too_many_requests"
+
+
+class Unavailable(RetryLater):
     http_status = 503
     code = "unavailable"
-
-    def __init__(self, message: str, *, retry_after_s: int = 1):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s

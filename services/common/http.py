@@ -33,10 +33,13 @@ from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
-from services.common.errors import ServiceError, Unavailable
+from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
+from services.common.errors import RetryLater, ServiceError, Unavailable
+from services.common.json_depth import refuse_deep_json
 from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Operations
+from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
 
 access_log = logging.getLogger("ido.http")
@@ -60,17 +63,6 @@ SWAGGER_UI_CONFIG = {
 }
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-
-
-class ServiceErrorSchema(Schema):
-    """The body of every 4xx/5xx answer, as `error_response` writes it; for the OpenAPI documents."""
-
-    code = fields.Integer(metadata={"description": "The HTTP status."})
-    status = fields.String(metadata={"example": "rule_broken"})
-    message = fields.String(metadata={"description": "The rule or problem, in words."})
-    errors = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "Field -> reasons."}
-    )
 
 
 class HealthSchema(Schema):
@@ -186,6 +178,7 @@ def create_service_app(
     verifier: TokenVerifier,
     blueprints: Iterable[Blueprint],
     max_body_bytes: int = 1024 * 1024,
+    write_rate_limit_per_minute: int,
 ) -> Flask:
     app = Flask(service)
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is registered
@@ -208,6 +201,7 @@ def create_service_app(
     app.extensions["ido.verifier"] = verifier
     app.extensions[OPERATIONS_KEY] = Operations(service)
     _install_request_context(app)
+    limit_writes(app, write_rate_limit_per_minute, principal)
     api = Api(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -311,6 +305,8 @@ def _install_request_context(app: Flask) -> None:
     @app.before_request
     def _begin() -> None:
         _limit_chunked_body(app.config["MAX_CONTENT_LENGTH"])
+        if request.is_json:
+            refuse_deep_json(request.get_data(cache=True))  # 400, before a parser recurses into it
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
         g.request_id = request_id
@@ -416,7 +412,7 @@ def error_response(
     body = {"code": status, "status": code, "message": message, "errors": errors or {}}
     response = jsonify(body)
     response.status_code = status
-    if isinstance(error, Unavailable):
+    if isinstance(error, RetryLater):  # Unavailable (503), TooManyRequests (429)
         response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 

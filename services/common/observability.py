@@ -55,6 +55,19 @@ def counters_shared() -> bool:
     return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def http_method_label(method: str) -> str:
+    """The method, or ``other`` for any the services do not know (``FOO``, ``PROPFIND``, ...)."""
+    return method if method in HTTP_METHODS else "other"
+
+
+def http_status_label(status: int) -> str:
+    """The status code, or ``other`` outside 100-599."""
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OPERATIONS_KEY = "ido.operations"
 
@@ -149,7 +162,11 @@ class Operations:
     # -- counted as it happens ------------------------------------------------------------------
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.service, method, route, str(status)).inc()
+        """``route`` is a rule of the app (or ``<unmatched>``): a fixed set. The method and status come
+        from the request and the answer, so they are mapped onto fixed sets too: a label value a
+        client can choose would let it grow the series (and the scrape, and memory) without bound."""
+        method, status_label = http_method_label(method), http_status_label(status)
+        self.requests.labels(self.service, method, route, status_label).inc()
         self.latency.labels(self.service, method, route).observe(seconds)
 
     def _recorded(self, recordings: list[Any]) -> None:

@@ -17,6 +17,7 @@ from services.payments.application.app import PaymentsApplication
 from services.payments.demo import ANNEX_DEMO_FILE
 from tests.support.infra import KafkaInfo
 from tests.support.kafka_topics import publish_all
+from tests.support.read_your_writes import get_once_projected
 from tests.support.tokens import TokenFactory
 
 
@@ -45,7 +46,8 @@ def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo
     projector = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
     projector.start()
     last_grant_event = payments.grant(2024, "GM0363").last_event_id
-    waited = client.get(f"{base}/balances/2024?includes_event_id={last_grant_event}", headers=municipality)
+    # a payments event: 503 until projected (the ledger waits only for its own events), so retried
+    waited = get_once_projected(client, f"{base}/balances/2024?includes_event_id={last_grant_event}", municipality)
     assert waited.status_code == 200, waited.json
     posted = client.post(
         f"{base}/expenditures",

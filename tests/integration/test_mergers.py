@@ -29,6 +29,7 @@ from services.payments.application.app import PaymentsApplication
 from services.payments.entrypoints.definition import create_app as create_payments_app
 from tests.support.infra import KafkaInfo
 from tests.support.kafka_topics import publish_all
+from tests.support.read_your_writes import get_once_projected
 from tests.support.tokens import TokenFactory
 
 BRIELLE, HELLEVOETSLUIS, WESTVOORNE, VOORNE_AAN_ZEE = "GM0501", "GM0530", "GM0614", "GM1992"
@@ -75,8 +76,8 @@ class Stack:
         for application, topic in ((self.payments_app, GRANTS), (self.ledger_app, EXPENDITURES)):
             publish_all(self.settings, application, topic)
             for event_id in event_ids(application):
-                waited = self.ledger.get(
-                    f"/v1/balances/2024?includes_event_id={event_id}", headers=self.tokens.headers("auditor")
+                waited = get_once_projected(  # the payments events: 503 until projected, so retried
+                    self.ledger, f"/v1/balances/2024?includes_event_id={event_id}", self.tokens.headers("auditor")
                 )
                 assert waited.status_code == 200, waited.json
 

@@ -30,7 +30,7 @@ def apply(engine: Engine, *event_ids: str, consumer: str = "ledger-balances") ->
 
 
 def test_waiters_wake_for_their_own_event_and_share_the_polls(engine: Engine) -> None:
-    projected = ProjectedEvents(engine, "ledger-balances", poll_interval_ms=10)
+    projected = ProjectedEvents(engine, "ledger-balances", poll_interval_ms=10, max_waiters=31)  # all 31 wait
     outcomes: dict[str, bool] = {}
 
     def wait(event_id: str, timeout_ms: int) -> None:

@@ -322,6 +322,9 @@ class StackEnv:
             "IDO_CHECKPOINT_DIR": str(self.tmp / "checkpoints"),
             # the load posts while the awards are still on their way to the view (issue 15: opened years)
             "IDO_YEARS_OPEN_BEFORE_AWARD": "2024,2025",
+            # the load and the fuzzing write far faster than a person: the limit itself is shown at its
+            # configured value by tests/foundation/test_http_bounds.py
+            "IDO_WRITE_RATE_LIMIT_PER_MINUTE": "1000000",
         }
         if self.database is not None:
             values.update(self.database.settings_env())

@@ -33,6 +33,7 @@ def create_app(settings: Settings, application: BridgeApplication | None = None)
         verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
+        write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
     )
     app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
     enable_operations(app, settings, application=app.extensions[APPLICATION_KEY], topic=BRIDGE.name)

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, RecordConflictError
 
-from services.common.config import VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
+from services.common.config import STATE_DB_URL, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
 from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
@@ -36,7 +36,7 @@ from services.ledger.domain.errors import (
 from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Books, Expenditure, books_id, check_open, expenditure_aggregate_id
 from services.ledger.domain.sisa import SisaLine, sisa_line_id
-from services.ledger.read_side import GrantYearsInView, grant_years_in_view
+from services.ledger.read_side import GrantYearsInView, RecordedEvents, grant_years_in_view, recorded_events_in
 
 CONFLICTS = (IntegrityError, RecordConflictError)
 """What eventsourcing raises when another writer saved the same stream version first."""
@@ -103,6 +103,7 @@ class LedgerApplication(Application[UUID]):
         """Saves postings, the hot path, of concurrent requests together (services/common/group_commit.py)."""
         require_guarding(self.recorder)  # a closed year is decided in the save's transaction (_while_open)
         self._grant_years: GrantYearsInView | None = None
+        self._recorded_events: RecordedEvents | None = None
 
     @property
     def grant_years(self) -> GrantYearsInView:
@@ -119,9 +120,33 @@ class LedgerApplication(Application[UUID]):
     def grant_year(self, municipality_code: str, year: int) -> GrantYear:
         return self.grant_years.grant_year(municipality_code, year)
 
+    @property
+    def recorded_events(self) -> RecordedEvents:
+        """The ids of the events stored here and their municipality, for read-your-writes
+        (``Settings.eventsourcing_env`` passes the URL of the ledger's own database)."""
+        if self._recorded_events is None:
+            url = self.env.get(STATE_DB_URL)
+            if not url:
+                raise RuntimeError(f"the ledger needs {STATE_DB_URL} to note the ids of the events it records")
+            self._recorded_events = recorded_events_in(url)
+        return self._recorded_events
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Saves, then notes each stored event's id and municipality, so that a read may wait for it
+        (``includes_event_id``); a read waits for no id that is not noted here."""
+        recordings = super().save(*objs, **kwargs)
+        events: list[Any] = [recording.domain_event for recording in recordings]
+        self.recorded_events.record(
+            (str(event.event_id), getattr(event, "partition_key", None))
+            for event in events
+            if getattr(event, "event_id", None)
+        )
+        return recordings
+
     def close(self) -> None:
-        if self._grant_years is not None:
-            self._grant_years.engine.dispose()
+        for opened in (self._grant_years, self._recorded_events):
+            if opened is not None:
+                opened.engine.dispose()
         super().close()
 
     # -- loading -------------------------------------------------------------------------------

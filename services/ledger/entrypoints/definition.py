@@ -34,8 +34,11 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
+        write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
     )
-    queries = open_queries(create_sql_engine(settings.view_db_url), settings.sisa_indicators)
+    queries = open_queries(
+        create_sql_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
+    )
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone
         # (`ido audit checkpoint --every`), whose next head covers a closing.
@@ -44,6 +47,9 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
     )
     enable_request_keys(app, create_sql_engine(settings.service_db_url("ledger")), "ledger")
+    # Its table is made here, under `ido serve`'s start-up lock, not by the first request of each worker
+    # (two workers' CREATE TABLE at once: one fails).
+    assert application.recorded_events is not None
     operations = enable_operations(
         app,
         settings,

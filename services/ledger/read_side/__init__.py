@@ -6,6 +6,8 @@ Who uses what:
 - the projector (``ido project``) runs ``balances_projection()``;
 - the ledger's write side asks ``grant_years_in_view(url, open_years)`` whether a posting's grant
   year has an award and whether the municipality merged (issue 15);
+- the write side writes the ids of the events it recorded in ``recorded_events_in(url)``, which the
+  reads with ``includes_event_id`` ask before they wait (a ``RecordedEvents``);
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
 - the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
@@ -57,6 +59,7 @@ from services.ledger.read_side.sisa import (
 from services.ledger.read_side.sql.grant_years import GrantYearsInView
 from services.ledger.read_side.sql.projection import BalancesProjection
 from services.ledger.read_side.sql.queries import LedgerQueries
+from services.ledger.read_side.sql.recorded import RecordedEvents
 from services.ledger.read_side.sql.view import PROJECTION_NAME
 
 
@@ -66,11 +69,17 @@ def balances_projection() -> BalancesProjection:
 
 
 def open_queries(
-    engine: Engine, sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({})
+    engine: Engine, sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({}), max_waiters: int = 2
 ) -> LedgerQueries:
     """The queries over the view in ``engine``; creates its tables if they are missing.
-    ``sisa_indicators``: the setting ``IDO_SISA_INDICATORS`` (codes per grant year)."""
-    return LedgerQueries(engine, sisa_indicators=sisa_indicators)
+    ``sisa_indicators``: the setting ``IDO_SISA_INDICATORS`` (codes per grant year); ``max_waiters``:
+    ``IDO_READ_YOUR_WRITES_MAX_WAITERS`` (reads waiting at once for their events, per process)."""
+    return LedgerQueries(engine, sisa_indicators=sisa_indicators, max_waiters=max_waiters)
+
+
+def recorded_events_in(state_db_url: str) -> RecordedEvents:
+    """The ids of the events the ledger's event store recorded (in the ledger's own database)."""
+    return RecordedEvents(create_sql_engine(state_db_url))
 
 
 def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = ()) -> GrantYearsInView:
@@ -91,6 +100,7 @@ __all__ = [
     "Merger",
     "Original",
     "PointInTime",
+    "RecordedEvents",
     "Refused",
     "SpentOnDay",
     "after_close_figures",
@@ -102,6 +112,7 @@ __all__ = [
     "grant_years_in_view",
     "national_answer",
     "open_queries",
+    "recorded_events_in",
     "sisa_answer",
     "sisa_csv_rows",
     "sisa_lines",

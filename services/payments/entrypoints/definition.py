@@ -41,6 +41,7 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
         verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
+        write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
     )
     if application is not None:
         application.settlement_rules = settings.settlement_rules

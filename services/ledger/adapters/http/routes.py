@@ -11,7 +11,7 @@ from flask import Response, current_app, request
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YEAR, is_year
 from services.common.blueprint import Blueprint
 from services.common.csv_output import csv_text_of_mappings
-from services.common.errors import InvalidInput
+from services.common.errors import Forbidden, InvalidInput
 from services.common.http import principal
 from services.common.idempotency import idempotent
 from services.ledger.adapters.http.schemas import (
@@ -48,7 +48,8 @@ ERROR_TEXT = {
     404: "Not found.",
     409: "Refused: idempotency key reused, already reversed, or the year is closed.",
     422: "Invalid input; `errors` names each field at fault.",
-    503: "The requested event is not projected yet; retry after `Retry-After` seconds.",
+    503: "`includes_event_id`: the event is not projected yet, is none you may read, or too many reads wait "
+    "already; retry after `Retry-After` seconds.",
 }
 
 
@@ -73,10 +74,21 @@ def _require_readable(code: str) -> None:
     principal().require_books_of(_code(code), readers=READERS, predecessors=_service().queries.predecessors_of)
 
 
+def _may_read(code: str | None) -> bool:
+    """The caller may read the books of ``code`` (``None``: national figures, the reading roles only)."""
+    try:
+        if code is None:
+            principal().require_role(*READERS)
+        else:
+            _require_readable(code)
+    except Forbidden:
+        return False
+    return True
+
+
 def _point(args: dict[str, Any]) -> PointInTime:
-    service = _service()
     if args.get("includes_event_id") is not None:
-        service.queries.wait_for_event(str(args["includes_event_id"]), service.read_your_writes_timeout_ms)
+        _service().wait_for_event(str(args["includes_event_id"]), _may_read)
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
 
 

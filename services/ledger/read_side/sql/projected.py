@@ -5,6 +5,10 @@ database. One query per waiting request every 50 ms made the waiting itself the 
 postings/s a hundred waiting requests ran 2,000 queries/s and latency fed on itself (bench row 5).
 Here one thread per server process asks for all waiting ids at once, every ``poll_interval_ms``,
 and wakes the requests whose event it found; it stops when nobody waits.
+
+Each waiting request holds a server thread, so at most ``max_waiters`` wait at once in a process
+(``IDO_READ_YOUR_WRITES_MAX_WAITERS``); one more gets ``WaitersFull`` at once (503, Retry-After),
+never a thread the other requests need.
 """
 
 from __future__ import annotations
@@ -23,9 +27,14 @@ log = logging.getLogger(__name__)
 IDS_PER_QUERY = 500
 
 
+class WaitersFull(Exception):
+    """``max_waiters`` requests wait already in this process."""
+
+
 class ProjectedEvents:
-    def __init__(self, engine: Engine, projection_name: str, *, poll_interval_ms: int = 10):
+    def __init__(self, engine: Engine, projection_name: str, *, poll_interval_ms: int = 10, max_waiters: int = 2):
         self.engine = engine
+        self.max_waiters = max_waiters
         self.poll_interval_s = poll_interval_ms / 1000
         self._query = select(applied_events.c.event_id).where(
             applied_events.c.consumer == projection_name,
@@ -33,6 +42,7 @@ class ProjectedEvents:
         )
         self._changed = threading.Condition()
         self._waiting: Counter[str] = Counter()
+        self._waiters = 0
         self._found: set[str] = set()
         self._polling = False
         self._generation = 0
@@ -45,6 +55,9 @@ class ProjectedEvents:
         error if the poller hit one while this request waited."""
         deadline = time.monotonic() + timeout_ms / 1000
         with self._changed:
+            if self._waiters >= self.max_waiters:
+                raise WaitersFull(f"{self._waiters} requests wait for their events already")
+            self._waiters += 1
             self._waiting[event_id] += 1
             try:
                 if not self._polling:
@@ -61,6 +74,7 @@ class ProjectedEvents:
                     self._changed.wait(remaining)
                 return event_id in self._found
             finally:
+                self._waiters -= 1
                 self._waiting[event_id] -= 1
                 if not self._waiting[event_id]:
                     del self._waiting[event_id]

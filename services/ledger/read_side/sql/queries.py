@@ -26,7 +26,7 @@ from services.ledger.read_side.answers import (
     national_answer,
 )
 from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines, sisa_status
-from services.ledger.read_side.sql.projected import ProjectedEvents
+from services.ledger.read_side.sql.projected import ProjectedEvents, WaitersFull
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     after_close,
@@ -63,6 +63,7 @@ class LedgerQueries:
         engine: Engine,
         projection_name: str = PROJECTION_NAME,
         sisa_indicators: Mapping[int, tuple[str, ...]] = MappingProxyType({}),
+        max_waiters: int = 2,
     ):
         self.engine = engine
         self.projection_name = projection_name
@@ -72,19 +73,43 @@ class LedgerQueries:
         self._applied = select(applied_events.c.event_id).where(
             applied_events.c.consumer == projection_name, applied_events.c.event_id == bindparam("event_id")
         )
-        self.projected = ProjectedEvents(engine, projection_name)
+        self.projected = ProjectedEvents(engine, projection_name, max_waiters=max_waiters)
+        # Whose books a projected event touched: its journal rows, a closing, a declaration, a merger.
+        self._owners = [
+            select(table.c.municipality_code).where(table.c.event_id == bindparam("event_id"))
+            for table in (journal, closings, sisa_declarations, mergers)
+        ]
 
     # -- read-your-writes ----------------------------------------------------------------------
 
+    def projected_event(self, event_id: str) -> tuple[bool, frozenset[str]]:
+        """(projected already, the municipalities whose books it touched: none for a national event)."""
+        with self.engine.connect() as connection:
+            if connection.execute(self._applied, {"event_id": event_id}).first() is None:
+                return False, frozenset()
+            codes = {
+                code for query in self._owners for code in connection.execute(query, {"event_id": event_id}).scalars()
+            }
+        return True, frozenset(code for code in codes if code is not None)
+
     def wait_for_event(self, event_id: str, timeout_ms: int) -> None:
-        """Returns once the event is projected; Unavailable (503, Retry-After) after ``timeout_ms``."""
+        """Returns once the event is projected; Unavailable (503, Retry-After) after ``timeout_ms``, or
+        at once when ``max_waiters`` requests of this process wait already. Only for an event the
+        caller may read that the ledger recorded (``LedgerService.wait_for_event`` decides)."""
         with self.engine.connect() as connection:
             if connection.execute(self._applied, {"event_id": event_id}).first() is not None:
                 return
-        if timeout_ms > 0 and self.projected.wait(event_id, timeout_ms):
-            return
+        try:
+            if timeout_ms > 0 and self.projected.wait(event_id, timeout_ms):
+                return
+        except WaitersFull:
+            raise Unavailable(
+                f"too many reads wait for their events in this server (at most {self.projected.max_waiters}, "
+                "IDO_READ_YOUR_WRITES_MAX_WAITERS); retry shortly", retry_after_s=1, field="includes_event_id"
+            ) from None
         raise Unavailable(
-            f"event {event_id} is not projected yet (waited {timeout_ms} ms); retry shortly", retry_after_s=1
+            f"event {event_id} is not projected yet (waited {timeout_ms} ms); retry shortly", retry_after_s=1,
+            field="includes_event_id",
         )
 
     def offsets(self) -> list[dict[str, Any]]:

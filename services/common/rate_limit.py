@@ -1,0 +1,68 @@
+"""Writes per principal: at most ``IDO_WRITE_RATE_LIMIT_PER_MINUTE`` in any 60 s, else 429 + Retry-After.
+
+The key is the verified caller (its role, municipality and token subject), never the address: many
+municipalities reach the services through one gateway, and one caller must not get more by using
+more addresses. A write without a valid token is not counted: the route answers it 401, and
+refusing unauthenticated floods by address is the reverse proxy's job.
+
+The counts live in this process's memory (``limits``' moving window, the library under
+Flask-Limiter): with ``ido serve --workers N`` a principal may make N times the limit across the
+workers, and a restart forgets the counts. Both are documented (docs/operations.md); a shared
+store (Redis) would make the limit exact at the cost of one more server to run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from flask import Flask, request
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from services.common.auth import Principal
+from services.common.errors import ServiceError, TooManyRequests
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def principal_key(caller: Principal) -> str:
+    return f"{caller.role}/{caller.municipality_code or '-'}/{caller.subject}"
+
+
+class WriteRateLimit:
+    def __init__(self, per_minute: int):
+        self.limit = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, key: str) -> None:
+        """Counts one write of ``key``; raises TooManyRequests over the limit (the write is not counted)."""
+        if self._limiter.hit(self.limit, key):
+            return
+        reset_at = self._limiter.get_window_stats(self.limit, key).reset_time
+        raise TooManyRequests(
+            f"more than {self.limit.amount} writes in 60 s by this caller (IDO_WRITE_RATE_LIMIT_PER_MINUTE); "
+            "nothing was stored: retry after Retry-After seconds",
+            retry_after_s=max(1, math.ceil(reset_at - time.time())),
+        )
+
+
+def limit_writes(app: Flask, per_minute: int, caller: Callable[[], Principal]) -> WriteRateLimit:
+    """Counts every write to a route of ``app`` by its verified caller (``caller()`` returns the
+    Principal or raises); installed before the routes run, so a refused write reads no body."""
+    limit = WriteRateLimit(per_minute)
+
+    @app.before_request
+    def _limit_writes() -> None:
+        if request.method not in WRITE_METHODS or request.url_rule is None:
+            return
+        try:
+            found = caller()
+        except ServiceError:
+            return  # no valid token: the route answers 401
+        limit.check(principal_key(found))
+
+    app.extensions["ido.write_rate_limit"] = limit
+    return limit
