@@ -127,6 +127,10 @@ class Settings:
     read_your_writes_max_waiters: int = 2
     """``IDO_READ_YOUR_WRITES_MAX_WAITERS``: reads of one server process that may wait for their event
     at once (each holds a thread: keep it below ``ido serve --threads``, 4 by default); one more gets 503."""
+    read_your_writes_unanswered_per_minute: int = 120
+    """``IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE``: reads with ``?includes_event_id=`` one principal may
+    make in any 60 s to one ledger process that name an event the ledger cannot answer for (503); past
+    it, 429 with Retry-After (services/ledger/application/service.py)."""
     write_rate_limit_per_minute: int = 600
     """``IDO_WRITE_RATE_LIMIT_PER_MINUTE``: writes (POST, PUT, PATCH, DELETE) one principal may make to
     one server process in any 60 seconds; more get 429 with Retry-After (services/common/rate_limit.py)."""
@@ -348,5 +352,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         giving360=_giving360(env),
         years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
         read_your_writes_max_waiters=_int(env, "IDO_READ_YOUR_WRITES_MAX_WAITERS", 2, minimum=1),
+        read_your_writes_unanswered_per_minute=_int(
+            env, "IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE", 120, minimum=1
+        ),
         write_rate_limit_per_minute=_int(env, "IDO_WRITE_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
     )

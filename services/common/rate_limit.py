@@ -13,39 +13,21 @@ store (Redis) would make the limit exact at the cost of one more server to run.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 
 from flask import Flask, request
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from services.common.auth import Principal
-from services.common.errors import ServiceError, TooManyRequests
+from services.common.errors import ServiceError
+from services.common.principal_limit import PerPrincipalLimit, principal_key
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def principal_key(caller: Principal) -> str:
-    return f"{caller.role}/{caller.municipality_code or '-'}/{caller.subject}"
-
-
-class WriteRateLimit:
+class WriteRateLimit(PerPrincipalLimit):
     def __init__(self, per_minute: int):
-        self.limit = RateLimitItemPerMinute(per_minute)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def check(self, key: str) -> None:
-        """Counts one write of ``key``; raises TooManyRequests over the limit (the write is not counted)."""
-        if self._limiter.hit(self.limit, key):
-            return
-        reset_at = self._limiter.get_window_stats(self.limit, key).reset_time
-        raise TooManyRequests(
-            f"more than {self.limit.amount} writes in 60 s by this caller (IDO_WRITE_RATE_LIMIT_PER_MINUTE); "
-            "nothing was stored: retry after Retry-After seconds",
-            retry_after_s=max(1, math.ceil(reset_at - time.time())),
+        super().__init__(
+            per_minute, what="writes", setting="IDO_WRITE_RATE_LIMIT_PER_MINUTE", consequence="nothing was stored"
         )
 
 

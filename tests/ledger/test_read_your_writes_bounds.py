@@ -155,3 +155,33 @@ def test_over_the_cap_a_read_gets_503_with_retry_after_at_once(ledger: Any) -> N
         ])
     waiting.join(30)
     assert answers == [200]
+
+
+def test_a_caller_naming_events_it_cannot_have_is_slowed_down_with_429(tmp_path: Path) -> None:
+    """Past IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE unanswerable ids in 60 s a caller gets 429 with the
+    window's Retry-After, before any lookup; another caller is not affected, nor the caller's reads
+    without ``includes_event_id``."""
+    settings = load_settings({
+        "IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys"),
+        "IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE": "3",
+    })
+    tokens = TokenFactory(settings)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        flooder = tokens.headers("municipality", AMSTERDAM)
+        statuses = [
+            client.get(BALANCES.format(code=AMSTERDAM, event_id=uuid.uuid4()), headers=flooder).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [503, 503, 503, 429, 429]
+        refused = client.get(BALANCES.format(code=AMSTERDAM, event_id=uuid.uuid4()), headers=flooder)
+        assert refused.json["status"] == "too_many_requests"
+        assert "IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE" in refused.json["message"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        plain = client.get(f"/v1/municipalities/{AMSTERDAM}/balances/2024", headers=flooder)
+        assert plain.status_code == 200
+        other = tokens.headers("municipality", UTRECHT)
+        assert client.get(BALANCES.format(code=UTRECHT, event_id=uuid.uuid4()), headers=other).status_code == 503
+    finally:
+        app.extensions["ledger"].application.close()

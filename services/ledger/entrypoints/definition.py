@@ -45,6 +45,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         application=application,
         queries=queries,
         read_your_writes_timeout_ms=settings.read_your_writes_timeout_ms,
+        unanswered_per_minute=settings.read_your_writes_unanswered_per_minute,
     )
     enable_request_keys(app, create_sql_engine(settings.service_db_url("ledger")), "ledger")
     # Its table is made here, under `ido serve`'s start-up lock, not by the first request of each worker

@@ -14,6 +14,7 @@ from services.common.csv_output import csv_text_of_mappings
 from services.common.errors import Forbidden, InvalidInput
 from services.common.http import principal
 from services.common.idempotency import idempotent
+from services.common.principal_limit import principal_key
 from services.ledger.adapters.http.schemas import (
     BalancesOut,
     CloseYearIn,
@@ -48,6 +49,8 @@ ERROR_TEXT = {
     404: "Not found.",
     409: "Refused: idempotency key reused, already reversed, or the year is closed.",
     422: "Invalid input; `errors` names each field at fault.",
+    429: "`includes_event_id`: this caller named more events the ledger could not answer for than "
+    "`IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE` in 60 s; retry after `Retry-After` seconds.",
     503: "`includes_event_id`: the event is not projected yet, is none you may read, or too many reads wait "
     "already; retry after `Retry-After` seconds.",
 }
@@ -88,7 +91,7 @@ def _may_read(code: str | None) -> bool:
 
 def _point(args: dict[str, Any]) -> PointInTime:
     if args.get("includes_event_id") is not None:
-        _service().wait_for_event(str(args["includes_event_id"]), _may_read)
+        _service().wait_for_event(str(args["includes_event_id"]), _may_read, principal_key(principal()))
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
 
 
@@ -298,7 +301,7 @@ NATIONAL_COLUMNS = [
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.response(200, BalancesOut)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
     """A municipality's balance of one grant year (own books; auditor, finance and ministry read all)."""
     _require_readable(code)
@@ -308,7 +311,7 @@ def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
 @balances.route("/municipalities/<code>/balances/<int:year>.csv", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.doc(responses=CSV_DOC)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same balance as CSV."""
     _require_readable(code)
@@ -319,7 +322,7 @@ def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any
 @balances.route("/balances/<int:year>", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.response(200, NationalOut)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def national_balances(args: dict[str, Any], year: int) -> Any:
     """Every municipality, national totals against the year's frame, bridging subsidy per library."""
     principal().require_role(*NATIONAL_READERS)
@@ -329,7 +332,7 @@ def national_balances(args: dict[str, Any], year: int) -> Any:
 @balances.route("/balances/<int:year>.csv", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.doc(responses=CSV_DOC)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def national_balances_csv(args: dict[str, Any], year: int) -> Any:
     """Every municipality's balance of the year as CSV (one row each), with the national view's flags
     (a settlement that differs from the books, a late SiSa account)."""
@@ -348,7 +351,7 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
 @balances.route("/municipalities/<code>/sisa/<int:year>", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.response(200, SisaOut)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def sisa(args: dict[str, Any], code: str, year: int) -> Any:
     """The SiSa account of accounts year T: a line per grant decision G <= T (spending in T on G, the
     cumulative on G up to T, the municipality's eindverantwoording), late after 15 July of T+1."""
@@ -359,7 +362,7 @@ def sisa(args: dict[str, Any], code: str, year: int) -> Any:
 @balances.route("/municipalities/<code>/sisa/<int:year>.csv", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.doc(responses=CSV_DOC)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same SiSa account as CSV: one row per line (per grant decision)."""
     _require_readable(code)
@@ -370,7 +373,7 @@ def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
 @balances.route("/municipalities/<code>/years/<int:year>/settlement-proposal", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.response(200, SettlementProposalOut)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def settlement_proposal(args: dict[str, Any], code: str, year: int) -> Any:
     """The ledger's own figure for settling the grant of the year, with the offsets it was read at:
     pass its ``books`` to payments' ``POST /v1/years/{year}/grants/{code}/settlements``."""
@@ -398,7 +401,7 @@ JOURNAL_COLUMNS = [
 @balances.route("/municipalities/<code>/journal.csv", methods=["GET"])
 @balances.arguments(JournalQuery, location="query")
 @balances.doc(responses=CSV_DOC)
-@documented_errors(balances, 401, 403, 422, 503)
+@documented_errors(balances, 401, 403, 422, 429, 503)
 def journal_csv(args: dict[str, Any], code: str) -> Any:
     """The expenditure journal (recordings and reversals, signed) as CSV."""
     _require_readable(code)
