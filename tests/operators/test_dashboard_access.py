@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from services.common.auth import RevocationList, issue_token
 from services.common.config import Settings
+from services.common.definition import SERVICE_NAMES
 from services.ledger.adapters.http.dashboard import COOKIE
 from services.ledger.adapters.http.dashboard_chart import (
     Step,
@@ -84,11 +85,13 @@ def test_without_a_valid_token_every_page_is_the_login_form_with_401(
         assert answer.status_code == 401 and b'name="token"' in answer.data, page
     bad = client.post("/dashboard/login", data={"token": "not-a-token"})
     assert bad.status_code == 401 and b"Not signed in" in bad.data and "Set-Cookie" not in bad.headers
-    expired, _ = issue_token(settings.jwt_private_key_file.read_bytes(), role="auditor", ttl=timedelta(seconds=-5))
+    expired, _ = issue_token(
+        settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="auditor", ttl=timedelta(seconds=-5)
+    )
     assert client.post("/dashboard/login", data={"token": expired}).status_code == 401
 
     # A revoked token ends the session at the next page: 401, and the cookie is cleared.
-    token, token_id = issue_token(settings.jwt_private_key_file.read_bytes(), role="auditor")
+    token, token_id = issue_token(settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="auditor")
     sign_in(client, token)
     assert client.get("/dashboard/national/2024").status_code == 200
     RevocationList(settings.revoked_tokens_file).revoke(token_id)

@@ -6,7 +6,7 @@ from flask import Flask
 
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
-from services.common.auth import verifier_from_files
+from services.common.auth import verifier_for
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
@@ -31,7 +31,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
             "bridging subsidy are projected from Kafka (ido.grants.v1, ido.bridge.v1, ido.expenditures.v1). "
             "Amounts are integer euro cents."
         ),
-        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        verifier=verifier_for(settings, "ledger"),
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
     )

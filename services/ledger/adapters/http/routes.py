@@ -211,9 +211,9 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 @expenditures.response(201, YearClosedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
-    """Close a grant year for a municipality (ministry or auditor); later postings into it get 409."""
+    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409."""
     caller = principal()
-    caller.require_role("ministry", "auditor")
+    caller.require_role("ministry")
     if not is_year(year):
         raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
     status, answer = _service().application.close_year(
