@@ -125,8 +125,11 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
     422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
     year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
     the municipality merged and the expenditure is booked on or after the merger's effective date."""
-    principal().require_books_of(_code(code))
-    status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
+    caller = principal()
+    caller.require_books_of(_code(code))
+    status, answer = _service().application.record_expenditure(
+        code, body, headers.get("idempotency_key"), subject=caller.subject
+    )
     return answer, status
 
 
@@ -151,12 +154,15 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
     """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``), also a row
     into a grant year without a known award (``line <n>.grant_year``) or under a merged code
     (``line <n>.municipality_code``)."""
-    principal().require_books_of(_code(code))
+    caller = principal()
+    caller.require_books_of(_code(code))
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV must be UTF-8", field="_body") from None
-    status, answer = _service().application.import_expenditures(code, text, headers.get("idempotency_key"))
+    status, answer = _service().application.import_expenditures(
+        code, text, headers.get("idempotency_key"), subject=caller.subject
+    )
     return answer, status
 
 
