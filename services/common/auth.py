@@ -9,6 +9,7 @@ at most ``IDO_TOKEN_MAX_LIFETIME_S``, checked when it is issued and again when i
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import time
@@ -84,31 +85,29 @@ def _public_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def generate_keypair(private_path: Path, public_path: Path) -> None:
-    """A new key pair, unless a private key is already there: it is never replaced (tokens it
-    signed must keep verifying), only its lost public half derived again."""
-    key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    # 0600 from the first byte (O_CREAT|O_EXCL, linked into place): never readable by others, even briefly.
-    if not create_exclusive(private_path, private_pem, 0o600):
-        ensure_keypair(private_path, public_path)
-        return
-    public_path.unlink(missing_ok=True)  # the half of a lost private key would verify nothing
-    create_exclusive(public_path, _public_pem(key), 0o644)
-
-
 def ensure_keypair(private_path: Path, public_path: Path) -> None:
-    """The token key pair: made when there is no private key; a missing public key is derived from it."""
-    if not private_path.exists():
-        generate_keypair(private_path, public_path)
-        return
+    """The token key pair: made only when no private key file is there (O_CREAT|O_EXCL, 0600 from
+    its first byte, linked into place: never written through a planted link nor over another
+    process's key). A missing public key is derived from the private key, never a new pair: tokens
+    already issued must keep verifying."""
+    if not os.path.lexists(private_path):
+        key = Ed25519PrivateKey.generate()
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if create_exclusive(private_path, private_pem, 0o600):
+            public_path.unlink(missing_ok=True)  # the half of a lost private key would verify nothing
+            create_exclusive(public_path, _public_pem(key), 0o644)
+            return
     if not public_path.exists():
-        key = serialization.load_pem_private_key(private_path.read_bytes(), None)
-        if not isinstance(key, Ed25519PrivateKey):
+        found = serialization.load_pem_private_key(private_path.read_bytes(), None)
+        if not isinstance(found, Ed25519PrivateKey):
             raise ValueError(f"{private_path}: the token signing key must be an Ed25519 private key")
-        create_exclusive(public_path, _public_pem(key), 0o644)
+        create_exclusive(public_path, _public_pem(found), 0o644)
+
+
+generate_keypair = ensure_keypair
+"""The old name: it never replaces a key pair either."""
 
 
 def ensure_revocation_list(path: Path) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
@@ -178,8 +179,16 @@ def create_service_app(
     verifier: TokenVerifier,
     blueprints: Iterable[Blueprint],
     max_body_bytes: int = 1024 * 1024,
+    trusted_proxies: int = 0,
 ) -> Flask:
     app = Flask(service)
+    if trusted_proxies:
+        # Behind TLS-ending proxies (IDO_TRUSTED_PROXIES) the request's scheme, host and client are the
+        # ones they forward: the dashboard's cookie is then Secure when the browser spoke HTTPS. Never
+        # without the setting: a client could claim any scheme or address in those headers.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies, x_host=trusted_proxies
+        )
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",

@@ -33,6 +33,7 @@ def create_app(settings: Settings, application: BridgeApplication | None = None)
         verifier=verifier_for(settings, "bridge"),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
     enable_operations(app, settings, application=app.extensions[APPLICATION_KEY], topic=BRIDGE.name)

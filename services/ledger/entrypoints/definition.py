@@ -13,6 +13,8 @@ from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
 from services.common.idempotency import enable_request_keys
 from services.common.observability import sql_check
+from services.common.secret_files import ensure_secret
+from services.ledger.adapters.http import dashboard_csrf
 from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
@@ -34,6 +36,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         verifier=verifier_for(settings, "ledger"),
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
     queries = open_queries(create_sql_engine(settings.view_db_url), settings.sisa_indicators)
     app.extensions["ledger"] = LedgerService(
@@ -55,6 +58,8 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     )
     operations.add_check("view_store", lambda: sql_check(queries.engine))
     app.register_blueprint(dashboard)  # read-only pages for people, on the same queries as the API
+    # The key of the dashboard forms' CSRF tokens, one file every worker shares (the service's own keys).
+    app.extensions[dashboard_csrf.KEY] = ensure_secret(settings.signing_dir("ledger") / "dashboard_csrf.key")
     return app
 
 

@@ -41,6 +41,7 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
         verifier=verifier_for(settings, "payments"),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
     if application is not None:
         application.settlement_rules = settings.settlement_rules
