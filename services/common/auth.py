@@ -37,7 +37,7 @@ ISSUER = "ido-ledger"
 ALGORITHM = "EdDSA"
 DEFAULT_MAX_LIFETIME_S = 12 * 3600
 """``IDO_TOKEN_MAX_LIFETIME_S`` unless set: a stolen token is good for half a day at most."""
-SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}")  # fullmatch: "$" would let a "\n" end it
 """A token's ``sub``: an identity provider's ids and e-mail addresses fit; no spaces or control
 characters (it is part of the Idempotency-Key row's caller, at most 200 characters with the role)."""
 SUBJECT_REASON = "must be 1-128 letters, digits or . _ @ : - (starting with a letter or digit)"
@@ -141,22 +141,24 @@ def issue_token(
     audience: Collection[str],
     municipality_code: str | None = None,
     subject: str | None = None,
-    ttl: timedelta = timedelta(hours=12),
+    ttl: timedelta | None = None,
     max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S,
     now: datetime | None = None,
 ) -> tuple[str, str]:
     """Returns (token, token_id). ``audience``: the services the token is for; without ``subject``
-    a new one is made (``new_subject``), never one shared with another token of the role."""
+    a new one is made (``new_subject``), never one shared with another token of the role; ``ttl``
+    at most, and by default, ``max_lifetime_s``."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if (role == "municipality") != (municipality_code is not None):
         raise ValueError("a municipality token needs --municipality, and only it")
-    if municipality_code is not None and not CBS_CODE.match(municipality_code):
+    if municipality_code is not None and not CBS_CODE.fullmatch(municipality_code):
         raise ValueError("municipality must be a CBS code: GM and 4 digits")
+    ttl = ttl if ttl is not None else timedelta(seconds=max_lifetime_s)
     if ttl.total_seconds() > max_lifetime_s:
         raise ValueError(f"a token lives at most {max_lifetime_s} s (IDO_TOKEN_MAX_LIFETIME_S), asked {ttl}")
     subject = subject if subject is not None else new_subject(role, municipality_code)
-    if not SUBJECT.match(subject):
+    if not SUBJECT.fullmatch(subject):
         raise ValueError(f"subject {SUBJECT_REASON}")
     issued_at = now or datetime.now(UTC)
     token_id = str(uuid.uuid4())
@@ -280,11 +282,11 @@ def _check_claims(claims: dict[str, object], max_lifetime_s: int) -> None:
     if role not in ROLES:
         raise Unauthenticated("token carries no valid role", field="Authorization")
     if role == "municipality":
-        if not isinstance(municipality, str) or not CBS_CODE.match(municipality):
+        if not isinstance(municipality, str) or not CBS_CODE.fullmatch(municipality):
             raise Unauthenticated("a municipality token must name a CBS code (GM and 4 digits)", field="Authorization")
     elif municipality is not None:
         raise Unauthenticated(f"a {role} token names no municipality", field="Authorization")
-    if not isinstance(subject, str) or not SUBJECT.match(subject):
+    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
         raise Unauthenticated(f"token subject {SUBJECT_REASON}", field="Authorization")
     if not isinstance(claims["jti"], str) or not claims["jti"]:
         raise Unauthenticated("token carries no id (jti)", field="Authorization")
