@@ -193,6 +193,14 @@ class RevocationList:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(token_id + "\n")
 
+    def unreadable(self) -> str | None:
+        """Why the list cannot be read now (for /readyz), or None."""
+        try:
+            _ = "" in self
+        except Unavailable:
+            return f"cannot read {self.path} (IDO_REVOKED_TOKENS_FILE)"
+        return None
+
     def __contains__(self, token_id: object) -> bool:
         """Fails closed: without a readable list no token can be shown not to be revoked (503)."""
         try:
@@ -226,7 +234,7 @@ class TokenVerifier:
         if not isinstance(key, Ed25519PublicKey):
             raise ValueError("setting IDO_JWT_PUBLIC_KEY_FILE: the key must be an Ed25519 public key")
         self._key = key
-        self._revoked = revoked
+        self.revoked = revoked
         self.audience = audience
         self.max_lifetime_s = max_lifetime_s
         # A client sends the same token with every request; the signature check and claim parsing
@@ -249,7 +257,7 @@ class TokenVerifier:
         if expires_at <= time.time():  # as PyJWT: expired from the second in ``exp`` on
             self._verified.pop(token, None)
             raise Unauthenticated("token expired", field="Authorization")
-        if principal.token_id in self._revoked:
+        if principal.token_id in self.revoked:
             raise Unauthenticated("token revoked", field="Authorization")
         return principal
 
@@ -266,7 +274,7 @@ class TokenVerifier:
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"invalid token: {error}", field="Authorization") from None
         _check_claims(claims, self.max_lifetime_s)
-        if claims["jti"] in self._revoked:
+        if claims["jti"] in self.revoked:
             raise Unauthenticated("token revoked", field="Authorization")
         principal = Principal(
             role=claims["role"], municipality_code=claims.get("municipality"), token_id=claims["jti"],

@@ -30,13 +30,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
-from services.common.auth import Principal, TokenVerifier
+from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
 from services.common.errors import ServiceError, Unavailable
 from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
-from services.common.observability import OPERATIONS_KEY, Operations
+from services.common.observability import OPERATIONS_KEY, Check, Operations
 from services.common.readiness import ProjectionWatch
 
 access_log = logging.getLogger("ido.http")
@@ -291,6 +291,10 @@ def enable_operations(
         max_relay_lag=settings.ready_max_relay_lag,
         timeout_ms=settings.ready_timeout_ms,
     )
+    # Every token is refused (503) while the revocation list cannot be read: say so here too, so a
+    # load balancer sends no requests to an instance that can only refuse them.
+    revoked = app.extensions["ido.verifier"].revoked
+    operations.add_check("revocation_list", lambda: _revocation_check(revoked))
     topics = [settings.topic(name) for name in projection_topics]
     if topics and dead_letter_topic and stored_offsets is not None:
         assert operations.probe is not None
@@ -298,6 +302,11 @@ def enable_operations(
             ProjectionWatch(operations.probe, topics, settings.topic(dead_letter_topic), stored_offsets)
         )
     return operations
+
+
+def _revocation_check(revoked: RevocationList) -> Check:
+    problem = revoked.unreadable()
+    return Check(problem is None, {"error": problem} if problem else {})
 
 
 def operations_service(app: Flask) -> str:

@@ -195,3 +195,12 @@ def test_a_login_post_without_this_browsers_csrf_token_is_refused(ledger: FlaskC
     # Signing out takes the field too, so another site cannot end the session either.
     assert victim.post("/dashboard/logout").status_code == 403
     assert victim.post("/dashboard/logout", data=csrf_field(victim, "/dashboard/")).status_code == 303
+
+
+def test_readyz_says_when_the_revocation_list_cannot_be_read(ledger: FlaskClient, settings: Settings) -> None:
+    """An instance that can only refuse tokens is not ready (a load balancer then sends it nothing)."""
+    check = ledger.application.extensions["ido.operations"].extra_checks["revocation_list"]
+    assert check().ok
+    settings.revoked_tokens_file.unlink()
+    unready = check()
+    assert not unready.ok and unready.gating and "IDO_REVOKED_TOKENS_FILE" in unready.details["error"]

@@ -3,9 +3,10 @@
 Login: the user pastes a bearer token (from `ido tokens issue` or the identity provider) into the
 login page; it is verified like an API call and kept in an HttpOnly, SameSite=Strict cookie
 scoped to /dashboard for the token's lifetime, Secure when the browser spoke HTTPS (behind a proxy:
-``IDO_TRUSTED_PROXIES``). The login and logout forms carry a CSRF token (``dashboard_csrf``). Every page verifies it again (expiry, revocation)
-and applies the API's own access rules: a municipality sees only its own books; auditors, finance
-and the ministry see all; other roles nothing. The figures come from the read side's queries
+``IDO_TRUSTED_PROXIES``). The login and logout forms carry a CSRF token (``dashboard_csrf``).
+Every page verifies the token again (expiry, revocation) and applies the API's own access rules:
+a municipality sees only its own books; auditors, finance and the ministry see all; other roles
+nothing. The figures come from the read side's queries
 (``services.ledger.read_side``), the same the `/v1/...` endpoints answer with; no SQL here.
 """
 
