@@ -1,8 +1,9 @@
 """Tokens for tests, signed with a key pair made for the test run.
 
 By default a token is for every service (tests send one token to several apps) and its subject is
-the same for the same role and municipality, so a retry with another token of the same caller is
-the same caller's retry; pass ``subject`` for a second client, ``audience`` for a narrower token.
+the municipality's code or the role, the same for every token of that caller (tests name the
+caller's Idempotency-Key rows ``role:subject``); pass ``subject`` for a second client of the same
+role, ``audience`` for a narrower token.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class TokenFactory:
     ) -> str:
         token, _ = issue_token(
             self._private, role=role, audience=audience, municipality_code=municipality_code,
-            subject=subject or f"test-{municipality_code or role}", ttl=ttl,
+            subject=subject or municipality_code or role, ttl=ttl,
             max_lifetime_s=self.settings.token_max_lifetime_s,
         )
         return token
