@@ -342,9 +342,9 @@ class StackEnv:
 
     def token(self, role: str, municipality_code: str | None = None) -> str:
         settings = self.settings()
-        token, _ = issue_token(
+        token, _ = issue_token(  # one subject per caller, as before: a retry with a new token is its retry
             settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role=role,
-            municipality_code=municipality_code,
+            municipality_code=municipality_code, subject=municipality_code or role,
         )
         self.issued.append(token)
         return token
