@@ -13,8 +13,9 @@ import psycopg
 
 from bench.data import YEAR, municipality_codes
 from services.common.adapters.kafka import client_config
-from services.common.auth import ensure_keypair, issue_token
+from services.common.auth import init_token_files, issue_token
 from services.common.config import Settings, load_settings
+from services.common.definition import SERVICE_NAMES
 from services.common.kafka_credentials import ADMIN
 from services.common.kafka_provisioning import provision
 
@@ -135,11 +136,13 @@ class Bench:
         if path.exists():
             return path
         settings = load_settings({"IDO_KEYS_DIR": str(self.keys_dir)})
-        ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+        init_token_files(settings)
         private = settings.jwt_private_key_file.read_bytes()
         lines = []
         for code in municipality_codes(municipalities):
-            token, _ = issue_token(private, role="municipality", municipality_code=code, ttl=timedelta(hours=6))
+            token, _ = issue_token(
+                private, audience=SERVICE_NAMES, role="municipality", municipality_code=code, ttl=timedelta(hours=6)
+            )
             lines.append(f"{code} {token}\n")
         path.write_text("".join(lines), encoding="utf-8")
         return path

@@ -77,12 +77,23 @@ The IDO grant ledger is running (logs in $LOG_DIR, data in $IDO_DATA_DIR):
   signed checkpoints every ${IDO_CHECKPOINT_EVERY_S:-60} s in ${IDO_CHECKPOINT_DIR:-$IDO_DATA_DIR/checkpoints}
     (verify: .venv/bin/ido audit verify --since <checkpoint>; see docs/audit.md)
 
-Demo tokens (12 hours; issue more with: .venv/bin/ido tokens issue --role ROLE):
+Demo tokens (12 hours, for the services each role uses; issue more with:
+  .venv/bin/ido tokens issue --role ROLE --audience SERVICE [--audience SERVICE ...] [--subject CLIENT]):
 INFO
-for role in ministry kb auditor finance; do
-    printf '  %-22s %s\n' "$role" "$($IDO tokens issue --role "$role" --quiet)"
-done
-printf '  %-22s %s\n' "municipality GM0363" "$($IDO tokens issue --role municipality --municipality GM0363 --quiet)"
+demo_token() {  # label, role, audiences..., [-- extra arguments]
+    local label="$1" role="$2"; shift 2
+    local args=(--role "$role" --quiet)
+    while [ $# -gt 0 ]; do
+        if [ "$1" = "--municipality" ]; then args+=(--municipality "$2"); shift 2; continue; fi
+        args+=(--audience "$1"); shift
+    done
+    printf '  %-22s %s\n' "$label" "$($IDO tokens issue "${args[@]}")"
+}
+demo_token ministry ministry payments bridge ledger
+demo_token kb kb bridge
+demo_token auditor auditor payments bridge ledger
+demo_token finance finance payments bridge ledger
+demo_token "municipality GM0363" municipality payments ledger --municipality GM0363
 cat <<INFO
 
 Try:  curl -H "Authorization: Bearer <ministry token>" http://127.0.0.1:8001/v1/years/2024/grants

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.export import GENERATED_DIR, generated_documents
-from services.common.auth import ensure_keypair
+from services.common.auth import init_token_files
 from services.common.config import load_settings
 from services.common.definition import SERVICE_NAMES, service_definition
 
@@ -41,7 +41,7 @@ def openapi_document(service: str, workdir: Path) -> dict[str, Any]:
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # never contacted while documents are made
         }
     )
-    ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+    init_token_files(settings)
     app = service_definition(service).create_http_app(settings)
     try:
         document: dict[str, Any] = app.extensions["ido.api"].spec.to_dict()

@@ -105,21 +105,33 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _tokens(args: argparse.Namespace) -> None:
-    from services.common.auth import RevocationList, ensure_keypair, issue_token
+    from services.common.auth import RevocationList, ensure_keypair, init_token_files, issue_token, new_subject
 
     settings = load_settings()
     if args.tokens_command == "init-keys":
-        ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
-        print(f"keys in {settings.jwt_private_key_file.parent}")
+        init_token_files(settings)
+        print(f"keys in {settings.jwt_private_key_file.parent}; revocation list {settings.revoked_tokens_file}")
     elif args.tokens_command == "issue":
         ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
-        token, token_id = issue_token(
-            settings.jwt_private_key_file.read_bytes(),
-            role=args.role,
-            municipality_code=args.municipality,
-            ttl=timedelta(hours=args.ttl_hours),
+        # Each token its own subject unless told: the subject is its Idempotency-Key space, and two
+        # ministry clients sharing one would answer each other's retries.
+        subject = args.subject or new_subject(args.role, args.municipality)
+        ttl = timedelta(hours=args.ttl_hours) if args.ttl_hours is not None else (
+            timedelta(seconds=settings.token_max_lifetime_s)
         )
-        print(token if args.quiet else f"token id: {token_id}\n{token}")
+        try:
+            token, token_id = issue_token(
+                settings.jwt_private_key_file.read_bytes(),
+                role=args.role,
+                audience=args.audience,
+                municipality_code=args.municipality,
+                subject=subject,
+                ttl=ttl,
+                max_lifetime_s=settings.token_max_lifetime_s,
+            )
+        except ValueError as error:
+            raise SystemExit(f"ido tokens issue: {error}") from None
+        print(token if args.quiet else f"token id: {token_id}\nsubject: {subject}\n{token}")
     elif args.tokens_command == "revoke":
         RevocationList(settings.revoked_tokens_file).revoke(args.token_id)
         print(f"revoked {args.token_id}")
@@ -253,11 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     tokens = commands.add_parser("tokens", help="signing keys and bearer tokens")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
-    token_commands.add_parser("init-keys", help="create the Ed25519 key pair if missing")
+    token_commands.add_parser("init-keys", help="create the Ed25519 key pair and an empty revocation list if missing")
     issue = token_commands.add_parser("issue", help="issue a token")
     issue.add_argument("--role", required=True, choices=["ministry", "kb", "auditor", "finance", "municipality"])
     issue.add_argument("--municipality", help="CBS code, for --role municipality")
-    issue.add_argument("--ttl-hours", type=float, default=12.0)
+    issue.add_argument(
+        "--audience", action="append", required=True, choices=SERVICE_NAMES,
+        help="a service the token is for; repeat for several (a ledger token is not a payments token)",
+    )
+    issue.add_argument(
+        "--subject", help="the client's own id (its Idempotency-Key space); default: a new one for this token"
+    )
+    issue.add_argument(
+        "--ttl-hours", type=float, default=None, help="lifetime (default and maximum: IDO_TOKEN_MAX_LIFETIME_S)"
+    )
     issue.add_argument("--quiet", action="store_true", help="print only the token")
     revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from contracts.identifiers import CBS_CODE, FIRST_YEAR, LAST_YEAR, ORG_ID, ORG_ID_REASON, year_from_text
 from services.common.definition import service_definition
@@ -51,7 +52,9 @@ class PostgresSettings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+        # Escaped: a password with @ : / % # ? would otherwise split the URL in the wrong place.
+        user, password, dbname = (quote(part, safe="") for part in (self.user, self.password, self.dbname))
+        return f"postgresql+psycopg://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
 
 GIVING360_PREFIX = re.compile(r"^360G-[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
@@ -97,6 +100,7 @@ class Settings:
     jwt_public_key_file: Path
     jwt_private_key_file: Path
     revoked_tokens_file: Path
+    """Revoked token ids; a service refuses every token (503) while it is missing or unreadable."""
     view_db_url: str
     relay_poll_interval_ms: int
     relay_batch_size: int
@@ -110,6 +114,11 @@ class Settings:
     checkpoint_key_file: Path
     checkpoint_public_key_file: Path
     keys_dir: Path = Path("var/keys")
+    token_max_lifetime_s: int = 12 * 3600
+    """``IDO_TOKEN_MAX_LIFETIME_S``: the longest a token may live (exp - iat), at issue and at verification."""
+    trusted_proxies: int = 0
+    """``IDO_TRUSTED_PROXIES``: reverse proxies in front of the services whose X-Forwarded-For/-Proto/-Host
+    are believed (0: none; 1: one proxy, e.g. TLS ending at nginx, so the dashboard cookie is Secure)."""
     trusted_keyset_file: Path = Path("var/keys/signing/keyset.json")
     """The public key set consumers (projector, audit) trust for seals (docs/audit.md#provenance)."""
     provenance: bool = True
@@ -288,6 +297,23 @@ def _giving360(env: Mapping[str, str]) -> Giving360Settings:
     )
 
 
+def _postgres_password(env: Mapping[str, str]) -> str:
+    """``POSTGRES_PASSWORD_FILE`` (a compose or Kubernetes secret; trailing newline dropped) or
+    ``POSTGRES_PASSWORD``; not both, so no stale variable silently wins."""
+    path = env.get("POSTGRES_PASSWORD_FILE") or None
+    if path is None:
+        return env.get("POSTGRES_PASSWORD", "")
+    if env.get("POSTGRES_PASSWORD"):
+        raise SettingError("POSTGRES_PASSWORD_FILE", "set it or POSTGRES_PASSWORD, not both")
+    try:
+        password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingError("POSTGRES_PASSWORD_FILE", f"cannot read {path}: {error}") from None
+    if not password:
+        raise SettingError("POSTGRES_PASSWORD_FILE", f"{path} is empty")
+    return password
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     event_store = env.get("IDO_EVENT_STORE", "sqlite")
@@ -304,7 +330,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             port=_int(env, "POSTGRES_PORT", 5432, minimum=1),
             dbname=env["POSTGRES_DBNAME"],
             user=env["POSTGRES_USER"],
-            password=env.get("POSTGRES_PASSWORD", ""),
+            password=_postgres_password(env),
         )
     keys_dir = Path(env.get("IDO_KEYS_DIR", "var/keys"))
     view_db_url = env.get(VIEW_DB_URL) or (
@@ -345,6 +371,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env.get("IDO_CHECKPOINT_PUBLIC_KEY_FILE") or str(keys_dir / "checkpoint_public.pem")
         ),
         keys_dir=keys_dir,
+        token_max_lifetime_s=_int(env, "IDO_TOKEN_MAX_LIFETIME_S", 12 * 3600, minimum=60),
+        trusted_proxies=_int(env, "IDO_TRUSTED_PROXIES", 0, minimum=0),
         trusted_keyset_file=Path(env.get("IDO_TRUSTED_KEYSET_FILE") or str(keys_dir / "signing" / "keyset.json")),
         provenance=_choice(env, "IDO_PROVENANCE", ("on", "off"), "on") == "on",
         sisa_indicators=_per_year_setting(env, SISA_INDICATORS, "", sisa_codes),

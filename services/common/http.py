@@ -26,11 +26,12 @@ from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
-from services.common.auth import Principal, TokenVerifier
+from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
@@ -38,7 +39,7 @@ from services.common.errors import RetryLater, ServiceError, Unavailable
 from services.common.json_depth import refuse_deep_json
 from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
-from services.common.observability import OPERATIONS_KEY, Operations
+from services.common.observability import OPERATIONS_KEY, Check, Operations
 from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
 
@@ -179,9 +180,17 @@ def create_service_app(
     blueprints: Iterable[Blueprint],
     max_body_bytes: int = 1024 * 1024,
     write_rate_limit_per_minute: int,
+    trusted_proxies: int = 0,
 ) -> Flask:
     app = Flask(service)
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is registered
+    if trusted_proxies:
+        # Behind TLS-ending proxies (IDO_TRUSTED_PROXIES) the request's scheme, host and client are the
+        # ones they forward: the dashboard's cookie is then Secure when the browser spoke HTTPS. Never
+        # without the setting: a client could claim any scheme or address in those headers.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies, x_host=trusted_proxies
+        )
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",
@@ -285,6 +294,10 @@ def enable_operations(
         max_relay_lag=settings.ready_max_relay_lag,
         timeout_ms=settings.ready_timeout_ms,
     )
+    # Every token is refused (503) while the revocation list cannot be read: say so here too, so a
+    # load balancer sends no requests to an instance that can only refuse them.
+    revoked = app.extensions["ido.verifier"].revoked
+    operations.add_check("revocation_list", lambda: _revocation_check(revoked))
     topics = [settings.topic(name) for name in projection_topics]
     if topics and dead_letter_topic and stored_offsets is not None:
         assert operations.probe is not None
@@ -292,6 +305,11 @@ def enable_operations(
             ProjectionWatch(operations.probe, topics, settings.topic(dead_letter_topic), stored_offsets)
         )
     return operations
+
+
+def _revocation_check(revoked: RevocationList) -> Check:
+    problem = revoked.unreadable()
+    return Check(problem is None, {"error": problem} if problem else {})
 
 
 def operations_service(app: Flask) -> str:

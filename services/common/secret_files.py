@@ -31,3 +31,14 @@ def create_exclusive(path: Path, content: bytes, mode: int = 0o600) -> bool:
         return True
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def ensure_secret(path: Path, size_bytes: int = 32) -> bytes:
+    """A random secret of ``size_bytes`` at ``path``, made (0600, exclusively) when missing, so every
+    process and worker that shares the file shares the secret."""
+    if not path.exists():
+        create_exclusive(path, secrets.token_bytes(size_bytes))
+    secret = path.read_bytes()
+    if len(secret) != size_bytes:
+        raise ValueError(f"secret {path}: must hold {size_bytes} bytes, holds {len(secret)}")
+    return secret

@@ -55,7 +55,7 @@ from contracts.provenance import (
     statement_bytes,
 )
 from services.common.config import Settings
-from services.common.secret_files import create_exclusive
+from services.common.secret_files import create_exclusive, ensure_secret
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def ensure_record_key(path: Path) -> bytes:
     """The service's record key, created (32 random bytes, 0600) when missing."""
-    if not path.exists():
-        create_exclusive(path, secrets.token_bytes(RECORD_KEY_BYTES))
-    key = path.read_bytes()
-    if len(key) != RECORD_KEY_BYTES:
-        raise ValueError(f"record key {path}: must hold {RECORD_KEY_BYTES} bytes, holds {len(key)}")
-    return key
+    return ensure_secret(path, RECORD_KEY_BYTES)
 
 
 def record_mac(record_key: bytes, event_hash: str) -> str:

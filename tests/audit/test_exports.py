@@ -37,7 +37,7 @@ def test_exports_from_a_replay_of_the_topics(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     services = record_history(live)
-    services.ledger.close_year(CODES[0], 2024, closed_by="auditor", final_account=True, closed_on=date(2025, 3, 1))
+    services.ledger.close_year(CODES[0], 2024, closed_by="ministry", final_account=True, closed_on=date(2025, 3, 1))
     # The eindverantwoording is the municipality's own declaration (issue 15), no longer the year close's.
     services.ledger.declare_sisa_line(
         CODES[0], 2024, 2024, final_account=True, declared_by="municipality", declared_on=date(2025, 3, 1)

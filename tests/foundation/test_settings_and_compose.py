@@ -63,3 +63,17 @@ def test_compose_services_run_real_cli_commands_with_settings_the_code_reads() -
             assert re.search(rf'"{key}"', config_source) or key.startswith("IDO_") and key.endswith("_PORT"), (
                 f"{name}: {key} is not a setting the services read"
             )
+
+
+def test_compose_takes_the_postgres_password_from_a_secret_with_no_default() -> None:
+    """Issue 16: `${POSTGRES_PASSWORD:-ido}` started every stack with the same known password."""
+    text = (REPO / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    assert "POSTGRES_PASSWORD:" not in text and ":-" not in text
+    assert compose["secrets"]["postgres_password"] == {"file": "./secrets/postgres.password"}
+    for name, spec in compose["services"].items():
+        if spec.get("image") == "ido-ledger:local" or name == "postgres":
+            assert spec["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres.password", name
+            assert {"source": "postgres_password", "target": "postgres.password"} in spec["secrets"], name
+    for service in ("payments", "bridge", "ledger"):  # they verify tokens: the list must be there
+        assert {"source": "revoked_tokens", "target": "revoked_tokens.txt"} in compose["services"][service]["secrets"]

@@ -27,6 +27,7 @@ from services.ledger.entrypoints.definition import create_app as create_ledger_a
 from services.ledger.entrypoints.projector import build_runner
 from services.payments.application.app import PaymentsApplication
 from services.payments.entrypoints.definition import create_app as create_payments_app
+from tests.support.dashboard import sign_in_form
 from tests.support.infra import KafkaInfo
 from tests.support.kafka_topics import publish_all
 from tests.support.read_your_writes import get_once_projected
@@ -222,7 +223,7 @@ def test_voorne_aan_zee(stack: Stack) -> None:
     for code, status in ((VOORNE_AAN_ZEE, 200), (ROTTERDAM, 403)):
         browser = stack.ledger.application.test_client()
         token = stack.tokens.headers("municipality", code)["Authorization"].removeprefix("Bearer ")
-        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        assert browser.post("/dashboard/login", data=sign_in_form(browser, token)).status_code == 303
         assert browser.get(f"/dashboard/municipalities/{BRIELLE}/2023").status_code == status, code
 
     assert_replay_equals_live(

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.export import GENERATED_DIR, generated_documents
 from services.common.apidocs import API_DOCS_DIR, api_documents, asyncapi_problem
-from services.common.auth import ensure_keypair
+from services.common.auth import init_token_files
 from services.common.config import load_settings
 from services.common.definition import SERVICE_NAMES, service_definition
 
@@ -37,7 +37,7 @@ def test_each_service_serves_its_openapi_and_swagger_ui(service: str, tmp_path: 
         {"IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys"),
          "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
     )
-    ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+    init_token_files(settings)
     app = service_definition(service).create_http_app(settings)
     client = app.test_client()
     try:

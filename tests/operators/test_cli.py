@@ -85,20 +85,24 @@ def test_ido_import_expenditures_goes_through_the_api_atomically(
 
 
 def test_ido_tokens_issue_and_revoke(tmp_path: Path) -> None:
-    from services.common.auth import verifier_from_files
+    from services.common.auth import verifier_for
     from services.common.config import load_settings
     from services.common.errors import Unauthenticated
 
     env = {**__import__("os").environ, "IDO_KEYS_DIR": str(tmp_path / "keys"), "IDO_DATA_DIR": str(tmp_path / "d")}
-    issued = subprocess.run(
-        [sys.executable, "-m", "services.common.cli", "tokens", "issue", "--role", "municipality",
-         "--municipality", "GM0363"],
+    subprocess.run(
+        [sys.executable, "-m", "services.common.cli", "tokens", "init-keys"],
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
     )
-    token_id_line, token = issued.stdout.strip().splitlines()
+    issued = subprocess.run(
+        [sys.executable, "-m", "services.common.cli", "tokens", "issue", "--role", "municipality",
+         "--municipality", "GM0363", "--audience", "ledger"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    )
+    token_id_line, _subject_line, token = issued.stdout.strip().splitlines()
     token_id = token_id_line.removeprefix("token id: ")
     settings = load_settings(env)
-    verifier = verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file)
+    verifier = verifier_for(settings, "ledger")
     principal = verifier.verify(f"Bearer {token}")
     assert (principal.role, principal.municipality_code, principal.token_id) == ("municipality", "GM0363", token_id)
     subprocess.run(

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from services.common.auth import RevocationList, issue_token
 from services.common.config import Settings
+from services.common.definition import SERVICE_NAMES
 from services.ledger.adapters.http.dashboard import COOKIE
 from services.ledger.adapters.http.dashboard_chart import (
     Step,
@@ -21,6 +22,7 @@ from services.ledger.adapters.http.dashboard_chart import (
     month_ends,
 )
 from services.ledger.entrypoints.definition import create_app
+from tests.support.dashboard import csrf_field, sign_in_form
 from tests.support.tokens import TokenFactory
 
 PAGES = ("/dashboard/", "/dashboard/national/2024", "/dashboard/municipalities/GM0363/2024")
@@ -40,7 +42,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def sign_in(client: FlaskClient, token: str, next_path: str | None = None) -> str:
-    form = {"token": token}
+    form = sign_in_form(client, token)
     if next_path is not None:
         form["next"] = next_path
     response = client.post("/dashboard/login", data=form)
@@ -82,13 +84,15 @@ def test_without_a_valid_token_every_page_is_the_login_form_with_401(
     for page in PAGES:
         answer = client.get(page)
         assert answer.status_code == 401 and b'name="token"' in answer.data, page
-    bad = client.post("/dashboard/login", data={"token": "not-a-token"})
+    bad = client.post("/dashboard/login", data=sign_in_form(client, "not-a-token"))
     assert bad.status_code == 401 and b"Not signed in" in bad.data and "Set-Cookie" not in bad.headers
-    expired, _ = issue_token(settings.jwt_private_key_file.read_bytes(), role="auditor", ttl=timedelta(seconds=-5))
-    assert client.post("/dashboard/login", data={"token": expired}).status_code == 401
+    expired, _ = issue_token(
+        settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="auditor", ttl=timedelta(seconds=-5)
+    )
+    assert client.post("/dashboard/login", data=sign_in_form(client, expired)).status_code == 401
 
     # A revoked token ends the session at the next page: 401, and the cookie is cleared.
-    token, token_id = issue_token(settings.jwt_private_key_file.read_bytes(), role="auditor")
+    token, token_id = issue_token(settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="auditor")
     sign_in(client, token)
     assert client.get("/dashboard/national/2024").status_code == 200
     RevocationList(settings.revoked_tokens_file).revoke(token_id)
@@ -104,7 +108,7 @@ def test_sign_in_returns_to_the_page_asked_for_and_never_to_another_site(
     assert sign_in(client, token, "/dashboard/national/2024") == "/dashboard/national/2024"
     for elsewhere in ("https://evil.example/", "//evil.example/x", "/dashboard//evil", "/v1/balances/2024"):
         assert sign_in(client, token, elsewhere) == "/dashboard/", elsewhere
-    out = client.post("/dashboard/logout")
+    out = client.post("/dashboard/logout", data=csrf_field(client, "/dashboard/"))
     assert out.status_code == 303 and f"{COOKIE}=;" in out.headers["Set-Cookie"]
 
 

@@ -120,7 +120,8 @@ def test_dashboard_figures_equal_the_api_and_a_municipality_sees_only_its_books(
             with page.expect_navigation():
                 page.click("#logout")
             assert page.locator("#token").count() == 1
-            assert context.cookies() == []
+            # The token is gone; only the login form's CSRF nonce (no secret, no session) is left.
+            assert [cookie["name"] for cookie in context.cookies()] == ["ido_csrf"]
 
             # -- the auditor -------------------------------------------------------------------
             sign_in(page, base, auditor)
@@ -188,7 +189,7 @@ def test_dashboard_figures_equal_the_api_and_a_municipality_sees_only_its_books(
 def test_swagger_ui_renders_offline_from_the_packaged_assets(
     browser: Any, tmp_path: Path
 ) -> None:
-    from services.common.auth import ensure_keypair
+    from services.common.auth import init_token_files
     from services.common.config import load_settings
     from services.payments.entrypoints.definition import create_app
 
@@ -196,7 +197,7 @@ def test_swagger_ui_renders_offline_from_the_packaged_assets(
         {"IDO_DATA_DIR": str(tmp_path / "data"), "IDO_KEYS_DIR": str(tmp_path / "keys"),
          "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
     )
-    ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+    init_token_files(settings)
     app = create_app(settings)
     context = browser.new_context()
     page = context.new_page()

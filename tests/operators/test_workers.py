@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.auth import ensure_keypair
+from services.common.auth import init_token_files
 from services.common.config import load_settings
 from services.common.startup_lock import startup_lock
 from tests.resilience.support import Processes, free_port, wait_healthy
@@ -51,7 +51,7 @@ def test_every_scrape_sums_the_counters_of_all_workers(
         "IDO_TOPIC_PREFIX": topic_prefix,
     }
     settings = load_settings(env)
-    ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+    init_token_files(settings)
     port = free_port()
     server = processes.spawn(
         "payments", ["serve", "payments", "--port", str(port), "--workers", "2", "--threads", "2"], env, port=port
@@ -81,7 +81,7 @@ def test_workers_starting_together_on_a_fresh_store_all_boot(
     race (a unique violation on PostgreSQL, "already exists" on SQLite) did not boot."""
     env = {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix}
     settings = load_settings(env)
-    ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+    init_token_files(settings)
     port = free_port()
     server = processes.spawn(
         "ledger", ["serve", "ledger", "--port", str(port), "--workers", str(WORKERS), "--threads", "1"], env, port=port

@@ -25,8 +25,9 @@ from typing import Any
 
 import psycopg
 
-from services.common.auth import ensure_keypair, issue_token
+from services.common.auth import init_token_files, issue_token
 from services.common.config import Settings, load_settings
+from services.common.definition import SERVICE_NAMES
 from services.common.kafka_provisioning import provision
 from tests.support.infra import KafkaInfo, PostgresInfo
 
@@ -339,13 +340,14 @@ class StackEnv:
 
     def settings(self) -> Settings:
         settings = load_settings(self.env())
-        ensure_keypair(settings.jwt_private_key_file, settings.jwt_public_key_file)
+        init_token_files(settings)
         return settings
 
     def token(self, role: str, municipality_code: str | None = None) -> str:
         settings = self.settings()
-        token, _ = issue_token(
-            settings.jwt_private_key_file.read_bytes(), role=role, municipality_code=municipality_code
+        token, _ = issue_token(  # one subject per caller, as before: a retry with a new token is its retry
+            settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role=role,
+            municipality_code=municipality_code, subject=municipality_code or role,
         )
         self.issued.append(token)
         return token

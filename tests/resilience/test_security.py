@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.common.auth import RevocationList, issue_token
 from services.common.config import load_settings
+from services.common.definition import SERVICE_NAMES
 from tests.resilience.figures import Figures
 from tests.resilience.stack import expenditure, prepare_payments
 from tests.resilience.support import REPO, Client, Processes, StackEnv, assert_no_secrets, free_port, wait_for
@@ -127,11 +128,11 @@ def test_no_token_and_no_personal_data_in_the_logs_of_a_run(
     private = settings.jwt_private_key_file.read_bytes()
     good = stack.token("municipality", "GM0363")
     ministry = stack.token("ministry")
-    expired, _ = issue_token(private, role="ministry", ttl=timedelta(seconds=-5))
+    expired, _ = issue_token(private, audience=SERVICE_NAMES, role="ministry", ttl=timedelta(seconds=-5))
     other_key = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    forged, _ = issue_token(other_key, role="ministry")
-    revoked, revoked_id = issue_token(private, role="ministry")
+    forged, _ = issue_token(other_key, audience=SERVICE_NAMES, role="ministry")
+    revoked, revoked_id = issue_token(private, audience=SERVICE_NAMES, role="ministry")
     RevocationList(settings.revoked_tokens_file).revoke(revoked_id)
     prepare_payments(Client(payments.port or 0, {"Authorization": f"Bearer {ministry}"}))
     requests = 0
@@ -249,12 +250,15 @@ def test_an_unauthenticated_caller_learns_nothing_from_validation(
     client = service_definition(service).create_http_app(settings).test_client()
     headers: dict[str, str] = {}
     if token == "expired":
-        value, _ = issue_token(settings.jwt_private_key_file.read_bytes(), role="ministry", ttl=timedelta(seconds=-5))
+        value, _ = issue_token(
+            settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="ministry",
+            ttl=timedelta(seconds=-5),
+        )
         headers["Authorization"] = f"Bearer {value}"
     elif token == "forged":
         other_key = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        value, _ = issue_token(other_key, role="ministry")
+        value, _ = issue_token(other_key, audience=SERVICE_NAMES, role="ministry")
         headers["Authorization"] = f"Bearer {value}"
     response = client.post(path, json=body, headers=headers)
     assert response.status_code == 401, (response.status_code, response.json)

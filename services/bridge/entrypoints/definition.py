@@ -9,7 +9,7 @@ from services.bridge.adapters.http.routes import APPLICATION_KEY, blp
 from services.bridge.application.app import BridgeApplication
 from services.bridge.entrypoints.demo import load_demo_data
 from services.common.adapters.sql import create_sql_engine
-from services.common.auth import verifier_from_files
+from services.common.auth import verifier_for
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
@@ -30,10 +30,11 @@ def create_app(settings: Settings, application: BridgeApplication | None = None)
             "to public libraries: € 0.15 per inhabitant of each library's service area. Money is integer "
             "euro cents. Reads: roles kb, ministry, auditor, finance. Writes: role kb."
         ),
-        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        verifier=verifier_for(settings, "bridge"),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
         write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.extensions[APPLICATION_KEY] = application or build_bridge_application(settings)
     enable_operations(app, settings, application=app.extensions[APPLICATION_KEY], topic=BRIDGE.name)

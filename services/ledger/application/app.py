@@ -92,6 +92,16 @@ def _reused(key: str) -> IdempotencyKeyReused:
     )
 
 
+def key_scope(municipality_code: str, subject: str | None) -> str:
+    """Whose Idempotency-Keys a posting's ids derive from: one client's (token subject) of the
+    municipality, so two clients of one municipality never answer each other's retries. A token
+    whose subject is the bare code (every token before issue 16) keeps the ids it had, so a retry
+    across the upgrade still finds its posting."""
+    if subject is None or subject == municipality_code:
+        return municipality_code
+    return f"{municipality_code}/{subject}"
+
+
 class LedgerApplication(Application[UUID]):
     name = "ledger"
     today: Callable[[], date] = staticmethod(_today)
@@ -185,8 +195,10 @@ class LedgerApplication(Application[UUID]):
         raise RuntimeError(f"a save's guard saw the books of {municipality_code} {year}, which are not found")
 
     def record_expenditure(
-        self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None
+        self, municipality_code: str, data: dict[str, Any], idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """``subject``: the caller's token subject; its keys are its own (``key_scope``)."""
         request = _expenditure_request(data)
 
         def saved_before(expenditure_id: UUID) -> tuple[int, dict[str, Any]] | None:
@@ -208,7 +220,7 @@ class LedgerApplication(Application[UUID]):
         if idempotency_key is None:
             expenditure_id = uuid4()
         else:
-            expenditure_id = derived_id(municipality_code, "expenditure", idempotency_key)
+            expenditure_id = derived_id(key_scope(municipality_code, subject), "expenditure", idempotency_key)
         books = self.find_books(municipality_code, data["grant_year"])
         grant = self.grant_year(municipality_code, data["grant_year"])
         try:
@@ -393,7 +405,8 @@ class LedgerApplication(Application[UUID]):
         return run()
 
     def import_expenditures(
-        self, municipality_code: str, csv_text: str, idempotency_key: str | None = None
+        self, municipality_code: str, csv_text: str, idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         rows, errors = parse_expenditures_csv(csv_text)
         if errors:
@@ -413,7 +426,8 @@ class LedgerApplication(Application[UUID]):
         @retry_on(ConcurrentChange)  # a run with the same key saved first: answer from its events
         def run() -> tuple[int, dict[str, Any]]:
             ids = [
-                derived_id(municipality_code, "import", idempotency_key, line) if idempotency_key else uuid4()
+                derived_id(key_scope(municipality_code, subject), "import", idempotency_key, line)
+                if idempotency_key else uuid4()
                 for line, _row in rows
             ]
             if idempotency_key is not None:

@@ -10,7 +10,7 @@ Invariants (each enforced here, whatever the caller):
   ``Expenditure.reverse`` take the year's ``Books`` as loaded by the caller (None while it is open);
 - a posting needs an award of its grant year and is refused under a merged code from the merger's
   effective date: ``Expenditure.record`` takes the ``GrantYear`` (``grant_years.py``);
-- a year closes once, not before it starts, and only by the ministry or an auditor;
+- a year closes once, not before it starts, and only by the ministry (auditors read only);
 - an expenditure is reversed at most once, within its grant year, not before its own booking date;
   a reversal given no booking day books today if that is such a day, else on the expenditure's own
   booking date (``Expenditure.reversal_day``).
@@ -292,8 +292,8 @@ class Books(ChainedAggregate):
         if books is not None:
             raise books.refuse_closing_again()
         cls.check_closing_date(grant_year, closed_on)
-        if closed_by not in ("ministry", "auditor"):
-            raise InvalidExpenditure("only the ministry or an auditor closes a year", field="closed_by")
+        if closed_by not in ("ministry",):
+            raise InvalidExpenditure("only the ministry closes a year", field="closed_by")
         return cls._start(
             cls.Closed,
             stream_id=books_stream(municipality_code, grant_year),

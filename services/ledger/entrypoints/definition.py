@@ -6,13 +6,15 @@ from flask import Flask
 
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
-from services.common.auth import verifier_from_files
+from services.common.auth import verifier_for
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
 from services.common.http import create_service_app, enable_operations
 from services.common.idempotency import enable_request_keys
 from services.common.observability import sql_check
+from services.common.secret_files import ensure_secret
+from services.ledger.adapters.http import dashboard_csrf
 from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
@@ -31,10 +33,11 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
             "bridging subsidy are projected from Kafka (ido.grants.v1, ido.bridge.v1, ido.expenditures.v1). "
             "Amounts are integer euro cents."
         ),
-        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        verifier=verifier_for(settings, "ledger"),
         blueprints=BLUEPRINTS,
         max_body_bytes=settings.max_body_bytes,
         write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
+        trusted_proxies=settings.trusted_proxies,
     )
     queries = open_queries(
         create_sql_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
@@ -62,6 +65,8 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     )
     operations.add_check("view_store", lambda: sql_check(queries.engine))
     app.register_blueprint(dashboard)  # read-only pages for people, on the same queries as the API
+    # The key of the dashboard forms' CSRF tokens, one file every worker shares (the service's own keys).
+    app.extensions[dashboard_csrf.KEY] = ensure_secret(settings.signing_dir("ledger") / "dashboard_csrf.key")
     return app
 
 

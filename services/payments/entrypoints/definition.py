@@ -8,7 +8,7 @@ from flask import Flask
 
 from contracts.topics import GRANTS
 from services.common.adapters.sql import create_sql_engine
-from services.common.auth import verifier_from_files
+from services.common.auth import verifier_for
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
 from services.common.eventstore import build_application
@@ -38,10 +38,11 @@ def create_app(settings: Settings, application: PaymentsApplication | None = Non
         service="payments",
         title="IDO payments (SPUK IDO)",
         description=DESCRIPTION,
-        verifier=verifier_from_files(settings.jwt_public_key_file, settings.revoked_tokens_file),
+        verifier=verifier_for(settings, "payments"),
         blueprints=[blp],
         max_body_bytes=settings.max_body_bytes,
         write_rate_limit_per_minute=settings.write_rate_limit_per_minute,
+        trusted_proxies=settings.trusted_proxies,
     )
     if application is not None:
         application.settlement_rules = settings.settlement_rules

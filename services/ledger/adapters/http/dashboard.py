@@ -2,9 +2,11 @@
 
 Login: the user pastes a bearer token (from `ido tokens issue` or the identity provider) into the
 login page; it is verified like an API call and kept in an HttpOnly, SameSite=Strict cookie
-scoped to /dashboard for the token's lifetime. Every page verifies it again (expiry, revocation)
-and applies the API's own access rules: a municipality sees only its own books; auditors, finance
-and the ministry see all; other roles nothing. The figures come from the read side's queries
+scoped to /dashboard for the token's lifetime, Secure when the browser spoke HTTPS (behind a proxy:
+``IDO_TRUSTED_PROXIES``). The login and logout forms carry a CSRF token (``dashboard_csrf``).
+Every page verifies the token again (expiry, revocation) and applies the API's own access rules:
+a municipality sees only its own books; auditors, finance and the ministry see all; other roles
+nothing. The figures come from the read side's queries
 (``services.ledger.read_side``), the same the `/v1/...` endpoints answer with; no SQL here.
 """
 
@@ -21,6 +23,7 @@ from contracts.events.expenditures import CATEGORIES
 from contracts.identifiers import CBS_CODE, is_year
 from services.common.auth import Principal, TokenVerifier
 from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
+from services.ledger.adapters.http import dashboard_csrf
 from services.ledger.adapters.http.dashboard_chart import (
     bar,
     cumulative_chart,
@@ -61,6 +64,7 @@ dashboard = Blueprint(
 dashboard.add_app_template_filter(format_eur, "eur")
 dashboard.add_app_template_global(percent, "percent")
 dashboard.add_app_template_global(bar, "bar")
+dashboard.add_app_template_global(dashboard_csrf.csrf_token, "csrf_token")
 
 
 def _service() -> LedgerService:
@@ -117,7 +121,7 @@ def _default_year() -> int:
 def _secure(response: Response) -> Response:
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
-    return response
+    return dashboard_csrf.set_cookie(response, COOKIE_PATH)
 
 
 @dashboard.errorhandler(ServiceError)
@@ -153,12 +157,13 @@ def login_post() -> Any:
     token = (request.form.get("token") or "").strip().removeprefix("Bearer ").strip()
     next_path = request.form.get("next")
     try:
+        dashboard_csrf.check()  # before the token is looked at: another site's form signs nobody in
         caller = _verifier().verify(f"Bearer {token}")
-    except Unauthenticated as error:
+    except (Unauthenticated, dashboard_csrf.CsrfRefused) as error:
         page = render_template(
             "dashboard/login.html", message=f"Not signed in: {error.message}.", caller=None, next_path=next_path
         )
-        return page, 401
+        return page, error.http_status
     g.principal = caller
     response = redirect(_safe_next(next_path), code=303)
     response.set_cookie(
@@ -182,6 +187,7 @@ def _expiry(token: str) -> datetime:
 
 @dashboard.post("/logout")
 def logout() -> Any:
+    dashboard_csrf.check()
     response = redirect(url_for("dashboard.login"), code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

@@ -143,8 +143,11 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
     422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
     year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
     the municipality merged and the expenditure is booked on or after the merger's effective date."""
-    principal().require_books_of(_code(code))
-    status, answer = _service().application.record_expenditure(code, body, headers.get("idempotency_key"))
+    caller = principal()
+    caller.require_books_of(_code(code))
+    status, answer = _service().application.record_expenditure(
+        code, body, headers.get("idempotency_key"), subject=caller.subject
+    )
     return answer, status
 
 
@@ -169,12 +172,15 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
     """Import a CSV of expenditures atomically; every bad row is named (``line <n>.<field>``), also a row
     into a grant year without a known award (``line <n>.grant_year``) or under a merged code
     (``line <n>.municipality_code``)."""
-    principal().require_books_of(_code(code))
+    caller = principal()
+    caller.require_books_of(_code(code))
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV must be UTF-8", field="_body") from None
-    status, answer = _service().application.import_expenditures(code, text, headers.get("idempotency_key"))
+    status, answer = _service().application.import_expenditures(
+        code, text, headers.get("idempotency_key"), subject=caller.subject
+    )
     return answer, status
 
 
@@ -229,9 +235,9 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 @expenditures.response(201, YearClosedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
-    """Close a grant year for a municipality (ministry or auditor); later postings into it get 409."""
+    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409."""
     caller = principal()
-    caller.require_role("ministry", "auditor")
+    caller.require_role("ministry")
     if not is_year(year):
         raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
     status, answer = _service().application.close_year(
