@@ -83,15 +83,24 @@ def test_a_merger_replays_to_the_live_figures_on_both_sides_of_its_dates(live: S
 A, B, C = "GM0501", "GM0530", "GM1992"  # a chain for the test: A merges into B, later B into C
 
 
-def chain(prefix: str) -> Streams:
-    s = Streams(prefix)
+def award_a_and_b(s: Streams) -> None:
     for code in (A, B):
         grant = f"grant-2024-{code}"
         s.event("GrantAwarded", grant, code, at("2024-01-10"), grant_id=grant, year=2024, municipality_code=code,
                 municipality_name=f"Gemeente {code}", amount_cents=100_000, awarded_on="2024-01-10", basis="annex")
-    spend(s, A, "2024-03-01", 1_000, at("2024-03-02"))
+
+
+def merge_a_into_b(s: Streams) -> None:
+    """A merges into B, effective 1 May 2024, recorded on 2 May."""
     s.event("GrantTransferred", f"grant-2024-{A}", A, at("2024-05-02"), grant_id=f"grant-2024-{A}", year=2024,
             municipality_code=B, from_municipality_code=A, effective_on="2024-05-01")
+
+
+def chain(prefix: str) -> Streams:
+    s = Streams(prefix)
+    award_a_and_b(s)
+    spend(s, A, "2024-03-01", 1_000, at("2024-03-02"))
+    merge_a_into_b(s)
     spend(s, B, "2024-06-01", 2_000, at("2024-06-02"))
     for grant in (f"grant-2024-{A}", f"grant-2024-{B}"):
         s.event("GrantTransferred", grant, grant.removeprefix("grant-2024-"), at("2024-09-02"), grant_id=grant,
@@ -154,13 +163,9 @@ def test_spending_recorded_after_a_merger_moves_when_it_was_known_in_either_read
     """Two postings of A on one day and category, one before the merger into B and one after it: the move
     of each is known from the later of its recording and the merger's, whichever topic is read first."""
     s = Streams("")
-    for code in (A, B):
-        grant = f"grant-2024-{code}"
-        s.event("GrantAwarded", grant, code, at("2024-01-10"), grant_id=grant, year=2024, municipality_code=code,
-                municipality_name=f"Gemeente {code}", amount_cents=100_000, awarded_on="2024-01-10", basis="annex")
+    award_a_and_b(s)
     spend(s, A, "2024-04-15", 1_000, at("2024-04-16"))
-    s.event("GrantTransferred", f"grant-2024-{A}", A, at("2024-05-02"), grant_id=f"grant-2024-{A}", year=2024,
-            municipality_code=B, from_municipality_code=A, effective_on="2024-05-01")
+    merge_a_into_b(s)
     spend(s, A, "2024-04-15", 4_000, at("2024-07-01"))  # a late invoice of the same day, recorded after
     # (A spent, B spent) as known at each moment, worked out by hand from the dates above
     expected = {
