@@ -18,10 +18,9 @@ from collections.abc import Callable
 from flask import Flask, request
 
 from services.common.auth import Principal
+from services.common.blueprint import WRITE_METHODS  # the writes whose 429 the API documents describe
 from services.common.errors import ServiceError
 from services.common.principal_limit import PerPrincipalLimit, principal_key
-
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class WriteRateLimit(PerPrincipalLimit):
