@@ -39,8 +39,12 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
 
 def signing_key(private_path: Path, public_path: Path) -> Ed25519PrivateKey:
     """The checkpoint signing key, created on the first call (and only then)."""
+    # The public key is looked at before the private one: a concurrent first use writes the private key
+    # before the public one, so a public key seen before a missing private key is a lost private key,
+    # not another process half-way through making the pair.
+    public_existed = public_path.exists()
     if not private_path.exists():
-        if public_path.exists():
+        if public_existed:
             raise ValueError(
                 f"checkpoint public key {public_path} exists but its private key {private_path} does not: "
                 "restore the private key (a new one would change the key id auditors trust), or remove "
