@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "services" / "ledger" / "templates" / "dashboard"
 PO = TRANSLATIONS_DIR / "nl" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
-SAME_IN_BOTH = {"Nederlands", "English", "KB", "SPUK IDO", "IDO"}
+SAME_IN_BOTH = {"Nederlands", "English", "KB", "SPUK IDO", "IDO", "XLSX", "CSV"}
 """Texts that are the same in Dutch and English on purpose: the languages' own names, and names."""
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -90,7 +90,8 @@ def _catalogue_ids() -> set[str]:
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None}
     ids = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(REPO), method_map=mapping, keywords=keywords, options_map={}
+        str(REPO), method_map=mapping, keywords=keywords,
+        options_map={"services/ledger/templates/**.html": {"silent": "false"}},  # a broken template fails
     ):
         ids.add(message if isinstance(message, str) else message[0])
     return ids

@@ -24,10 +24,20 @@ from werkzeug.wrappers import Response
 from contracts.events.expenditures import CATEGORIES
 from contracts.identifiers import CBS_CODE, is_year
 from services.common.auth import Principal, TokenVerifier
+from services.common.csv_output import DUTCH_EXCEL, STANDARD
 from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
 from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
 from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
 from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
+from services.ledger.adapters.http.tables import (
+    Table,
+    balance_table,
+    csv_response,
+    journal_table,
+    national_table,
+    sisa_table,
+    xlsx_response,
+)
 from services.ledger.application.service import LedgerService
 from services.ledger.read_side import PointInTime, sisa_deadline
 
@@ -58,6 +68,8 @@ ERROR_SUMMARIES = {
     "bad_request": lazy_gettext("The request could not be read."),
     "unauthenticated": lazy_gettext("Sign in to see these books."),
 }
+CSV_DIALECTS = {"standard": STANDARD, "excel-nl": DUTCH_EXCEL}
+"""``?dialect=``: the contracts' CSV (the default), or one that Excel with Dutch settings opens as it is."""
 SECURITY_HEADERS = {
     # No script at all; styles and images only from here; forms post only here; never framed.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -325,3 +337,37 @@ def municipality(code: str, year: int) -> Any:
         funding=sorted(funding.items()),
         national_link=caller.role in NATIONAL_READERS,
     )
+
+
+@dashboard.get("/municipalities/<code>/<int:year>/<any(balances, journal, sisa):kind>.<any(csv, xlsx):file_format>")
+def municipality_download(code: str, year: int, kind: str, file_format: str) -> Any:
+    """A municipality's balance, journal or SiSa account of a year as a file, with the page's session."""
+    caller = _caller()
+    if not CBS_CODE.fullmatch(code):
+        raise NotFound(f"no municipality {code!r}")
+    queries = _service().queries
+    caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)
+    at = _point_in_time()
+    if kind == "balances":
+        table = balance_table(queries.balances(code, _year(year), at), code, year)
+    elif kind == "journal":
+        table = journal_table(queries.journal_rows(code, _year(year), at), code, year)
+    else:
+        table = sisa_table(queries.sisa(code, _year(year), at), code, year)
+    return _download(table, file_format)
+
+
+@dashboard.get("/national/<int:year>/balances.<any(csv, xlsx):file_format>")
+def national_download(year: int, file_format: str) -> Any:
+    caller = _caller()
+    caller.require_role(*NATIONAL_READERS)
+    return _download(national_table(_service().queries.national(_year(year), _point_in_time()), year), file_format)
+
+
+def _download(table: Table, file_format: str) -> Any:
+    if file_format == "xlsx":
+        return xlsx_response(table)
+    dialect = request.args.get("dialect", "standard")
+    if dialect not in CSV_DIALECTS:
+        raise InvalidInput(f"dialect must be one of {', '.join(CSV_DIALECTS)}", field="dialect")
+    return csv_response(table, CSV_DIALECTS[dialect])
