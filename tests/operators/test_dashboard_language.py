@@ -127,6 +127,7 @@ def _pages(client: FlaskClient, tokens: TokenFactory, language: str) -> dict[str
     for role, code in (("auditor", None), ("municipality", "GM0363"), ("kb", None)):
         sign_in(client, tokens.token(role, code) if code else tokens.token(role))
         for path in ("/dashboard/", "/dashboard/national/2024", "/dashboard/municipalities/GM0363/2024",
+                     "/dashboard/municipalities/GM0363/2024/journal",
                      "/dashboard/national/1900", "/dashboard/national/2024?as_of=yesterday"):
             pages[f"{role} {path}"] = client.get(path, headers=headers).get_data(as_text=True)
     return pages

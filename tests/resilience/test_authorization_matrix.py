@@ -170,12 +170,17 @@ CELLS = [
     # its downloads with the session (issue 18): the API's readers again
     Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024/journal.xlsx", ("A", *READERS)),
     Cell("ledger", "GET", "/dashboard/national/2024/balances.csv", READERS),
+    Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024/journal", ("A", *READERS)),
+    # the reversal form: only the municipality itself, as the API's reversal
+    Cell("ledger", "GET", f"/dashboard/municipalities/{A}/expenditures/{EXPENDITURE_ID}/reversal", ("A",)),
 ]
 NOT_IN_MATRIX = {
     # Public by design, but their answer depends on the broker and stores (200 or 503), and the
     # dashboard's session mechanics and static files: tests/operators covers each of them.
     "operations.readyz", "operations.metrics", "_swagger_ui_asset",
     "dashboard.static", "dashboard.login_post", "dashboard.logout",
+    # a form post needs the page's CSRF field: tests/operators/test_dashboard_journal.py runs it per role
+    "dashboard.reversal_post",
 }
 
 

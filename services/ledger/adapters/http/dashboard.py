@@ -15,20 +15,24 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
+from uuid import UUID, uuid4
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
+from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from contracts.events.expenditures import CATEGORIES
 from contracts.identifiers import CBS_CODE, is_year
 from services.common.auth import Principal, TokenVerifier
 from services.common.csv_output import DUTCH_EXCEL, STANDARD
-from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
+from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated, Unavailable
+from services.common.principal_limit import principal_key
 from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
 from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
 from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
+from services.ledger.adapters.http.schemas import ReversalIn
 from services.ledger.adapters.http.tables import (
     Table,
     balance_table,
@@ -68,6 +72,8 @@ ERROR_SUMMARIES = {
     "bad_request": lazy_gettext("The request could not be read."),
     "unauthenticated": lazy_gettext("Sign in to see these books."),
 }
+JOURNAL_PAGE_SIZE = 50
+REVERSED_FILTERS = ("all", "reversed", "open")
 CSV_DIALECTS = {"standard": STANDARD, "excel-nl": DUTCH_EXCEL}
 """``?dialect=``: the contracts' CSV (the default), or one that Excel with Dutch settings opens as it is."""
 SECURITY_HEADERS = {
@@ -371,3 +377,126 @@ def _download(table: Table, file_format: str) -> Any:
     if dialect not in CSV_DIALECTS:
         raise InvalidInput(f"dialect must be one of {', '.join(CSV_DIALECTS)}", field="dialect")
     return csv_response(table, CSV_DIALECTS[dialect])
+
+
+def _books_code(caller: Principal, code: str, *, readers: tuple[str, ...] = READERS) -> str:
+    if not CBS_CODE.fullmatch(code):
+        raise NotFound(f"no municipality {code!r}")
+    caller.require_books_of(code, readers=readers, predecessors=_service().queries.predecessors_of)
+    return code
+
+
+def _may_post(caller: Principal, code: str) -> bool:
+    """The API's rule for postings and reversals: the municipality itself, no other role."""
+    return caller.role == "municipality" and caller.municipality_code == code
+
+
+def _choice(name: str, allowed: tuple[str, ...] | frozenset[str], default: str | None) -> str | None:
+    value = request.args.get(name) or default
+    if value is not None and value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(sorted(allowed))}", field=name)
+    return value
+
+
+def _page_number() -> int:
+    raw = request.args.get("page") or "1"
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise InvalidInput("page must be a whole number from 1", field="page")
+    return int(raw)
+
+
+@dashboard.get("/municipalities/<code>/<int:year>/journal")
+def journal(code: str, year: int) -> Any:
+    """A municipality's journal of a year: each posting and reversal with its event id, filtered and paged."""
+    caller = _caller()
+    _books_code(caller, code)
+    at = _point_in_time()
+    category = _choice("category", tuple(CATEGORIES), None)
+    reversed_filter = _choice("reversed", REVERSED_FILTERS, "all") or "all"
+    page = _page_number()
+    rows, total = _service().queries.journal_page(
+        code, _year(year), at, category=category, reversed_filter=reversed_filter,
+        offset=(page - 1) * JOURNAL_PAGE_SIZE, limit=JOURNAL_PAGE_SIZE,
+    )
+    pages = max(1, -(-total // JOURNAL_PAGE_SIZE))
+    if page > pages:
+        raise NotFound(f"the journal has {pages} page(s) with these filters")
+    return render_template(
+        "dashboard/journal.html",
+        caller=caller, code=code, name=_service().queries.municipality_name(code), year=year,
+        years=sorted(set(_years()) | {year}), at=at, rows=rows, total=total, page=page, pages=pages,
+        category=category, reversed_filter=reversed_filter, categories=CATEGORIES, labels=CATEGORY_LABELS,
+        may_post=_may_post(caller, code),
+    )
+
+
+def _reversal_form(code: str, expenditure_id: UUID, *, status: int = 200, **context: Any) -> Any:
+    found = _service().application.find_expenditure(expenditure_id)
+    if found is None or found.municipality_code != code:
+        raise NotFound(f"no expenditure {expenditure_id} in the books of {code}")
+    page = render_template(
+        "dashboard/reversal.html", caller=_caller(), code=code, expenditure=found, labels=CATEGORY_LABELS,
+        idempotency_key=context.pop("idempotency_key", None) or str(uuid4()),
+        values=context.pop("values", {}), field_errors=context.pop("field_errors", {}),
+        refusal=context.pop("refusal", None),
+    )
+    return page, status
+
+
+@dashboard.get("/municipalities/<code>/expenditures/<uuid:expenditure_id>/reversal")
+def reversal_form(code: str, expenditure_id: UUID) -> Any:
+    caller = _caller()
+    _books_code(caller, code, readers=())
+    return _reversal_form(code, expenditure_id)
+
+
+@dashboard.post("/municipalities/<code>/expenditures/<uuid:expenditure_id>/reversal")
+def reversal_post(code: str, expenditure_id: UUID) -> Any:
+    """The API's reversal command from a form: the same schema, the same rules, an idempotency key per form."""
+    caller = _caller()
+    dashboard_csrf.check()
+    _books_code(caller, code, readers=())
+    values = {"reason": request.form.get("reason", ""), "booked_on": request.form.get("booked_on", "")}
+    idempotency_key = _form_key()
+    found = _service().application.find_expenditure(expenditure_id)
+    if found is None or found.municipality_code != code:
+        raise NotFound(f"no expenditure {expenditure_id} in the books of {code}")
+    try:
+        body = ReversalIn().load({k: v for k, v in values.items() if v != ""})
+    except ValidationError as error:
+        return _reversal_form(code, expenditure_id, status=422, values=values, idempotency_key=idempotency_key,
+                              field_errors=error.messages)
+    try:
+        _status, answer = _service().application.reverse_expenditure(
+            code, expenditure_id, reason=body["reason"], booked_on=body["booked_on"],
+            idempotency_key=f"dashboard-{idempotency_key}",
+        )
+    except ServiceError as error:
+        if error.http_status in (401, 403):
+            raise
+        return _reversal_form(code, expenditure_id, status=error.http_status, values=values,
+                              idempotency_key=idempotency_key, field_errors=error.errors, refusal=error)
+    return _action_done(caller, code, found.grant_year, str(answer["event_id"]), _("The expenditure was reversed."))
+
+
+def _form_key() -> str:
+    """The idempotency key a form was rendered with: a second submit of the same form is a retry."""
+    raw = request.form.get("idempotency_key") or ""
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise InvalidInput("the form's idempotency_key is missing or not a UUID", field="idempotency_key") from None
+
+
+def _action_done(caller: Principal, code: str, year: int, event_id: str, done: str) -> Any:
+    """The event the action recorded and the balance after it (read-your-writes, bounded)."""
+    balance = None
+    try:
+        _service().wait_for_event(event_id, lambda owner: owner == code, principal_key(caller))
+        balance = _service().queries.balances(code, year, PointInTime())
+    except Unavailable:
+        pass  # the page says the balance follows; the event is recorded either way
+    page = render_template(
+        "dashboard/done.html", caller=caller, code=code, year=year, event_id=event_id, done=done, b=balance,
+    )
+    return page, 201

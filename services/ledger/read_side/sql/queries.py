@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, select
+from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.canonical import format_utc
@@ -48,6 +48,24 @@ def _filters(at: PointInTime) -> list[ColumnElement[bool]]:
     if at.known_at is not None:
         found.append(journal.c.recorded_at <= format_utc(at.known_at))
     return found
+
+
+def _journal_line(r: Any) -> dict[str, Any]:
+    return {
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "expenditure_id": r.expenditure_id,
+        "grant_year": r.year,
+        "category": r.category,
+        "amount_cents": int(r.amount_cents),
+        "booked_on": r.booked_on.isoformat(),
+        "recorded_at": r.recorded_at,
+        "counterparty_id": r.counterparty_id,
+        "counterparty_name": r.counterparty_name,
+        "reference": r.reference,
+        "description": r.description,
+        "reverses_event_id": r.reverses_event_id,
+    }
 
 
 def _today() -> date:
@@ -314,6 +332,36 @@ class LedgerQueries:
             name: str | None = connection.execute(query).scalar_one_or_none()
         return name
 
+    def journal_page(
+        self, code: str, year: int, at: PointInTime, *, category: str | None = None, reversed_filter: str = "all",
+        offset: int = 0, limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a municipality's journal of a year, as ``journal_rows`` gives each line, plus
+        ``reversed_by`` (the reversal's event id) on a recording that was reversed; and the number of lines
+        the filters keep. ``reversed_filter``: ``all``; ``reversed`` (reversed recordings and their
+        reversals); ``open`` (recordings not reversed)."""
+        base = [journal.c.kind == "spent", journal.c.municipality_code == code, journal.c.year == year, *_filters(at)]
+        reversed_ids = select(journal.c.reverses_event_id).where(*base, journal.c.reverses_event_id.is_not(None))
+        where = list(base)
+        if category is not None:
+            where.append(journal.c.category == category)
+        if reversed_filter == "reversed":
+            where.append(or_(journal.c.event_id.in_(reversed_ids), journal.c.reverses_event_id.is_not(None)))
+        elif reversed_filter == "open":
+            where += [journal.c.reverses_event_id.is_(None), journal.c.event_id.not_in(reversed_ids)]
+        elif reversed_filter != "all":
+            raise ValueError(f"reversed_filter {reversed_filter!r}")
+        order = (journal.c.booked_on, journal.c.recorded_at, journal.c.event_id)
+        with self.engine.connect() as connection:
+            total = connection.execute(select(func.count()).select_from(journal).where(*where)).scalar_one()
+            rows = connection.execute(select(journal).where(*where).order_by(*order).offset(offset).limit(limit)).all()
+            ids = [r.event_id for r in rows]
+            of_page = select(journal.c.reverses_event_id, journal.c.event_id).where(
+                *base, journal.c.reverses_event_id.in_(ids)
+            )
+            reversals = dict(connection.execute(of_page).all()) if ids else {}
+        return [{**_journal_line(r), "reversed_by": reversals.get(r.event_id)} for r in rows], int(total)
+
     def journal_rows(self, code: str, year: int | None, at: PointInTime) -> list[dict[str, Any]]:
         where = [journal.c.kind == "spent", journal.c.municipality_code == code, *_filters(at)]
         if year is not None:
@@ -321,21 +369,4 @@ class LedgerQueries:
         query = select(journal).where(*where).order_by(journal.c.booked_on, journal.c.recorded_at, journal.c.event_id)
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [
-            {
-                "event_id": r.event_id,
-                "event_type": r.event_type,
-                "expenditure_id": r.expenditure_id,
-                "grant_year": r.year,
-                "category": r.category,
-                "amount_cents": int(r.amount_cents),
-                "booked_on": r.booked_on.isoformat(),
-                "recorded_at": r.recorded_at,
-                "counterparty_id": r.counterparty_id,
-                "counterparty_name": r.counterparty_name,
-                "reference": r.reference,
-                "description": r.description,
-                "reverses_event_id": r.reverses_event_id,
-            }
-            for r in rows
-        ]
+        return [_journal_line(r) for r in rows]
