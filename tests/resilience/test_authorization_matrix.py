@@ -173,6 +173,7 @@ CELLS = [
     Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024/journal", ("A", *READERS)),
     # the reversal form: only the municipality itself, as the API's reversal
     Cell("ledger", "GET", f"/dashboard/municipalities/{A}/expenditures/{EXPENDITURE_ID}/reversal", ("A",)),
+    Cell("ledger", "GET", f"/dashboard/municipalities/{A}/upload", ("A",)),
 ]
 NOT_IN_MATRIX = {
     # Public by design, but their answer depends on the broker and stores (200 or 503), and the
@@ -180,7 +181,7 @@ NOT_IN_MATRIX = {
     "operations.readyz", "operations.metrics", "_swagger_ui_asset",
     "dashboard.static", "dashboard.login_post", "dashboard.logout",
     # a form post needs the page's CSRF field: tests/operators/test_dashboard_journal.py runs it per role
-    "dashboard.reversal_post",
+    "dashboard.reversal_post", "dashboard.upload_post",
 }
 
 

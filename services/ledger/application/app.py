@@ -23,7 +23,7 @@ from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
 from services.common.stream_guard import GUARDS, GuardBroken, Guards, require_guarding
-from services.ledger.application.csv_import import parse_expenditures_csv
+from services.ledger.application.csv_import import ExpenditureTable, parse_expenditures
 from services.ledger.domain.errors import (
     ConcurrentChange,
     ExpenditureNotFound,
@@ -405,10 +405,11 @@ class LedgerApplication(Application[UUID]):
         return run()
 
     def import_expenditures(
-        self, municipality_code: str, csv_text: str, idempotency_key: str | None = None,
+        self, municipality_code: str, source: str | ExpenditureTable, idempotency_key: str | None = None,
         subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        rows, errors = parse_expenditures_csv(csv_text)
+        """``source``: a CSV's text, or the table of a spreadsheet (the dashboard's XLSX upload)."""
+        rows, errors = parse_expenditures(source)
         if errors:
             raise InvalidExpenditure(
                 f"the import was refused as a whole: {len(errors)} problem(s); nothing was recorded", errors=errors

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -35,15 +37,62 @@ MAX_ROWS = 5000
 WHOLE = re.compile(r"^[0-9]+$")
 
 
+@dataclass(frozen=True)
+class ExpenditureTable:
+    """An import read from a spreadsheet (XLSX): its header and each row's cells as text, with the row's
+    line number in the sheet, checked by the same rules as a CSV."""
+
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+
+
+def parse_expenditures(source: str | ExpenditureTable) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, list[str]]]:
+    """A CSV's text or a spreadsheet's table, parsed and validated whole (see ``parse_expenditures_csv``)."""
+    if isinstance(source, str):
+        return parse_expenditures_csv(source)
+    width = len(source.header)
+
+    def raw_rows() -> Iterator[tuple[int, dict[str, str] | str]]:
+        for line, cells in source.rows:
+            yield line, dict(zip(source.header, cells, strict=True)) if len(cells) == width else ""
+
+    return _parse(source.header, raw_rows(), "spreadsheet")
+
+
 def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, list[str]]]:
     """Returns ((line, typed row) ..., errors). Error keys are ``line <n>.<field>``; line 1 is the header."""
-    errors: dict[str, list[str]] = {}
     separator = separator_of(text.split("\n", 1)[0])
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as error:
         return [], {"line 1": [f"not a readable CSV: {error}"]}
+
+    def raw_rows() -> Iterator[tuple[int, dict[str, str] | str]]:
+        """Each row, or the hint of a row with the wrong number of cells."""
+        try:
+            for raw in reader:
+                if None in raw or any(value is None for value in raw.values()):
+                    yield reader.line_num, QUOTE_HINT if separator == "," and None in raw else ""
+                else:
+                    yield reader.line_num, raw
+        except csv.Error as error:
+            raise _Unreadable(reader.line_num, f"not a readable CSV: {error}") from None
+
+    return _parse(list(header), raw_rows(), "CSV")
+
+
+class _Unreadable(Exception):
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def _parse(
+    header: list[str], raw_rows: Iterator[tuple[int, dict[str, str] | str]], kind: str
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, list[str]]]:
+    errors: dict[str, list[str]] = {}
     amounts = [c for c in AMOUNT_COLUMNS if c in header]
     missing = [
         "amount_cents (or amount, in euros)" if c == "amount_cents" else c
@@ -64,14 +113,12 @@ def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]],
     width = len(COLUMNS)
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
-        for raw in reader:
-            line = reader.line_num
+        for line, raw in raw_rows:
             if len(rows) >= MAX_ROWS:
                 errors[f"line {line}"] = [f"too many rows: at most {MAX_ROWS} per import"]
                 break
-            if None in raw or any(value is None for value in raw.values()):
-                hint = QUOTE_HINT if separator == "," and None in raw else ""
-                errors[f"line {line}"] = [f"must have exactly {width} columns{hint}"]
+            if isinstance(raw, str):  # the wrong number of cells, with a hint or none
+                errors[f"line {line}"] = [f"must have exactly {width} columns{raw}"]
                 continue
             typed, row_errors = _typed(raw, amount_column)
             for field, reasons in expenditure_errors(typed).items():
@@ -81,10 +128,10 @@ def parse_expenditures_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]],
             for field, reasons in row_errors.items():
                 errors[f"line {line}.{field.replace('counterparty.', 'counterparty_')}"] = reasons
             rows.append((line, typed))
-    except csv.Error as error:
-        errors[f"line {reader.line_num}"] = [f"not a readable CSV: {error}"]
+    except _Unreadable as unreadable:
+        errors[f"line {unreadable.line}"] = [unreadable.reason]
     if not rows and not errors:
-        errors["_body"] = ["the CSV has no rows"]
+        errors["_body"] = [f"the {kind} has no rows"]
     return rows, errors
 
 

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
+from flask_babel import lazy_gettext, ngettext
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
@@ -29,6 +29,7 @@ from services.common.auth import Principal, TokenVerifier
 from services.common.csv_output import DUTCH_EXCEL, STANDARD
 from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated, Unavailable
 from services.common.principal_limit import principal_key
+from services.common.spreadsheet import SpreadsheetUnreadable, read_xlsx_table
 from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
 from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
 from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
@@ -42,6 +43,8 @@ from services.ledger.adapters.http.tables import (
     sisa_table,
     xlsx_response,
 )
+from services.ledger.application.csv_import import MAX_ROWS as MAX_IMPORT_ROWS
+from services.ledger.application.csv_import import ExpenditureTable
 from services.ledger.application.service import LedgerService
 from services.ledger.read_side import PointInTime, sisa_deadline
 
@@ -342,6 +345,7 @@ def municipality(code: str, year: int) -> Any:
         month_ends=month_ends(year, steps, dashboard_i18n.month_names()),
         funding=sorted(funding.items()),
         national_link=caller.role in NATIONAL_READERS,
+        may_post=_may_post(caller, code),
     )
 
 
@@ -500,3 +504,69 @@ def _action_done(caller: Principal, code: str, year: int, event_id: str, done: s
         "dashboard/done.html", caller=caller, code=code, year=year, event_id=event_id, done=done, b=balance,
     )
     return page, 201
+
+
+def _upload_form(caller: Principal, code: str, *, status: int = 200, **context: Any) -> Any:
+    page = render_template(
+        "dashboard/upload.html", caller=caller, code=code, name=_service().queries.municipality_name(code),
+        idempotency_key=context.pop("idempotency_key", None) or str(uuid4()),
+        line_errors=sorted((context.pop("errors", None) or {}).items(), key=_line_order),
+        refusal=context.pop("refusal", None),
+    )
+    return page, status
+
+
+def _line_order(item: tuple[str, list[str]]) -> tuple[int, str]:
+    """``line 12.amount`` after ``line 2.amount``: errors in the file's order."""
+    key = item[0]
+    number = key.removeprefix("line ").split(".", 1)[0]
+    return (int(number) if number.isdigit() else 0, key)
+
+
+@dashboard.get("/municipalities/<code>/upload")
+def upload_form(code: str) -> Any:
+    caller = _caller()
+    _books_code(caller, code, readers=())
+    return _upload_form(caller, code)
+
+
+@dashboard.post("/municipalities/<code>/upload")
+def upload_post(code: str) -> Any:
+    """The API's import command from a form: a CSV or an XLSX, all rows or none, every refused line named."""
+    caller = _caller()
+    dashboard_csrf.check()
+    _books_code(caller, code, readers=())
+    idempotency_key = _form_key()
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise InvalidInput("choose a CSV or XLSX file", field="file")
+        source = _import_source(upload.filename, upload.read())
+        _status, answer = _service().application.import_expenditures(
+            code, source, f"dashboard-{idempotency_key}", subject=caller.subject
+        )
+    except ServiceError as error:
+        if error.http_status in (401, 403):
+            raise
+        return _upload_form(caller, code, status=error.http_status, idempotency_key=idempotency_key,
+                            errors=error.errors, refusal=error)
+    lines = answer["expenditures"]
+    last = _service().application.find_expenditure(lines[-1]["expenditure_id"])
+    assert last is not None  # just recorded
+    done = ngettext("%(num)d expenditure was imported.", "%(num)d expenditures were imported.", len(lines))
+    return _action_done(caller, code, last.grant_year, str(lines[-1]["event_id"]), done)
+
+
+def _import_source(filename: str, data: bytes) -> str | ExpenditureTable:
+    if filename.lower().endswith(".xlsx"):
+        try:
+            header, rows = read_xlsx_table(data, max_rows=MAX_IMPORT_ROWS)
+        except SpreadsheetUnreadable as error:
+            raise InvalidInput(str(error), field="file") from None
+        return ExpenditureTable(header, rows)
+    if filename.lower().endswith(".csv"):
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput("the CSV must be UTF-8", field="file") from None
+    raise InvalidInput("the file must be a .csv or an .xlsx", field="file")
