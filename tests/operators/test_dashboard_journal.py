@@ -224,3 +224,34 @@ def _expenditures(world: World) -> list[Expenditure]:
     application = world.ledger.extensions["ledger"].application
     ids = {item.originator_id for item in application.recorder.select_notifications(start=1, limit=10_000)}
     return [found for found in (application.repository.get(i) for i in ids) if isinstance(found, Expenditure)]
+
+
+def test_declaring_the_sisa_line_from_the_municipal_page(world: World) -> None:
+    client = _client(world)
+    page = client.get(f"/dashboard/municipalities/{CODE}/2024").get_data(as_text=True)
+    assert 'id="declare-2024"' in page
+    fields = dict(FORM_FIELD.findall(page))
+    declarations = f"/dashboard/municipalities/{CODE}/sisa/2024/declarations"
+    before = _stored(world)
+    missing = client.post(declarations, data={"csrf_token": fields["csrf_token"], "grant_year": "2024"})
+    assert missing.status_code == 422 and "final_account" in missing.get_data(as_text=True)
+    assert client.post(declarations, data={"grant_year": "2024", "final_account": "true"}).status_code == 403
+    assert _stored(world) == before
+    done = client.post(declarations, data={"csrf_token": fields["csrf_token"], "grant_year": "2024",
+                                           "final_account": "true"})
+    assert done.status_code == 201 and _stored(world) == before + 1
+    event_id = re.search(r'data-event-id="([0-9a-f-]{36})"', done.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    twice = client.post(declarations, data={"csrf_token": fields["csrf_token"], "grant_year": "2024",
+                                            "final_account": "false"})
+    assert twice.status_code == 409 and _stored(world) == before + 1  # a line is declared once
+    publish_all(world.settings, world.ledger.extensions["ledger"].application, EXPENDITURES)
+    project_until(world.settings, world.ledger, [event_id])
+    answer = world.ledger.test_client().get(f"/v1/municipalities/{CODE}/sisa/2024",
+                                            headers=world.tokens.headers("municipality", CODE)).json
+    line = next(line for line in answer["lines"] if line["grant_year"] == 2024)
+    assert (line["declared"], line["declared_by"], line["eindverantwoording"]) == (True, "municipality", "Ja")
+    assert 'id="declare-2024"' not in client.get(f"/dashboard/municipalities/{CODE}/2024").get_data(as_text=True)
+    ministry = _client(world, "ministry", None)
+    ministry_fields = dict(FORM_FIELD.findall(ministry.get("/dashboard/login").get_data(as_text=True)))
+    assert ministry.post("/dashboard/municipalities/GM0599/sisa/2024/declarations",
+                         data={**ministry_fields, "grant_year": "2024", "final_account": "true"}).status_code == 403

@@ -33,7 +33,7 @@ from services.common.spreadsheet import SpreadsheetUnreadable, read_xlsx_table
 from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
 from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
 from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
-from services.ledger.adapters.http.schemas import ReversalIn
+from services.ledger.adapters.http.schemas import ReversalIn, SisaDeclarationIn
 from services.ledger.adapters.http.tables import (
     Table,
     balance_table,
@@ -570,3 +570,37 @@ def _import_source(filename: str, data: bytes) -> str | ExpenditureTable:
         except UnicodeDecodeError:
             raise InvalidInput("the CSV must be UTF-8", field="file") from None
     raise InvalidInput("the file must be a .csv or an .xlsx", field="file")
+
+
+@dashboard.post("/municipalities/<code>/sisa/<int:year>/declarations")
+def sisa_declaration_post(code: str, year: int) -> Any:
+    """The API's SiSa declaration from the municipal page: the municipality itself, dated today."""
+    caller = _caller()
+    dashboard_csrf.check()
+    _books_code(caller, code, readers=())
+    _year(year)
+    # a form sends text: the JSON types the API's schema expects, else the text itself for the schema to refuse
+    grant_year, final_account = request.form.get("grant_year", ""), request.form.get("final_account", "")
+    raw: dict[str, Any] = {
+        "grant_year": int(grant_year) if grant_year.isascii() and grant_year.isdigit() else grant_year,
+        "final_account": {"true": True, "false": False}.get(final_account, final_account),
+        "reason": request.form.get("reason", ""),
+    }
+    try:
+        body = SisaDeclarationIn().load({key: value for key, value in raw.items() if value != ""})
+        _status, answer = _service().application.declare_sisa_line(
+            code, year, body["grant_year"], final_account=body["final_account"], declared_by=caller.role,
+            declared_on=None, reason=body["reason"],
+        )
+    except ValidationError as error:
+        raise InvalidInput(_first_message(error.messages), field=next(iter(error.messages), None)) from None
+    return _action_done(caller, code, year, str(answer["event_id"]), _("The SiSa line was declared."))
+
+
+def _first_message(messages: Any) -> str:
+    if isinstance(messages, dict):
+        field, inner = next(iter(messages.items()))
+        return f"{field}: {_first_message(inner)}"
+    if isinstance(messages, list) and messages:
+        return _first_message(messages[0])
+    return str(messages)
