@@ -255,3 +255,35 @@ def test_declaring_the_sisa_line_from_the_municipal_page(world: World) -> None:
     ministry_fields = dict(FORM_FIELD.findall(ministry.get("/dashboard/login").get_data(as_text=True)))
     assert ministry.post("/dashboard/municipalities/GM0599/sisa/2024/declarations",
                          data={**ministry_fields, "grant_year": "2024", "final_account": "true"}).status_code == 403
+
+
+ROW_CODE = re.compile(r'<tr data-code="(GM\d{4})">')
+
+
+def test_the_national_view_sorts_by_each_column_filters_by_spent_share_and_lists_what_needs_attention(
+    world: World
+) -> None:
+    client = _client(world, "ministry", None)
+    national = "/dashboard/national/2024"
+    by_spent = client.get(f"{national}?sort=spent_cents&order=desc").get_data(as_text=True)
+    codes = ROW_CODE.findall(by_spent)
+    assert codes[:2] == ["GM0363", "GM0599"] and len(codes) == 6
+    assert 'data-column="spent_cents"' in by_spent and 'aria-sort="descending"' in by_spent
+    ascending = ROW_CODE.findall(client.get(f"{national}?sort=spent_cents&order=asc").get_data(as_text=True))
+    assert ascending[-2:] == ["GM0599", "GM0363"]
+    for column in dashboard.SORT_KEYS:  # every column sorts, both ways
+        for order in ("asc", "desc"):
+            page = client.get(f"{national}?sort={column}&order={order}")
+            assert page.status_code == 200 and sorted(ROW_CODE.findall(page.get_data(as_text=True))) == sorted(codes)
+    spending = ROW_CODE.findall(client.get(f"{national}?min_spent_pct=1").get_data(as_text=True))
+    assert sorted(spending) == ["GM0363", "GM0599"]
+    assert "GM0363" not in ROW_CODE.findall(client.get(f"{national}?max_spent_pct=0").get_data(as_text=True))
+    page = client.get(national).get_data(as_text=True)
+    not_advanced = re.findall(r'<li data-code="(GM\d{4})" data-cents="(\d+)">', page)
+    assert sorted(code for code, _c in not_advanced) == sorted(set(codes) - {"GM0363", "GM0599"})
+    assert all(int(cents) > 0 for _code, cents in not_advanced)
+    assert len(re.findall(r'<li data-code="GM\d{4}" data-sisa="(late|open)">', page)) == 6  # none declared
+    for bad, field in (("?sort=colour", "sort"), ("?order=up", "order"), ("?min_spent_pct=abc", "min_spent_pct"),
+                       ("?max_spent_pct=1001", "max_spent_pct")):
+        refused = client.get(national + bad)
+        assert refused.status_code == 422 and field in refused.get_data(as_text=True), bad

@@ -12,7 +12,10 @@ nothing. The figures come from the read side's queries
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -252,6 +255,46 @@ def home() -> Any:
     return national(year)
 
 
+def _spent_in(category: str, m: dict[str, Any]) -> int:
+    return int(m["spent_by_category"][category])
+
+
+SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "name": lambda m: ((m["name"] or m["municipality_code"]).casefold(), m["municipality_code"]),
+    "awarded_cents": lambda m: m["awarded_cents"],
+    "advance_paid_cents": lambda m: m["advance_paid_cents"],
+    **{f"spent_{c}_cents": partial(_spent_in, c) for c in CATEGORIES},
+    "spent_cents": lambda m: m["spent_cents"],
+    "unspent_cents": lambda m: m["unspent_cents"],
+    "spent_share": lambda m: _share(m["spent_cents"], m["awarded_cents"]),
+    "sisa": lambda m: _sisa_state(m),
+    "settlement": lambda m: _settlement_state(m),
+}
+"""The national table's columns, each sortable (``?sort=<column>&order=asc|desc``), on the server: no script."""
+
+
+def _share(part: int, whole: int) -> Fraction:
+    return Fraction(part, whole) if whole > 0 else Fraction(-1)
+
+
+def _sisa_state(m: dict[str, Any]) -> str:
+    return "late" if m["sisa"] and m["sisa"]["late"] else "declared" if m["sisa"] and m["sisa"]["declared"] else "open"
+
+
+def _settlement_state(m: dict[str, Any]) -> str:
+    differs = m["settlement_differs_from_books"]
+    return "differs" if differs else "none" if differs is None else "matches"
+
+
+def _percent_bound(name: str) -> int | None:
+    raw = request.args.get(name) or ""
+    if raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) > 1000:
+        raise InvalidInput(f"{name} must be a whole percentage from 0 to 1000", field=name)
+    return int(raw)
+
+
 @dashboard.get("/national/<int:year>")
 def national(year: int) -> Any:
     caller = _caller()
@@ -259,6 +302,17 @@ def national(year: int) -> Any:
     at = _point_in_time()
     answer = _service().queries.national(_year(year), at)
     libraries = _library_rows(answer)
+    sort = _choice("sort", frozenset(SORT_KEYS), "name") or "name"
+    order = _choice("order", ("asc", "desc"), "asc") or "asc"
+    low, high = _percent_bound("min_spent_pct"), _percent_bound("max_spent_pct")
+    shown = [
+        m for m in answer["municipalities"]
+        if (low is None or _share(m["spent_cents"], m["awarded_cents"]) >= Fraction(low, 100))
+        and (high is None or _share(m["spent_cents"], m["awarded_cents"]) <= Fraction(high, 100))
+    ]
+    shown.sort(key=SORT_KEYS[sort], reverse=order == "desc")
+    sisa_open = [m for m in answer["municipalities"] if _sisa_state(m) != "declared"]
+    not_advanced = [m for m in answer["municipalities"] if m["advance_paid_cents"] < m["awarded_cents"]]
     return render_template(
         "dashboard/national.html",
         caller=caller,
@@ -266,6 +320,13 @@ def national(year: int) -> Any:
         years=sorted(set(_years()) | {year}),
         at=at,
         n=answer,
+        municipalities=shown,
+        sort=sort,
+        order=order,
+        min_spent_pct=low,
+        max_spent_pct=high,
+        sisa_open=sorted(sisa_open, key=lambda m: (_sisa_state(m) != "late", m["municipality_code"])),
+        not_advanced=not_advanced,
         libraries=libraries,
         sisa_deadline=sisa_deadline(year),
         categories=CATEGORIES,
