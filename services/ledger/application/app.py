@@ -15,13 +15,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, RecordConflictError
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
-from services.common.config import STATE_DB_URL, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
+from services.common.config import EVENTS_DB_URL, MERGERS_REREAD_MS, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
 from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
+from services.common.side_rows import SIDE_ROWS
 from services.common.stream_guard import GUARDS, GuardBroken, Guards, require_guarding
 from services.ledger.application.csv_import import parse_expenditures_csv
 from services.ledger.domain.errors import (
@@ -124,7 +125,9 @@ class LedgerApplication(Application[UUID]):
             if not url:
                 raise RuntimeError(f"the ledger's write side needs {VIEW_DB_URL} to know the awards and mergers")
             opened = parse_years(YEARS_OPEN_BEFORE_AWARD, self.env.get(YEARS_OPEN_BEFORE_AWARD))
-            self._grant_years = grant_years_in_view(url, opened)
+            # Unset (an application built without Settings): read at every posting, as exact as the view.
+            reread_ms = int(self.env.get(MERGERS_REREAD_MS) or 0)
+            self._grant_years = grant_years_in_view(url, opened, reread_ms)
         return self._grant_years
 
     def grant_year(self, municipality_code: str, year: int) -> GrantYear:
@@ -133,25 +136,23 @@ class LedgerApplication(Application[UUID]):
     @property
     def recorded_events(self) -> RecordedEvents:
         """The ids of the events stored here and their municipality, for read-your-writes
-        (``Settings.eventsourcing_env`` passes the URL of the ledger's own database)."""
+        (``Settings.eventsourcing_env`` passes the URL of the event store's database)."""
         if self._recorded_events is None:
-            url = self.env.get(STATE_DB_URL)
+            url = self.env.get(EVENTS_DB_URL)
             if not url:
-                raise RuntimeError(f"the ledger needs {STATE_DB_URL} to note the ids of the events it records")
+                raise RuntimeError(f"the ledger needs {EVENTS_DB_URL} to note the ids of the events it records")
             self._recorded_events = recorded_events_in(url)
         return self._recorded_events
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Saves, then notes each stored event's id and municipality, so that a read may wait for it
-        (``includes_event_id``); a read waits for no id that is not noted here."""
-        recordings = super().save(*objs, **kwargs)
-        events: list[Any] = [recording.domain_event for recording in recordings]
-        self.recorded_events.record(
-            (str(event.event_id), getattr(event, "partition_key", None))
-            for event in events
-            if getattr(event, "event_id", None)
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Notes each event's id and municipality in the store's own transaction (``side_rows``), so that
+        a read may wait for it (``includes_event_id``); a read waits for no id that is not noted here."""
+        processing_event.saved_kwargs[SIDE_ROWS] = self.recorded_events.rows(
+            (str(event_id), getattr(event, "partition_key", None))
+            for event in processing_event.events
+            if (event_id := getattr(event, "event_id", None))
         )
-        return recordings
+        return super()._record(processing_event)
 
     def close(self) -> None:
         for opened in (self._grant_years, self._recorded_events):
