@@ -115,6 +115,7 @@ class LedgerApplication(Application[UUID]):
         require_guarding(self.recorder)  # a closed year is decided in the save's transaction (_while_open)
         self._grant_years: GrantYearsInView | None = None
         self._recorded_events: RecordedEvents | None = None
+        self._closed_books: dict[tuple[str, int], Books] = {}
 
     @property
     def grant_years(self) -> GrantYearsInView:
@@ -174,7 +175,17 @@ class LedgerApplication(Application[UUID]):
             found: Books = self.repository.get(books_id(municipality_code, year))
         except AggregateNotFoundError:
             return None
+        self._closed_books[(municipality_code, year)] = found  # a close is final
         return found
+
+    def books_seen_closed(self, municipality_code: str, year: int) -> Books | None:
+        """The books of a year this process has seen closed, else None (without asking the store).
+
+        A posting does not read the books first (issue 17: a read per posting, a round trip on
+        PostgreSQL): its save's guard refuses it in the store's transaction if the year is closed
+        (``_while_open``), which is the decision that counts anyway. A year seen closed is refused
+        before the save, so postings into it do not break their batch's commit again and again."""
+        return self._closed_books.get((municipality_code, year))
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -216,16 +227,24 @@ class LedgerApplication(Application[UUID]):
 
         # The key table is not used here: the stream id is derived from the key, so the event store's
         # own uniqueness is the key's record, written in the same commit as the event. A retry finds
-        # the expenditure by the save's conflict and answers from it; a new posting costs one read
-        # (is the year closed?) and one commit, not four statements and two commits (bench/README.md).
+        # the expenditure by the save's conflict and answers from it. A new posting costs one commit and
+        # no read: whether its year is closed is decided by the save's guard (``books_seen_closed``).
         if idempotency_key is None:
             expenditure_id = uuid4()
         else:
             expenditure_id = derived_id(key_scope(municipality_code, subject), "expenditure", idempotency_key)
-        books = self.find_books(municipality_code, data["grant_year"])
+        books = self.books_seen_closed(municipality_code, data["grant_year"])
         grant = self.grant_year(municipality_code, data["grant_year"])
         try:
-            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books, grant)
+            try:
+                expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books, grant)
+            except (GrantYearUnknown, MunicipalityMerged):
+                if books is None:  # a closed year is refused as closed first, as the rules order it
+                    self._new_expenditure(
+                        municipality_code, expenditure_id, data, self.find_books(municipality_code, data["grant_year"]),
+                        grant,
+                    )
+                raise
         except (YearIsClosed, GrantYearUnknown, MunicipalityMerged):
             if (answer := saved_before(expenditure_id)) is not None:
                 return answer  # saved before the year was closed (or the merger known): answer as then
