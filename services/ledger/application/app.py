@@ -171,6 +171,9 @@ class LedgerApplication(Application[UUID]):
         return found
 
     def find_books(self, municipality_code: str, year: int) -> Books | None:
+        return self._read_books(municipality_code, year)
+
+    def _read_books(self, municipality_code: str, year: int) -> Books | None:
         try:
             found: Books = self.repository.get(books_id(municipality_code, year))
         except AggregateNotFoundError:
@@ -199,9 +202,10 @@ class LedgerApplication(Application[UUID]):
         return {e.id: frozenset({e.year_books_id}) for e in expenditures}
 
     def _refuse_closed(self, municipality_code: str, year: int) -> YearIsClosed:
-        """The refusal of a save whose year closed after the command's check (its guard broke)."""
+        """The refusal of a save whose year closed after the command's check (its guard broke): the
+        books as the store holds them now (the guard saw them)."""
         try:
-            check_open(self.find_books(municipality_code, year), municipality_code, year)
+            check_open(self._read_books(municipality_code, year), municipality_code, year)
         except YearIsClosed as closed:
             return closed
         raise RuntimeError(f"a save's guard saw the books of {municipality_code} {year}, which are not found")
