@@ -17,7 +17,7 @@ from typing import Any
 SIDE_ROWS = "side_rows"
 """The keyword of ``Application.save`` and of the guarded recorders' ``insert_events``."""
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -29,5 +29,5 @@ class SideRows:
     def __post_init__(self) -> None:
         # The names go into the SQL text: only plain identifiers, never a caller's input.
         for name in (self.table, *self.columns):
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise ValueError(f"not a plain SQL name: {name!r}")
