@@ -7,7 +7,8 @@ ledger served by two gunicorn workers, each posting batch waited so for the othe
 database file, which wakes the next writer as soon as the holder lets go, and then finds SQLite's
 lock free. Writers that do not take it (the relay's tracking row) still get SQLite's own wait.
 Threads of one process share an open file, which ``flock`` does not tell apart: a thread lock
-orders them first.
+orders them first. For the same reason a process opens the file itself (a worker forked from a
+master that had it open would share the master's).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ class WritersInTurn:
         self.path = None if in_memory else f"{db_name}.writer-lock"
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
+        self._opened_by_pid = 0
 
     def __enter__(self) -> None:
         self._thread_lock.acquire()
         if self.path is None:
             return
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if self._fd is None or self._opened_by_pid != os.getpid():
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._opened_by_pid = os.getpid()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._thread_lock.release()
