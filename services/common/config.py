@@ -29,9 +29,11 @@ KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 VIEW_DB_URL = "IDO_VIEW_DB_URL"
-STATE_DB_URL = "IDO_STATE_DB_URL"
-"""Not a setting: how ``eventsourcing_env`` hands an application its service's own database."""
+EVENTS_DB_URL = "IDO_EVENTS_DB_URL"
+"""Not a setting: how ``eventsourcing_env`` hands an application the SQLAlchemy URL of its event store's
+database (the ledger's recorded event ids are written there in the save's transaction)."""
 YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
+MERGERS_REREAD_MS = "IDO_MERGERS_REREAD_MS"
 GUARDED_RECORDERS = "services.common.adapters.guarded_recorders"
 """The event stores' recorders, which check a save's guards in its transaction (stream_guard.py)."""
 
@@ -133,6 +135,11 @@ class Settings:
     years_open_before_award: frozenset[int] = frozenset()
     """Grant years the ledger takes postings for before any award of the year is known
     (``IDO_YEARS_OPEN_BEFORE_AWARD``, e.g. ``2026,2027``); every other year needs the award first."""
+    mergers_reread_ms: int = 1000
+    """``IDO_MERGERS_REREAD_MS``: how stale the ledger's write side may know the mergers: a known merger is
+    final and kept, the others are read again from the view at most this often (0: at every posting).
+    A posting taken in between under a merged code is moved to the successor by the projection anyway
+    (docs/decisions.md, "Mergers and grant years")."""
     read_your_writes_max_waiters: int = 2
     """``IDO_READ_YOUR_WRITES_MAX_WAITERS``: reads of one server process that may wait for their event
     at once (each holds a thread: keep it below ``ido serve --threads``, 4 by default); one more gets 503."""
@@ -167,8 +174,9 @@ class Settings:
         # merged (docs/decisions.md, "Mergers and grant years"); harmless for an application that does not.
         provenance[VIEW_DB_URL] = self.view_db_url
         # The ledger notes its recorded event ids there, for read-your-writes (read_side/sql/recorded.py).
-        provenance[STATE_DB_URL] = self.service_db_url(service)
+        provenance[EVENTS_DB_URL] = self.events_db_url(service)
         provenance[YEARS_OPEN_BEFORE_AWARD] = ",".join(str(y) for y in sorted(self.years_open_before_award))
+        provenance[MERGERS_REREAD_MS] = str(self.mergers_reread_ms)
         if self.event_store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -193,6 +201,13 @@ class Settings:
             # Off on purpose: the DB functions bypass the insert lock that keeps ids gap-safe.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         }
+
+    def events_db_url(self, service: str) -> str:
+        """SQLAlchemy URL of the database of a service's event store (``eventsourcing_env``)."""
+        if self.event_store == "sqlite":
+            return f"sqlite:///{self.data_dir / f'{service}-events.sqlite'}"
+        assert self.postgres is not None
+        return self.postgres.sqlalchemy_url
 
     def service_db_url(self, service: str) -> str:
         """SQLAlchemy URL of a service's own side tables (idempotency keys, views)."""
@@ -379,6 +394,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settlement_rules=_per_year_setting(env, SETTLEMENT_RULES, DEFAULT_SETTLEMENT_RULES, settlement_rule),
         giving360=_giving360(env),
         years_open_before_award=parse_years(YEARS_OPEN_BEFORE_AWARD, env.get(YEARS_OPEN_BEFORE_AWARD)),
+        mergers_reread_ms=_int(env, MERGERS_REREAD_MS, 1000, minimum=0),
         read_your_writes_max_waiters=_int(env, "IDO_READ_YOUR_WRITES_MAX_WAITERS", 2, minimum=1),
         read_your_writes_unanswered_per_minute=_int(
             env, "IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE", 120, minimum=1

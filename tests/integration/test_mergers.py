@@ -105,7 +105,9 @@ def now() -> str:
 def stack(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> Iterator[Stack]:
     settings = load_settings(
         {**store_env, **kafka.settings_env(), "IDO_TOPIC_PREFIX": topic_prefix,
-         "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "20000"}
+         "IDO_READ_YOUR_WRITES_TIMEOUT_MS": "20000",
+         # the tests post right after a merger is projected and expect its refusal at once
+         "IDO_MERGERS_REREAD_MS": "0"}
     )
     payments_app = build_application(PaymentsApplication, settings.eventsourcing_env("payments"))
     ledger_app = build_application(LedgerApplication, settings.eventsourcing_env("ledger"))

@@ -6,6 +6,9 @@ inserts events (POSTGRES_ENABLE_DB_FUNCTIONS stays off: config.py). The guard is
 lock is held, before the commit, so no other writer can start a guarded stream between the check
 and the insert; the lock's order is the order the events are recorded (and published) in. So no
 advisory lock is needed: the lock that orders the store is the one that orders the decision.
+
+They also write a save's ``side_rows`` (``services/common/side_rows.py``) in the same transaction,
+after the events and the guard check, so a refused or failed save leaves none of them.
 """
 
 from __future__ import annotations
@@ -16,15 +19,25 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from services.common.adapters.writers_in_turn import WritersInTurn
+from services.common.side_rows import SIDE_ROWS, SideRows
 from services.common.stream_guard import GUARDS, GuardingRecorder, check_guards, guarded_streams
 
 
 class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        self._in_turn = WritersInTurn(datastore.pool.db_name)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        with self._in_turn:
+            return super().insert_events(stored_events, **kwargs)
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -40,6 +53,13 @@ class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecord
                 [stream.hex for stream in streams],
             )
             check_guards(kwargs.get(GUARDS), (UUID(str(row["originator_id"])) for row in c.fetchall()))
+        side: SideRows | None = kwargs.get(SIDE_ROWS)
+        if side is not None and side.rows:
+            c.executemany(
+                f"INSERT INTO {side.table} ({', '.join(side.columns)}) "  # noqa: S608 - plain names (SideRows)
+                f"VALUES ({', '.join('?' * len(side.columns))}) ON CONFLICT DO NOTHING",
+                side.rows,
+            )
         return ids
 
 
@@ -65,3 +85,22 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
             )
             check_guards(kwargs.get(GUARDS), (UUID(str(row["originator_id"])) for row in curs.fetchall()))
         super()._insert_stored_events(curs, stored_events, **kwargs)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # After the events' insert (and its guard, which raises before it): a refused save's transaction
+        # is committed empty by the recorder, so rows written earlier would outlive it. Another cursor,
+        # as the ids are read from this one.
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        side: SideRows | None = kwargs.get(SIDE_ROWS)
+        if side is not None and side.rows:
+            with curs.connection.cursor() as side_curs:
+                side_curs.executemany(
+                    SQL("INSERT INTO {0}.{1} ({2}) VALUES ({3}) ON CONFLICT DO NOTHING").format(
+                        Identifier(self.datastore.schema), Identifier(side.table),
+                        SQL(", ").join(map(Identifier, side.columns)), SQL(", ").join([SQL("%s")] * len(side.columns)),
+                    ),
+                    side.rows,
+                )
+        return ids

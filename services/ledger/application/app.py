@@ -15,13 +15,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, RecordConflictError
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
-from services.common.config import STATE_DB_URL, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
+from services.common.config import EVENTS_DB_URL, MERGERS_REREAD_MS, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
 from services.common.group_commit import GroupCommit
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
+from services.common.side_rows import SIDE_ROWS
 from services.common.stream_guard import GUARDS, GuardBroken, Guards, require_guarding
 from services.ledger.application.csv_import import ExpenditureTable, parse_expenditures
 from services.ledger.domain.errors import (
@@ -114,6 +115,7 @@ class LedgerApplication(Application[UUID]):
         require_guarding(self.recorder)  # a closed year is decided in the save's transaction (_while_open)
         self._grant_years: GrantYearsInView | None = None
         self._recorded_events: RecordedEvents | None = None
+        self._closed_books: dict[tuple[str, int], Books] = {}
 
     @property
     def grant_years(self) -> GrantYearsInView:
@@ -124,7 +126,9 @@ class LedgerApplication(Application[UUID]):
             if not url:
                 raise RuntimeError(f"the ledger's write side needs {VIEW_DB_URL} to know the awards and mergers")
             opened = parse_years(YEARS_OPEN_BEFORE_AWARD, self.env.get(YEARS_OPEN_BEFORE_AWARD))
-            self._grant_years = grant_years_in_view(url, opened)
+            # Unset (an application built without Settings): read at every posting, as exact as the view.
+            reread_ms = int(self.env.get(MERGERS_REREAD_MS) or 0)
+            self._grant_years = grant_years_in_view(url, opened, reread_ms)
         return self._grant_years
 
     def grant_year(self, municipality_code: str, year: int) -> GrantYear:
@@ -133,25 +137,23 @@ class LedgerApplication(Application[UUID]):
     @property
     def recorded_events(self) -> RecordedEvents:
         """The ids of the events stored here and their municipality, for read-your-writes
-        (``Settings.eventsourcing_env`` passes the URL of the ledger's own database)."""
+        (``Settings.eventsourcing_env`` passes the URL of the event store's database)."""
         if self._recorded_events is None:
-            url = self.env.get(STATE_DB_URL)
+            url = self.env.get(EVENTS_DB_URL)
             if not url:
-                raise RuntimeError(f"the ledger needs {STATE_DB_URL} to note the ids of the events it records")
+                raise RuntimeError(f"the ledger needs {EVENTS_DB_URL} to note the ids of the events it records")
             self._recorded_events = recorded_events_in(url)
         return self._recorded_events
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Saves, then notes each stored event's id and municipality, so that a read may wait for it
-        (``includes_event_id``); a read waits for no id that is not noted here."""
-        recordings = super().save(*objs, **kwargs)
-        events: list[Any] = [recording.domain_event for recording in recordings]
-        self.recorded_events.record(
-            (str(event.event_id), getattr(event, "partition_key", None))
-            for event in events
-            if getattr(event, "event_id", None)
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Notes each event's id and municipality in the store's own transaction (``side_rows``), so that
+        a read may wait for it (``includes_event_id``); a read waits for no id that is not noted here."""
+        processing_event.saved_kwargs[SIDE_ROWS] = self.recorded_events.rows(
+            (str(event_id), getattr(event, "partition_key", None))
+            for event in processing_event.events
+            if (event_id := getattr(event, "event_id", None))
         )
-        return recordings
+        return super()._record(processing_event)
 
     def close(self) -> None:
         for opened in (self._grant_years, self._recorded_events):
@@ -169,11 +171,24 @@ class LedgerApplication(Application[UUID]):
         return found
 
     def find_books(self, municipality_code: str, year: int) -> Books | None:
+        return self._read_books(municipality_code, year)
+
+    def _read_books(self, municipality_code: str, year: int) -> Books | None:
         try:
             found: Books = self.repository.get(books_id(municipality_code, year))
         except AggregateNotFoundError:
             return None
+        self._closed_books[(municipality_code, year)] = found  # a close is final
         return found
+
+    def books_seen_closed(self, municipality_code: str, year: int) -> Books | None:
+        """The books of a year this process has seen closed, else None (without asking the store).
+
+        A posting does not read the books first (issue 17: a read per posting, a round trip on
+        PostgreSQL): its save's guard refuses it in the store's transaction if the year is closed
+        (``_while_open``), which is the decision that counts anyway. A year seen closed is refused
+        before the save, so postings into it do not break their batch's commit again and again."""
+        return self._closed_books.get((municipality_code, year))
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -187,9 +202,10 @@ class LedgerApplication(Application[UUID]):
         return {e.id: frozenset({e.year_books_id}) for e in expenditures}
 
     def _refuse_closed(self, municipality_code: str, year: int) -> YearIsClosed:
-        """The refusal of a save whose year closed after the command's check (its guard broke)."""
+        """The refusal of a save whose year closed after the command's check (its guard broke): the
+        books as the store holds them now (the guard saw them)."""
         try:
-            check_open(self.find_books(municipality_code, year), municipality_code, year)
+            check_open(self._read_books(municipality_code, year), municipality_code, year)
         except YearIsClosed as closed:
             return closed
         raise RuntimeError(f"a save's guard saw the books of {municipality_code} {year}, which are not found")
@@ -215,16 +231,24 @@ class LedgerApplication(Application[UUID]):
 
         # The key table is not used here: the stream id is derived from the key, so the event store's
         # own uniqueness is the key's record, written in the same commit as the event. A retry finds
-        # the expenditure by the save's conflict and answers from it; a new posting costs one read
-        # (is the year closed?) and one commit, not four statements and two commits (bench/README.md).
+        # the expenditure by the save's conflict and answers from it. A new posting costs one commit and
+        # no read: whether its year is closed is decided by the save's guard (``books_seen_closed``).
         if idempotency_key is None:
             expenditure_id = uuid4()
         else:
             expenditure_id = derived_id(key_scope(municipality_code, subject), "expenditure", idempotency_key)
-        books = self.find_books(municipality_code, data["grant_year"])
+        books = self.books_seen_closed(municipality_code, data["grant_year"])
         grant = self.grant_year(municipality_code, data["grant_year"])
         try:
-            expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books, grant)
+            try:
+                expenditure = self._new_expenditure(municipality_code, expenditure_id, data, books, grant)
+            except (GrantYearUnknown, MunicipalityMerged):
+                if books is None:  # a closed year is refused as closed first, as the rules order it
+                    self._new_expenditure(
+                        municipality_code, expenditure_id, data, self.find_books(municipality_code, data["grant_year"]),
+                        grant,
+                    )
+                raise
         except (YearIsClosed, GrantYearUnknown, MunicipalityMerged):
             if (answer := saved_before(expenditure_id)) is not None:
                 return answer  # saved before the year was closed (or the merger known): answer as then

@@ -6,8 +6,8 @@ Who uses what:
 - the projector (``ido project``) runs ``balances_projection()``;
 - the ledger's write side asks ``grant_years_in_view(url, open_years)`` whether a posting's grant
   year has an award and whether the municipality merged (issue 15);
-- the write side writes the ids of the events it recorded in ``recorded_events_in(url)``, which the
-  reads with ``includes_event_id`` ask before they wait (a ``RecordedEvents``);
+- the write side saves the ids of its events in the save's transaction (``RecordedEvents.rows``, of
+  ``recorded_events_in(url)``), which the reads with ``includes_event_id`` ask before they wait;
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
 - the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
@@ -78,14 +78,18 @@ def open_queries(
     return LedgerQueries(engine, sisa_indicators=sisa_indicators, max_waiters=max_waiters)
 
 
-def recorded_events_in(state_db_url: str) -> RecordedEvents:
-    """The ids of the events the ledger's event store recorded (in the ledger's own database)."""
-    return RecordedEvents(create_sql_engine(state_db_url))
+def recorded_events_in(events_db_url: str) -> RecordedEvents:
+    """The ids of the events the ledger's event store recorded (in the event store's database, written
+    in each save's transaction)."""
+    return RecordedEvents(create_sql_engine(events_db_url))
 
 
-def grant_years_in_view(view_db_url: str, open_before_award: Collection[int] = ()) -> GrantYearsInView:
-    """What the write side asks before a posting: the award of its grant year, the municipality's merger."""
-    return GrantYearsInView(create_sql_engine(view_db_url), open_before_award)
+def grant_years_in_view(
+    view_db_url: str, open_before_award: Collection[int] = (), mergers_reread_ms: int = 0
+) -> GrantYearsInView:
+    """What the write side asks before a posting: the award of its grant year, the municipality's merger
+    (the mergers not known yet read again at most every ``mergers_reread_ms``)."""
+    return GrantYearsInView(create_sql_engine(view_db_url), open_before_award, mergers_reread_ms)
 
 
 __all__ = [

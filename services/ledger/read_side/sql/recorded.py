@@ -3,20 +3,19 @@
 A read with ``includes_event_id`` may hold a server thread while it waits for its event to be
 projected. It waits only for an event the ledger recorded and the caller may read; every other id
 is answered at once (docs/decisions.md, "Hardening (issue 16): bounded"). The event store keeps
-``event_id`` inside each stored event's state, where no index can find it, so the write side
-writes each recorded event's id and municipality here, right after the save: one row per event,
-one statement per saved batch (the group commit's batch too).
-
-The row comes after the event's commit: an event whose row was lost (a crash between the two) is
-still answered, once projected, from the view; its read only does not wait.
+``event_id`` inside each stored event's state, where no index can find it, so each save writes its
+events' ids and municipality into this table, in the event store's database and in the save's own
+transaction (``side_rows``, services/common/side_rows.py; issue 17: a second commit per save before):
+a row exists exactly when its event is stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, Engine, MetaData, String, Table, bindparam, select
+
+from services.common.side_rows import SideRows
 
 recorded_metadata = MetaData()
 
@@ -29,7 +28,7 @@ recorded_events = Table(
 
 
 class RecordedEvents:
-    """The ledger's recorded event ids (in the service's own database, beside the idempotency keys)."""
+    """The ledger's recorded event ids (in its event store's database, which ``engine`` opens)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -38,21 +37,10 @@ class RecordedEvents:
             recorded_events.c.event_id == bindparam("event_id")
         )
 
-    def record(self, owners: Iterable[tuple[str, str | None]]) -> None:
-        """``(event_id, municipality_code)`` of events just stored."""
-        rows = [{"event_id": event_id, "municipality_code": code} for event_id, code in owners]
-        if not rows:
-            return
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(recorded_events), rows)
-        except IntegrityError:  # a batch saved again after a conflict: its rows are there
-            for row in rows:
-                try:
-                    with self.engine.begin() as connection:
-                        connection.execute(insert(recorded_events), [row])
-                except IntegrityError:
-                    pass
+    @staticmethod
+    def rows(owners: Iterable[tuple[str, str | None]]) -> SideRows:
+        """The rows of ``(event_id, municipality_code)`` of events being saved, for the save's transaction."""
+        return SideRows(recorded_events.name, ("event_id", "municipality_code"), list(owners))
 
     def owner_of(self, event_id: str) -> tuple[bool, str | None]:
         """(recorded here, its municipality: None for an event of no one municipality)."""

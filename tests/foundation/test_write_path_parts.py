@@ -1,0 +1,64 @@
+"""Parts of the write path made cheaper in issue 17: the SQLite writers' turn, the moving-window counter,
+the recorded event ids written in the save's own transaction."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.adapters.writers_in_turn import WritersInTurn
+from services.common.principal_limit import MovingWindow
+from services.common.side_rows import SideRows
+
+
+def test_a_writer_of_another_process_waits_for_the_turn_even_after_a_fork(tmp_path: Path) -> None:
+    turn = WritersInTurn(str(tmp_path / "events.sqlite"))
+    with turn:  # opened in the parent: a forked child must not share its lock
+        pass
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        with turn:
+            os.write(ready_w, b"x")
+            time.sleep(0.3)
+        os._exit(0)
+    os.read(ready_r, 1)
+    started = time.monotonic()
+    with turn:
+        waited_s = time.monotonic() - started
+    os.waitpid(child, 0)
+    assert waited_s >= 0.2
+
+
+def test_an_in_memory_store_takes_turns_between_threads_only() -> None:
+    turn = WritersInTurn(":memory:")
+    with turn:
+        assert turn.path is None
+
+
+def test_the_moving_window_counts_refuses_and_frees_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    window = MovingWindow(2, window_s=60)
+    assert window.hit("a") and window.hit("a")
+    assert not window.hit("a") and not window.test("a")
+    assert window.hit("b")  # per key
+    assert window.seconds_to_room("a") == pytest.approx(60)
+    now[0] += 30
+    assert window.seconds_to_room("a") == pytest.approx(30)
+    now[0] += 30.001
+    assert window.test("a") and window.hit("a")
+    now[0] += 120  # idle keys are swept
+    window.hit("c")
+    assert set(window._hits) == {"c"}
+
+
+def test_side_rows_take_plain_names_only() -> None:
+    SideRows("ledger_recorded_events", ("event_id", "municipality_code"), [])
+    with pytest.raises(ValueError):
+        SideRows("t; DROP TABLE x", ("event_id",), [])
+    with pytest.raises(ValueError):
+        SideRows("t", ("event_id\n",), [])
