@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts bench resilience clean venv
+.PHONY: run test lint typecheck contracts bench resilience clean venv translations
 
 venv: $(STAMP)
 
@@ -35,6 +35,15 @@ typecheck: venv
 
 contracts: venv
 	$(VENV)/bin/python -m contracts export
+
+# The dashboard's texts: new ones from the code into messages.pot, merged into each language's .po (translate the
+# empty ones there), then compiled; tests/operators/test_dashboard_language.py fails while one is untranslated
+translations: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output --project "IDO ledger" \
+		-o services/ledger/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i services/ledger/translations/messages.pot -d services/ledger/translations \
+		--ignore-obsolete --no-fuzzy-matching --width 120
+	$(VENV)/bin/pybabel compile -d services/ledger/translations --statistics
 
 # Hot paths beside their references (bench/README.md); sizes: make bench BENCH_ARGS="--replay-events 1000000"
 bench: venv

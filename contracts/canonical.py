@@ -12,14 +12,51 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first event of every stream."""
 
+_JSON_LEAVES = frozenset({str, int, bool, type(None)})
+
 
 def canonical_json(value: Any) -> bytes:
+    # orjson writes the same bytes as the standard library's rule below for plain trees of dicts, lists,
+    # strings, 64-bit integers, booleans and null (tests/contracts/test_canonical_encoder.py proves it on
+    # every event type and on random values), at a tenth of the cost. Anything else (floats, NaN, larger
+    # integers, subclasses, UUIDs, lone surrogates) takes the standard library's path, so its bytes or its
+    # error stay exactly what they were: orjson would write NaN as null and a UUID as a string.
+    if plain_json(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_json_reference(value)
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """The rule as first written, with the standard library: the measure of ``canonical_json``."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def plain_json(value: Any) -> bool:
+    """Only dicts, lists, strings, integers, booleans and None (no float, no subclass): orjson's safe ground."""
+    kind = type(value)
+    if kind in _JSON_LEAVES:
+        return True
+    if kind is dict:
+        for item in value.values():
+            if not plain_json(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not plain_json(item):
+                return False
+        return True
+    return False
 
 
 def compute_hash(envelope: dict[str, Any]) -> str:

@@ -17,22 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
+import orjson
 
-from contracts.canonical import compute_hash
+from contracts.canonical import compute_hash, plain_json
 from contracts.envelope import ContractViolation, parse_message
 from contracts.export import GENERATED_DIR
 
 Validator = Callable[[Any], Any]
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 """A surrogate written as a JSON escape (canonical JSON writes other text as UTF-8): lone ones are refused."""
-
-
-class _NotFast(Exception):
-    """The message needs the full check."""
-
-
-def _not_fast(_text: str) -> Any:
-    raise _NotFast
 
 
 class MessageCheck:
@@ -58,14 +51,16 @@ class MessageCheck:
         """The valid envelope of a message value; raises ``ContractViolation`` as the projector would."""
         if self.strict or value is None:
             return parse_message(value)
+        # orjson reads UTF-8 only, as parse_message does (json.loads would also take UTF-16/32 bytes),
+        # refuses NaN and keeps the last of duplicate keys, as json.loads does. It reads 1.0, 1e3 and an
+        # integer beyond 64 bits as floats (the standard library keeps the big integer): a message with a
+        # float is parse_message's. JSON Schema's "integer" takes 1.0, marshmallow's strict Integer does
+        # not, and no contract has a float field.
         try:
-            # As parse_message: UTF-8 only (json.loads would also take UTF-16/32 bytes). No number with
-            # a fraction or exponent and no NaN: JSON Schema's "integer" takes 1.0, marshmallow's strict
-            # Integer does not, and no contract has a float field, so such a message is parse_message's.
-            envelope = json.loads(value.decode("utf-8"), parse_float=_not_fast, parse_constant=_not_fast)
-        except (UnicodeDecodeError, json.JSONDecodeError, _NotFast):
+            envelope = orjson.loads(value)
+        except orjson.JSONDecodeError:
             return parse_message(value)
-        if not isinstance(envelope, dict) or _ESCAPED_SURROGATE.search(value):
+        if not isinstance(envelope, dict) or not plain_json(envelope) or _ESCAPED_SURROGATE.search(value):
             # The JSON Schemas' text pattern leaves lone surrogates to marshmallow (contracts/text.py).
             return parse_message(value)
         validator = self._validator(envelope.get("event_type"), envelope.get("schema_version"))

@@ -32,6 +32,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -63,18 +64,48 @@ def unescape_cell(text: str) -> str:
     return _ESCAPED.sub("", text)
 
 
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+@dataclass(frozen=True)
+class CsvDialect:
+    """How cells are separated and how a ``Decimal`` is written; texts are quoted and escaped the same way."""
+
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+
+STANDARD = CsvDialect()
+"""The contracts' CSV: comma-separated, a decimal point (amounts are integer cents there anyway)."""
+DUTCH_EXCEL = CsvDialect(delimiter=";", decimal_comma=True)
+"""What Excel with Dutch settings opens by double-click: ``;`` between cells and ``12,50`` as a number."""
+
+
+class _CommaDecimal(Decimal):
+    """A Decimal the csv module writes unquoted (it is a number) with a decimal comma."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace(".", ",")
+
+
+def _cell(value: Any, dialect: CsvDialect) -> Any:
+    cell = safe_cell(value)
+    if dialect.decimal_comma and isinstance(cell, Decimal):
+        return _CommaDecimal(cell)
+    return cell
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], dialect: CsvDialect = STANDARD) -> str:
     """A whole CSV file: the header, then each row, every cell through ``safe_cell``."""
     out = io.StringIO()
     # Text between double quotes (OWASP), which also keeps a carriage return inside its cell: with the
     # minimal quoting a lone \r is written bare (the line ends are \n) and a reader starts a row there.
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
-    writer.writerow([safe_cell(name) for name in header])
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC, delimiter=dialect.delimiter)
+    writer.writerow([_cell(name, dialect) for name in header])
     for row in rows:
-        writer.writerow([safe_cell(value) for value in row])
+        writer.writerow([_cell(value, dialect) for value in row])
     return out.getvalue()
 
 
-def csv_text_of_mappings(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+def csv_text_of_mappings(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], dialect: CsvDialect = STANDARD
+) -> str:
     """A CSV of ``columns`` from rows given as mappings: a column a row lacks is empty, other keys are left out."""
-    return csv_text(columns, ([row.get(column) for column in columns] for row in rows))
+    return csv_text(columns, ([row.get(column) for column in columns] for row in rows), dialect)

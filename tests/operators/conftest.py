@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
@@ -237,3 +238,17 @@ def project_until(settings: Settings, ledger: Flask, event_ids: list[str], timeo
                     raise
     finally:
         runner.close()
+
+
+@pytest.fixture
+def dashboard_app(settings: Settings, tokens: TokenFactory) -> Iterator[Flask]:
+    """The ledger's app for the dashboard's tests without a browser (the signing keys made by ``tokens``)."""
+    application = create_ledger_app(settings)
+    yield application
+    application.extensions["ido.operations"].close()
+    application.extensions["ledger"].application.close()
+
+
+@pytest.fixture
+def client(dashboard_app: Flask) -> FlaskClient:
+    return dashboard_app.test_client()

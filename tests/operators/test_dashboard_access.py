@@ -3,11 +3,9 @@ a cookie that scripts cannot read and other sites cannot send, no script allowed
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from services.common.auth import RevocationList, issue_token
@@ -21,24 +19,10 @@ from services.ledger.adapters.http.dashboard_chart import (
     format_eur,
     month_ends,
 )
-from services.ledger.entrypoints.definition import create_app
 from tests.support.dashboard import csrf_field, sign_in_form
 from tests.support.tokens import TokenFactory
 
 PAGES = ("/dashboard/", "/dashboard/national/2024", "/dashboard/municipalities/GM0363/2024")
-
-
-@pytest.fixture
-def app(settings: Settings, tokens: TokenFactory) -> Iterator[Flask]:
-    application = create_app(settings)
-    yield application
-    application.extensions["ido.operations"].close()
-    application.extensions["ledger"].application.close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def sign_in(client: FlaskClient, token: str, next_path: str | None = None) -> str:
@@ -85,7 +69,7 @@ def test_without_a_valid_token_every_page_is_the_login_form_with_401(
         answer = client.get(page)
         assert answer.status_code == 401 and b'name="token"' in answer.data, page
     bad = client.post("/dashboard/login", data=sign_in_form(client, "not-a-token"))
-    assert bad.status_code == 401 and b"Not signed in" in bad.data and "Set-Cookie" not in bad.headers
+    assert bad.status_code == 401 and "Niet aangemeld" in bad.get_data(as_text=True) and "Set-Cookie" not in bad.headers
     expired, _ = issue_token(
         settings.jwt_private_key_file.read_bytes(), audience=SERVICE_NAMES, role="auditor", ttl=timedelta(seconds=-5)
     )
@@ -97,7 +81,7 @@ def test_without_a_valid_token_every_page_is_the_login_form_with_401(
     assert client.get("/dashboard/national/2024").status_code == 200
     RevocationList(settings.revoked_tokens_file).revoke(token_id)
     ended = client.get("/dashboard/national/2024")
-    assert ended.status_code == 401 and b"session ended" in ended.data
+    assert ended.status_code == 401 and "sessie is beëindigd" in ended.get_data(as_text=True)
     assert f"{COOKIE}=;" in ended.headers["Set-Cookie"]
 
 

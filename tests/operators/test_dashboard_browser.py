@@ -78,7 +78,7 @@ def test_dashboard_figures_equal_the_api_and_a_municipality_sees_only_its_books(
     world: World = build_world(store_env, kafka, topic_prefix)
     amsterdam = world.tokens.token("municipality", "GM0363")
     auditor = world.tokens.token("auditor")
-    context = browser.new_context()
+    context = browser.new_context(locale="nl-NL")  # a Dutch reader: the pages and their amounts in Dutch
     page = context.new_page()
     try:
         with serve(world.ledger) as base:

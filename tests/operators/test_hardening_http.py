@@ -181,7 +181,8 @@ def test_a_login_post_without_this_browsers_csrf_token_is_refused(ledger: FlaskC
     for name, form in attacks.items():
         answer = ledger.post("/dashboard/login", data=form)
         assert answer.status_code == 403 and COOKIE not in answer.headers.get("Set-Cookie", ""), name
-        assert b"Not signed in" in answer.data and b'name="csrf_token"' in answer.data, name  # a fresh form
+        page = answer.get_data(as_text=True)
+        assert "Niet aangemeld" in page and 'name="csrf_token"' in page, name  # a fresh form
     # The attacker's own valid field (fetched with the attacker's cookie) is worth nothing in the
     # victim's browser, which has another cookie or none.
     attacker = ledger.application.test_client()

@@ -167,6 +167,9 @@ CELLS = [
     Cell("ledger", "GET", "/dashboard/", ("A", "B", *READERS)),
     Cell("ledger", "GET", "/dashboard/national/2024", READERS),
     Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024", ("A", *READERS)),
+    # its downloads with the session (issue 18): the API's readers again
+    Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024/journal.xlsx", ("A", *READERS)),
+    Cell("ledger", "GET", "/dashboard/national/2024/balances.csv", READERS),
 ]
 NOT_IN_MATRIX = {
     # Public by design, but their answer depends on the broker and stores (200 or 503), and the
@@ -299,7 +302,8 @@ def _shape(path: str) -> str:
     path = path.split("?")[0]
     path = re.sub(r"<[^>]+>", "*", path)
     path = re.sub(r"GM\d{4}|NL-KVK-\d+|@expenditure|\b\d{4}\b", "*", path)
-    return path
+    # a download's table and file format are route variables on the dashboard, literals in the API
+    return re.sub(r"/(balances|journal|sisa|\*)\.(csv|xlsx|\*)$", "/*.*", path)
 
 
 

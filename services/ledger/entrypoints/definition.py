@@ -19,6 +19,7 @@ from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.service import LedgerService
+from services.ledger.entrypoints.demo import load_demo_data
 from services.ledger.entrypoints.projector import run as run_projector
 from services.ledger.read_side import open_queries
 
@@ -77,4 +78,5 @@ DEFINITION = ServiceDefinition(
     create_http_app=create_app,
     http_port=8003,
     run_projector=run_projector,
+    load_demo_data=load_demo_data,
 )

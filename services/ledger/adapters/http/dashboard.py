@@ -14,36 +14,62 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from werkzeug.wrappers import Response
 
 from contracts.events.expenditures import CATEGORIES
 from contracts.identifiers import CBS_CODE, is_year
 from services.common.auth import Principal, TokenVerifier
+from services.common.csv_output import DUTCH_EXCEL, STANDARD
 from services.common.errors import InvalidInput, NotFound, ServiceError, Unauthenticated
-from services.ledger.adapters.http import dashboard_csrf
-from services.ledger.adapters.http.dashboard_chart import (
-    bar,
-    cumulative_chart,
-    cumulative_steps,
-    format_eur,
-    month_ends,
-    percent,
-)
+from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
+from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
 from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
+from services.ledger.adapters.http.tables import (
+    Table,
+    balance_table,
+    csv_response,
+    journal_table,
+    national_table,
+    sisa_table,
+    xlsx_response,
+)
 from services.ledger.application.service import LedgerService
-from services.ledger.read_side import PointInTime
+from services.ledger.read_side import PointInTime, sisa_deadline
 
 LEDGER_DIR = Path(__file__).resolve().parents[2]
 COOKIE = "ido_dashboard"
 COOKIE_PATH = "/dashboard"
 CATEGORY_LABELS = {
-    "library_funding": "Funding the library's IDO",
-    "promotion": "Promotion",
-    "network_orchestration": "Network orchestration",
+    "library_funding": lazy_gettext("Funding the library's IDO"),
+    "promotion": lazy_gettext("Promotion"),
+    "network_orchestration": lazy_gettext("Network orchestration"),
 }
+ROLE_NAMES = {
+    "municipality": lazy_gettext("municipality"),
+    "auditor": lazy_gettext("auditor"),
+    "finance": lazy_gettext("finance"),
+    "ministry": lazy_gettext("ministry"),
+    "kb": lazy_gettext("KB"),
+}
+ERROR_SUMMARIES = {
+    # the page's sentence per error code; the service's own message follows in English as a detail
+    "invalid_input": lazy_gettext("A value on this page is not valid."),
+    "not_found": lazy_gettext("This page does not exist."),
+    "forbidden": lazy_gettext("You may not see these books."),
+    "conflict": lazy_gettext("This conflicts with what is already recorded."),
+    "rule_broken": lazy_gettext("This breaks a rule of the grant."),
+    "too_many_requests": lazy_gettext("Too many requests: try again in a moment."),
+    "unavailable": lazy_gettext("The ledger cannot answer now: try again in a moment."),
+    "bad_request": lazy_gettext("The request could not be read."),
+    "unauthenticated": lazy_gettext("Sign in to see these books."),
+}
+CSV_DIALECTS = {"standard": STANDARD, "excel-nl": DUTCH_EXCEL}
+"""``?dialect=``: the contracts' CSV (the default), or one that Excel with Dutch settings opens as it is."""
 SECURITY_HEADERS = {
     # No script at all; styles and images only from here; forms post only here; never framed.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -61,9 +87,13 @@ dashboard = Blueprint(
     static_folder=str(LEDGER_DIR / "static"),
     static_url_path="/static",
 )
-dashboard.add_app_template_filter(format_eur, "eur")
-dashboard.add_app_template_global(percent, "percent")
+dashboard.add_app_template_filter(dashboard_i18n.eur_filter, "eur")
+dashboard.add_app_template_filter(dashboard_i18n.day_filter, "day")
+dashboard.add_app_template_global(dashboard_i18n.percent_of, "percent")
+dashboard.add_app_template_global(dashboard_i18n.page_locale, "page_locale")
 dashboard.add_app_template_global(bar, "bar")
+dashboard.add_app_template_global(lambda role: ROLE_NAMES.get(role, role), "role_name")
+dashboard.record_once(lambda state: dashboard_i18n.init_app(cast(Flask, state.app)))
 dashboard.add_app_template_global(dashboard_csrf.csrf_token, "csrf_token")
 
 
@@ -121,6 +151,9 @@ def _default_year() -> int:
 def _secure(response: Response) -> Response:
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
+    response.headers["Content-Language"] = dashboard_i18n.page_locale()
+    response.headers.add("Vary", "Accept-Language, Cookie")
+    dashboard_i18n.keep_choice(response, COOKIE_PATH)
     return dashboard_csrf.set_cookie(response, COOKIE_PATH)
 
 
@@ -128,15 +161,18 @@ def _secure(response: Response) -> Response:
 def _refused(error: ServiceError) -> Any:
     if isinstance(error, Unauthenticated):
         # 401 with the login form: sign in, then come back to the page asked for.
-        message = "Sign in to see these books." if not request.cookies.get(COOKIE) else (
-            f"Your session ended ({error.message}); paste a token again."
+        ended = bool(request.cookies.get(COOKIE))
+        message = _("Your session ended; paste a token again.") if ended else _("Sign in to see these books.")
+        page = render_template(
+            "dashboard/login.html", message=message, detail=error.message if ended else None, caller=None,
+            next_path=request.path,
         )
-        page = render_template("dashboard/login.html", message=message, caller=None, next_path=request.path)
         response = current_app.make_response((page, 401))
         if request.cookies.get(COOKIE):
             response.delete_cookie(COOKIE, path=COOKIE_PATH)
         return response
-    page = render_template("dashboard/error.html", error=error, caller=g.get("principal"))
+    summary = ERROR_SUMMARIES.get(error.code, ERROR_SUMMARIES["rule_broken"])
+    page = render_template("dashboard/error.html", error=error, summary=summary, caller=g.get("principal"))
     return page, error.http_status
 
 
@@ -149,7 +185,9 @@ def _safe_next(path: str | None) -> str:
 
 @dashboard.get("/login")
 def login() -> Any:
-    return render_template("dashboard/login.html", message=None, caller=None, next_path=request.args.get("next"))
+    return render_template(
+        "dashboard/login.html", message=None, detail=None, caller=None, next_path=request.args.get("next")
+    )
 
 
 @dashboard.post("/login")
@@ -161,7 +199,8 @@ def login_post() -> Any:
         caller = _verifier().verify(f"Bearer {token}")
     except (Unauthenticated, dashboard_csrf.CsrfRefused) as error:
         page = render_template(
-            "dashboard/login.html", message=f"Not signed in: {error.message}.", caller=None, next_path=next_path
+            "dashboard/login.html", message=_("Not signed in: the token was refused."), detail=error.message,
+            caller=None, next_path=next_path,
         )
         return page, error.http_status
     g.principal = caller
@@ -219,6 +258,7 @@ def national(year: int) -> Any:
         at=at,
         n=answer,
         libraries=libraries,
+        sisa_deadline=sisa_deadline(year),
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
     )
@@ -275,7 +315,10 @@ def municipality(code: str, year: int) -> Any:
         steps=steps,
         award_cents=balances["awarded_cents"],
         today=today,
-        title=f"Cumulative spending of {code} in {year} against the award",
+        title=_("Cumulative spending of %(code)s in %(year)s against the award", code=code, year=year),
+        months=dashboard_i18n.month_names(),
+        award_label=_("award"),
+        locale=dashboard_i18n.page_locale(),
     )
     return render_template(
         "dashboard/municipality.html",
@@ -290,7 +333,41 @@ def municipality(code: str, year: int) -> Any:
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
         chart=chart,
-        month_ends=month_ends(year, steps),
+        month_ends=month_ends(year, steps, dashboard_i18n.month_names()),
         funding=sorted(funding.items()),
         national_link=caller.role in NATIONAL_READERS,
     )
+
+
+@dashboard.get("/municipalities/<code>/<int:year>/<any(balances, journal, sisa):kind>.<any(csv, xlsx):file_format>")
+def municipality_download(code: str, year: int, kind: str, file_format: str) -> Any:
+    """A municipality's balance, journal or SiSa account of a year as a file, with the page's session."""
+    caller = _caller()
+    if not CBS_CODE.fullmatch(code):
+        raise NotFound(f"no municipality {code!r}")
+    queries = _service().queries
+    caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)
+    at = _point_in_time()
+    if kind == "balances":
+        table = balance_table(queries.balances(code, _year(year), at), code, year)
+    elif kind == "journal":
+        table = journal_table(queries.journal_rows(code, _year(year), at), code, year)
+    else:
+        table = sisa_table(queries.sisa(code, _year(year), at), code, year)
+    return _download(table, file_format)
+
+
+@dashboard.get("/national/<int:year>/balances.<any(csv, xlsx):file_format>")
+def national_download(year: int, file_format: str) -> Any:
+    caller = _caller()
+    caller.require_role(*NATIONAL_READERS)
+    return _download(national_table(_service().queries.national(_year(year), _point_in_time()), year), file_format)
+
+
+def _download(table: Table, file_format: str) -> Any:
+    if file_format == "xlsx":
+        return xlsx_response(table)
+    dialect = request.args.get("dialect", "standard")
+    if dialect not in CSV_DIALECTS:
+        raise InvalidInput(f"dialect must be one of {', '.join(CSV_DIALECTS)}", field="dialect")
+    return csv_response(table, CSV_DIALECTS[dialect])

@@ -18,24 +18,30 @@ from markupsafe import Markup, escape
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def format_eur(cents: int) -> str:
-    """1234567 -> '€ 12.345,67' (the notation Dutch readers expect); negative amounts start with '-'."""
+def format_eur(cents: int, locale: str = "nl") -> str:
+    """1234567 -> '€ 12.345,67' (Dutch) or '€12,345.67' (English); negative amounts start with '-'."""
     sign = "-" if cents < 0 else ""
     euros, rest = divmod(abs(int(cents)), 100)
+    if locale == "en":
+        return f"{sign}€{euros:,}.{rest:02d}"
     return f"{sign}€ {euros:,}".replace(",", ".") + f",{rest:02d}"
 
 
-def format_eur_short(cents: int) -> str:
-    """Axis labels: whole euros, or millions with one or two decimals."""
+def format_eur_short(cents: int, locale: str = "nl") -> str:
+    """Axis labels: whole euros, or millions with two decimals (a label, never a booked amount)."""
     euros = cents / 100
+    if locale == "en":
+        return f"€{euros / 1_000_000:.2f} M" if abs(euros) >= 1_000_000 else f"€{round(euros):,}"
     if abs(euros) >= 1_000_000:
         return f"€ {euros / 1_000_000:.2f} M".replace(".", ",")
     return f"€ {round(euros):,}".replace(",", ".")
 
 
-def percent(part: int, whole: int) -> str:
+def percent(part: int, whole: int, locale: str = "nl") -> str:
     if whole <= 0:
         return "–"
+    if locale == "en":
+        return f"{100 * part / whole:.1f}%"
     return f"{100 * part / whole:.1f} %".replace(".", ",")
 
 
@@ -59,7 +65,7 @@ def cumulative_steps(rows: Iterable[Mapping[str, Any]]) -> list[Step]:
     return steps
 
 
-def month_ends(year: int, steps: list[Step]) -> list[tuple[str, int]]:
+def month_ends(year: int, steps: list[Step], months: tuple[str, ...] = MONTHS) -> list[tuple[str, int]]:
     """(month, cumulative spending at its last day) for the twelve months of the year."""
     answer = []
     for month in range(1, 13):
@@ -68,7 +74,7 @@ def month_ends(year: int, steps: list[Step]) -> list[tuple[str, int]]:
         for step in steps:
             if step.day <= last:
                 cumulative = step.cumulative_cents
-        answer.append((MONTHS[month - 1], cumulative))
+        answer.append((months[month - 1], cumulative))
     return answer
 
 
@@ -86,7 +92,8 @@ def _nice_ceiling(value: int) -> int:
 
 
 def cumulative_chart(
-    *, year: int, steps: list[Step], award_cents: int, today: date, title: str, width: int = 720, height: int = 300
+    *, year: int, steps: list[Step], award_cents: int, today: date, title: str, width: int = 720, height: int = 300,
+    months: tuple[str, ...] = MONTHS, award_label: str = "award", locale: str = "nl",
 ) -> Markup:
     left, right, top, bottom = 96, 16, 16, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -116,20 +123,20 @@ def cumulative_chart(
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(cents):.1f}" y2="{y(cents):.1f}"/>'
             f'<text class="tick" x="{left - 6}" y="{y(cents) + 4:.1f}" text-anchor="end">'
-            f"{escape(format_eur_short(cents))}</text>"
+            f"{escape(format_eur_short(cents, locale))}</text>"
         )
     for month in range(1, 13):
         start = date(year, month, 1)
         parts.append(
             f'<line class="grid" x1="{x(start):.1f}" x2="{x(start):.1f}" y1="{top}" y2="{top + plot_h}"/>'
-            f'<text class="tick" x="{x(start) + 3:.1f}" y="{height - bottom + 16}">{MONTHS[month - 1]}</text>'
+            f'<text class="tick" x="{x(start) + 3:.1f}" y="{height - bottom + 16}">{escape(months[month - 1])}</text>'
         )
     if award_cents > 0:
         parts.append(
             f'<line class="award" x1="{left}" x2="{width - right}" y1="{y(award_cents):.1f}" '
             f'y2="{y(award_cents):.1f}"/>'
             f'<text class="award-label" x="{width - right - 4}" y="{y(award_cents) - 6:.1f}" text-anchor="end">'
-            f"award {escape(format_eur(award_cents))}</text>"
+            f"{escape(award_label)} {escape(format_eur(award_cents, locale))}</text>"
         )
     path = [f"M{x(first):.1f},{y(0):.1f}"]
     for step in steps:

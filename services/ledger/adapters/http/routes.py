@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from flask import Response, current_app, request
+from flask import current_app, request
 
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YEAR, is_year
 from services.common.blueprint import Blueprint
-from services.common.csv_output import csv_text_of_mappings
 from services.common.errors import Forbidden, InvalidInput
 from services.common.http import principal
 from services.common.idempotency import idempotent
@@ -35,9 +34,16 @@ from services.ledger.adapters.http.schemas import (
     SisaOut,
     YearClosedOut,
 )
+from services.ledger.adapters.http.tables import (
+    balance_table,
+    csv_response,
+    journal_table,
+    national_table,
+    sisa_table,
+)
 from services.ledger.application.service import LedgerService
 from services.ledger.domain.errors import ExpenditureNotFound
-from services.ledger.read_side import SISA_CSV_COLUMNS, PointInTime, balance_columns, flat_balance, sisa_csv_rows
+from services.ledger.read_side import PointInTime
 
 READERS = ("auditor", "finance", "ministry")
 NATIONAL_READERS = ("auditor", "finance", "ministry")
@@ -93,14 +99,6 @@ def _point(args: dict[str, Any]) -> PointInTime:
     if args.get("includes_event_id") is not None:
         _service().wait_for_event(str(args["includes_event_id"]), _may_read, principal_key(principal()))
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
-
-
-def _csv(rows: Iterable[dict[str, Any]], columns: list[str], filename: str) -> Response:
-    # A municipality's own texts (description, reference, counterparty, reason) are in these cells:
-    # the shared writer keeps them from running as formulas where the ministry opens the file.
-    response = Response(csv_text_of_mappings(columns, rows), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 CSV_DOC = {
@@ -294,16 +292,6 @@ balances = Blueprint(
 def _authenticate_balances_first() -> None:
     principal()
 
-BALANCE_COLUMNS = ["municipality_code", "year", *balance_columns(categories_first=True), "as_of", "known_at"]
-NATIONAL_COLUMNS = [
-    *BALANCE_COLUMNS,
-    # added in issue 15, after the published columns: the flags of the national view
-    "settlement_reported_spending_cents",
-    "settlement_differs_from_books",
-    "sisa_late",
-]
-
-
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
 @balances.response(200, BalancesOut)
@@ -321,8 +309,7 @@ def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
 def municipality_balances_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same balance as CSV."""
     _require_readable(code)
-    row = _service().queries.balances(code, year, _point(args))
-    return _csv([flat_balance(row)], BALANCE_COLUMNS, f"balances-{code}-{year}.csv")
+    return csv_response(balance_table(_service().queries.balances(code, year, _point(args)), code, year))
 
 
 @balances.route("/balances/<int:year>", methods=["GET"])
@@ -343,15 +330,7 @@ def national_balances_csv(args: dict[str, Any], year: int) -> Any:
     """Every municipality's balance of the year as CSV (one row each), with the national view's flags
     (a settlement that differs from the books, a late SiSa account)."""
     principal().require_role(*NATIONAL_READERS)
-    answer = _service().queries.national(year, _point(args))
-    rows = [
-        flat_balance(
-            r, year=year, as_of=answer["as_of"], known_at=answer["known_at"],
-            sisa_late=r["sisa"]["late"] if r["sisa"] is not None else None,
-        )
-        for r in answer["municipalities"]
-    ]
-    return _csv(rows, NATIONAL_COLUMNS, f"balances-{year}.csv")
+    return csv_response(national_table(_service().queries.national(year, _point(args)), year))
 
 
 @balances.route("/municipalities/<code>/sisa/<int:year>", methods=["GET"])
@@ -372,8 +351,7 @@ def sisa(args: dict[str, Any], code: str, year: int) -> Any:
 def sisa_csv(args: dict[str, Any], code: str, year: int) -> Any:
     """The same SiSa account as CSV: one row per line (per grant decision)."""
     _require_readable(code)
-    answer = _service().queries.sisa(code, year, _point(args))
-    return _csv(sisa_csv_rows(answer), list(SISA_CSV_COLUMNS), f"sisa-{code}-{year}.csv")
+    return csv_response(sisa_table(_service().queries.sisa(code, year, _point(args)), code, year))
 
 
 @balances.route("/municipalities/<code>/years/<int:year>/settlement-proposal", methods=["GET"])
@@ -387,23 +365,6 @@ def settlement_proposal(args: dict[str, Any], code: str, year: int) -> Any:
     return _service().queries.settlement_proposal(code, year, _point(args))
 
 
-JOURNAL_COLUMNS = [
-    "event_id",
-    "event_type",
-    "expenditure_id",
-    "grant_year",
-    "category",
-    "amount_cents",
-    "booked_on",
-    "recorded_at",
-    "counterparty_id",
-    "counterparty_name",
-    "reference",
-    "description",
-    "reverses_event_id",
-]
-
-
 @balances.route("/municipalities/<code>/journal.csv", methods=["GET"])
 @balances.arguments(JournalQuery, location="query")
 @balances.doc(responses=CSV_DOC)
@@ -412,7 +373,7 @@ def journal_csv(args: dict[str, Any], code: str) -> Any:
     """The expenditure journal (recordings and reversals, signed) as CSV."""
     _require_readable(code)
     rows = _service().queries.journal_rows(code, args.get("year"), _point(args))
-    return _csv(rows, JOURNAL_COLUMNS, f"journal-{code}.csv")
+    return csv_response(journal_table(rows, code, None))
 
 
 BLUEPRINTS = (expenditures, balances)
