@@ -7,10 +7,12 @@ every money movement becomes signed journal rows (see ``view.py``).
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 
+from services.common.bulk_insert import BulkInsert
 from services.common.consumer import Rejected
 from services.ledger.read_side.movements import (
     LOOKUPS,
@@ -103,56 +105,114 @@ def successor_in(connection: Connection, municipality_code: str, year: int) -> M
     return None if row is None else Merger(row.successor_code, row.effective_on, row.recorded_at)
 
 
-_INSERT_JOURNAL = insert(journal)
+_INSERT_JOURNAL = BulkInsert(journal)
+_JOURNAL_TUPLE = itemgetter(*_INSERT_JOURNAL.columns)
 _EMPTY_JOURNAL_ROW: dict[str, Any] = {column.name: None for column in journal.columns}
 
 
 class BatchBook(SqlBook):
-    """A ``SqlBook`` that holds a batch's journal rows until ``flush``: one executemany per polled
+    """A ``SqlBook`` that holds a batch's journal rows until ``flush``: one bulk insert per polled
     batch instead of one INSERT round trip per event (bench/README.md, row 3). Its answers count
-    the rows it holds, so an event sees the events before it in the same batch."""
+    the rows it holds, so an event sees the events before it in the same batch.
+
+    What a posting asks of every event (is its year closed, has its grant passed on by a merger, the
+    line 1 a reversal undoes) is read for the whole batch at once (``prefetch``): three queries a
+    batch instead of one per municipality, year and reversal."""
 
     def __init__(self, connection: Connection):
         super().__init__(connection)
         self.rows: list[dict[str, Any]] = []
-        self.originals: dict[str, Original] = {}
+        self.held_by_kind: dict[str, list[dict[str, Any]]] = {}
+        self.originals: dict[str, Original | None] = {}
         self.closed: dict[tuple[str, int], bool] = {}
         self.successors: dict[tuple[str, int], Merger | None] = {}
+        self.prefetched_codes: set[str] = set()
+
+    def prefetch(self, envelopes: list[dict[str, Any]]) -> None:
+        """Reads the closings and mergers of the municipalities the batch names, and the line 1 of the
+        events it reverses; any other question is still asked of SQL when it comes."""
+        codes: set[str] = set()
+        reversed_ids: set[str] = set()
+        for envelope in envelopes:
+            payload = envelope["payload"]
+            for field in ("municipality_code", "from_municipality_code"):
+                code = payload.get(field)
+                if type(code) is str:
+                    codes.add(code)
+            reversed_id = payload.get("reverses_event_id")
+            if type(reversed_id) is str:
+                reversed_ids.add(reversed_id)
+        codes -= self.prefetched_codes
+        if codes:
+            for code, year in self.connection.execute(
+                select(closings.c.municipality_code, closings.c.year).where(closings.c.municipality_code.in_(codes))
+            ):
+                self.closed[(code, year)] = True
+            for row in self.connection.execute(
+                select(mergers.c.municipality_code, mergers.c.year, mergers.c.successor_code, mergers.c.effective_on,
+                       mergers.c.recorded_at)
+                .where(mergers.c.municipality_code.in_(codes))
+                .order_by(mergers.c.recorded_at)
+            ):
+                # the first recorded is the answer, as in ``successor_in``
+                self.successors.setdefault(
+                    (row.municipality_code, row.year), Merger(row.successor_code, row.effective_on, row.recorded_at)
+                )
+            self.prefetched_codes |= codes
+        reversed_ids -= self.originals.keys()
+        if reversed_ids:
+            found = {
+                row.event_id: Original(
+                    int(row.amount_cents), row.municipality_code, row.counterparty_id, row.counterparty_name,
+                    row.reference,
+                )
+                for row in self.connection.execute(
+                    select(journal).where(journal.c.event_id.in_(reversed_ids), journal.c.line == 1)
+                )
+            }
+            for event_id in reversed_ids:
+                self.originals[event_id] = found.get(event_id)
 
     def total(self, kind: str, **where: Any) -> int:
         held = sum(
             row["amount_cents"]
-            for row in self.rows
-            if row["kind"] == kind and all(row[column] == value for column, value in where.items())
+            for row in self.held_by_kind.get(kind, ())
+            if all(row[column] == value for column, value in where.items())
         )
         return super().total(kind, **where) + held
 
     def original(self, event_id: str) -> Original | None:
-        return self.originals.get(event_id) or super().original(event_id)
+        if event_id in self.originals:
+            return self.originals[event_id]
+        return super().original(event_id)
 
     def is_closed(self, municipality_code: str, year: int) -> bool:
         key = (municipality_code, year)
         if key not in self.closed:
-            self.closed[key] = super().is_closed(municipality_code, year)
+            self.closed[key] = municipality_code not in self.prefetched_codes and super().is_closed(
+                municipality_code, year
+            )
         return self.closed[key]
 
     def _spent_rows(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[dict[str, Any]]:
         held = [
             row
-            for row in self.rows
-            if row["kind"] == "spent" and row["municipality_code"] == municipality_code and row["year"] == year
+            for row in self.held_by_kind.get("spent", ())
+            if row["municipality_code"] == municipality_code and row["year"] == year
         ]
         return super()._spent_rows(municipality_code, year, merger_recorded_at) + held
 
     def successor(self, municipality_code: str, year: int) -> Merger | None:
-        # Asked for every posting: one query per (code, year) and batch, mergers of the batch included.
+        # Asked for every posting: answered from the batch's prefetch, mergers of the batch included.
         key = (municipality_code, year)
         if key not in self.successors:
-            self.successors[key] = super().successor(municipality_code, year)
+            self.successors[key] = (
+                None if municipality_code in self.prefetched_codes else super().successor(municipality_code, year)
+            )
         return self.successors[key]
 
     def hold(self, envelope: dict[str, Any], effects: Effects) -> None:
-        # Every row names every column, so one prepared statement takes them all.
+        # Every row names every column, so one statement takes them all.
         common = {
             **_EMPTY_JOURNAL_ROW,
             "event_id": envelope["event_id"],
@@ -161,7 +221,9 @@ class BatchBook(SqlBook):
             "stream_id": envelope["stream_id"],
         }
         for line, row in effects.rows:
-            self.rows.append({**common, "line": line, **row})
+            held = {**common, "line": line, **row}
+            self.rows.append(held)
+            self.held_by_kind.setdefault(held["kind"], []).append(held)
             if line == 1:
                 self.originals[envelope["event_id"]] = Original.of_row(row)
         if effects.closing is not None:
@@ -173,9 +235,8 @@ class BatchBook(SqlBook):
                 self.successors[key] = Merger(merger["successor_code"], merger["effective_on"], merger["recorded_at"])
 
     def flush(self) -> None:
-        if self.rows:
-            self.connection.execute(_INSERT_JOURNAL, self.rows)
-        self.rows, self.originals = [], {}
+        _INSERT_JOURNAL(self.connection, [_JOURNAL_TUPLE(row) for row in self.rows])
+        self.rows, self.held_by_kind = [], {}
 
 
 class BalancesProjection:
@@ -189,6 +250,7 @@ class BalancesProjection:
 
     def apply_batch(self, connection: Connection, topic: str, envelopes: list[dict[str, Any]]) -> None:
         book = BatchBook(connection)
+        book.prefetch(envelopes)
         for envelope in envelopes:
             try:
                 effects = effects_of(topic, envelope, book)
