@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts bench resilience clean venv translations
+.PHONY: run test lint typecheck contracts bench resilience clean venv translations screenshots
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ translations: venv
 	$(VENV)/bin/pybabel update -i services/ledger/translations/messages.pot -d services/ledger/translations \
 		--ignore-obsolete --no-fuzzy-matching --width 120
 	$(VENV)/bin/pybabel compile -d services/ledger/translations --statistics
+
+# docs/screenshots: every dashboard page as the accessibility test sees it (docs/dashboard.md shows them)
+screenshots: venv
+	rm -f docs/screenshots/*.png && mkdir -p docs/screenshots
+	IDO_SCREENSHOTS_DIR="$$PWD/docs/screenshots" bash scripts/test.sh \
+		"tests/operators/test_dashboard_accessibility.py::test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_violation[sqlite]"
 
 # Hot paths beside their references (bench/README.md); sizes: make bench BENCH_ARGS="--replay-events 1000000"
 bench: venv

@@ -6,6 +6,7 @@ the upload forms and submits them without a mouse."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,8 @@ ROLES = {
     "finance": ["/dashboard/national/2024"],
     "kb": ["/dashboard/national/2024"],  # 403: the error page
 }
+SCREENSHOTS = os.environ.get("IDO_SCREENSHOTS_DIR")
+"""Set by `make screenshots`: the pages are photographed into docs/screenshots as they are checked."""
 REVERSE_LINK = re.compile(r'href="(/dashboard/municipalities/GM0363/expenditures/[0-9a-f-]{36}/reversal)"')
 
 
@@ -86,6 +89,7 @@ def test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_
                     for path in paths:
                         page.goto(base + (reversal if path == "@reversal" else path))
                         assert page.locator(f'html[lang="{language[:2]}"]').count() == 1, (language, path)
+                        _photograph(page, language, role, path)
                         violations = _axe_violations(page)
                         checked += 1
                         if violations:
@@ -97,6 +101,13 @@ def test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_
                 context.close()
     assert checked >= 2 * (1 + sum(len(paths) for paths in ROLES.values()))
     assert found == {}
+
+
+def _photograph(page: Any, language: str, role: str, path: str) -> None:
+    if not SCREENSHOTS:
+        return
+    name = re.sub(r"[^a-z0-9]+", "-", f"{language[:2]} {role} {path.removeprefix('/dashboard/')}".lower()).strip("-")
+    page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
 def _tab_until(page: Any, element_id: str, limit: int = 60) -> list[str]:
