@@ -27,7 +27,7 @@ _TYPED_VALUE = b'"_type_"'
 """How eventsourcing's JSONTranscoder marks a value of a registered type (a datetime, UUID, Decimal). Inside a
 JSON string the quotes are escaped, so these bytes occur only where such a value was written."""
 
-_UTC_MICROSECONDS = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+_UTC_MICROSECONDS = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
 """``datetime.isoformat()`` of a UTC time with microseconds (eventsourcing's timestamps): its ``format_utc``
 is its first 26 characters and a ``Z`` (a year below 1000 would be spelt differently by ``strftime``)."""
 
