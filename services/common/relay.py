@@ -16,11 +16,14 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from kafka import KafkaProducer
 
-from contracts.canonical import canonical_json
-from services.common.domain.chained import recorded_event
+from services.common.relay_pages import LocalPages, WorkerPages
 from services.common.signing import Sealer
 
 log = logging.getLogger(__name__)
+
+PAGE_BATCHES = 4
+"""Seal batches (``batch_size`` events each) read, sent and acknowledged as one page, with one wait for the
+broker and one tracking commit per page instead of per batch (bench row 2). A crash re-sends at most a page."""
 
 
 def relay_name(topic: str) -> str:
@@ -36,10 +39,12 @@ class OutboxRelay:
         topic: str,
         *,
         batch_size: int = 500,
+        page_batches: int = PAGE_BATCHES,
         name: str | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
         flush_timeout_s: float = 30.0,
         sealer: Sealer | None = None,
+        pages: LocalPages | WorkerPages | None = None,
     ):
         self.sealer = sealer
         self.app = app
@@ -48,45 +53,30 @@ class OutboxRelay:
         self.flush_timeout_s = flush_timeout_s
         self.topic = topic
         self.batch_size = batch_size
+        self.page_size = batch_size * page_batches
         self.name = name or relay_name(topic)
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
+        self.pages = pages or LocalPages(app, batch_size)
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
 
     def run_once(self) -> int:
-        """Publishes the next batch; returns how many events were published."""
-        position = self.position()
-        notifications = self.app.recorder.select_notifications(
-            start=position, limit=self.batch_size, inclusive_of_start=False
-        )
-        if not notifications:
+        """Publishes the next page (up to ``page_batches`` seal batches); returns how many events were published."""
+        page = self.pages.page(self.position(), self.page_size, self.sealer)
+        if not page.messages:
             return 0
-        recorded = [recorded_event(self.app.mapper, notification) for notification in notifications]
-        if self.sealer is not None:
-            seals = self.sealer.seal([envelope for _k, envelope, _m in recorded], [mac for _k, _e, mac in recorded])
-        else:
-            seals = [[] for _ in recorded]
-        futures = []
-        for (key, envelope, _mac), seal in zip(recorded, seals, strict=True):
-            futures.append(
-                self.producer.send(
-                    self.topic,
-                    key=key.encode("utf-8"),
-                    value=canonical_json(envelope),
-                    headers=[
-                        ("event_type", envelope["event_type"].encode()),
-                        ("event_id", envelope["event_id"].encode()),
-                        *seal,
-                    ],
-                )
-            )
-        # Bounded: a broker that went away must not hold the relay forever; the batch is sent again.
+        # The next page is made (by the worker) while this one is sent; used only if this one is recorded.
+        self.pages.prefetch(page.last_id, self.page_size, self.sealer)
+        send, topic = self.producer.send, self.topic
+        futures = [send(topic, key=key, value=value, headers=headers) for key, value, headers in page.messages]
+        # Bounded: a broker that went away must not hold the relay forever; the page is sent again.
         self.producer.flush(timeout=self.flush_timeout_s)
         for future in futures:
-            future.get(timeout=self.flush_timeout_s)  # raises if the broker refused or never answered
-        self.tracking.insert_tracking(Tracking(self.name, notifications[-1].id))
-        return len(notifications)
+            if not future.succeeded():  # acknowledged ones need no get(), which builds their metadata
+                future.get(timeout=self.flush_timeout_s)  # raises if the broker refused or never answered
+        self.tracking.insert_tracking(Tracking(self.name, page.last_id))
+        return len(page.messages)
 
     def run_forever(self, stop: threading.Event, poll_interval_ms: int = 50) -> None:
         while not stop.is_set():
@@ -99,6 +89,11 @@ class OutboxRelay:
                 stop.wait(1.0)
             if not published:
                 stop.wait(poll_interval_ms / 1000)
+
+    def close(self) -> None:
+        """Stops the page worker (if any) and the producer; the store is the caller's."""
+        self.pages.close()
+        self.producer.close()
 
     def _renew_producer(self) -> None:
         """After a failed batch, a fresh producer: the old one may hold stale connections and batches."""

@@ -17,6 +17,7 @@ from services.common.eventstore import build_application
 from services.common.kafka_credentials import ADMIN, relay_principal
 from services.common.logging_setup import configure_from_settings
 from services.common.relay import OutboxRelay
+from services.common.relay_pages import WorkerPages, worker_spec
 from services.common.signing import build_sealer
 from services.common.startup_lock import startup_lock
 
@@ -42,8 +43,13 @@ def build_relay(
     else:
         if settings.kafka_security_protocol == "PLAINTEXT":
             ensure_topics(client_config(settings, ADMIN), [spec], settings.topic_prefix)
-    application = build_application(application_class, settings.eventsourcing_env(service))
+    eventsourcing_env = settings.eventsourcing_env(service)
+    application = build_application(application_class, eventsourcing_env)
     sealer = build_sealer(settings, service, topic_name)
+    # Each page is read, encoded and sealed by a child process while the one before is sent (bench row 2).
+    log = (settings.log_format, settings.log_level, f"relay-{service}")
+    pages = WorkerPages(worker_spec(application_class, eventsourcing_env, settings.relay_batch_size, sealer, log))
+    pages.start()
 
     def new_producer() -> KafkaProducer:
         # The password file is read again for every producer: after `ido kafka rotate` the renewed one logs in.
@@ -56,6 +62,7 @@ def build_relay(
         batch_size=settings.relay_batch_size,
         producer_factory=new_producer,
         sealer=sealer,
+        pages=pages,
     )
 
 
@@ -78,7 +85,7 @@ def run(service: str, application: str | None = None, topic: str | None = None, 
         signal.signal(signum, lambda *_: stop.set())
     logging.getLogger(__name__).info("relay %s -> %s from position %s", service, relay.topic, relay.position())
     relay.run_forever(stop, settings.relay_poll_interval_ms)
-    relay.producer.close()
+    relay.close()
 
 
 def main(argv: list[str] | None = None) -> None:
