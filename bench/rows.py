@@ -545,7 +545,8 @@ def row_memory(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
         {"projector_peak_rss_mb": projector, "replay_peak_rss_mb": replay, "municipalities": sizes.municipalities,
          "growth_projector": growth(projector), "growth_replay": growth(replay)},
         note=f"peak RSS (VmHWM) at {sizes_text} events, {sizes.municipalities} balances; one projector and one"
-        " replay process each, read as they pass each size (replays: smallest history first)"
+        " replay process each, read as they pass each size (replays: smallest history first; the replay's figure"
+        " is its own peak plus its checker process's)"
         + ("" if large >= 10**6 else "; the <500 MB target is judged at 10^6 only with --memory-sizes ...,1000000"),
     )
 

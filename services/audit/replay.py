@@ -30,10 +30,10 @@ from typing import Any
 from kafka import TopicPartition
 
 from contracts.canonical import format_utc
-from contracts.envelope import ContractViolation
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from contracts.topics import EXPENDITURES
+from services.audit.checks import Checks, Verdict, check_batch, parallel_by_default
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.config import Settings
@@ -85,7 +85,9 @@ class MemoryBook:
         # grows with the days, not with the postings (booking day and spending day differ only for moves),
         # so it cannot split a day's sum at a merger's recording as the SQL book does: ``Replay.read``
         # reads the grants topic first, so no spending recorded after a merger is read before it.
-        self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], dict[str, Any]]] = defaultdict(dict)
+        # Each day's sum is [cents, latest recorded_at, first recorded_at]: a list, not a dict of six
+        # fields, as there are as many as days and categories (~450 bytes less each).
+        self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], list[Any]]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
         fields = tuple(sorted(where))
@@ -103,36 +105,43 @@ class MemoryBook:
         return self.successors.get((municipality_code, year))
 
     def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
-        days = self.spent_days.get((municipality_code, year), {}).values()
-        for spent in days:
+        days = self.spent_days.get((municipality_code, year), {})
+        for (_category, booked_on, _spent_on), (_cents, recorded_at, first_recorded_at) in days.items():
             # exact only if every recording of the day came before the merger, or all at one moment
-            if spent["recorded_at"] > merger_recorded_at and spent["first_recorded_at"] != spent["recorded_at"]:
+            if recorded_at > merger_recorded_at and first_recorded_at != recorded_at:
                 raise ReadingOrderError(
-                    f"spending of {municipality_code} in {year} booked on {spent['booked_on']} was recorded after "
+                    f"spending of {municipality_code} in {year} booked on {booked_on} was recorded after "
                     f"the merger recorded at {merger_recorded_at} but read before it: read the grants topic first"
                 )
-        return spent_on_days(days, merger_recorded_at)
+        return spent_on_days(
+            (
+                {"category": category, "booked_on": booked_on, "spent_on": spent_on, "amount_cents": cents,
+                 "recorded_at": recorded_at}
+                for (category, booked_on, spent_on), (cents, recorded_at, _first) in days.items()
+            ),
+            merger_recorded_at,
+        )
 
     def record(self, event_id: str, effects: Effects, recorded_at: str) -> None:
         for line, row in effects.rows:
-            if row["kind"] == "spent":
+            kind = row["kind"]
+            if kind == "spent":
                 days = self.spent_days[(row["municipality_code"], row["year"])]
-                spent_on = row.get("spent_on") or row["booked_on"]
-                key = (row["category"], row["booked_on"], spent_on)
+                key = (row["category"], row["booked_on"], row.get("spent_on") or row["booked_on"])
                 row_recorded_at = row.get("recorded_at", recorded_at)
-                so_far = days.get(key, {"amount_cents": 0, "recorded_at": "", "first_recorded_at": row_recorded_at})
-                days[key] = {
-                    "category": row["category"],
-                    "booked_on": row["booked_on"],
-                    "spent_on": spent_on,
-                    "amount_cents": so_far["amount_cents"] + row["amount_cents"],
-                    "recorded_at": max(so_far["recorded_at"], row_recorded_at),
-                    "first_recorded_at": min(so_far["first_recorded_at"], row_recorded_at),
-                }
-            lookups = LOOKUPS.get(row["kind"])
+                so_far = days.get(key)
+                if so_far is None:
+                    days[key] = [row["amount_cents"], row_recorded_at, row_recorded_at]
+                else:
+                    so_far[0] += row["amount_cents"]
+                    if row_recorded_at > so_far[1]:
+                        so_far[1] = row_recorded_at
+                    if row_recorded_at < so_far[2]:
+                        so_far[2] = row_recorded_at
+            lookups = LOOKUPS.get(kind)
             if lookups:
                 for fields in lookups:
-                    self.sums[(row["kind"], fields, tuple(row[f] for f in fields))] += row["amount_cents"]
+                    self.sums[(kind, fields, tuple(row[f] for f in fields))] += row["amount_cents"]
             if line == 1:
                 self.index.remember_original(event_id, Original.of_row(row))
         if effects.closing is not None:
@@ -208,14 +217,27 @@ class Replay:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def read(self, reader: TopicReader, *, show_progress: bool = False) -> Replay:
+    def read(self, reader: TopicReader, *, show_progress: bool = False, parallel: bool | None = None) -> Replay:
+        """Every message of ``reader``'s topics; ``parallel`` (default: when the machine has a second core):
+        the per-message checks in a second process (``services/audit/checks.py``), the verdicts the same."""
         self.offsets = reader.offsets()
         total = sum(sum(ends.values()) for ends in self.offsets.values())
-        with Progress("replay", total=total, unit="msg", mode=None if show_progress else "off") as progress:
+        parallel = parallel_by_default() if parallel is None else parallel
+        with (
+            Progress("replay", total=total, unit="msg", mode=None if show_progress else "off") as progress,
+            Checks(self.check, self.provenance, parallel=parallel) as checks,
+        ):
             for phase in reading_phases(reader.end_offsets):
                 for tp, records in reader.batches(stop_at=phase):
-                    self.feed_batch(tp.topic, tp.partition, records)
-                    progress.update(len(records))
+                    batch = (tp.topic, tp.partition, [r.offset for r in records])
+                    for (topic, partition, offsets), verdicts in checks.put(
+                        batch, tp.topic, [(r.value, r.headers) for r in records]
+                    ):
+                        self._take_checked(topic, verdicts, _offset_namer(topic, partition, offsets))
+                        progress.update(len(verdicts))
+            for (topic, partition, offsets), verdicts in checks.drain():
+                self._take_checked(topic, verdicts, _offset_namer(topic, partition, offsets))
+                progress.update(len(verdicts))
         self.finish()
         return self
 
@@ -223,50 +245,30 @@ class Replay:
         self, topic: str, value: bytes | None, where: str = "", headers: list[tuple[str, bytes]] | None = None
     ) -> None:
         """One message (``where`` names it in problems)."""
-        self._feed(topic, [(value, headers)], lambda _i: where)
+        self._take_checked(topic, check_batch(self.check, self.provenance, topic, [(value, headers)]), lambda _i: where)
 
     def feed_batch(self, topic: str, partition: int, records: Sequence[Any]) -> None:
         """Kafka records (``.value``, ``.headers``, ``.offset``) of one partition, in offset order."""
-        self._feed(
-            topic, [(r.value, r.headers) for r in records],
-            lambda i: f"topic {topic} partition {partition} offset {records[i].offset}",
-        )
+        verdicts = check_batch(self.check, self.provenance, topic, [(r.value, r.headers) for r in records])
+        self._take_checked(topic, verdicts, _offset_namer(topic, partition, [r.offset for r in records]))
 
-    def _feed(
-        self, topic: str, messages: Sequence[tuple[bytes | None, Any]], where: Callable[[int], str]
-    ) -> None:
-        # Each step runs over the whole batch before the next (parse all, prove all, apply all): the
-        # same work as message by message, but each loop keeps its code and data hot, which took the
-        # replay's provenance check from ~25 to ~13 µs a message here.
-        parse = self.check.parse
-        envelopes: list[dict[str, Any] | ContractViolation] = []
-        for value, _headers in messages:
-            try:
-                envelopes.append(parse(value))
-            except ContractViolation as violation:
-                envelopes.append(violation)
-        refusals: dict[int, ContractViolation] = {}
-        if self.provenance is not None:
-            prove = self.provenance.check
-            for i, envelope in enumerate(envelopes):
-                if type(envelope) is dict:
-                    try:
-                        prove(topic, envelope, messages[i][1])
-                    except ContractViolation as violation:
-                        refusals[i] = violation
+    def _take_checked(self, topic: str, verdicts: Sequence[Verdict], where: Callable[[int], str]) -> None:
+        """The checked messages of one batch, in order (``checks.check_batch``'s verdicts)."""
         stats = self.stats
-        for i, envelope in enumerate(envelopes):
+        take = self._take
+        for i, verdict in enumerate(verdicts):
             stats.messages += 1
-            if isinstance(envelope, ContractViolation):
+            if isinstance(verdict, dict):
+                take(topic, verdict, where, i)
+            elif isinstance(verdict, str):
                 stats.invalid += 1
-                stats.problems.append(f"{where(i)}: skipped, breaks its contract: {envelope.reason}")
-            elif i in refusals:
+                stats.problems.append(f"{where(i)}: skipped, breaks its contract: {verdict}")
+            else:
+                event_id, reason = verdict
                 stats.invalid += 1
-                refusal = f"{where(i)} event {envelope['event_id']}: refused, {refusals[i].reason}"
+                refusal = f"{where(i)} event {event_id}: refused, {reason}"
                 stats.unproven.append(refusal)
                 stats.problems.append(refusal)
-            else:
-                self._take(topic, envelope, where, i)
 
     def _take(self, topic: str, envelope: dict[str, Any], where: Callable[[int], str], i: int) -> None:
         if not self._index.first_time(envelope["event_id"]):
@@ -511,6 +513,10 @@ class Replay:
         json_path.write_text(json.dumps(self.document(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         csv_path.write_text(self.balances_csv(), encoding="utf-8")
         return [json_path, csv_path]
+
+
+def _offset_namer(topic: str, partition: int, offsets: Sequence[int]) -> Callable[[int], str]:
+    return lambda i: f"topic {topic} partition {partition} offset {offsets[i]}"
 
 
 def reading_phases(end_offsets: dict[TopicPartition, int]) -> list[dict[TopicPartition, int]]:
