@@ -62,8 +62,16 @@ def check_batch(
     return verdicts
 
 
-def _serve(requests: Connection, results: Connection, check: MessageCheck, provenance: ProvenanceCheck | None) -> None:
-    """The checker process: batches in, verdicts out, in order, until the replay closes its end."""
+def _serve(
+    requests: Connection, results: Connection, check: MessageCheck, provenance: ProvenanceCheck | None,
+    parents_ends: tuple[Connection, ...],
+) -> None:
+    """The checker process: batches in, verdicts out, in order, until the replay says the end (an empty
+    message) or closes its end."""
+    # A forked child holds copies of every descriptor the parent had, the parent's ends of these pipes
+    # among them: left open here, the replay's close would never reach this process as the end of input.
+    for end in parents_ends:
+        end.close()
     # A thread takes each batch off the pipe as soon as it is sent and another writes the verdicts, so
     # neither process blocks in a write while the other is busy (a batch is megabytes; a pipe holds 64 KB).
     inbox: queue.Queue[bytes | None] = queue.Queue()
@@ -71,10 +79,11 @@ def _serve(requests: Connection, results: Connection, check: MessageCheck, prove
 
     def receive() -> None:
         try:
-            while True:
-                inbox.put(requests.recv_bytes())
+            while data := requests.recv_bytes():
+                inbox.put(data)
         except (EOFError, OSError):
-            inbox.put(None)
+            pass
+        inbox.put(None)
 
     def send() -> None:
         while (data := outbox.get()) is not None:
@@ -119,7 +128,7 @@ class Checks:
         requests_out, requests_in = context.Pipe(duplex=False)
         results_out, results_in = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_serve, args=(requests_out, results_in, self.check, self.provenance),
+            target=_serve, args=(requests_out, results_in, self.check, self.provenance, (requests_in, results_out)),
             name="ido-audit-checks", daemon=True,
         )
         self._process.start()
@@ -167,6 +176,10 @@ class Checks:
 
     def close(self) -> None:
         if self._requests is not None:
+            try:
+                self._requests.send_bytes(b"")  # the end: another process's copy of this end may keep it open
+            except OSError:
+                pass  # the checker is gone already
             self._requests.close()
             self._requests = None
         if self._results is not None:
