@@ -49,7 +49,7 @@ translations: venv
 screenshots: venv
 	rm -f docs/screenshots/*.png && mkdir -p docs/screenshots
 	IDO_SCREENSHOTS_DIR="$$PWD/docs/screenshots" bash scripts/test.sh \
-		"tests/operators/test_dashboard_accessibility.py::test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_violation[sqlite]"
+		"tests/operators/test_dashboard_accessibility.py::test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_violation"
 
 # Hot paths beside their references (bench/README.md); sizes: make bench BENCH_ARGS="--replay-events 1000000"
 bench: venv

@@ -38,6 +38,10 @@ SCREENSHOTS = os.environ.get("IDO_SCREENSHOTS_DIR")
 REVERSE_LINK = re.compile(r'href="(/dashboard/municipalities/GM0363/expenditures/[0-9a-f-]{36}/reversal)"')
 
 
+SQLITE_ONLY = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
+"""The pages and forms are the same whatever the event store: one store is enough here."""
+
+
 @pytest.fixture
 def world(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) -> Iterator[World]:
     built = build_world(store_env, kafka, topic_prefix)
@@ -65,6 +69,7 @@ def test_the_vendored_axe_is_the_named_version() -> None:
     assert hashlib.sha256(AXE.read_bytes()).hexdigest() == AXE_SHA256
 
 
+@SQLITE_ONLY
 def test_every_page_in_both_languages_as_each_role_has_no_serious_accessibility_violation(
     world: World, browser: Any
 ) -> None:
@@ -122,6 +127,7 @@ def _tab_until(page: Any, element_id: str, limit: int = 60) -> list[str]:
     raise AssertionError(f"#{element_id} never got the focus by Tab; passed {passed}")
 
 
+@SQLITE_ONLY
 def test_the_reversal_and_upload_forms_work_with_the_keyboard_alone(
     world: World, browser: Any, tmp_path: Path
 ) -> None:
