@@ -365,10 +365,8 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
 @dashboard.get("/municipalities/<code>/<int:year>")
 def municipality(code: str, year: int) -> Any:
     caller = _caller()
-    if not CBS_CODE.fullmatch(code):
-        raise NotFound(f"no municipality {code!r}")
+    _books_code(caller, code)
     queries = _service().queries
-    caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)
     at = _point_in_time()
     balances = queries.balances(code, _year(year), at)
     rows = queries.journal_rows(code, year, at)
@@ -414,10 +412,8 @@ def municipality(code: str, year: int) -> Any:
 def municipality_download(code: str, year: int, kind: str, file_format: str) -> Any:
     """A municipality's balance, journal or SiSa account of a year as a file, with the page's session."""
     caller = _caller()
-    if not CBS_CODE.fullmatch(code):
-        raise NotFound(f"no municipality {code!r}")
+    _books_code(caller, code)
     queries = _service().queries
-    caller.require_books_of(code, readers=READERS, predecessors=queries.predecessors_of)
     at = _point_in_time()
     if kind == "balances":
         table = balance_table(queries.balances(code, _year(year), at), code, year)
