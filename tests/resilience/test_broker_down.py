@@ -52,10 +52,18 @@ def test_postings_survive_thirty_seconds_without_a_broker(
     projector = procs.projector(env)
     prepare_payments(Client(payments.port or 0, stack.headers("ministry")))
     load = Load(stack, [ledger.port or 0], [payments.port or 0], max_requests=20_000, max_seconds=OUTAGE_S + 60)
+    settings = load_settings(env)
+    view = create_sql_engine(settings.view_db_url)
     with Supervisor(procs, [*relays, projector]) as supervisor:
         load.start()
         load.phase = "before"
         time.sleep(8)
+        # The outage must find the relays and the projector running, however long they took to start on a
+        # loaded machine: a posting of this load projected proves the whole path is up.
+        deadline = time.monotonic() + 120
+        while not load.accepted.event_ids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert wait_until_projected(view, set(list(load.accepted.event_ids())[:1]), 120), "the path never came up"
         load.phase = "outage"
         own_kafka.stop()
         figures.add_fault(f"Kafka broker stopped {OUTAGE_S} s")
@@ -71,8 +79,6 @@ def test_postings_survive_thirty_seconds_without_a_broker(
         load.finish()
         figures.add_load("broker down: postings, advances, reads", load.stats.requests, load.stats.seconds,
                          broker_down_s=round(down_s, 1), by_phase=load.outcome.by_phase)
-        settings = load_settings(env)
-        view = create_sql_engine(settings.view_db_url)
         accepted = load.accepted.event_ids()
         wait_until_projected(view, accepted, 120)
         restarts = dict(supervisor.restarts)
