@@ -72,7 +72,7 @@ def validate_envelope(envelope: Any) -> dict[str, Any]:
     try:
         _ENVELOPE.load(envelope)
     except ValidationError as error:
-        raise ContractViolation(f"envelope: {_first_error(error.messages)}") from None
+        raise ContractViolation(f"envelope: {first_error(error.messages)}") from None
     try:
         contract = contract_for(envelope["event_type"], envelope["schema_version"])
     except KeyError:
@@ -82,7 +82,7 @@ def validate_envelope(envelope: Any) -> dict[str, Any]:
     try:
         _payload_schema(contract.payload_schema).load(envelope["payload"])
     except ValidationError as error:
-        raise ContractViolation(f"payload.{_first_error(error.messages)}") from None
+        raise ContractViolation(f"payload.{first_error(error.messages)}") from None
     if compute_hash(envelope) != envelope["hash"]:
         raise ContractViolation("hash: does not match the envelope's content")
     return envelope
@@ -99,11 +99,12 @@ def parse_message(value: bytes | None) -> dict[str, Any]:
     return validate_envelope(decoded)
 
 
-def _first_error(messages: Any) -> str:
+def first_error(messages: Any) -> str:
+    """The first of marshmallow's error messages, with its field's path: ``payload.amount_cents: ...``."""
     if isinstance(messages, dict):
         key, inner = next(iter(messages.items()))
-        nested = _first_error(inner)
+        nested = first_error(inner)
         return f"{key}: {nested}" if not nested.startswith(":") else f"{key}{nested}"
     if isinstance(messages, list) and messages:
-        return _first_error(messages[0])
+        return first_error(messages[0])
     return str(messages)

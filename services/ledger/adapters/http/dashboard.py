@@ -26,6 +26,7 @@ from flask_babel import lazy_gettext, ngettext
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
+from contracts.envelope import first_error
 from contracts.events.expenditures import CATEGORIES
 from contracts.identifiers import CBS_CODE, is_year
 from services.common.auth import Principal, TokenVerifier
@@ -650,14 +651,6 @@ def sisa_declaration_post(code: str, year: int) -> Any:
             declared_on=None, reason=body["reason"],
         )
     except ValidationError as error:
-        raise InvalidInput(_first_message(error.messages), field=next(iter(error.messages), None)) from None
+        raise InvalidInput(first_error(error.messages), field=next(iter(error.messages), None)) from None
     return _action_done(caller, code, year, str(answer["event_id"]), _("The SiSa line was declared."))
 
-
-def _first_message(messages: Any) -> str:
-    if isinstance(messages, dict):
-        field, inner = next(iter(messages.items()))
-        return f"{field}: {_first_message(inner)}"
-    if isinstance(messages, list) and messages:
-        return _first_message(messages[0])
-    return str(messages)
