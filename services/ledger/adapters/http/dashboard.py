@@ -492,10 +492,14 @@ def journal(code: str, year: int) -> Any:
     )
 
 
-def _reversal_form(code: str, expenditure_id: UUID, *, status: int = 200, **context: Any) -> Any:
+def _expenditure_in(code: str, expenditure_id: UUID) -> Any:
     found = _service().application.find_expenditure(expenditure_id)
     if found is None or found.municipality_code != code:
         raise NotFound(f"no expenditure {expenditure_id} in the books of {code}")
+    return found
+
+
+def _reversal_form(code: str, found: Any, *, status: int = 200, **context: Any) -> Any:
     page = render_template(
         "dashboard/reversal.html", caller=_caller(), code=code, expenditure=found, labels=CATEGORY_LABELS,
         idempotency_key=context.pop("idempotency_key", None) or str(uuid4()),
@@ -509,7 +513,7 @@ def _reversal_form(code: str, expenditure_id: UUID, *, status: int = 200, **cont
 def reversal_form(code: str, expenditure_id: UUID) -> Any:
     caller = _caller()
     _books_code(caller, code, readers=())
-    return _reversal_form(code, expenditure_id)
+    return _reversal_form(code, _expenditure_in(code, expenditure_id))
 
 
 @dashboard.post("/municipalities/<code>/expenditures/<uuid:expenditure_id>/reversal")
@@ -520,13 +524,11 @@ def reversal_post(code: str, expenditure_id: UUID) -> Any:
     _books_code(caller, code, readers=())
     values = {"reason": request.form.get("reason", ""), "booked_on": request.form.get("booked_on", "")}
     idempotency_key = _form_key()
-    found = _service().application.find_expenditure(expenditure_id)
-    if found is None or found.municipality_code != code:
-        raise NotFound(f"no expenditure {expenditure_id} in the books of {code}")
+    found = _expenditure_in(code, expenditure_id)
     try:
         body = ReversalIn().load({k: v for k, v in values.items() if v != ""})
     except ValidationError as error:
-        return _reversal_form(code, expenditure_id, status=422, values=values, idempotency_key=idempotency_key,
+        return _reversal_form(code, found, status=422, values=values, idempotency_key=idempotency_key,
                               field_errors=error.messages)
     try:
         _status, answer = _service().application.reverse_expenditure(
@@ -536,7 +538,8 @@ def reversal_post(code: str, expenditure_id: UUID) -> Any:
     except ServiceError as error:
         if error.http_status in (401, 403):
             raise
-        return _reversal_form(code, expenditure_id, status=error.http_status, values=values,
+        # read again: the refusal may come from a change since (a reversal by another request)
+        return _reversal_form(code, _expenditure_in(code, expenditure_id), status=error.http_status, values=values,
                               idempotency_key=idempotency_key, field_errors=error.errors, refusal=error)
     return _action_done(caller, code, found.grant_year, str(answer["event_id"]), _("The expenditure was reversed."))
 
