@@ -41,6 +41,7 @@ from services.common.csv_output import csv_text
 from services.common.progress import Progress
 from services.ledger.read_side import (
     LOOKUPS,
+    BridgeAccounts,
     Declaration,
     Effects,
     GrantFigures,
@@ -54,6 +55,7 @@ from services.ledger.read_side import (
     balance_figures,
     effects_of,
     flat_balance,
+    latest_deadline,
     national_answer,
     sisa_answer,
     sisa_lines,
@@ -204,6 +206,9 @@ class Replay:
         self.closings: dict[tuple[str, int], dict[str, Any]] = {}
         self.declarations: dict[tuple[str, int, int], dict[str, Any]] = {}
         """(municipality, accounts year, grant year) -> its SiSa declaration, with ``recorded_at``."""
+        self.bridge_deadlines: list[dict[str, Any]] = []
+        self.bridge_accounts: list[dict[str, Any]] = []
+        """The bridging frame's deadlines and the libraries' accounts, with ``recorded_at``, in reading order."""
         self.municipality_names: dict[str, str] = {}
         self.library_names: dict[str, str] = {}
         # what the 360Giving export lists, at the point: a grant only once its award is counted
@@ -337,6 +342,10 @@ class Replay:
             d = effects.declaration
             key = (d["municipality_code"], d["accounts_year"], d["grant_year"])
             self.declarations[key] = {**d, "recorded_at": recorded_at}
+        if effects.bridge_deadline is not None:
+            self.bridge_deadlines.append({**effects.bridge_deadline, "recorded_at": recorded_at})
+        if effects.bridge_account is not None:
+            self.bridge_accounts.append({**effects.bridge_account, "recorded_at": recorded_at})
         event_type = envelope["event_type"]
         if effects.after_close is not None and (self.known_at is None or recorded_at <= self.known_at):
             self.stats.after_close.append(
@@ -440,8 +449,23 @@ class Replay:
             self.library_names, self.bridge_frame,
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
             sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(year).items()},
+            bridge_accounts=self._bridge_accounts(),
         )
         return {**answer, **self.point.describe()}
+
+    def _bridge_accounts(self) -> BridgeAccounts:
+        """The libraries' accounts and the frame's deadline at the point, as ``LedgerQueries`` finds them."""
+        accounts = sorted(
+            (a for a in self.bridge_accounts if self._visible(a["submitted_on"], a["recorded_at"])),
+            key=lambda account: account["recorded_at"],
+        )
+        return BridgeAccounts(
+            accounts={account["library_id"]: account for account in accounts},  # the latest recorded stands
+            account_deadline=latest_deadline(  # a rule, not a booking: as known, whatever the day judged
+                d for d in self.bridge_deadlines if self.known_at is None or d["recorded_at"] <= self.known_at
+            ),
+            day=self.point.day(self.today),
+        )
 
     def _sisa_lines(self, year: int, code: str | None = None) -> dict[str, list[dict[str, Any]]]:
         """The SiSa lines of accounts year ``year`` per municipality, as ``LedgerQueries`` finds them."""

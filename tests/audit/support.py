@@ -177,6 +177,8 @@ class RandomHistory:
     codes_years: set[tuple[str, int]] = field(default_factory=set)
     merger: tuple[str, str, str, str] | None = None
     """(predecessor, successor, effective_on, recorded_at) when the history has a merger."""
+    bridge_accounts: dict[str, date | None] = field(default_factory=dict)
+    """Library id -> the day its final account was submitted (None: never; the deadline is 2023-09-01)."""
 
 
 def random_history(prefix: str, seed: int, expenditures: int = 150, *, merge: bool = False) -> RandomHistory:
@@ -246,14 +248,21 @@ def random_history(prefix: str, seed: int, expenditures: int = 150, *, merge: bo
         s.event("BridgePaymentMade", stream, library_id, stamp(datetime(2022, 12, 10, 9, n, tzinfo=UTC)),
                 library_id=library_id, amount_cents=grant_cents, paid_on="2022-12-10", payment_batch_id=None)
         spent = rng.randint(0, grant_cents)
+        # its final account: on time, late (after the deadline of 2023-09-01) or never submitted
+        submitted = rng.choice((date(2023, 8, 1), date(2023, 9, 15), None))
+        history.bridge_accounts[library_id] = submitted
+        if submitted is None:
+            continue
+        submitted_at = datetime(submitted.year, submitted.month, submitted.day, 9, n, tzinfo=UTC)
         account = s.event(
-            "BridgeAccountSubmitted", stream, library_id, stamp(datetime(2023, 8, 1, 9, n, tzinfo=UTC)),
+            "BridgeAccountSubmitted", stream, library_id, stamp(submitted_at),
             library_id=library_id, grant_cents=grant_cents, paid_cents=grant_cents, spent_cents=spent,
             unspent_cents=grant_cents - spent, period_start="2019-01-01", period_end="2023-05-01",
-            submitted_on="2023-08-01", account_deadline="2023-09-01", late=False)
+            submitted_on=submitted.isoformat(), account_deadline="2023-09-01", late=submitted > date(2023, 9, 1))
         if grant_cents > spent:
-            s.event("BridgeReclaimIssued", stream, library_id, stamp(datetime(2023, 8, 15, 9, n, tzinfo=UTC)),
-                    library_id=library_id, amount_cents=grant_cents - spent, issued_on="2023-08-15",
+            reclaimed_at = submitted_at + timedelta(days=14)
+            s.event("BridgeReclaimIssued", stream, library_id, stamp(reclaimed_at),
+                    library_id=library_id, amount_cents=grant_cents - spent, issued_on=reclaimed_at.date().isoformat(),
                     account_event_id=account["event_id"])
 
     # a year of postings, some late (booked well before they are recorded), some reversed

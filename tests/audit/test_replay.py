@@ -65,13 +65,32 @@ def test_random_history_replays_to_the_live_balances_at_every_point(
         PointInTime(known_at=parse_utc(moments[-5])),
         PointInTime(as_of=date(2024, 12, 31), known_at=parse_utc(moments[(2 * len(moments)) // 3])),
         PointInTime(as_of=date(2025, 6, 30), known_at=parse_utc("2025-06-30T23:59:59Z")),
+        # the bridging subsidy's final accounts (deadline 2023-09-01) before it, and after it but before
+        # the late ones came in
+        PointInTime(as_of=date(2023, 8, 15)),
+        PointInTime(as_of=date(2023, 9, 10)),
     ]
+    # the libraries' account status, from the history itself (submitted on 2023-08-01 or 2023-09-15, or never)
+    def statuses(late: str, not_submitted: str) -> dict[str, str]:
+        return {
+            library: "on_time" if on == date(2023, 8, 1) else late if on else not_submitted
+            for library, on in history.bridge_accounts.items()
+        }
+
+    expected_status = {
+        PointInTime(): statuses("late", "missing"),
+        PointInTime(as_of=date(2023, 8, 15)): statuses("not_due", "not_due"),
+        PointInTime(as_of=date(2023, 9, 10)): statuses("missing", "missing"),
+    }
     for point in points:
         replay = replay_topics(live, as_of=point.as_of, known_at=point.known_at)
         assert replay.stats.invalid == 1 and replay.stats.refused == 1, replay.stats.problems
         assert replay.stats.duplicates == 10
         for year in (2024, 2025):
             assert replay.national(year) == without_offsets(queries.national(year, point)), (point, year)
+        if point in expected_status:
+            libraries = queries.national(2024, point)["bridge"]["libraries"]
+            assert {row["library_id"]: row["account_status"] for row in libraries} == expected_status[point], point
         for code, year in sorted(history.codes_years):
             assert replay.balances(code, year) == without_offsets(queries.balances(code, year, point)), (point, code)
             assert replay.sisa(code, year) == without_offsets(queries.sisa(code, year, point)), (point, code)

@@ -370,6 +370,9 @@ def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: Kafka
             "paid_cents": 135_000 * M,
             "settled_cents": 120_000 * M,
             "reclaim_issued_cents": 15_000 * M,
+            "account_status": "on_time",
+            "account_submitted_on": "2023-08-01",
+            "account_deadline": "2023-09-01",
         }
     ]
     assert national["library_funding_received"] == [

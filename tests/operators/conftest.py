@@ -175,6 +175,12 @@ def build_world(store_env: dict[str, str], kafka: KafkaInfo, topic_prefix: str) 
         payments.pay_advance(2024, code, grant.amount_cents, date(2024, 1, 31))
     bridge = build_application(service_definition("bridge").application_class, settings.eventsourcing_env("bridge"))
     load_bridge_demo(settings, bridge)
+    # Two of the demo libraries' final accounts (the deadline is 2023-09-01): one on time, one late, spent in
+    # full; the others never submitted theirs (missing).
+    for library_id, submitted_on in (("NL-KVK-90000001", date(2023, 8, 20)), ("NL-KVK-90000002", date(2023, 9, 20))):
+        bridge.submit_account(
+            library_id, spent_cents=bridge.library(library_id)["paid_cents"], submitted_on=submitted_on
+        )
 
     ledger_app = build_application(service_definition("ledger").application_class, settings.eventsourcing_env("ledger"))
     ledger = create_ledger_app(settings, ledger_app)

@@ -29,9 +29,9 @@ ROLES = {
                      "@reversal", "/dashboard/national/1900"],
     "auditor": ["/dashboard/national/2024", BOOKS, f"{BOOKS}/journal?reversed=reversed",
                 "/dashboard/national/2024?sort=spent_cents&order=desc"],
-    "ministry": ["/dashboard/national/2024"],
+    "ministry": ["/dashboard/national/2024", "/dashboard/bridge"],
     "finance": ["/dashboard/national/2024"],
-    "kb": ["/dashboard/national/2024"],  # 403: the error page
+    "kb": ["/dashboard/", "/dashboard/bridge?as_of=2023-09-02", "/dashboard/national/2024"],  # national: 403
 }
 SCREENSHOTS = os.environ.get("IDO_SCREENSHOTS_DIR")
 """Set by `make screenshots`: the pages are photographed into docs/screenshots as they are checked."""

@@ -288,3 +288,69 @@ def test_the_national_view_sorts_by_each_column_filters_by_spent_share_and_lists
                        ("?max_spent_pct=1001", "max_spent_pct")):
         refused = client.get(national + bad)
         assert refused.status_code == 422 and field in refused.get_data(as_text=True), bad
+
+
+ACCOUNT_CELL = re.compile(r'<tr data-library="([^"]+)">.*?<td data-account="([a-z_]*)">(.*?)</td>', re.S)
+OPEN_ACCOUNT = re.compile(r'<li data-library="([^"]+)" data-account="(late|missing)">')
+# build_world: NL-KVK-90000001 submitted on 2023-08-20 (on time), NL-KVK-90000002 on 2023-09-20 (late, the
+# deadline being 2023-09-01), the other four demo libraries never did
+ACCOUNTS_TODAY = {"NL-KVK-90000001": "on_time", "NL-KVK-90000002": "late"} | {
+    f"NL-KVK-9000000{n}": "missing" for n in range(3, 7)
+}
+ACCOUNTS_AS_OF = {
+    "2023-08-31": {"NL-KVK-90000001": "on_time"} | {f"NL-KVK-9000000{n}": "not_due" for n in range(2, 7)},
+    "2023-09-02": {"NL-KVK-90000001": "on_time"} | {f"NL-KVK-9000000{n}": "missing" for n in range(2, 7)},
+}
+
+
+def _account_cells(page: str) -> dict[str, tuple[str, str]]:
+    return {library: (status, shown) for library, status, shown in ACCOUNT_CELL.findall(page)}
+
+
+@pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
+def test_the_bridging_libraries_are_listed_with_their_account_status_for_bzk_and_the_kb(world: World) -> None:
+    ministry, kb = _client(world, "ministry", None), _client(world, "kb", None)
+    for client, path in ((ministry, "/dashboard/national/2024"), (kb, "/dashboard/bridge"), (kb, "/dashboard/")):
+        for as_of, expected in (("", ACCOUNTS_TODAY), *ACCOUNTS_AS_OF.items()):
+            page = client.get(f"{path}?lang=en" + (f"&as_of={as_of}" if as_of else ""))
+            if path == "/dashboard/" and as_of:
+                continue  # the home page shows today
+            assert page.status_code == 200, (path, as_of)
+            text = page.get_data(as_text=True)
+            cells = _account_cells(text)
+            assert {library: status for library, (status, _shown) in cells.items()} == expected, (path, as_of)
+            listed = sorted(OPEN_ACCOUNT.findall(text))
+            assert listed == sorted((lib, st) for lib, st in expected.items() if st in ("late", "missing")), path
+        cells = {library: shown for library, (_status, shown) in _account_cells(client.get(f"{path}?lang=en").get_data(
+            as_text=True)).items()}
+        assert "on time, submitted August 20, 2023" in cells["NL-KVK-90000001"]
+        assert "late, submitted September 20, 2023 (deadline September 1, 2023)" in cells["NL-KVK-90000002"]
+        assert "missing (deadline September 1, 2023)" in cells["NL-KVK-90000003"]
+        dutch = client.get(f"{path}?lang=nl").get_data(as_text=True)
+        assert "te laat, ingediend 20 september 2023 (uiterste datum 1 september 2023)" in dutch
+    # the KB reads the bridging subsidy, not the municipalities' books
+    assert kb.get("/dashboard/national/2024").status_code == 403
+    assert kb.get("/dashboard/municipalities/GM0363/2024").status_code == 403
+    bridge_page = kb.get("/dashboard/bridge?lang=en").get_data(as_text=True)
+    assert "Municipal IDO funding" not in bridge_page and "GM0363" not in bridge_page
+
+
+@pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
+def test_the_api_answers_the_bridging_accounts_to_the_kb_and_in_the_national_view(world: World) -> None:
+    client = world.ledger.test_client()
+    answer = client.get("/v1/bridge", headers=world.tokens.headers("kb"))
+    assert answer.status_code == 200, answer.json
+    bridge = answer.json
+    assert {row["library_id"]: row["account_status"] for row in bridge["libraries"]} == ACCOUNTS_TODAY
+    assert (bridge["accounts_late"], bridge["accounts_missing"], bridge["account_deadline"]) == (1, 4, "2023-09-01")
+    late = next(row for row in bridge["libraries"] if row["library_id"] == "NL-KVK-90000002")
+    assert (late["account_submitted_on"], late["account_deadline"]) == ("2023-09-20", "2023-09-01")
+    # spent in full by the account: nothing reclaimed
+    assert late["settled_cents"] == late["paid_cents"] > 0 and late["reclaim_issued_cents"] == 0
+    national = client.get("/v1/balances/2024", headers=world.tokens.headers("ministry")).json["bridge"]
+    assert {k: v for k, v in national.items()} == {k: v for k, v in bridge.items() if k in national}
+    earlier = client.get("/v1/bridge?as_of=2023-08-31", headers=world.tokens.headers("kb")).json
+    assert {row["library_id"]: row["account_status"] for row in earlier["libraries"]} == ACCOUNTS_AS_OF["2023-08-31"]
+    assert (earlier["accounts_late"], earlier["accounts_missing"]) == (0, 0)
+    assert client.get("/v1/bridge", headers=world.tokens.headers("municipality", "GM0363")).status_code == 403
+    assert client.get("/v1/bridge?as_of=yesterday", headers=world.tokens.headers("kb")).status_code == 422

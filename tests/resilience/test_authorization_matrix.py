@@ -162,9 +162,11 @@ CELLS = [
     Cell("ledger", "GET", f"/v1/municipalities/{A}/journal.csv", ("A", *READERS)),
     Cell("ledger", "GET", "/v1/balances/2024", READERS),
     Cell("ledger", "GET", "/v1/balances/2024.csv", READERS),
+    Cell("ledger", "GET", "/v1/bridge", (*READERS, "kb")),
     # the ledger's dashboard: the same readers as the API (without a valid token: 401 with the login form).
     Cell("ledger", "GET", "/dashboard/login", (), public=True),
-    Cell("ledger", "GET", "/dashboard/", ("A", "B", *READERS)),
+    Cell("ledger", "GET", "/dashboard/", ("A", "B", *READERS, "kb")),
+    Cell("ledger", "GET", "/dashboard/bridge", (*READERS, "kb")),
     Cell("ledger", "GET", "/dashboard/national/2024", READERS),
     Cell("ledger", "GET", f"/dashboard/municipalities/{A}/2024", ("A", *READERS)),
     # its downloads with the session (issue 18): the API's readers again

@@ -37,13 +37,16 @@ from services.ledger.read_side.answers import (
     national_answer,
 )
 from services.ledger.read_side.movements import (
+    ACCOUNT_STATUSES,
     LOOKUPS,
+    BridgeAccounts,
     Effects,
     Merger,
     Original,
     Refused,
     SpentOnDay,
     effects_of,
+    latest_deadline,
     spent_on_days,
 )
 from services.ledger.read_side.sisa import (
@@ -93,10 +96,12 @@ def grant_years_in_view(
 
 
 __all__ = [
+    "ACCOUNT_STATUSES",
     "LOOKUPS",
     "PROJECTION_NAME",
     "SISA_CSV_COLUMNS",
     "BalancesProjection",
+    "BridgeAccounts",
     "Declaration",
     "Effects",
     "GrantFigures",
@@ -115,6 +120,7 @@ __all__ = [
     "effects_of",
     "flat_balance",
     "grant_years_in_view",
+    "latest_deadline",
     "national_answer",
     "open_queries",
     "recorded_events_in",

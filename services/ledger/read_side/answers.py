@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.canonical import format_utc
 from contracts.events.expenditures import CATEGORIES
-from services.ledger.read_side.movements import library_bridge_rows
+from services.ledger.read_side.movements import BridgeAccounts, library_bridge_rows
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,13 @@ def national_answer(
     bridge_frame_cents: int,
     funding: list[tuple[str | None, int]],
     sisa: dict[str, dict[str, Any]] | None = None,
+    *,
+    bridge_accounts: BridgeAccounts,
 ) -> dict[str, Any]:
     """The national view of a year, from its sums: one shape for the live queries and the audit replay,
     so the two answers can be compared field by field. ``funding``: (library id, cents) pairs;
-    ``sisa``: per municipality the status of its SiSa account of the year (``sisa.sisa_status``)."""
+    ``sisa``: per municipality the status of its SiSa account of the year (``sisa.sisa_status``);
+    ``bridge_accounts``: the libraries' final accounts of the bridging subsidy and its deadline."""
     rows = []
     totals_kinds: dict[str, int] = {}
     totals_categories: dict[str, int] = {}
@@ -138,7 +141,6 @@ def national_answer(
         for k, v in categories.items():
             totals_categories[k] = totals_categories.get(k, 0) + v
     totals = balance_figures(totals_kinds, totals_categories)
-    bridge_rows, bridge_totals = library_bridge_rows(per_library, library_names)
     received = [
         {
             "library_id": library_id,
@@ -158,11 +160,25 @@ def national_answer(
         "sisa_late": sum(1 for row in rows if row["sisa"] is not None and row["sisa"]["late"]),
         "municipalities": rows,
         "totals": totals,
-        "bridge": {
-            "frame_cents": bridge_frame_cents,
-            "frame_ungranted_cents": bridge_frame_cents - bridge_totals["granted_cents"],
-            "libraries": bridge_rows,
-            "totals": bridge_totals,
-        },
+        "bridge": bridge_answer(per_library, library_names, bridge_frame_cents, bridge_accounts),
         "library_funding_received": received,
+    }
+
+
+def bridge_answer(
+    per_library: dict[str, dict[str, int]],
+    library_names: dict[str, str],
+    frame_cents: int,
+    accounts: BridgeAccounts,
+) -> dict[str, Any]:
+    """The bridging subsidy: its frame, per library the figures and the final account's status, totals."""
+    rows, totals = library_bridge_rows(per_library, library_names, accounts)
+    return {
+        "frame_cents": frame_cents,
+        "frame_ungranted_cents": frame_cents - totals["granted_cents"],
+        "account_deadline": accounts.account_deadline.isoformat() if accounts.account_deadline else None,
+        "accounts_late": sum(1 for row in rows if row["account_status"] == "late"),
+        "accounts_missing": sum(1 for row in rows if row["account_status"] == "missing"),
+        "libraries": rows,
+        "totals": totals,
     }

@@ -161,6 +161,13 @@ class Effects:
     refuses these (issue 16); one in a topic broke the rule (a store from before, a forged writer).
     Its money still counts, as every event's does (the books never drop an event silently): the
     view and the replay name it (``after_close_figures``) so that a person decides."""
+    bridge_deadline: Row | None = None
+    """The bridging frame's account deadline as a frame event sets it: ``account_deadline``, the column of
+    ``ledger_bridge_deadlines`` besides ``event_id`` and ``recorded_at``."""
+    bridge_account: Row | None = None
+    """A library's final account of the bridging subsidy: ``library_id``, ``submitted_on``,
+    ``account_deadline`` and ``late``, the columns of ``ledger_bridge_accounts`` without ``event_id`` and
+    ``recorded_at``."""
 
 
 def day(value: str) -> date:
@@ -338,7 +345,35 @@ def _spent_moves(
 def _bridge_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     p = envelope["payload"]
     delta = p["frame_cents"] - book.total("bridge_frame")
-    return _lines({"kind": "bridge_frame", "amount_cents": delta, "booked_on": day(envelope["occurred_at"])})
+    effects = _lines({"kind": "bridge_frame", "amount_cents": delta, "booked_on": day(envelope["occurred_at"])})
+    effects.bridge_deadline = {"account_deadline": day(p["account_deadline"])}
+    return effects
+
+
+_bridge_settled = _movement(_bridge_row, "bridge_settled", "spent_cents", "submitted_on", total_per="library_id")
+
+
+def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """What the library spent (its ``bridge_settled`` figure) and its account's timeliness.
+
+    Late is the dates' verdict, submitted after the account deadline: an event whose ``late`` flag
+    says otherwise is refused (the KB's service judges with the same rule, so only a forged or broken
+    writer sends one), rather than show an account on time that the dates call late or the reverse."""
+    p = envelope["payload"]
+    submitted_on, deadline = day(p["submitted_on"]), day(p["account_deadline"])
+    if p["late"] != (submitted_on > deadline):
+        raise Refused(
+            f"the account of {p['library_id']} says late={p['late']}, but was submitted on {submitted_on} "
+            f"with the account deadline {deadline}"
+        )
+    effects = _bridge_settled(envelope, book)
+    effects.bridge_account = {
+        "library_id": p["library_id"],
+        "submitted_on": submitted_on,
+        "account_deadline": deadline,
+        "late": submitted_on > deadline,
+    }
+    return effects
 
 
 def _library(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
@@ -464,9 +499,7 @@ _HANDLERS: dict[str, Handler] = {
     # A bridge grant has no decision date of its own: it counts from when it was recorded.
     "BridgeGrantSet": _movement(_bridge_row, "bridge_grant", "amount_cents", "occurred_at", total_per="library_id"),
     "BridgePaymentMade": _movement(_bridge_row, "bridge_paid", "amount_cents", "paid_on"),
-    "BridgeAccountSubmitted": _movement(
-        _bridge_row, "bridge_settled", "spent_cents", "submitted_on", total_per="library_id"
-    ),
+    "BridgeAccountSubmitted": _bridge_account,
     "BridgeReclaimIssued": _movement(_bridge_row, "bridge_reclaim", "amount_cents", "issued_on"),
     "ExpenditureRecorded": _expenditure_recorded,
     "ExpenditureReversed": _expenditure_reversed,
@@ -483,14 +516,61 @@ BRIDGE_FIGURES = {
 }
 
 
+ACCOUNT_STATUSES = ("on_time", "late", "missing", "not_due", "no_grant")
+"""A library's final account of the bridging subsidy on a day: submitted by the account deadline
+(``on_time``) or after it (``late``); not submitted with the deadline passed (``missing``) or not yet
+(``not_due``); or no account expected, the library holding no grant and paid nothing (``no_grant``)."""
+
+
+class BridgeAccounts(NamedTuple):
+    """What the account status of the libraries is judged from, as known at a point in time."""
+
+    accounts: dict[str, Row]
+    """Per library its final account (``Effects.bridge_account``), if submitted."""
+    account_deadline: date | None
+    """The frame's account deadline in force, if a frame is set."""
+    day: date
+    """The day judged on: an account not submitted is missing once this day is past the deadline."""
+
+
+def account_status(figures: dict[str, int], account: Row | None, account_deadline: date | None, on: date) -> str:
+    """One of ``ACCOUNT_STATUSES`` from a library's ``BRIDGE_FIGURES``; the deadline's own day is still on time
+    (as the KB's service judges). Money paid is accounted for even before its grant counts (a grant is booked
+    when it was recorded, a payment on its own day)."""
+    if account is not None:
+        return "late" if account["late"] else "on_time"
+    if figures["granted_cents"] <= 0 and figures["paid_cents"] <= 0:
+        return "no_grant"
+    if account_deadline is not None and on > account_deadline:
+        return "missing"
+    return "not_due"
+
+
+def latest_deadline(deadlines: Iterable[Row]) -> date | None:
+    """The account deadline of the frame event recorded last among ``deadlines`` (rows with
+    ``account_deadline`` and ``recorded_at``), if any."""
+    latest = max(deadlines, key=lambda row: row["recorded_at"], default=None)
+    return latest["account_deadline"] if latest is not None else None
+
+
 def library_bridge_rows(
-    per_library: dict[str, dict[str, int]], names: dict[str, str]
+    per_library: dict[str, dict[str, int]], names: dict[str, str], accounts: BridgeAccounts | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Per library its bridge figures, and their totals: one shape for the live view and the replay."""
-    rows: list[dict[str, Any]] = [
-        {"library_id": library_id, "name": names.get(library_id)}
-        | {figure: kinds.get(kind, 0) for figure, kind in BRIDGE_FIGURES.items()}
-        for library_id, kinds in sorted(per_library.items())
-    ]
+    """Per library its bridge figures and account status, and their totals: one shape for the live view
+    and the replay."""
+    rows: list[dict[str, Any]] = []
+    for library_id, kinds in sorted(per_library.items()):
+        row: dict[str, Any] = {"library_id": library_id, "name": names.get(library_id)}
+        row |= {figure: kinds.get(kind, 0) for figure, kind in BRIDGE_FIGURES.items()}
+        if accounts is not None:
+            account = accounts.accounts.get(library_id)
+            status = account_status(row, account, accounts.account_deadline, accounts.day)
+            deadline = account["account_deadline"] if account is not None else accounts.account_deadline
+            row |= {
+                "account_status": status,
+                "account_submitted_on": account["submitted_on"].isoformat() if account is not None else None,
+                "account_deadline": deadline.isoformat() if deadline is not None and status != "no_grant" else None,
+            }
+        rows.append(row)
     totals = {figure: sum(row[figure] for row in rows) for figure in BRIDGE_FIGURES}
     return rows, totals

@@ -36,7 +36,7 @@ from services.common.principal_limit import principal_key
 from services.common.spreadsheet import SpreadsheetUnreadable, read_xlsx_table
 from services.ledger.adapters.http import dashboard_csrf, dashboard_i18n
 from services.ledger.adapters.http.dashboard_chart import bar, cumulative_chart, cumulative_steps, month_ends
-from services.ledger.adapters.http.routes import NATIONAL_READERS, READERS
+from services.ledger.adapters.http.routes import BRIDGE_READERS, NATIONAL_READERS, READERS
 from services.ledger.adapters.http.schemas import ReversalIn, SisaDeclarationIn
 from services.ledger.adapters.http.tables import (
     Table,
@@ -252,6 +252,8 @@ def home() -> Any:
     year = _default_year()
     if caller.role == "municipality" and caller.municipality_code:
         return municipality(caller.municipality_code, year)
+    if caller.role == "kb":
+        return bridge()
     caller.require_role(*NATIONAL_READERS)
     return national(year)
 
@@ -329,14 +331,49 @@ def national(year: int) -> Any:
         sisa_open=sorted(sisa_open, key=lambda m: (_sisa_state(m) != "late", m["municipality_code"])),
         not_advanced=not_advanced,
         libraries=libraries,
+        accounts_open=_accounts_open(libraries),
         sisa_deadline=sisa_deadline(year),
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
     )
 
 
+@dashboard.get("/bridge")
+def bridge() -> Any:
+    """The bridging subsidy: its frame, and each library's figures and final account (what the KB reads)."""
+    caller = _caller()
+    caller.require_role(*BRIDGE_READERS)
+    at = _point_in_time()
+    answer = _service().queries.bridge(at)
+    libraries = [
+        {
+            **row,
+            "account_submitted_on": _date_or_none(row["account_submitted_on"]),
+            "account_deadline": _date_or_none(row["account_deadline"]),
+        }
+        for row in answer["libraries"]
+    ]
+    return render_template(
+        "dashboard/bridge.html",
+        caller=caller,
+        at=at,
+        b={**answer, "account_deadline": _date_or_none(answer["account_deadline"])},
+        libraries=libraries,
+        accounts_open=_accounts_open(libraries),
+    )
+
+
+def _accounts_open(libraries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The libraries whose final account is missing (first) or late."""
+    return sorted(
+        (row for row in libraries if row["account_status"] in ("missing", "late")),
+        key=lambda row: (row["account_status"] != "missing", row["library_id"]),
+    )
+
+
 def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per library: the bridging subsidy (KB) and the municipal funding received in the year."""
+    """Per library: the bridging subsidy (KB) with its final account's status, and the municipal funding
+    received in the year."""
     rows: dict[str, dict[str, Any]] = {}
     for found in answer["bridge"]["libraries"]:
         rows[found["library_id"]] = {
@@ -344,6 +381,9 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
             "name": found["name"],
             "bridge_granted_cents": found["granted_cents"],
             "bridge_paid_cents": found["paid_cents"],
+            "account_status": found["account_status"],
+            "account_submitted_on": _date_or_none(found["account_submitted_on"]),
+            "account_deadline": _date_or_none(found["account_deadline"]),
             "municipal_funding_cents": 0,
         }
     for found in answer["library_funding_received"]:
@@ -355,12 +395,19 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": found["name"],
                 "bridge_granted_cents": 0,
                 "bridge_paid_cents": 0,
+                "account_status": None,
+                "account_submitted_on": None,
+                "account_deadline": None,
                 "municipal_funding_cents": 0,
             },
         )
         row["municipal_funding_cents"] += found["received_cents"]
         row["name"] = row["name"] or found["name"]
     return sorted(rows.values(), key=lambda r: r["library_id"])
+
+
+def _date_or_none(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value is not None else None
 
 
 @dashboard.get("/municipalities/<code>/<int:year>")

@@ -16,6 +16,7 @@ from services.common.idempotency import idempotent
 from services.common.principal_limit import principal_key
 from services.ledger.adapters.http.schemas import (
     BalancesOut,
+    BridgeBalancesOut,
     CloseYearIn,
     ExpenditureIn,
     ExpenditureOut,
@@ -47,6 +48,8 @@ from services.ledger.read_side import PointInTime
 
 READERS = ("auditor", "finance", "ministry")
 NATIONAL_READERS = ("auditor", "finance", "ministry")
+BRIDGE_READERS = (*NATIONAL_READERS, "kb")
+"""The bridging subsidy's figures and accounts: the national readers, and the KB that pays it."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 ERROR_TEXT = {
@@ -320,6 +323,17 @@ def national_balances(args: dict[str, Any], year: int) -> Any:
     """Every municipality, national totals against the year's frame, bridging subsidy per library."""
     principal().require_role(*NATIONAL_READERS)
     return _service().queries.national(year, _point(args))
+
+
+@balances.route("/bridge", methods=["GET"])
+@balances.arguments(PointInTimeQuery, location="query")
+@balances.response(200, BridgeBalancesOut)
+@documented_errors(balances, 401, 403, 422, 429, 503)
+def bridge_balances(args: dict[str, Any]) -> Any:
+    """The bridging subsidy: its frame and account deadline, per library the figures and the status of its
+    final account (on time, late, missing, not yet due), as of a day. The KB reads it, as the national readers do."""
+    principal().require_role(*BRIDGE_READERS)
+    return _service().queries.bridge(_point(args))
 
 
 @balances.route("/balances/<int:year>.csv", methods=["GET"])

@@ -10,6 +10,7 @@ from contracts.events.expenditures import CATEGORIES, TEXT_LIMITS
 from contracts.events.fields import YEARS, AsciiInteger, cents, grant_year, line, prose
 from services.common.http import ServiceErrorSchema
 from services.common.idempotency import KEY_TEXT, key_field
+from services.ledger.read_side import ACCOUNT_STATUSES
 
 
 class Strict(Schema):
@@ -210,6 +211,25 @@ class LibraryBridgeOut(Schema):
     paid_cents = fields.Integer()
     settled_cents = fields.Integer()
     reclaim_issued_cents = fields.Integer()
+    account_status = fields.String(
+        validate=validate.OneOf(ACCOUNT_STATUSES),
+        metadata={
+            "description": "The library's final account on the day judged (as_of, else the day of known_at, "
+            "else today): on_time, late (submitted after the account deadline), missing (not submitted, the "
+            "deadline passed), not_due (not submitted, the deadline not passed) or no_grant (none expected)."
+        },
+    )
+    account_submitted_on = fields.String(
+        allow_none=True, metadata={"format": "date", "description": "When the account was submitted."}
+    )
+    account_deadline = fields.String(
+        allow_none=True,
+        metadata={
+            "format": "date",
+            "description": "The deadline the account is judged against (its own when submitted); null when no "
+            "account is expected or no frame is set.",
+        },
+    )
 
 
 class BridgeTotalsOut(Schema):
@@ -222,8 +242,19 @@ class BridgeTotalsOut(Schema):
 class BridgeOut(Schema):
     frame_cents = fields.Integer()
     frame_ungranted_cents = fields.Integer()
+    account_deadline = fields.String(
+        allow_none=True, metadata={"format": "date", "description": "The frame's account deadline in force."}
+    )
+    accounts_late = fields.Integer(metadata={"description": "Libraries whose account was submitted late."})
+    accounts_missing = fields.Integer(
+        metadata={"description": "Libraries with a grant whose account is not submitted, the deadline passed."}
+    )
     libraries = fields.List(fields.Nested(LibraryBridgeOut))
     totals = fields.Nested(BridgeTotalsOut)
+
+
+class BridgeBalancesOut(BridgeOut, PointInTimeOut):
+    """The bridging subsidy on its own, as the KB reads it."""
 
 
 class LibraryFundingOut(Schema):

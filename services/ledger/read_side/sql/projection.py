@@ -27,6 +27,8 @@ from services.ledger.read_side.movements import (
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     after_close,
+    bridge_accounts,
+    bridge_deadlines,
     closings,
     journal,
     libraries,
@@ -261,8 +263,8 @@ class BalancesProjection:
         book.flush()
 
     def write_names(self, connection: Connection, envelope: dict[str, Any], effects: Effects) -> None:
-        """What an event writes besides journal rows: names, closings, mergers and SiSa declarations (a few
-        per year)."""
+        """What an event writes besides journal rows: names, closings, mergers, SiSa declarations, the
+        bridging frame's deadlines and the libraries' accounts (a few per year)."""
         if effects.municipality_name is not None:
             self._upsert_name(connection, municipalities, "municipality_code", *effects.municipality_name)
         if effects.library_name is not None:
@@ -286,6 +288,11 @@ class BalancesProjection:
             )
         if effects.declaration is not None:
             self._declare(connection, envelope, effects.declaration)
+        for table, row in ((bridge_deadlines, effects.bridge_deadline), (bridge_accounts, effects.bridge_account)):
+            if row is not None:
+                connection.execute(
+                    insert(table).values(event_id=envelope["event_id"], recorded_at=envelope["recorded_at"], **row)
+                )
 
     def _declare(self, connection: Connection, envelope: dict[str, Any], declaration: dict[str, Any]) -> None:
         """The latest declaration of a line stands (the write side declares a line once)."""

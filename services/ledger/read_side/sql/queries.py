@@ -23,13 +23,17 @@ from services.ledger.read_side.answers import (
     YearTotals,
     after_close_figures,
     balance_figures,
+    bridge_answer,
     national_answer,
 )
+from services.ledger.read_side.movements import BridgeAccounts, latest_deadline
 from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines, sisa_status
 from services.ledger.read_side.sql.projected import ProjectedEvents, WaitersFull
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
     after_close,
+    bridge_accounts,
+    bridge_deadlines,
     closings,
     journal,
     libraries,
@@ -190,15 +194,7 @@ class LedgerQueries:
         frame = sum(
             int(r.cents) for r in self._sums(at, journal.c.kind == "grant_frame", journal.c.year == year, by=())
         )
-        bridge_frame = sum(int(r.cents) for r in self._sums(at, journal.c.kind == "bridge_frame", by=()))
-        per_library: dict[str, dict[str, int]] = {}
-        for row in self._sums(
-            at,
-            journal.c.library_id.is_not(None),
-            journal.c.kind.like("bridge_%"),
-            by=(journal.c.library_id, journal.c.kind),
-        ):
-            per_library.setdefault(row.library_id, {})[row.kind] = int(row.cents)
+        bridge_frame, per_library = self._bridge_sums(at)
         funding = self._sums(
             at,
             journal.c.kind == "spent",
@@ -210,8 +206,50 @@ class LedgerQueries:
             year, self._books(None, year, at), names, frame, per_library, library_names, bridge_frame,
             [(r.counterparty_id, int(r.cents)) for r in funding],
             sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(None, year, at).items()},
+            bridge_accounts=self._bridge_accounts(at),
         )
         return {**answer, **at.describe(), "offsets": offsets}
+
+    def bridge(self, at: PointInTime) -> dict[str, Any]:
+        """The bridging subsidy on its own (the national view's ``bridge``): what the KB reads."""
+        offsets = self.offsets()
+        with self.engine.connect() as connection:
+            library_names = dict(connection.execute(select(libraries.c.library_id, libraries.c.name)).all())
+        frame, per_library = self._bridge_sums(at)
+        answer = bridge_answer(per_library, library_names, frame, self._bridge_accounts(at))
+        return {**answer, **at.describe(), "offsets": offsets}
+
+    def _bridge_sums(self, at: PointInTime) -> tuple[int, dict[str, dict[str, int]]]:
+        """The bridging frame, and per library its sums by kind."""
+        frame = sum(int(r.cents) for r in self._sums(at, journal.c.kind == "bridge_frame", by=()))
+        per_library: dict[str, dict[str, int]] = {}
+        for row in self._sums(
+            at,
+            journal.c.library_id.is_not(None),
+            journal.c.kind.like("bridge_%"),
+            by=(journal.c.library_id, journal.c.kind),
+        ):
+            per_library.setdefault(row.library_id, {})[row.kind] = int(row.cents)
+        return frame, per_library
+
+    def _bridge_accounts(self, at: PointInTime) -> BridgeAccounts:
+        """The libraries' final accounts and the frame's account deadline, as known at ``at``."""
+        where_accounts, where_deadlines = [], []
+        if at.as_of is not None:  # the deadline is a rule, not a booking: as known, whatever the day judged
+            where_accounts.append(bridge_accounts.c.submitted_on <= at.as_of)
+        if at.known_at is not None:
+            where_accounts.append(bridge_accounts.c.recorded_at <= format_utc(at.known_at))
+            where_deadlines.append(bridge_deadlines.c.recorded_at <= format_utc(at.known_at))
+        with self.engine.connect() as connection:
+            accounts = connection.execute(
+                select(bridge_accounts).where(*where_accounts).order_by(bridge_accounts.c.recorded_at)
+            ).mappings().all()
+            deadlines = connection.execute(select(bridge_deadlines).where(*where_deadlines)).mappings().all()
+        return BridgeAccounts(
+            accounts={row["library_id"]: dict(row) for row in accounts},  # the latest recorded stands
+            account_deadline=latest_deadline(dict(row) for row in deadlines),
+            day=at.day(self.today()),
+        )
 
     # -- SiSa and settlement -----------------------------------------------------------------------
 

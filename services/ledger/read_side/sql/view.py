@@ -97,6 +97,29 @@ mergers = Table(
 Index("ix_ledger_mergers_from", mergers.c.municipality_code, mergers.c.year)
 Index("ix_ledger_mergers_to", mergers.c.successor_code)
 
+bridge_deadlines = Table(
+    "ledger_bridge_deadlines",
+    view_metadata,
+    # One row per bridging frame event (set, amended): the account deadline as known at a moment is that
+    # of the latest one recorded by then (movements.latest_deadline).
+    Column("event_id", String(36), primary_key=True),
+    Column("account_deadline", Date, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+
+bridge_accounts = Table(
+    "ledger_bridge_accounts",
+    view_metadata,
+    # A library's final account of the bridging subsidy (the KB's service takes one per library; should
+    # a topic hold a second, the latest recorded stands, as its bridge_settled figure does).
+    Column("event_id", String(36), primary_key=True),
+    Column("library_id", String(100), nullable=False),
+    Column("submitted_on", Date, nullable=False),
+    Column("account_deadline", Date, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("recorded_at", String(27), nullable=False),
+)
+
 municipalities = Table(
     "ledger_municipalities",
     view_metadata,
