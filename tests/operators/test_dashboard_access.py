@@ -22,7 +22,7 @@ from services.ledger.adapters.http.dashboard_chart import (
 from tests.support.dashboard import csrf_field, sign_in_form
 from tests.support.tokens import TokenFactory
 
-PAGES = ("/dashboard/", "/dashboard/national/2024", "/dashboard/municipalities/GM0363/2024")
+PAGES = ("/dashboard/", "/dashboard/national/2024", "/dashboard/municipalities/GM0363/2024", "/dashboard/bridge")
 
 
 def sign_in(client: FlaskClient, token: str, next_path: str | None = None) -> str:
@@ -41,13 +41,15 @@ def sign_in(client: FlaskClient, token: str, next_path: str | None = None) -> st
     ("role", "code", "expected"),
     [
         ("municipality", "GM0363", {"/dashboard/": 200, "/dashboard/national/2024": 403,
-                                    "/dashboard/municipalities/GM0363/2024": 200}),
+                                    "/dashboard/municipalities/GM0363/2024": 200, "/dashboard/bridge": 403}),
         ("municipality", "GM0599", {"/dashboard/": 200, "/dashboard/national/2024": 403,
-                                    "/dashboard/municipalities/GM0363/2024": 403}),
+                                    "/dashboard/municipalities/GM0363/2024": 403, "/dashboard/bridge": 403}),
         ("auditor", None, dict.fromkeys(PAGES, 200)),
         ("finance", None, dict.fromkeys(PAGES, 200)),
         ("ministry", None, dict.fromkeys(PAGES, 200)),
-        ("kb", None, dict.fromkeys(PAGES, 403)),
+        # the KB: the bridging subsidy (its home page), not the municipalities' books
+        ("kb", None, {"/dashboard/": 200, "/dashboard/national/2024": 403,
+                      "/dashboard/municipalities/GM0363/2024": 403, "/dashboard/bridge": 200}),
     ],
 )
 def test_each_role_reaches_what_the_api_lets_it_read(
