@@ -221,10 +221,10 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingError(name, f"must be a whole number, got {raw!r}") from None
+    # int() also takes other scripts' digits ("١٢") and "1_000": a setting is plain ASCII digits
+    if not re.fullmatch(r"-?[0-9]+", raw):
+        raise SettingError(name, f"must be a whole number, got {raw!r}")
+    value = int(raw)
     if value < minimum:
         raise SettingError(name, f"must be at least {minimum}, got {value}")
     return value

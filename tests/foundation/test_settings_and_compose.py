@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
         ({"IDO_EVENT_STORE": "postgres", "POSTGRES_DBNAME": "x", "POSTGRES_USER": "x"}, "POSTGRES_HOST"),
         ({"IDO_RELAY_BATCH_SIZE": "many"}, "IDO_RELAY_BATCH_SIZE"),
         ({"IDO_RELAY_BATCH_SIZE": "0"}, "IDO_RELAY_BATCH_SIZE"),
+        ({"IDO_RELAY_BATCH_SIZE": "\u0661\u0662"}, "IDO_RELAY_BATCH_SIZE"),  # Arabic-Indic digits: int() takes them
+        ({"IDO_RELAY_BATCH_SIZE": "1_000"}, "IDO_RELAY_BATCH_SIZE"),
+        ({"IDO_RELAY_BATCH_SIZE": " 12"}, "IDO_RELAY_BATCH_SIZE"),
+        ({"IDO_RELAY_BATCH_SIZE": "--5"}, "IDO_RELAY_BATCH_SIZE"),
         ({"IDO_BIND_HOST": ""}, "IDO_BIND_HOST"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "2024,next"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "1999"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
