@@ -55,7 +55,8 @@ class LedgerService:
         recorded, owner = self.application.recorded_events.owner_of(event_id)
         projected, touched = self.queries.projected_event(event_id)  # asked always: the same work for every id
         if recorded and may_read(owner):
-            self.queries.wait_for_event(event_id, self.read_your_writes_timeout_ms)
+            if not projected:
+                self.queries.wait_for_event(event_id, self.read_your_writes_timeout_ms)
             return
         if projected and any(may_read(code) for code in (touched or {None})):
             return
