@@ -42,6 +42,7 @@ from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Check, Operations
 from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
+from services.common.recorded_log import begin_request, end_request, event_fields, request_events
 
 access_log = logging.getLogger("ido.http")
 
@@ -330,6 +331,7 @@ def _install_request_context(app: Flask) -> None:
         g.request_id = request_id
         g.request_started = time.perf_counter()
         g.request_id_token = REQUEST_ID.set(request_id)
+        g.recorded_token = begin_request()
 
     @app.after_request
     def _end(response: Response) -> Response:
@@ -345,28 +347,30 @@ def _install_request_context(app: Flask) -> None:
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if response.status_code >= 500:
             level = logging.WARNING
-        access_log.log(
-            level,
-            "%s %s %s",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "service": operations.service,
-                "request_id": request_id,
-                "method": request.method,
-                "route": route,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 2),
-                "role": caller.role if caller else None,
-                "municipality": caller.municipality_code if caller else None,
-            },
-        )
+        if not access_log.isEnabledFor(level):
+            return response
+        fields: dict[str, Any] = {
+            "service": operations.service,
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 2),
+            "role": caller.role if caller else None,
+            "municipality": caller.municipality_code if caller else None,
+        }
+        recorded = request_events()
+        if recorded:  # the request's one line names what it recorded (services/common/recorded_log.py)
+            fields.update(event_fields(recorded))
+        access_log.log(level, "%s %s %s", request.method, route, response.status_code, extra=fields)
         return response
 
     @app.teardown_request
     def _forget(_error: BaseException | None) -> None:
+        recorded_token = g.pop("recorded_token", None)
+        if recorded_token is not None:
+            end_request(recorded_token)
         request_id_token = g.pop("request_id_token", None)
         if request_id_token is not None:
             try:
