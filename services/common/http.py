@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,20 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+class ServiceFlask(Flask):
+    """Flask asks ``iscoroutinefunction`` of every hook, handler and view at every request (16 times
+    a posting); the answer never changes for a function, so it is kept (issue 17)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        cache: dict[Any, Callable[..., Any]] = self.__dict__.setdefault("_ido_sync", {})
+        found = cache.get(func)
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(cache) < 4096:  # bound methods are new objects each time: keep the memory bounded
+                cache[func] = found
+        return found
+
+
 def create_service_app(
     *,
     service: str,
@@ -183,7 +197,7 @@ def create_service_app(
     write_rate_limit_per_minute: int,
     trusted_proxies: int = 0,
 ) -> Flask:
-    app = Flask(service)
+    app = ServiceFlask(service)
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is registered
     if trusted_proxies:
         # Behind TLS-ending proxies (IDO_TRUSTED_PROXIES) the request's scheme, host and client are the
