@@ -8,6 +8,12 @@ progress queues its aggregate; when that commit ends, one queued request commits
 in one transaction and wakes the others. Each request still returns only after its own events are
 durable, so "stored before 201" holds.
 
+The committing request takes the store's writers' turn (``adapters/writers_in_turn.py``) *before* it
+takes its batch: while another process commits, the postings that arrive here queue and go into
+this batch, not the next one. Taken after (as first written), a batch held the one or two postings
+queued when the previous local commit ended, and those arriving while it waited for the other
+worker's commit waited a whole commit more (issue 17, second round).
+
 A batch is atomic: when it fails (one aggregate's conflict, a broken connection), nothing of it was
 stored and each aggregate is saved again on its own, so each request gets its own outcome. A save
 may carry guards (``stream_guard.py``: streams that must still be empty, checked in the batch's
@@ -18,23 +24,29 @@ batch is committed again together, so a posting refused at the close does not co
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.application import Application
 
+from services.common.adapters.writers_in_turn import writers_turn_of
+from services.common.recorded_log import noted_by_owners, owner_notes
 from services.common.stream_guard import GUARDS, GuardBroken, Guards
 
 MAX_BATCH = 64
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     events: list[Any]
     guards: Guards = field(default_factory=dict)
     done: bool = False
     error: BaseException | None = None
     recordings: list[Any] = field(default_factory=list)
+    noted: list[Any] = field(default_factory=list)
+    """Its events the save's observers noted (``recorded_log``), for its own request's log line."""
+    noted_for: str | None = None
 
 
 class GroupCommit:
@@ -44,8 +56,11 @@ class GroupCommit:
         self._changed = threading.Condition()
         self._queue: list[_Pending] = []
         self._committing = False
+        self._turn: AbstractContextManager[Any] = writers_turn_of(application) or nullcontext()
         self.batches = 0
         """Transactions committed so far (the tests and the benchmark read it)."""
+        self.saved = 0
+        """Saves committed so far (``saved / batches``: the postings a transaction carried)."""
 
     def save(self, aggregate: Any, guards: Guards | None = None) -> list[Any]:
         """Stores the aggregate's pending events; returns their recordings, or raises as ``save`` would
@@ -60,11 +75,16 @@ class GroupCommit:
                 if pending.done:
                     break
                 self._committing = True
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            batch: list[_Pending] = []
             try:
-                self._commit(batch)
+                with self._turn:  # another process's commit may hold it: the queue grows meanwhile
+                    with self._changed:
+                        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                    self._commit(batch)
             finally:
                 with self._changed:
+                    if not batch and pending in self._queue:  # the turn failed: the caller gets its error
+                        self._queue.remove(pending)
                     for p in batch:
                         if not p.done:  # only when _commit itself was interrupted
                             p.error, p.done = RuntimeError("the group commit was interrupted"), True
@@ -72,9 +92,21 @@ class GroupCommit:
                     self._changed.notify_all()
         if pending.error is not None:
             raise pending.error
+        if pending.noted:
+            owner_notes(pending.noted, pending.noted_for)
         return pending.recordings
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Saves ``batch``; what the save's observers note of each event (the log line of the
+        request that made it) is handed to the request that owns it, not this committing one."""
+        with noted_by_owners() as noted:
+            self._save_batch(batch)
+        for p in batch:  # done only now: its owner may wake at any time after
+            p.noted = [event for event in p.events if id(event) in noted]
+            p.noted_for = next((noted[id(event)] for event in p.noted), None)
+            p.done = True
+
+    def _save_batch(self, batch: list[_Pending]) -> None:
         while len(batch) > 1:
             try:
                 recordings = self.application.save(*(event for p in batch for event in p.events), **_guards(batch))
@@ -87,19 +119,18 @@ class GroupCommit:
             except Exception:  # noqa: BLE001 - nothing of the batch was stored: each is saved on its own below
                 break
             self.batches += 1
+            self.saved += len(batch)
             by_event = {id(r.domain_event): r for r in recordings}
             for p in batch:
                 p.recordings = [by_event[id(e)] for e in p.events if id(e) in by_event]
-                p.done = True
             return
         for p in batch:
             try:
                 p.recordings = self.application.save(*p.events, **_guards([p]))
                 self.batches += 1
+                self.saved += 1
             except Exception as error:  # noqa: BLE001 - handed to the request that owns the aggregate
                 p.error = error
-            finally:
-                p.done = True
 
 
 def _guards(batch: list[_Pending]) -> dict[str, Guards]:
@@ -113,7 +144,7 @@ def _refuse(batch: list[_Pending], broken: GuardBroken) -> list[_Pending]:
     rest = []
     for p in batch:
         if broken.refused & p.guards.keys():
-            p.error, p.done = broken, True
+            p.error = broken
         else:
             rest.append(p)
     return rest

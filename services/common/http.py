@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Check, Operations
 from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
+from services.common.recorded_log import begin_request, end_request, event_fields, request_events
 
 access_log = logging.getLogger("ido.http")
 
@@ -171,6 +172,20 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+class ServiceFlask(Flask):
+    """Flask asks ``iscoroutinefunction`` of every hook, handler and view at every request (16 times
+    a posting); the answer never changes for a function, so it is kept (issue 17)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        cache: dict[Any, Callable[..., Any]] = self.__dict__.setdefault("_ido_sync", {})
+        found = cache.get(func)
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(cache) < 4096:  # bound methods are new objects each time: keep the memory bounded
+                cache[func] = found
+        return found
+
+
 def create_service_app(
     *,
     service: str,
@@ -182,7 +197,7 @@ def create_service_app(
     write_rate_limit_per_minute: int,
     trusted_proxies: int = 0,
 ) -> Flask:
-    app = Flask(service)
+    app = ServiceFlask(service)
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any route is registered
     if trusted_proxies:
         # Behind TLS-ending proxies (IDO_TRUSTED_PROXIES) the request's scheme, host and client are the
@@ -330,6 +345,7 @@ def _install_request_context(app: Flask) -> None:
         g.request_id = request_id
         g.request_started = time.perf_counter()
         g.request_id_token = REQUEST_ID.set(request_id)
+        g.recorded_token = begin_request()
 
     @app.after_request
     def _end(response: Response) -> Response:
@@ -345,28 +361,30 @@ def _install_request_context(app: Flask) -> None:
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if response.status_code >= 500:
             level = logging.WARNING
-        access_log.log(
-            level,
-            "%s %s %s",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "service": operations.service,
-                "request_id": request_id,
-                "method": request.method,
-                "route": route,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 2),
-                "role": caller.role if caller else None,
-                "municipality": caller.municipality_code if caller else None,
-            },
-        )
+        if not access_log.isEnabledFor(level):
+            return response
+        fields: dict[str, Any] = {
+            "service": operations.service,
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 2),
+            "role": caller.role if caller else None,
+            "municipality": caller.municipality_code if caller else None,
+        }
+        recorded = request_events()
+        if recorded:  # the request's one line names what it recorded (services/common/recorded_log.py)
+            fields.update(event_fields(recorded))
+        access_log.log(level, "%s %s %s", request.method, route, response.status_code, extra=fields)
         return response
 
     @app.teardown_request
     def _forget(_error: BaseException | None) -> None:
+        recorded_token = g.pop("recorded_token", None)
+        if recorded_token is not None:
+            end_request(recorded_token)
         request_id_token = g.pop("request_id_token", None)
         if request_id_token is not None:
             try:

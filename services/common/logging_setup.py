@@ -12,12 +12,15 @@ secrets (authorization, token, password, cookie, secret) are dropped.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
+
+import orjson
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("ido_request_id", default=None)
 SERVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ido_service", default=None)
@@ -37,15 +40,26 @@ _PASSWORD_VALUE = re.compile(r"""(?i)(password['"]?\s*[:=]\s*)(['"])[^'"]*\2""")
 
 def redact(text: str) -> str:
     """Masks bearer tokens, JWTs and quoted password values in a piece of text."""
+    # Each pattern needs one of these words (any case covers the JWT's "eyJ"): most texts have none,
+    # and three substring tests are a tenth of three regular-expression passes (issue 17).
+    folded = text.lower()
+    if "bearer" not in folded and "eyj" not in folded and "password" not in folded:
+        return text
     text = _PASSWORD_VALUE.sub(r"\1\2[redacted]\2", text)
     return _JWT.sub("[redacted-jwt]", _BEARER.sub("Bearer [redacted]", text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_name(key: str) -> bool:
+    """A field name like a secret's (the names are the code's own: a small set, so remembered)."""
+    return _SECRET_KEY.search(key) is not None
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))}
+        return {str(k): _clean(v) for k, v in value.items() if not _secret_name(str(k))}
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(v) for v in value]
     if isinstance(value, bool | int | float) or value is None:
@@ -77,12 +91,18 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key in _STANDARD_ATTRIBUTES or key.startswith("_") or value is None:
                 continue
-            if _SECRET_KEY.search(key):
+            if _secret_name(key):
                 continue
             entry[key] = _clean(value)
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        try:
+            # orjson: a third of the standard library's time for a request's line (issue 17). The entry
+            # holds only what ``_clean`` made (texts, numbers, lists, dicts with text keys); what orjson
+            # refuses (an integer beyond 64 bits, a lone surrogate) takes the standard library's way.
+            return orjson.dumps(entry).decode()
+        except TypeError:  # orjson.JSONEncodeError
+            return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
