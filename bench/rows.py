@@ -32,7 +32,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
 from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
-from services.common.consumer import _SeekToStoredOffsets, applied_events, consumer_metadata
+from services.common.consumer import POLL_SETTINGS, _SeekToStoredOffsets, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
@@ -332,7 +332,7 @@ def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expect
     """Seconds a bare consumer, set as the runner's, takes to read ``expected`` messages."""
     consumer = KafkaConsumer(
         **kafka_config, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=2000, client_id="bench-raw-consumer",
+        auto_offset_reset="earliest", **POLL_SETTINGS, client_id="bench-raw-consumer",
     )
     clock = _ClockOnAssignment()
     consumer.subscribe(list(topics), listener=clock)
@@ -485,7 +485,7 @@ def applied_count(engine: Engine) -> int:
 
 
 def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, float]:
-    """Peak RSS (MiB) of one `ido project` process as it passes each number of applied events."""
+    """Peak RSS (MiB) of one `ido project` process and its checker as it passes each number of applied events."""
     engine = create_sql_engine(place.settings.view_db_url)
     consumer_metadata.create_all(engine)
     process = procs.start_projector(place.env, place.log_dir, "projector")
@@ -499,7 +499,7 @@ def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, fl
                 if time.monotonic() > deadline:
                     raise RuntimeError("projector did not finish within an hour")
                 time.sleep(0.1)
-            found[checkpoint] = process.peak_rss_mb()
+            found[checkpoint] = process.tree_peak_rss_mb()  # its checker process too
         return found
     finally:
         process.stop()
