@@ -48,11 +48,19 @@ class Process:
 
     def peak_rss_mb(self) -> float:
         """VmHWM (peak resident set) of the process, in MiB."""
-        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        raise RuntimeError(f"{self.name}: no VmHWM")
+        peak = _peak_rss_mb(self.pid)
+        if peak is None:
+            raise RuntimeError(f"{self.name}: no VmHWM")
+        return peak
+
+    def tree_peak_rss_mb(self) -> float:
+        """The process's VmHWM plus its live children's (the projector's forked checker): a sum of
+        peaks, never less than what they held at once."""
+        children = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _parent_pid(entry) == self.pid:
+                children += _peak_rss_mb(int(entry.name)) or 0.0
+        return self.peak_rss_mb() + children
 
     def stop(self, grace_s: float = 15) -> None:
         if self.popen.poll() is None:
@@ -134,3 +142,22 @@ def start_relay(env: dict[str, str], log_dir: Path, name: str) -> Process:
 
 def start_projector(env: dict[str, str], log_dir: Path, name: str) -> Process:
     return Process(name, [*IDO, "project"], env, log_dir)
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # ended meanwhile
+    return None
+
+
+def _parent_pid(proc_dir: Path) -> int | None:
+    try:
+        # after the command's closing parenthesis: state, then the parent's pid
+        return int((proc_dir / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

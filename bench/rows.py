@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -32,7 +33,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
 from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
-from services.common.consumer import _SeekToStoredOffsets, applied_events, consumer_metadata
+from services.common.consumer import POLL_SETTINGS, _SeekToStoredOffsets, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
@@ -332,7 +333,7 @@ def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expect
     """Seconds a bare consumer, set as the runner's, takes to read ``expected`` messages."""
     consumer = KafkaConsumer(
         **kafka_config, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}", enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=2000, client_id="bench-raw-consumer",
+        auto_offset_reset="earliest", **POLL_SETTINGS, client_id="bench-raw-consumer",
     )
     clock = _ClockOnAssignment()
     consumer.subscribe(list(topics), listener=clock)
@@ -348,7 +349,7 @@ def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expect
         consumer.close()
 
 
-def time_projection(place: Place, expected: int, *, checked: bool = True) -> tuple[float, dict[str, int]]:
+def time_projection(place: Place, expected: int, *, checked: bool = True) -> tuple[float, dict[str, float]]:
     """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``
     (``checked=False``: without the seal check, the "provenance off" comparison of issue 13)."""
     group = f"{place.settings.topic_prefix}ledger-balances-{uuid.uuid4().hex[:8]}"  # the projector's ACL: this prefix
@@ -357,6 +358,7 @@ def time_projection(place: Place, expected: int, *, checked: bool = True) -> tup
         runner.provenance = None
     clock = _ClockOnAssignment(_SeekToStoredOffsets(runner))
     runner.consumer.subscribe(runner.topics, listener=clock)  # the runner's own listener, wrapped
+    cpu_s, children_s = time.process_time(), _children_cpu_s()
     try:
         deadline = time.monotonic() + 1800
         handled = 0
@@ -364,12 +366,21 @@ def time_projection(place: Place, expected: int, *, checked: bool = True) -> tup
             handled += runner.run_once(timeout_ms=500)
         if clock.assigned_at is None or handled < expected:
             raise RuntimeError(f"projection handled {handled} of {expected}")
-        stats = runner.stats
-        return time.perf_counter() - clock.assigned_at, {
-            "applied": stats.applied, "duplicates": stats.duplicates, "dead_lettered": stats.dead_lettered,
-        }
+        seconds, stats = time.perf_counter() - clock.assigned_at, runner.stats
+        cpu_s = time.process_time() - cpu_s
     finally:
         runner.close()
+    # the checker process's CPU is counted once it has ended (closed above)
+    return seconds, {
+        "applied": stats.applied, "duplicates": stats.duplicates, "dead_lettered": stats.dead_lettered,
+        "cpu_us_per_event": round(1e6 * cpu_s / expected, 1),
+        "checker_cpu_us_per_event": round(1e6 * (_children_cpu_s() - children_s) / expected, 1),
+    }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def row_projection(bench: Bench, store: str, sizes: Sizes, datasets: Datasets) -> Row:
@@ -485,7 +496,7 @@ def applied_count(engine: Engine) -> int:
 
 
 def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, float]:
-    """Peak RSS (MiB) of one `ido project` process as it passes each number of applied events."""
+    """Peak RSS (MiB) of one `ido project` process and its checker as it passes each number of applied events."""
     engine = create_sql_engine(place.settings.view_db_url)
     consumer_metadata.create_all(engine)
     process = procs.start_projector(place.env, place.log_dir, "projector")
@@ -499,7 +510,7 @@ def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, fl
                 if time.monotonic() > deadline:
                     raise RuntimeError("projector did not finish within an hour")
                 time.sleep(0.1)
-            found[checkpoint] = process.peak_rss_mb()
+            found[checkpoint] = process.tree_peak_rss_mb()  # its checker process too
         return found
     finally:
         process.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,10 +37,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, IntegrityError
 
-from contracts.envelope import ContractViolation
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from services.common.bulk_insert import BulkInsert
+from services.common.check_process import Batch, CheckProcess, Verdict, check_messages, parallel_by_default
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,14 @@ _APPLIED_BEFORE = select(applied_events.c.event_id).where(
     applied_events.c.event_id.in_(bindparam("event_ids", expanding=True)),
 )
 _REMEMBER = BulkInsert(applied_events, ["consumer", "event_id", "topic", "partition", "offset"])
+POLL_SETTINGS: dict[str, Any] = {"max_poll_records": 5000, "max_partition_fetch_bytes": 3 * 1024 * 1024}
+"""Up to 5,000 records a poll (a partition's fetch up to 3 MiB, ~2,000 messages; was 2,000 and 1 MiB): a
+poll is one transaction, and on SQLite its commit writes every index page the poll touched, which the
+random event ids spread over the whole index. Per event, 2,000 a commit cost ~31-43 µs of inserts and
+commit at 10^5 events, 5,000 ~20-28 (bench/README.md, row 3; its raw consumer uses these settings too)."""
+
 # SQLite takes 32,766 parameters, PostgreSQL 65,535: a whole poll's ids in one IN list.
-_IDS_PER_QUERY = 2000
+_IDS_PER_QUERY = POLL_SETTINGS["max_poll_records"]
 
 
 class Rejected(Exception):
@@ -90,6 +97,21 @@ def _refusal_reason(error: Exception) -> str:
 def _position(refusal: tuple[Any, str]) -> tuple[str, int, int]:
     message = refusal[0]
     return message.topic, message.partition, message.offset
+
+
+Checked = tuple[TopicPartition, list[Any], list[tuple[Any, dict[str, Any]]], list[tuple[Any, str]]]
+"""One partition's messages of a poll: (partition, messages, (message, envelope) passed, (message, reason) refused)."""
+
+
+def _checked(tp: TopicPartition, messages: list[Any], verdicts: list[Verdict]) -> Checked:
+    parsed: list[tuple[Any, dict[str, Any]]] = []
+    refused: list[tuple[Any, str]] = []
+    for message, verdict in zip(messages, verdicts, strict=True):
+        if type(verdict) is dict:
+            parsed.append((message, verdict))
+        else:
+            refused.append((message, str(verdict)))
+    return tp, messages, parsed, refused
 
 
 # What makes one event unappliable (not the database being down): it goes to the dead-letter topic.
@@ -147,7 +169,7 @@ class OffsetStore:
             )
 
     def applied_before(self, connection: Connection, event_ids: Sequence[str]) -> set[str]:
-        """Which of ``event_ids`` were applied before: one query per poll (2,000 ids), not one per event."""
+        """Which of ``event_ids`` were applied before: one query per poll, not one per event."""
         found: set[str] = set()
         for start in range(0, len(event_ids), _IDS_PER_QUERY):
             found.update(
@@ -161,7 +183,8 @@ class OffsetStore:
     def remember(self, connection: Connection, topic: str, partition: int, events: Sequence[tuple[str, int]]) -> None:
         """Records (event_id, offset) pairs as applied, in one bulk insert."""
         consumer = self.consumer
-        _REMEMBER(connection, [(consumer, event_id, topic, partition, offset) for event_id, offset in events])
+        # In key order (consumer, event_id): inserts land beside each other in the primary key's B-tree.
+        _REMEMBER(connection, [(consumer, event_id, topic, partition, offset) for event_id, offset in sorted(events)])
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -169,7 +192,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.runner = runner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        self.runner.discard_pending()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.runner.seek_to_stored(list(assigned))
@@ -188,9 +211,16 @@ class ProjectionRunner:
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
         dead_letter_producer: KafkaProducer | None = None,
         provenance: ProvenanceCheck | None,
+        parallel: bool | None = None,
     ):
         """``provenance``: the seal check every message must pass (None: none, for benchmarks and
-        for consumers of topics without seals); keyword-only and required, so no caller forgets it."""
+        for consumers of topics without seals); keyword-only and required, so no caller forgets it.
+        ``parallel``: check messages in a second process (``check_process.py``) while this one
+        writes the view; by default where fork exists and there is a second core."""
+        self.parallel = parallel_by_default() if parallel is None else parallel
+        self._checker: CheckProcess | None = None
+        self._pending: deque[list[tuple[TopicPartition, list[Any]]]] = deque()
+        """Polls with the checker, oldest first: read from Kafka, not applied, their offsets not stored."""
         self.projection = projection
         self.provenance = provenance
         self.engine = engine
@@ -207,7 +237,7 @@ class ProjectionRunner:
             group_id=group_id or projection.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=2000,
+            **POLL_SETTINGS,
             client_id=f"projector-{projection.name}",
         )
         self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
@@ -216,6 +246,8 @@ class ProjectionRunner:
         )
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        # Polls read before the seek are read again from the stored offsets: never applied twice.
+        self.discard_pending()
         for tp in partitions:
             stored = self.offsets.next_offset(tp.topic, tp.partition)
             if stored is None:
@@ -224,32 +256,79 @@ class ProjectionRunner:
                 self.consumer.seek(tp, stored)
 
     def run_once(self, timeout_ms: int = 500) -> int:
-        """Polls once and applies what came (every partition's batch in one transaction); returns how
-        many messages were handled."""
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
-        if batches:
-            self._apply_poll(batches)
-        return sum(len(messages) for messages in batches.values())
+        """Polls and applies a poll (every partition's batch in one transaction); returns how many
+        messages were handled.
 
-    def _check(self, messages: list[Any]) -> tuple[list[tuple[Any, dict[str, Any]]], list[tuple[Any, str]]]:
-        """Each message's contract, hash and seal: (message, envelope) of those that pass, (message, reason)
-        of those that do not."""
-        parsed: list[tuple[Any, dict[str, Any]]] = []
-        refused: list[tuple[Any, str]] = []
-        parse, provenance = self.check.parse, self.provenance
-        for message in messages:
-            try:
-                envelope = parse(message.value)
-                if provenance is not None:
-                    provenance.check(message.topic, envelope, message.headers)
-                parsed.append((message, envelope))
-            except ContractViolation as violation:
-                refused.append((message, violation.reason))
-        return parsed, refused
+        With a checker process the polls form a pipeline: while the checker checks the poll just
+        read, this process applies the one before. So a call may leave its last poll with the
+        checker when Kafka had more to give at once (the next call applies it); a call whose poll
+        finds nothing new applies what is left. What is not applied has no stored offset: after a
+        crash, a failure (``run_forever``'s rewind) or a rebalance it is read again."""
+        if not self.parallel:
+            batches = self.consumer.poll(timeout_ms=timeout_ms)
+            if batches:
+                self._apply_poll(batches)
+            return sum(len(messages) for messages in batches.values())
+        try:
+            if not self._pending:
+                batches = self.consumer.poll(timeout_ms=timeout_ms)
+                if not batches:
+                    return 0
+                self._send(batches)
+            # The next poll goes to the checker before this one is applied, without waiting: when
+            # Kafka has nothing ready, this call applies what it has and returns.
+            batches = self.consumer.poll(timeout_ms=0)
+            if batches:
+                self._send(batches)
+            if not self._pending:  # a rebalance in the poll dropped them
+                return 0
+            polled = self._pending.popleft()
+            assert self._checker is not None
+            verdicts = self._checker.receive()
+            self._apply_checked(
+                [_checked(tp, messages, batch) for (tp, messages), batch in zip(polled, verdicts, strict=True)]
+            )
+            return sum(len(messages) for _tp, messages in polled)
+        except BaseException:
+            self.discard_pending()
+            raise
+
+    def _send(self, batches: Mapping[TopicPartition, list[Any]]) -> None:
+        if self._checker is None:
+            self._checker = CheckProcess(self.check, self.provenance)
+        polled = list(batches.items())
+        request: list[Batch] = [
+            (tp.topic, [(message.value, message.headers) for message in messages]) for tp, messages in polled
+        ]
+        self._checker.send(request)
+        self._pending.append(polled)
+
+    def discard_pending(self) -> None:
+        """Drops the polls read and not applied (the consumer's position is then past them: seek)."""
+        checker = self._checker
+        self._pending.clear()
+        if checker is None or checker.in_flight == 0:
+            return
+        try:
+            while checker.in_flight:
+                checker.receive()
+        except RuntimeError:  # the checker died: the next poll starts another
+            self._checker = None
+            checker.close()
+
+    def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
+        """Each message's contract, hash and seal, in this process."""
+        verdicts = check_messages(
+            self.check, self.provenance, tp.topic, [(message.value, message.headers) for message in messages]
+        )
+        return _checked(tp, messages, verdicts)
 
     def _apply_poll(self, batches: Mapping[TopicPartition, list[Any]]) -> None:
+        self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
+
+    def _apply_checked(self, checked: list[Checked]) -> None:
         """Applies one poll, every partition's batch, in one transaction: one durable commit per poll
-        (up to 2,000 records), not one per partition (bench/README.md, row 3).
+        (up to ``POLL_SETTINGS``' 5,000 records), not one per partition (bench/README.md, row 3).
 
         Duplicates are found with one query for the poll, the applied ids recorded with one bulk
         insert per partition, and each partition's batch is applied under one savepoint. Only when
@@ -259,7 +338,6 @@ class ProjectionRunner:
         genuine event. A projection must therefore keep its state in ``connection`` only (it may see
         an event twice).
         """
-        checked = [(tp, messages, *self._check(messages)) for tp, messages in batches.items()]
         refused_all: list[tuple[Any, str]] = []
         with self.engine.begin() as connection:
             # The offsets are written first, on purpose: pysqlite opens its transaction only at the first
@@ -290,6 +368,7 @@ class ProjectionRunner:
     ) -> dict[str, int]:
         """Applies one partition's checked messages of a poll; returns the ids applied (and their offsets).
         The projection's refusals are added to ``refused``."""
+        refused_before = len(refused)
         applied: dict[str, int] = {}
         fresh: list[dict[str, Any]] = []
         for message, envelope in parsed:
@@ -315,12 +394,8 @@ class ProjectionRunner:
                 applied[event_id] = message.offset
         self.offsets.remember(connection, tp.topic, tp.partition, list(applied.items()))
         self.stats.applied += len(applied)
-        refused_offsets = {message.offset for message, _reason in refused}
-        self.stats.duplicates += sum(
-            1
-            for message, envelope in parsed
-            if message.offset not in refused_offsets and applied.get(envelope["event_id"]) != message.offset
-        )
+        # Each parsed message was applied, refused by the projection or dropped as a duplicate.
+        self.stats.duplicates += len(parsed) - len(applied) - (len(refused) - refused_before)
         return applied
 
     def _dead_letter(self, message: Any, reason: str) -> None:
@@ -356,10 +431,16 @@ class ProjectionRunner:
                     rewind = False
                 self.run_once(timeout_ms=500)
             except Exception as error:  # noqa: BLE001 - logged and retried; the lag metrics show it
+                self.discard_pending()
                 log.warning("projector %s: %s; retrying from the stored offsets", self.projection.name, error)
                 rewind = True
                 stop.wait(retry_after_s)
 
     def close(self) -> None:
+        # Polls not applied are dropped: their offsets were not stored, the next projector reads them.
+        self._pending.clear()
+        if self._checker is not None:
+            self._checker.close()
+            self._checker = None
         self.consumer.close()
         self.dead_letters.close()

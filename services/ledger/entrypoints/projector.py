@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -27,7 +28,7 @@ def build_runner(settings: Settings, group_id: str | None = None, principal: str
     if settings.kafka_security_protocol == "PLAINTEXT":
         ensure_topics(client_config(settings, ADMIN), [*TOPICS, DEAD_LETTER], settings.topic_prefix)
     projection = balances_projection()
-    return ProjectionRunner(
+    runner = ProjectionRunner(
         projection=projection,
         engine=create_sql_engine(settings.view_db_url),
         topics=[settings.topic(spec.name) for spec in TOPICS],
@@ -36,6 +37,12 @@ def build_runner(settings: Settings, group_id: str | None = None, principal: str
         group_id=group_id or f"{settings.topic_prefix}{projection.name}",
         provenance=build_provenance_check(settings),
     )
+    # What survives a collection now (the code, the engine, the consumer) lives as long as the process:
+    # out of the collector's sight, a full collection walks only what the polls made (GC 12 -> 5 µs an
+    # event, bench/README.md row 3), and the forked checker does not write to those pages to collect them.
+    gc.collect()
+    gc.freeze()
+    return runner
 
 
 def run(group_id: str | None = None) -> None:

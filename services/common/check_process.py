@@ -1,0 +1,155 @@
+"""The projector's per-message checks (contract, hash, seal) in a second process beside its own.
+
+A message's checks need nothing but the message, so they give the same verdict in any process. The
+projector (``services/common/consumer.py``) hands each poll to this checker and, while the checker
+works on poll N+1, writes poll N to the view: on two cores, the checks no longer add to the time of
+an event (bench/README.md, row 3). Order-dependent work (duplicates, the view, the offsets, dead
+letters) stays in the projector's process, which applies the polls in the order they were read.
+
+The checker is forked (no second import of the code) and gets the polls over a pipe; each side
+writes its pipe from a thread of its own, so neither process stops in a write (a poll is megabytes,
+a pipe holds 64 KiB) while the other is busy, and each write is one system call that runs without
+the GIL. The same pattern as the audit replay's checker (``services/audit/checks.py``), which the
+consumer kit may not import.
+
+A verdict is the envelope (dict) when the message passes, the reason (str) when it does not.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from contracts.envelope import ContractViolation
+from contracts.message_check import MessageCheck
+from contracts.provenance import ProvenanceCheck
+
+Verdict = dict[str, Any] | str
+Message = tuple[bytes | None, Any]
+"""A message's value and its Kafka headers."""
+Batch = tuple[str, list[Message]]
+"""One partition's messages of a poll, with their topic."""
+
+
+def check_messages(
+    check: MessageCheck, provenance: ProvenanceCheck | None, topic: str, messages: Sequence[Message]
+) -> list[Verdict]:
+    """The verdict of each message of one topic, in order: the consumer's own check, in either process."""
+    parse = check.parse
+    verdicts: list[Verdict] = []
+    for value, _headers in messages:
+        try:
+            verdicts.append(parse(value))
+        except ContractViolation as violation:
+            verdicts.append(violation.reason)
+    if provenance is not None:
+        prove = provenance.check
+        for i, envelope in enumerate(verdicts):
+            if type(envelope) is dict:
+                try:
+                    prove(topic, envelope, messages[i][1])
+                except ContractViolation as violation:
+                    verdicts[i] = violation.reason
+    return verdicts
+
+
+def _writer(connection: Connection) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
+    """A thread that sends what is put in its queue, until None; a broken pipe ends it quietly (the
+    reader on the other side then sees the end)."""
+    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send() -> None:
+        try:
+            while (data := outbox.get()) is not None:
+                connection.send_bytes(data)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=send, name="ido-check-writer", daemon=True)
+    thread.start()
+    return outbox, thread
+
+
+def _serve(
+    requests: Connection,
+    results: Connection,
+    check: MessageCheck,
+    provenance: ProvenanceCheck | None,
+    parents_ends: tuple[Connection, ...],
+) -> None:
+    """The checker process: polls in, verdicts out, in order, until the projector sends the end (an
+    empty message) or its end closes."""
+    # A forked child holds copies of the parent's descriptors, the parent's ends of these pipes among
+    # them: left open, the projector's close would never reach this process as the end (8b79115).
+    for end in parents_ends:
+        end.close()
+    outbox, writer = _writer(results)
+    try:
+        while data := requests.recv_bytes():
+            batches: list[Batch] = pickle.loads(data)
+            verdicts = [check_messages(check, provenance, topic, messages) for topic, messages in batches]
+            outbox.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
+    except (EOFError, OSError):
+        pass
+    outbox.put(None)
+    writer.join()
+
+
+class CheckProcess:
+    """A forked checker: ``send`` a poll's batches, ``receive`` their verdicts in the same order."""
+
+    def __init__(self, check: MessageCheck, provenance: ProvenanceCheck | None):
+        context = multiprocessing.get_context("fork")
+        requests_out, requests_in = context.Pipe(duplex=False)
+        results_out, results_in = context.Pipe(duplex=False)
+        self._process: Any = context.Process(
+            target=_serve,
+            args=(requests_out, results_in, check, provenance, (requests_in, results_out)),
+            name="ido-projector-checks",
+            daemon=True,
+        )
+        self._process.start()
+        requests_out.close()
+        results_in.close()
+        self._results = results_out
+        self._requests = requests_in
+        self._outbox, self._writer = _writer(requests_in)
+        self.in_flight = 0
+        """Polls sent and not yet received."""
+
+    def send(self, batches: list[Batch]) -> None:
+        self._outbox.put(pickle.dumps(batches, protocol=pickle.HIGHEST_PROTOCOL))
+        self.in_flight += 1
+
+    def receive(self) -> list[list[Verdict]]:
+        """The verdicts of the oldest poll sent, one list per batch; waits for them."""
+        try:
+            data = self._results.recv_bytes()
+        except (EOFError, OSError):
+            raise RuntimeError(f"the projector's checker process ended (exit code {self._process.exitcode})") from None
+        self.in_flight -= 1
+        verdicts: list[list[Verdict]] = pickle.loads(data)
+        return verdicts
+
+    def close(self) -> None:
+        # Results not taken are dropped: closing this end first fails the checker's write of them.
+        self._results.close()
+        self._outbox.put(b"")  # the end: another forked process's copy of this end may keep it open
+        self._outbox.put(None)
+        self._writer.join(timeout=10)
+        self._requests.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def parallel_by_default() -> bool:
+    """A checker process only where it runs beside the projector: fork exists and there is a second core."""
+    return "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1
