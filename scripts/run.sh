@@ -93,7 +93,7 @@ demo_token() {  # label, role, audiences..., [-- extra arguments]
     printf '  %-22s %s\n' "$label" "$($IDO tokens issue "${args[@]}")"
 }
 demo_token ministry ministry payments bridge ledger
-demo_token kb kb bridge
+demo_token kb kb bridge ledger  # ledger: the bridging subsidy's page on the dashboard (issue 18)
 demo_token auditor auditor payments bridge ledger
 demo_token finance finance payments bridge ledger
 demo_token "municipality GM0363" municipality payments ledger --municipality GM0363
