@@ -33,9 +33,10 @@ from contracts.canonical import format_utc
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from contracts.topics import EXPENDITURES
-from services.audit.checks import Checks, Verdict, check_batch, parallel_by_default
+from services.audit.checks import Checks, Verdict, check_batch
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
+from services.common.check_process import parallel_by_default
 from services.common.config import Settings
 from services.common.csv_output import csv_text
 from services.common.progress import Progress

@@ -1,4 +1,4 @@
-"""The projector's per-message checks (contract, hash, seal) in a second process beside its own.
+"""The per-message checks (contract, hash, seal) in a second process: the projector's and the audit replay's.
 
 A message's checks need nothing but the message, so they give the same verdict in any process. The
 projector (``services/common/consumer.py``) hands each poll to this checker and, while the checker
@@ -9,8 +9,8 @@ letters) stays in the projector's process, which applies the polls in the order 
 The checker is forked (no second import of the code) and gets the polls over a pipe; each side
 writes its pipe from a thread of its own, so neither process stops in a write (a poll is megabytes,
 a pipe holds 64 KiB) while the other is busy, and each write is one system call that runs without
-the GIL. The same pattern as the audit replay's checker (``services/audit/checks.py``), which the
-consumer kit may not import.
+the GIL. The audit replay's checker (``services/audit/checks.py``) is this process too, with its own
+order of batches and a fallback when the checker falls behind.
 
 A verdict is the envelope (dict) when the message passes, the reason (str) when it does not.
 """
@@ -92,18 +92,22 @@ def _serve(
     check: MessageCheck,
     provenance: ProvenanceCheck | None,
     parents_ends: tuple[Connection, ...],
+    name_seal_failures: bool,
 ) -> None:
-    """The checker process: polls in, verdicts out, in order, until the projector sends the end (an
+    """The checker process: polls in, verdicts out, in order, until the parent sends the end (an
     empty message) or its end closes."""
     # A forked child holds copies of the parent's descriptors, the parent's ends of these pipes among
-    # them: left open, the projector's close would never reach this process as the end (8b79115).
+    # them: left open, the parent's close would never reach this process as the end (8b79115).
     for end in parents_ends:
         end.close()
     outbox, writer = _writer(results)
     try:
         while data := requests.recv_bytes():
             batches: list[Batch] = pickle.loads(data)
-            verdicts = [check_messages(check, provenance, topic, messages) for topic, messages in batches]
+            verdicts = [
+                check_messages(check, provenance, topic, messages, name_seal_failures=name_seal_failures)
+                for topic, messages in batches
+            ]
             outbox.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):
         pass
@@ -114,14 +118,22 @@ def _serve(
 class CheckProcess:
     """A forked checker: ``send`` a poll's batches, ``receive`` their verdicts in the same order."""
 
-    def __init__(self, check: MessageCheck, provenance: ProvenanceCheck | None):
+    def __init__(
+        self,
+        check: MessageCheck,
+        provenance: ProvenanceCheck | None,
+        *,
+        name: str = "ido-projector-checks",
+        name_seal_failures: bool = False,
+    ):
+        """``name``: the process's; ``name_seal_failures``: as ``check_messages`` takes it."""
         context = multiprocessing.get_context("fork")
         requests_out, requests_in = context.Pipe(duplex=False)
         results_out, results_in = context.Pipe(duplex=False)
         self._process: Any = context.Process(
             target=_serve,
-            args=(requests_out, results_in, check, provenance, (requests_in, results_out)),
-            name="ido-projector-checks",
+            args=(requests_out, results_in, check, provenance, (requests_in, results_out), name_seal_failures),
+            name=name,
             daemon=True,
         )
         self._process.start()
@@ -142,10 +154,16 @@ class CheckProcess:
         try:
             data = self._results.recv_bytes()
         except (EOFError, OSError):
-            raise RuntimeError(f"the projector's checker process ended (exit code {self._process.exitcode})") from None
+            raise RuntimeError(
+                f"the checker process {self._process.name} ended (exit code {self._process.exitcode})"
+            ) from None
         self.in_flight -= 1
         verdicts: list[list[Verdict]] = pickle.loads(data)
         return verdicts
+
+    def ready(self) -> bool:
+        """The oldest poll's verdicts can be received without waiting."""
+        return self._results.poll()
 
     def close(self) -> None:
         # Results not taken are dropped: closing this end first fails the checker's write of them.
@@ -161,5 +179,5 @@ class CheckProcess:
 
 
 def parallel_by_default() -> bool:
-    """A checker process only where it runs beside the projector: fork exists and there is a second core."""
+    """A checker process only where it runs beside its parent: fork exists and there is a second core."""
     return "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) > 1

@@ -431,7 +431,6 @@ class ProjectionRunner:
                     rewind = False
                 self.run_once(timeout_ms=500)
             except Exception as error:  # noqa: BLE001 - logged and retried; the lag metrics show it
-                self.discard_pending()
                 log.warning("projector %s: %s; retrying from the stored offsets", self.projection.name, error)
                 rewind = True
                 stop.wait(retry_after_s)

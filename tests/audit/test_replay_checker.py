@@ -22,7 +22,8 @@ def test_the_checker_gives_the_replays_own_verdicts_in_order_and_ends_by_itself(
     batches = [_batch(5), _batch(4), _batch(7), _batch(2), _batch(6)]  # more than MAX_IN_FLIGHT
     expected = [check_batch(check, None, "t", batch) for batch in batches]
     checks = Checks(check, None, parallel=True)
-    process = checks._process
+    assert checks._checker is not None
+    process = checks._checker._process
     got = []
     for key, batch in enumerate(batches):
         got += list(checks.put(key, "t", batch))
