@@ -361,7 +361,8 @@ def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     writer sends one), rather than show an account on time that the dates call late or the reverse."""
     p = envelope["payload"]
     submitted_on, deadline = day(p["submitted_on"]), day(p["account_deadline"])
-    if p["late"] != (submitted_on > deadline):
+    late = submitted_on > deadline
+    if p["late"] != late:
         raise Refused(
             f"the account of {p['library_id']} says late={p['late']}, but was submitted on {submitted_on} "
             f"with the account deadline {deadline}"
@@ -371,7 +372,7 @@ def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
         "library_id": p["library_id"],
         "submitted_on": submitted_on,
         "account_deadline": deadline,
-        "late": submitted_on > deadline,
+        "late": late,
     }
     return effects
 

@@ -345,14 +345,7 @@ def bridge() -> Any:
     caller.require_role(*BRIDGE_READERS)
     at = _point_in_time()
     answer = _service().queries.bridge(at)
-    libraries = [
-        {
-            **row,
-            "account_submitted_on": _date_or_none(row["account_submitted_on"]),
-            "account_deadline": _date_or_none(row["account_deadline"]),
-        }
-        for row in answer["libraries"]
-    ]
+    libraries = [{**row, **_account_of(row)} for row in answer["libraries"]]
     return render_template(
         "dashboard/bridge.html",
         caller=caller,
@@ -381,9 +374,7 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
             "name": found["name"],
             "bridge_granted_cents": found["granted_cents"],
             "bridge_paid_cents": found["paid_cents"],
-            "account_status": found["account_status"],
-            "account_submitted_on": _date_or_none(found["account_submitted_on"]),
-            "account_deadline": _date_or_none(found["account_deadline"]),
+            **_account_of(found),
             "municipal_funding_cents": 0,
         }
     for found in answer["library_funding_received"]:
@@ -404,6 +395,15 @@ def _library_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
         row["municipal_funding_cents"] += found["received_cents"]
         row["name"] = row["name"] or found["name"]
     return sorted(rows.values(), key=lambda r: r["library_id"])
+
+
+def _account_of(library: dict[str, Any]) -> dict[str, Any]:
+    """A library's final account as the pages show it: its status, and its days as dates."""
+    return {
+        "account_status": library["account_status"],
+        "account_submitted_on": _date_or_none(library["account_submitted_on"]),
+        "account_deadline": _date_or_none(library["account_deadline"]),
+    }
 
 
 def _date_or_none(value: str | None) -> date | None:

@@ -204,18 +204,12 @@ class LedgerQueries:
     def balances(self, code: str, year: int, at: PointInTime) -> dict[str, Any]:
         """One municipality's balance of a grant year: the read after every posting (bench row 5), so its three
         statements are built once (building them cost more than running them) and run on one connection."""
-        sums = self._balance_sums[(at.as_of is not None, at.known_at is not None)]
-        known_at = format_utc(at.known_at) if at.known_at is not None else None
-        params: dict[str, Any] = {"code": code, "year": year}
+        # one set of parameters for both statements: a statement takes the ones it names
+        params = {"code": code, "year": year, "as_of": at.as_of}
+        params["known_at"] = format_utc(at.known_at) if at.known_at is not None else None
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sums, params | ({"as_of": at.as_of} if at.as_of else {}) | ({"known_at": known_at} if known_at else {})
-            ).all()
-            late = list(
-                connection.execute(
-                    self._after_close_ids[known_at is not None], params | ({"known_at": known_at} if known_at else {})
-                ).scalars()
-            )
+            rows = connection.execute(self._balance_sums[(at.as_of is not None, at.known_at is not None)], params).all()
+            late = list(connection.execute(self._after_close_ids[at.known_at is not None], params).scalars())
             offsets = self._offsets_in(connection)
         kinds, categories = _fold_books(rows).get(code, ({}, {}))
         return {
