@@ -200,8 +200,6 @@ class Settings:
             "POSTGRES_CONNECT_TIMEOUT": "1",
             # Off on purpose: the DB functions bypass the insert lock that keeps ids gap-safe.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            # The group commit's turn among this host's workers (services/common/adapters/writers_in_turn.py).
-            "IDO_WRITERS_TURN_FILE": str(self.data_dir / "run" / f"{service}-events.writer-lock"),
         }
 
     def events_db_url(self, service: str) -> str:

@@ -8,12 +8,6 @@ progress queues its aggregate; when that commit ends, one queued request commits
 in one transaction and wakes the others. Each request still returns only after its own events are
 durable, so "stored before 201" holds.
 
-The committing request takes the store's writers' turn (``adapters/writers_in_turn.py``) *before* it
-takes its batch: while another process commits, the postings that arrive here queue and go into
-this batch, not the next one. Taken after (as first written), a batch held the one or two postings
-queued when the previous local commit ended, and those arriving while it waited for the other
-worker's commit waited a whole commit more (issue 17, second round).
-
 A batch is atomic: when it fails (one aggregate's conflict, a broken connection), nothing of it was
 stored and each aggregate is saved again on its own, so each request gets its own outcome. A save
 may carry guards (``stream_guard.py``: streams that must still be empty, checked in the batch's
@@ -24,13 +18,11 @@ batch is committed again together, so a posting refused at the close does not co
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.application import Application
 
-from services.common.adapters.writers_in_turn import writers_turn_of
 from services.common.recorded_log import noted_by_owners, owner_notes
 from services.common.stream_guard import GUARDS, GuardBroken, Guards
 
@@ -56,7 +48,6 @@ class GroupCommit:
         self._changed = threading.Condition()
         self._queue: list[_Pending] = []
         self._committing = False
-        self._turn: AbstractContextManager[Any] = writers_turn_of(application) or nullcontext()
         self.batches = 0
         """Transactions committed so far (the tests and the benchmark read it)."""
         self.saved = 0
@@ -75,16 +66,11 @@ class GroupCommit:
                 if pending.done:
                     break
                 self._committing = True
-            batch: list[_Pending] = []
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
-                with self._turn:  # another process's commit may hold it: the queue grows meanwhile
-                    with self._changed:
-                        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                    self._commit(batch)
+                self._commit(batch)
             finally:
                 with self._changed:
-                    if not batch and pending in self._queue:  # the turn failed: the caller gets its error
-                        self._queue.remove(pending)
                     for p in batch:
                         if not p.done:  # only when _commit itself was interrupted
                             p.error, p.done = RuntimeError("the group commit was interrupted"), True

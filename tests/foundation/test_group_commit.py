@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -14,7 +13,6 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
-from services.common.adapters.writers_in_turn import WRITERS_TURN_FILE, WritersInTurn
 from services.common.group_commit import GroupCommit
 from services.common.observability import instrument_application
 from services.common.recorded_log import begin_request, end_request, note, request_events
@@ -130,38 +128,26 @@ def test_every_save_is_stored_once_under_free_concurrency(count: int) -> None:
     assert saver.batches <= count
 
 
-def _held_turn_run(saver: GroupCommit, turn_file: str, names: list[str], save: Any) -> None:
-    """Runs ``save(name)`` in a thread per name while another process's writer (another open file
-    description of the turn's lock file) holds the turn, then lets it go."""
-    other_process = WritersInTurn.at(turn_file)
-    with other_process:
-        threads = [threading.Thread(target=save, args=(name,)) for name in names]
-        threads[0].start()
-        _wait_until(lambda: saver._committing)  # the first is the committer, waiting for the turn
-        for thread in threads[1:]:
-            thread.start()
-        _wait_until(lambda: len(saver._queue) == len(names))
+def _held_first_run(saver: GroupCommit, gate: Gated, names: list[str], save: Any) -> None:
+    """Runs ``save(name)`` in a thread per name: the first commits alone, held in the store until the
+    others have queued behind it, so they commit as one batch."""
+    threads = [threading.Thread(target=save, args=(name,)) for name in names]
+    threads[0].start()
+    _wait_until(lambda: gate.calls)
+    for thread in threads[1:]:
+        thread.start()
+    _wait_until(lambda: len(saver._queue) == len(names) - 1)
+    gate.release.set()
     for thread in threads:
         thread.join(10)
 
 
-def test_saves_that_arrive_while_another_process_commits_join_the_batch(tmp_path: Path) -> None:
-    """The turn is taken before the batch: what queued while another worker committed goes in at once."""
-    turn_file = str(tmp_path / "events.writer-lock")
-    application: Application[UUID] = Application(env={WRITERS_TURN_FILE: turn_file})
-    saver = GroupCommit(application)
-    names = [f"t{i}" for i in range(5)]
-    _held_turn_run(saver, turn_file, names, lambda name: saver.save(Item(name)))
-    assert (saver.batches, saver.saved) == (1, 5)
-    assert len(application.recorder.select_notifications(start=None, limit=100)) == 5
-
-
 def test_each_request_of_a_batch_names_its_own_events_and_a_save_outside_one_logs_its_own(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    turn_file = str(tmp_path / "events.writer-lock")
-    application: Application[UUID] = Application(env={WRITERS_TURN_FILE: turn_file})
+    application: Application[UUID] = Application()
     instrument_application(application, lambda recordings: note([r.domain_event for r in recordings], "svc"))
+    gate = Gated(application)
     saver = GroupCommit(application)
     named: dict[str, list[Any]] = {}
 
@@ -175,8 +161,8 @@ def test_each_request_of_a_batch_names_its_own_events_and_a_save_outside_one_log
 
     names = [f"r{i}" for i in range(4)]
     with caplog.at_level(logging.INFO, logger="ido.events"):
-        _held_turn_run(saver, turn_file, names, in_a_request)
-        assert saver.batches == 1
+        _held_first_run(saver, gate, names, in_a_request)
+        assert (saver.batches, saver.saved) == (2, 4)  # the first alone, the three others in one batch
         assert {name: [e.originator_id for e in events] for name, events in named.items()} == {
             name: [Item.create_id(name)] for name in names
         }

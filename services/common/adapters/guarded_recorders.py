@@ -32,10 +32,10 @@ from services.common.stream_guard import GUARDS, GuardingRecorder, check_guards,
 class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any):
         super().__init__(datastore, **kwargs)
-        self.writers_turn = WritersInTurn(datastore.pool.db_name)
+        self._in_turn = WritersInTurn(datastore.pool.db_name)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        with self.writers_turn:
+        with self._in_turn:
             return super().insert_events(stored_events, **kwargs)
 
     def _insert_events(
