@@ -13,6 +13,11 @@ stored and each aggregate is saved again on its own, so each request gets its ow
 may carry guards (``stream_guard.py``: streams that must still be empty, checked in the batch's
 transaction); when some of the batch break theirs, those get ``GuardBroken`` and the rest of the
 batch is committed again together, so a posting refused at the close does not cost the others.
+
+A batch that fails because the database is away (``database_unreachable.py``) is not saved again item
+by item: each save already spent the store's own retries (about 2 s on PostgreSQL), so N more would
+keep the last request N times as long. Every save of that batch, and every save queued behind it,
+gets the error at once (503 with Retry-After; the client retries with the same Idempotency-Key).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from services.common.database_unreachable import DATABASE_UNREACHABLE
 from services.common.recorded_log import noted_by_owners, owner_notes
 from services.common.stream_guard import GUARDS, GuardBroken, Guards
 
@@ -74,6 +80,11 @@ class GroupCommit:
                     for p in batch:
                         if not p.done:  # only when _commit itself was interrupted
                             p.error, p.done = RuntimeError("the group commit was interrupted"), True
+                    away = next((p.error for p in batch if isinstance(p.error, DATABASE_UNREACHABLE)), None)
+                    if away is not None:  # the saves queued meanwhile would only wait to fail the same way
+                        for p in self._queue:
+                            p.error, p.done = away, True
+                        self._queue = []
                     self._committing = False
                     self._changed.notify_all()
         if pending.error is not None:
@@ -102,6 +113,10 @@ class GroupCommit:
                     break  # names none of the batch (cannot happen): each on its own, as on any failure
                 batch = rest
                 continue
+            except DATABASE_UNREACHABLE as error:
+                for p in batch:
+                    p.error = error
+                return
             except Exception:  # noqa: BLE001 - nothing of the batch was stored: each is saved on its own below
                 break
             self.batches += 1
@@ -110,11 +125,18 @@ class GroupCommit:
             for p in batch:
                 p.recordings = [by_event[id(e)] for e in p.events if id(e) in by_event]
             return
+        away: BaseException | None = None  # once met, the rest of the batch gets it without trying
         for p in batch:
+            if away is not None:
+                p.error = away
+                continue
             try:
                 p.recordings = self.application.save(*p.events, **_guards([p]))
                 self.batches += 1
                 self.saved += 1
+            except DATABASE_UNREACHABLE as error:
+                p.error = error
+                away = error
             except Exception as error:  # noqa: BLE001 - handed to the request that owns the aggregate
                 p.error = error
 

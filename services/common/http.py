@@ -14,16 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import psycopg_pool
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy.exc import InterfaceError as SqlInterfaceError
-from sqlalchemy.exc import OperationalError as SqlOperationalError
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -34,6 +28,7 @@ from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import Blueprint
 from services.common.config import Settings
+from services.common.database_unreachable import DATABASE_UNREACHABLE
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
 from services.common.errors import RetryLater, ServiceError, Unavailable
 from services.common.json_depth import refuse_deep_json
@@ -391,18 +386,6 @@ def _install_request_context(app: Flask) -> None:
                 REQUEST_ID.reset(request_id_token)
             except ValueError:  # torn down in another context: the value dies with that context
                 pass
-
-
-# The store or the view database is away (down, restarting, pool exhausted): 503, never a 500.
-DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
-    StoreOperationalError,
-    StoreInterfaceError,
-    SqlOperationalError,
-    SqlInterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg_pool.PoolTimeout,
-)
 
 
 class DatabaseBreaker:

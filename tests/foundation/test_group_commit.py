@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from services.common.group_commit import GroupCommit
 from services.common.observability import instrument_application
@@ -36,12 +36,16 @@ class Gated:
         self.original = application.save
         self.calls: list[int] = []
         self.release = threading.Event()
+        self.away_on_calls: set[int] = set()
+        """The calls (1 is the first) that find the database away, after the store's own retries."""
         application.save = self  # type: ignore[method-assign]
 
     def __call__(self, *objs: Any) -> Any:
         self.calls.append(len(objs))
         if len(self.calls) == 1:
             assert self.release.wait(10)
+        if len(self.calls) in self.away_on_calls:
+            raise OperationalError("connection refused")
         return self.original(*objs)
 
 
@@ -112,6 +116,37 @@ def test_a_batch_larger_than_the_limit_is_split() -> None:
     assert gate.calls == [1, 2, 2, 1]
     assert all(not isinstance(o, Exception) for o in outcomes.values())
     assert len(application.recorder.select_notifications(start=None, limit=100)) == 6
+
+
+def test_a_batch_that_finds_the_database_away_is_not_saved_again_item_by_item() -> None:
+    # Each try waits out the store's own retries (about 2 s on PostgreSQL): three more tries would keep
+    # the last of these requests 8 s before its 503 instead of 2 s.
+    application: Application[UUID] = Application()
+    gate = Gated(application)
+    gate.away_on_calls = {2}
+    saver = GroupCommit(application)
+    outcomes = _run(saver, gate, ["first", "a", "b", "c"])
+    assert gate.calls == [1, 3]
+    assert not isinstance(outcomes["first"], Exception)
+    for name in ("a", "b", "c"):
+        assert isinstance(outcomes[name], OperationalError), outcomes[name]
+        assert Item.create_id(name) not in application.repository
+    assert saver.batches == 1
+
+
+def test_saves_queued_behind_a_save_that_found_the_database_away_fail_at_once() -> None:
+    application: Application[UUID] = Application()
+    gate = Gated(application)
+    gate.away_on_calls = {1}
+    saver = GroupCommit(application, max_batch=2)  # the queue is longer than one batch
+    names = [f"q{i}" for i in range(6)]
+    outcomes = _run(saver, gate, names)
+    assert gate.calls == [1]
+    assert all(isinstance(outcomes[name], OperationalError) for name in names), outcomes
+    assert not saver._queue and len(application.recorder.select_notifications(start=None, limit=100)) == 0
+    # the database back: the next save goes through
+    saver.save(Item("after"))
+    assert gate.calls == [1, 1] and application.repository.get(Item.create_id("after")).name == "after"
 
 
 @pytest.mark.parametrize("count", [1, 20])
