@@ -464,20 +464,25 @@ def row_end_to_end(bench: Bench, store: str, sizes: Sizes) -> Row:
         if warm is not None and warm.completed == 0:
             raise RuntimeError("end to end: no write became readable in the warm-up:\n"
                                + "\n".join(p.tail(10) for p in started))
+        cpu_before = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()}
         result = load.open_loop_read_your_writes(
             port, tokens, rate=sizes.e2e_rate, seconds=sizes.e2e_seconds, concurrency=sizes.e2e_threads
         )
+        cpu_after = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()}
     finally:
         for process in reversed(started):
             process.stop()
+    # where the two cores went: CPU ms a completed request (POST + its GET), by process
+    done = max(1, result.completed)
+    cpu_ms = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / done, 2) for name in cpu_after}
     met = result.p99_ms < 500 and result.errors == 0
     return Row(
         "5 end to end", store,
         f"p50 {result.p50_ms:.0f} ms p99 {result.p99_ms:.0f} ms ({result.completed:,}/{result.requests:,} ok)",
         f"— (open loop, {result.rate:.0f} req/s asked, {result.achieved_rate:.0f} done)", None, "p99<500 ms", met,
-        result.as_dict(),
+        {**result.as_dict(), "cpu_ms_per_request": cpu_ms},
         note=f"POST, then GET balance ?includes_event_id; ido serve {sizes.workers}x{sizes.e2e_threads}"
-        " + ido relay + ido project",
+        f" + ido relay + ido project; CPU ms a request: {cpu_ms}",
     )
 
 
