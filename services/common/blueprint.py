@@ -29,6 +29,17 @@ WRITE_ERRORS: tuple[tuple[int, str, dict[str, Any] | None], ...] = (
 )
 """Answers every write route can give before its own code runs (services/common/http.py)."""
 
+NO_DATABASE_ROUTES = ("/healthz", "/readyz", "/metrics", "/.well-known/ido-keyset.json")
+"""Routes that read no database: answered while the database breaker is open (services/common/http.py)."""
+
+DATABASE_AWAY = (
+    503,
+    "The database is not reachable (down, restarting, or every connection busy); nothing was stored. Retry after "
+    "`Retry-After` seconds (a write with the same `Idempotency-Key`).",
+    RETRY_AFTER_HEADER,
+)
+"""What every route that reads or writes a database may answer while it is away (services/common/http.py)."""
+
 
 class Blueprint(flask_smorest.Blueprint):
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
@@ -37,13 +48,17 @@ class Blueprint(flask_smorest.Blueprint):
         return super().arguments(schema, *args, **kwargs)
 
     def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Callable[[F], F]:
-        """A write route (POST, PUT, PATCH, DELETE) documents the 400 and 429 every write may get."""
+        """A write route (POST, PUT, PATCH, DELETE) documents the 400 and 429 every write may get; a route
+        that reaches a database documents its 503 (a route's own 503 text, if it has one, comes first)."""
         register: Callable[[F], F] = super().route(rule, parameters=parameters, tags=tags, **options)
-        if not WRITE_METHODS & {method.upper() for method in options.get("methods", ())}:
+        errors = WRITE_ERRORS if WRITE_METHODS & {method.upper() for method in options.get("methods", ())} else ()
+        if f"{self.url_prefix or ''}{rule}" not in NO_DATABASE_ROUTES:
+            errors = (*errors, DATABASE_AWAY)
+        if not errors:
             return register
 
         def decorate(view: F) -> F:
-            for status, description, headers in WRITE_ERRORS:
+            for status, description, headers in errors:
                 view = self.alt_response(status, schema=ServiceErrorSchema, description=description, headers=headers)(
                     view
                 )

@@ -26,7 +26,7 @@ from werkzeug.routing import IntegerConverter
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
-from services.common.blueprint import Blueprint
+from services.common.blueprint import NO_DATABASE_ROUTES, Blueprint
 from services.common.config import Settings
 from services.common.database_unreachable import DATABASE_UNREACHABLE
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
@@ -45,8 +45,6 @@ REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 QUIET_ROUTES = ("/healthz", "/readyz", "/metrics", "/docs/assets/<path:name>", "/.well-known/ido-keyset.json")
 """Probes and scrapes: counted in the metrics, logged at DEBUG only."""
-NO_DATABASE_ROUTES = ("/healthz", "/readyz", "/metrics", "/.well-known/ido-keyset.json")
-"""Answered while the database breaker is open."""
 
 SWAGGER_UI_ASSETS = frozenset(
     {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png",

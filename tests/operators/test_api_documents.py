@@ -11,6 +11,7 @@ import pytest
 from contracts.export import GENERATED_DIR, generated_documents
 from services.common.apidocs import API_DOCS_DIR, api_documents, asyncapi_problem
 from services.common.auth import init_token_files
+from services.common.blueprint import DATABASE_AWAY, NO_DATABASE_ROUTES
 from services.common.config import load_settings
 from services.common.definition import SERVICE_NAMES, service_definition
 
@@ -63,3 +64,26 @@ def test_each_service_serves_its_openapi_and_swagger_ui(service: str, tmp_path: 
         assert client.get("/docs/assets/../../__init__.py").status_code == 404
     finally:
         app.extensions["ido.operations"].close()
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_operation_that_reaches_a_database_documents_its_503_with_retry_after(service: str) -> None:
+    # The breaker and the database-away handler (services/common/http.py) answer 503 on any such route.
+    document = json.loads(api_documents()[f"{service}.openapi.json"])
+    missing, without_header, documented = [], [], 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            answer = operation["responses"].get("503")
+            if path in NO_DATABASE_ROUTES:  # /readyz has a 503 of its own: not ready
+                assert answer is None or answer["description"] != DATABASE_AWAY[1], f"{method.upper()} {path}"
+                continue
+            documented += 1
+            if answer is None:
+                missing.append(f"{method.upper()} {path}")
+            elif "Retry-After" not in answer.get("headers", {}):
+                without_header.append(f"{method.upper()} {path}")
+    assert documented > 3
+    assert not missing, f"no 503 documented: {missing}"
+    assert not without_header, f"503 without its Retry-After header: {without_header}"

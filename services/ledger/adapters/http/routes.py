@@ -61,7 +61,7 @@ ERROR_TEXT = {
     429: "`includes_event_id`: this caller named more events the ledger could not answer for than "
     "`IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE` in 60 s; retry after `Retry-After` seconds.",
     503: "`includes_event_id`: the event is not projected yet, is none you may read, or too many reads wait "
-    "already; retry after `Retry-After` seconds.",
+    "already; or the database is not reachable. Retry after `Retry-After` seconds.",
 }
 
 
