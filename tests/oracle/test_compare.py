@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, assume, given, settings
 
 from services.ledger.read_side import PointInTime
 from tests.oracle import commands as c
-from tests.oracle.compare import differences, project
+from tests.oracle.compare import differences, live_point, project
 from tests.oracle.envelopes import Recorder
 from tests.oracle.histories import YEARS, histories
 from tests.oracle.model import ACCEPTED, Oracle, Point
 from tests.oracle.test_model import EUR, A, B, at, d
 
-EXAMPLES = 12
-"""Histories a run of ``make test`` compares (some 10-20 s on the 2-core machine; see the report)."""
+EXAMPLES = 20
+"""Histories a run of ``make test`` compares (about 6 s on the 2-core machine)."""
 
 GRANT_KINDS = ("awarded", "advanced", "settled", "reported", "reclaim_issued", "reclaim_received")
 
@@ -55,7 +55,9 @@ def test_the_ledger_answers_every_figure_as_the_oracle_does(history: list[c.Comm
     moments = [command.known_at for command in history]
     points = [Point(), Point(date(2024, 6, 30)), Point(date(2024, 12, 31)), Point(known_at=moments[len(moments) // 2]),
               Point(date(2025, 3, 1), moments[(2 * len(moments)) // 3]), Point(BRIDGE_DAY + timedelta(days=1))]
-    found = [x for x in compared(recorder, points) if "totals" not in x or "spent_beyond_award" not in x]
+    # the faults of the xfail tests below are left out, so that the rest is still checked
+    found = [x for x in compared(recorder, points)
+             if not ("totals" in x and "spent_beyond_award" in x) and "sisa_late" not in x]
     assert not found, "\n".join(found[:10])
 
 
@@ -106,4 +108,27 @@ def test_a_grant_figure_decided_after_the_effective_date_moves_on_its_own_day() 
     first_february = Point(d("2024-02-01"))
     assert recorder.oracle.balance(A, 2024, first_february)["awarded_cents"] == 0
     assert recorder.oracle.balance(B, 2024, first_february)["awarded_cents"] == 2_000 * EUR
-    assert compared(recorder, [first_february, Point()]) == []
+    with tempfile.TemporaryDirectory() as folder:
+        queries = project(recorder, f"sqlite:///{folder}/view.db")
+        live = live_point(first_february)
+        assert queries.balances(A, 2024, live)["awarded_cents"] == 0  # the ledger: -1,000.00
+        assert queries.balances(B, 2024, live)["awarded_cents"] == 2_000 * EUR  # the ledger: 3,000.00
+        queries.engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="F3/F4: national sisa_late misses a late account without figures of the year")
+def test_the_national_view_counts_a_late_account_of_a_municipality_without_figures_of_the_year() -> None:
+    """A holds a 2024 grant and nothing of 2025. Its SiSa account of 2025 lists the 2024 grant, undeclared
+    past 15 July 2026: late, as the ledger's own SiSa answer for A says. The national view of 2025 lists
+    no row for A and counts 0 late accounts, so BZK's list for attention misses it (docs/api/README.md,
+    SiSa: "counts the late ones"; OAS NationalOut.sisa_late: municipalities whose account is late)."""
+    recorder = recorded([
+        c.SetFrame(2024, 100_000 * EUR, d("2023-12-01"), at("2023-12-01")),
+        c.Award(2024, A, A, 1_000 * EUR, d("2024-01-10"), at("2024-01-10")),
+    ])
+    assert recorder.oracle.sisa(A, 2025)["late"] is True
+    with tempfile.TemporaryDirectory() as folder:
+        queries = project(recorder, f"sqlite:///{folder}/view.db")
+        assert queries.sisa(A, 2025, PointInTime())["late"] is True  # the municipality's own answer: late
+        assert queries.national(2025, PointInTime())["sisa_late"] == 1
+        queries.engine.dispose()

@@ -200,7 +200,7 @@ def test_the_bridging_subsidy_within_its_frame_and_its_final_accounts() -> None:
 
 # -- properties ------------------------------------------------------------------------------------
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def points(history: list[c.Command]) -> list[Point]:
