@@ -25,7 +25,7 @@ def project(recorder: Recorder, url: str) -> LedgerQueries:
             projection.apply(connection, topic, envelope)
     queries = LedgerQueries(engine)
     today = recorder.oracle.today
-    queries.today = lambda: today  # type: ignore[method-assign]
+    queries.today = lambda: today
     return queries
 
 

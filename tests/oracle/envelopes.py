@@ -69,9 +69,9 @@ class Recorder:
                         frame_cents=cmd.frame_cents, previous_frame_cents=before,
                         decided_on=cmd.decided_on.isoformat(), reason=cmd.reason)
         elif isinstance(cmd, (c.Award, c.ImportAnnex)):
-            rows = (c.AnnexRow(cmd.code, cmd.name, cmd.amount_cents),) if isinstance(cmd, c.Award) else cmd.rows
+            annex = (c.AnnexRow(cmd.code, cmd.name, cmd.amount_cents),) if isinstance(cmd, c.Award) else cmd.rows
             awarded, frame, existing = before
-            new = [r for r in rows if (cmd.year, r.code) not in existing]
+            new = [r for r in annex if (cmd.year, r.code) not in existing]
             if not new:
                 return
             basis = "single" if isinstance(cmd, c.Award) else "annex"

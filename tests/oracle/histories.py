@@ -40,8 +40,8 @@ def histories(draw: st.DrawFn, max_steps: int = 40) -> list[c.Command]:
     at = START
     history: list[c.Command] = opening(at)
     state = Oracle()
-    for command in history:
-        state.apply(command)
+    for first in history:
+        state.apply(first)
     at += timedelta(minutes=1)
     spent_ids: list[str] = []
     for step in range(draw(st.integers(0, max_steps))):
@@ -50,7 +50,8 @@ def histories(draw: st.DrawFn, max_steps: int = 40) -> list[c.Command]:
         year = draw(st.sampled_from(YEARS))
         code = draw(st.sampled_from(CODES))
         grants = sorted(state.grants)
-        if grants and draw(st.integers(0, 4)):  # mostly a grant that exists
+        existing = draw(st.integers(0, 4)) > 0  # mostly a grant that exists
+        if grants and existing:
             year, code = draw(st.sampled_from(grants))
         grant = state.grants.get((year, code))
         library = draw(st.sampled_from(LIBRARIES))
@@ -64,8 +65,8 @@ def histories(draw: st.DrawFn, max_steps: int = 40) -> list[c.Command]:
         if kind == "award":
             command = c.Award(year, code, code, draw(amounts), booked, at)
         elif kind == "annex":
-            rows = tuple(c.AnnexRow(x, x, draw(amounts)) for x in draw(st.sets(st.sampled_from(CODES), min_size=1)))
-            command = c.ImportAnnex(year, rows, booked, at)
+            annex = tuple(c.AnnexRow(x, x, draw(amounts)) for x in draw(st.sets(st.sampled_from(CODES), min_size=1)))
+            command = c.ImportAnnex(year, annex, booked, at)
         elif kind == "amend":
             command = c.AmendFrame(year, draw(st.integers(50_000_00, 400_000_00)), booked, at)
         elif kind == "advance":

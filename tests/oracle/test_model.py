@@ -272,3 +272,20 @@ def test_figures_that_only_grow_grow_with_as_of_and_known_at(history: list[c.Com
             for earlier, later in zip(figures, figures[1:], strict=False):
                 assert all(a <= b for a, b in zip(earlier[0], later[0], strict=True)) and earlier[1] <= later[1]
             assert figures[-1][0] == tuple(o.national(year)["totals"][k] for k in keys)
+
+
+def test_the_oracle_imports_nothing_of_the_services() -> None:
+    """So that a wrong rule in services/ cannot be repeated here (issue 20): the model, its commands and
+    its histories import only the standard library, hypothesis, contracts' public names and each other."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).parent
+    for name in ("model.py", "commands.py", "histories.py"):
+        tree = ast.parse((folder / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert imported, name
+        assert not {m for m in imported if m.split(".")[0] == "services"}, name
+        assert {m.split(".")[0] for m in imported} <= {"__future__", "collections", "dataclasses", "datetime",
+                                                        "typing", "hypothesis", "contracts", "tests"}, name
