@@ -255,7 +255,7 @@ def test_a_valid_event_whose_text_the_view_cannot_hold_is_dead_lettered(
     # ... and each is on the dead-letter topic, refused for its text (not applied), its NUL kept as sent
     with_nul = {
         d["headers"]["original_topic"]: (json.loads(d["value"])["event_id"], d["headers"]["reason"])
-        for d in result["dead"] if b"\\u0000" in d["value"]
+        for d in result["dead"] if d["value"] is not None and b"\\u0000" in d["value"]  # the empty poison has none
     }
     assert {t.removeprefix(stack.topic_prefix) for t in with_nul} == {GRANTS.name, BRIDGE.name, EXPENDITURES.name}
     for event_id, reason in with_nul.values():
