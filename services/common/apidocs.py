@@ -102,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate (or check) the API documents under docs/api/.")
     parser.add_argument("--check", action="store_true", help="only check; exit 1 when a document is stale")
     args = parser.parse_args(argv)
+    # The folder read when called, not when defined: `ido docs api` is tested on a copy.
     if args.check:
-        names = stale()
+        names = stale(API_DOCS_DIR)
         for name in names:
-            reason = asyncapi_problem() if name == ASYNCAPI else "run: python -m services.common.apidocs"
+            reason = asyncapi_problem(API_DOCS_DIR) if name == ASYNCAPI else "run: python -m services.common.apidocs"
             print(f"stale: docs/api/{name} ({reason})", file=sys.stderr)
         return 1 if names else 0
-    for path in write():
+    for path in write(API_DOCS_DIR):
         print(path)
     return 0
 

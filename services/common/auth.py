@@ -185,7 +185,7 @@ class RevocationList:
 
     def __init__(self, path: Path):
         self.path = path
-        self._mtime_ns: int | None = None
+        self._version: tuple[int, int] | None = None
         self._ids: frozenset[str] = frozenset()
 
     def revoke(self, token_id: str) -> None:
@@ -204,11 +204,14 @@ class RevocationList:
     def __contains__(self, token_id: object) -> bool:
         """Fails closed: without a readable list no token can be shown not to be revoked (503)."""
         try:
-            mtime_ns = self.path.stat().st_mtime_ns
-            if mtime_ns != self._mtime_ns:
+            # Its size too: a revocation appended within the file system's mtime tick of the one
+            # before leaves the mtime as it was, and would go unseen until the next change.
+            stat = self.path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
+            if version != self._version:
                 lines = self.path.read_text(encoding="utf-8").splitlines()
                 self._ids = frozenset(line.strip() for line in lines if line.strip())
-                self._mtime_ns = mtime_ns
+                self._version = version
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             log.error(
@@ -228,7 +231,7 @@ class TokenVerifier:
 
     def __init__(
         self, public_key_pem: bytes, revoked: RevocationList, *, audience: str,
-        max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S,
+        max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S, clock: Callable[[], float] = time.time,
     ):
         key = serialization.load_pem_public_key(public_key_pem)
         if not isinstance(key, Ed25519PublicKey):
@@ -237,6 +240,8 @@ class TokenVerifier:
         self.revoked = revoked
         self.audience = audience
         self.max_lifetime_s = max_lifetime_s
+        self._clock = clock
+        """Seconds since the epoch, UTC: the expiry of a remembered token is checked against it (tests move it)."""
         # A client sends the same token with every request; the signature check and claim parsing
         # were 8 % of a posting's CPU (bench/README.md). Keyed by the whole token, signature included,
         # so only the exact bytes that passed are let through; expiry and revocation are still
@@ -254,7 +259,7 @@ class TokenVerifier:
                 self._verified.clear()
             self._verified[token] = verified
         principal, expires_at = verified
-        if expires_at <= time.time():  # as PyJWT: expired from the second in ``exp`` on
+        if expires_at <= self._clock():  # as PyJWT: expired from the second in ``exp`` on
             self._verified.pop(token, None)
             raise Unauthenticated("token expired", field="Authorization")
         if principal.token_id in self.revoked:

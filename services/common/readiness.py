@@ -113,7 +113,8 @@ class KafkaProbe:
     """
 
     def __init__(
-        self, kafka_config: Callable[[], Mapping[str, Any]], timeout_ms: int = 2000, client_id: str = "ido-probe"
+        self, kafka_config: Callable[[], Mapping[str, Any]], timeout_ms: int = 2000, client_id: str = "ido-probe",
+        clock: Callable[[], float] = time.monotonic,
     ):
         # Called for every new admin client: the login (ido-probe, DESCRIBE only) is read anew after a failure.
         self.kafka_config = kafka_config
@@ -123,6 +124,8 @@ class KafkaProbe:
         self._lock = threading.Lock()
         self._failed_at: float | None = None
         self._failure = ""
+        self._clock = clock
+        """Seconds, for the back-off after a failure (tests move it)."""
 
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
@@ -145,13 +148,13 @@ class KafkaProbe:
 
     def call(self, operation: Callable[[KafkaAdminClient], Any]) -> Any:
         with self._lock:
-            if self._failed_at is not None and time.monotonic() - self._failed_at < self.timeout_ms / 1000:
+            if self._failed_at is not None and self._clock() - self._failed_at < self.timeout_ms / 1000:
                 raise BrokerUnavailable(self._failure)
             try:
                 answer = operation(self._client())
             except Exception as error:
                 self._drop()
-                self._failed_at, self._failure = time.monotonic(), short_error(error)
+                self._failed_at, self._failure = self._clock(), short_error(error)
                 raise
             self._failed_at = None
             return answer

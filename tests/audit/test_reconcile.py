@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -16,34 +17,52 @@ from services.common.cli import main
 from services.common.config import Settings
 from tests.audit.support import delete_stored, record_history
 from tests.support.kafka_topics import admin_config
+from tests.support.waiting import wait_until
 
 
 def raw_messages(kafka_config: ClientConfig, topic: str) -> list[tuple[bytes, bytes]]:
+    return [(m.key, m.value) for m in topic_records(kafka_config, topic)]
+
+
+def values_by_partition(kafka_config: ClientConfig, topic: str) -> dict[int, list[bytes]]:
+    found: dict[int, list[bytes]] = {}
+    for record in topic_records(kafka_config, topic):
+        found.setdefault(record.partition, []).append(record.value)
+    return found
+
+
+def topic_records(kafka_config: ClientConfig, topic: str) -> list[Any]:
+    """Every record of ``topic``, partition by partition, read to the end offsets of when it began."""
     consumer = KafkaConsumer(**kafka_config, group_id=None, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     ends = consumer.end_offsets(partitions)
-    found: list[tuple[bytes, bytes]] = []
-    while any(consumer.position(tp) < ends[tp] for tp in partitions):
-        for batch in consumer.poll(timeout_ms=500).values():
-            found.extend((m.key, m.value) for m in batch)
-    consumer.close()
-    return found
+    found: list[Any] = []
+    deadline = time.monotonic() + 60
+    try:
+        for _poll in range(240):  # polls of up to 0.5 s: the count and the deadline bound the same 2 minutes
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                return sorted(found, key=lambda m: (m.partition, m.offset))
+            assert time.monotonic() < deadline, f"{topic}: not read to its end {ends} within 60 s"
+            for batch in consumer.poll(timeout_ms=500).values():
+                found.extend(batch)
+        raise AssertionError(f"{topic}: not read to its end {ends} in 240 polls")
+    finally:
+        consumer.close()
 
 
 def recreate_topic(kafka_config: ClientConfig, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     admin = KafkaAdminClient(**kafka_config)
     admin.delete_topics([topic])
-    deadline = time.monotonic() + 30
-    while True:
+    def created() -> bool:
         try:
             admin.create_topics([NewTopic(topic, EXPENDITURES.partitions, 1, topic_configs=EXPENDITURES.config)])
-            break
         except TopicAlreadyExistsError:  # still being deleted
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return False
+        return True
+
+    wait_until(created, 30, f"{topic} created anew after its deletion", interval_s=0.2)
     admin.close()
     producer = KafkaProducer(**kafka_config, acks="all")
     for key, value in messages:

@@ -101,10 +101,30 @@ def test_services_to_ledger_balances(store_env: dict[str, str], kafka: KafkaInfo
 
         march = client.get(f"{base}/balances/2024?as_of=2024-03-05", headers=municipality).json
         assert march["spent_by_category"]["promotion"] == 5_000_00  # the reversal is booked on 10 March
+        spent = 400_000_00 + 3000 + 12000  # the reversed 5,000.00 counts nothing
         sisa = client.get(f"{base}/sisa/2024", headers=municipality)
         assert sisa.status_code == 200, sisa.json
+        assert {k: sisa.json[k] for k in (
+            "municipality_code", "sisa_municipality_code", "year", "besteding_jaar_t_cents",
+            "cumulatieve_bestedingen_cents", "eindverantwoording", "year_closed", "closed_on",
+        )} == {
+            "municipality_code": "GM0363", "sisa_municipality_code": "060363", "year": 2024,
+            "besteding_jaar_t_cents": spent, "cumulatieve_bestedingen_cents": spent,
+            "eindverantwoording": "Nee", "year_closed": False, "closed_on": None,
+        }
+        assert [line["grant_year"] for line in sisa.json["lines"]] == [2024]
         national = client.get("/v1/balances/2024", headers=tokens.headers("auditor"))
         assert national.status_code == 200, national.json
+        annex_cents = (725_000 + 540_000 + 460_000 + 310_000 + 205_000 + 190_000) * 100  # annex-demo.csv
+        assert national.json["frame_cents"] == 1_713_000_000
+        assert national.json["frame_unawarded_cents"] == 1_713_000_000 - annex_cents
+        totals = national.json["totals"]
+        assert (totals["awarded_cents"], totals["advance_paid_cents"], totals["spent_cents"]) == (
+            annex_cents, amsterdam.amount_cents, spent,
+        )
+        assert [(m["municipality_code"], m["spent_cents"]) for m in national.json["municipalities"]] == [
+            ("GM0014", 0), ("GM0344", 0), ("GM0363", spent), ("GM0518", 0), ("GM0599", 0), ("GM0772", 0),
+        ]
         assert client.get("/v1/municipalities/GM0599/balances/2024", headers=municipality).status_code == 403
     finally:
         stop.set()

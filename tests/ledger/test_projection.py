@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 import uuid
 from typing import Any
@@ -358,9 +360,10 @@ def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: Kafka
     assert national["frame_cents"] == 17_000_000 * M
     assert national["frame_unawarded_cents"] == (17_000_000 - 700_000) * M
     assert national["totals"]["spent_cents"] == 454_000 * M
-    assert [m["municipality_code"] for m in national["municipalities"]] == [UTRECHT, AMSTERDAM] or [
-        m["municipality_code"] for m in national["municipalities"]
-    ] == sorted([UTRECHT, AMSTERDAM])
+    # one row per municipality, by CBS code (GM0344 before GM0363), each with its own figures
+    assert [(m["municipality_code"], m["spent_cents"], m["awarded_cents"]) for m in national["municipalities"]] == [
+        (UTRECHT, 150_000 * M, 200_000 * M), (AMSTERDAM, 304_000 * M, 500_000 * M),
+    ]
     assert national["bridge"]["frame_cents"] == 2_700_000 * M
     assert national["bridge"]["libraries"] == [
         {
@@ -404,10 +407,31 @@ def test_balances_points_in_time_and_sisa_are_exact(live: Settings, kafka: Kafka
     assert journal.status_code == 200 and journal.mimetype == "text/csv"
     lines = journal.get_data(as_text=True).strip().split("\n")
     assert len(lines) == 1 + 4 and ",-1000000," in lines[3]
-    balances_csv = client.get(f"{base}/balances/2024.csv", headers=tokens.headers("auditor")).get_data(as_text=True)
-    assert "30400000" in balances_csv.split("\n")[1]
-    national_csv = client.get("/v1/balances/2024.csv", headers=tokens.headers("ministry")).get_data(as_text=True)
-    assert len(national_csv.strip().split("\n")) == 3
+    balances_csv = client.get(f"{base}/balances/2024.csv", headers=tokens.headers("auditor"))
+    assert balances_csv.status_code == 200 and balances_csv.mimetype == "text/csv"
+    header = [
+        "municipality_code", "year", "awarded_cents", "advance_paid_cents", "spent_library_funding_cents",
+        "spent_promotion_cents", "spent_network_orchestration_cents", "spent_cents", "unspent_cents",
+        "spent_beyond_award_cents", "settled_cents", "reclaim_issued_cents", "reclaim_received_cents", "as_of",
+        "known_at",
+    ]
+    assert list(csv.reader(io.StringIO(balances_csv.get_data(as_text=True)))) == [header, [
+        AMSTERDAM, "2024", str(500_000 * M), str(500_000 * M), str(300_000 * M), "0", str(4_000 * M),
+        str(304_000 * M), str(196_000 * M), "0", str(304_000 * M), str(196_000 * M), str(196_000 * M), "", "",
+    ]]
+    national_csv = client.get("/v1/balances/2024.csv", headers=tokens.headers("ministry"))
+    assert national_csv.status_code == 200 and national_csv.mimetype == "text/csv"
+    national_rows = list(csv.reader(io.StringIO(national_csv.get_data(as_text=True))))
+    assert national_rows[0] == [
+        *header, "settlement_reported_spending_cents", "settlement_differs_from_books", "sisa_late",
+    ]
+    # a row per municipality, in the JSON answer's order, each cell its figure in the JSON answer
+    money = [column for column in header if column.endswith("_cents") and not column.startswith("spent_")]
+    shown = ("municipality_code", "year", "spent_cents", *money)
+    assert [[row[header.index(c)] for c in shown] for row in national_rows[1:]] == [
+        [m["municipality_code"], "2024", str(m["spent_cents"]), *(str(m[c]) for c in money)]
+        for m in national["municipalities"]
+    ]
 
     # read-your-writes: a projected event answers at once, an unknown one 503 with Retry-After
     projected = s.sent[0][2]["event_id"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -110,8 +111,9 @@ def test_reversing_from_the_journal_runs_the_apis_command_and_shows_the_event_an
 
     def pump() -> None:
         runner = build_runner(world.settings)
+        deadline = time.monotonic() + 120  # the test stops it long before; a failed one never leaves it running
         try:
-            while not stop.is_set():
+            while not stop.is_set() and time.monotonic() < deadline:
                 publish_all(world.settings, application, EXPENDITURES)
                 runner.run_once(timeout_ms=200)
                 ready.set()  # joined its group and caught up: from here it projects within a round

@@ -22,6 +22,7 @@ from tests.operators.conftest import OwnBroker, expenditure
 from tests.support.infra import KafkaInfo
 from tests.support.kafka_topics import publish_all
 from tests.support.tokens import TokenFactory
+from tests.support.waiting import ManualClock
 
 
 def scrape(client: FlaskClient) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -205,15 +206,26 @@ def test_a_down_broker_is_asked_at_most_once_per_timeout() -> None:
     from tests.operators.conftest import free_port
 
     nowhere = {"bootstrap_servers": f"127.0.0.1:{free_port()}"}  # nothing listens there
-    probe = KafkaProbe(lambda: nowhere, timeout_ms=800)
+    clients_made: list[float] = []  # the probe reads its config for every admin client it makes
+
+    def config() -> dict[str, str]:
+        clients_made.append(clock.now_s)
+        return nowhere
+
+    clock = ManualClock()
+    started_s = clock.now_s
+    probe = KafkaProbe(config, timeout_ms=800, clock=clock)
     try:
-        started = time.monotonic()
         first = probe.check()
         assert not first.reachable and first.error
-        assert time.monotonic() - started < 5
-        started = time.monotonic()
-        again = probe.check()  # within the back-off: the same answer at once, the broker not asked
-        assert not again.reachable and again.error == first.error
-        assert time.monotonic() - started < 0.1
+        assert clients_made == [started_s]
+        clock.advance(0.7)
+        again = probe.check()  # within the back-off: the same answer, the broker not asked
+        assert (again.reachable, again.error) == (False, first.error)
+        assert len(clients_made) == 1
+        clock.advance(0.2)  # the back-off (0.8 s) is over: asked anew
+        third = probe.check()
+        assert not third.reachable and third.error
+        assert clients_made == [started_s, clock.now_s]
     finally:
         probe.close()

@@ -241,11 +241,26 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_projector_carries_on(
 def test_a_valid_event_whose_text_the_view_cannot_hold_is_dead_lettered(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path, figures: Figures
 ) -> None:
-    result, _stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
-    figures.add_inputs("poison message (NUL text)", 3)
+    result, stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
+    # The NUL message was built and sent, one per topic: each topic's good events have a text field.
+    nul_kinds = sorted(k for k in result["poison_kinds"] if GENUINE in k)
+    assert nul_kinds == sorted([
+        f"{GRANTS.name}: {GENUINE} (municipality_name with NUL)", f"{BRIDGE.name}: {GENUINE} (name with NUL)",
+        f"{EXPENDITURES.name}: {GENUINE} (description with NUL)",
+    ]), result["poison_kinds"]
+    figures.add_inputs("poison message (NUL text)", len(nul_kinds))
     assert result["alive"], f"the projector died:\n{result['log'][-2000:]}"
     assert all(result["applied"][i] == 1 for i in result["good_ids"])
     assert len(result["dead"]) == len(result["poison_kinds"])
+    # ... and each is on the dead-letter topic, refused for its text (not applied), its NUL kept as sent
+    with_nul = {
+        d["headers"]["original_topic"]: (json.loads(d["value"])["event_id"], d["headers"]["reason"])
+        for d in result["dead"] if d["value"] is not None and b"\\u0000" in d["value"]  # the empty poison has none
+    }
+    assert {t.removeprefix(stack.topic_prefix) for t in with_nul} == {GRANTS.name, BRIDGE.name, EXPENDITURES.name}
+    for event_id, reason in with_nul.values():
+        assert event_id.startswith("00000000-0000-4000-8000-") and event_id not in result["applied"], event_id
+        assert "control characters" in reason, reason
 
 
 
@@ -277,7 +292,7 @@ def test_a_refused_copy_on_the_wrong_topic_does_not_hide_the_genuine_event(
 def test_a_refusal_of_nul_text_puts_no_sql_and_no_event_text_in_logs_or_headers(
     procs: Processes, database: PostgresInfo, kafka: KafkaInfo, tmp_path: Path
 ) -> None:
-    result, _stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
+    result, stack = run_poison(procs, database, kafka, tmp_path, with_nul=True)
     headers = json.dumps([d["headers"] for d in result["dead"]])
     for leak in ("[SQL:", "[parameters:", "OBA\\\\x00"):
         assert leak not in result["log"], f"{leak!r} in the projector's log"

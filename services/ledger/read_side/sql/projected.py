@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from sqlalchemy import Engine, bindparam, select
 
@@ -32,8 +33,13 @@ class WaitersFull(Exception):
 
 
 class ProjectedEvents:
-    def __init__(self, engine: Engine, projection_name: str, *, poll_interval_ms: int = 10, max_waiters: int = 2):
+    def __init__(
+        self, engine: Engine, projection_name: str, *, poll_interval_ms: int = 10, max_waiters: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.engine = engine
+        self._clock = clock
+        """Seconds, for the requests' timeouts (tests move it instead of waiting them out)."""
         self.max_waiters = max_waiters
         self.poll_interval_s = poll_interval_ms / 1000
         self._query = select(applied_events.c.event_id).where(
@@ -53,7 +59,7 @@ class ProjectedEvents:
     def wait(self, event_id: str, timeout_ms: int) -> bool:
         """True once the event is projected; False after ``timeout_ms``. Raises the view database's
         error if the poller hit one while this request waited."""
-        deadline = time.monotonic() + timeout_ms / 1000
+        deadline = self._clock() + timeout_ms / 1000
         with self._changed:
             if self._waiters >= self.max_waiters:
                 raise WaitersFull(f"{self._waiters} requests wait for their events already")
@@ -68,7 +74,7 @@ class ProjectedEvents:
                 while event_id not in self._found:
                     if self._failure is not None and self._failure[0] == generation:
                         raise self._failure[1]
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - self._clock()
                     if remaining <= 0:
                         break
                     self._changed.wait(remaining)
