@@ -141,6 +141,9 @@ def national_answer(
         for k, v in categories.items():
             totals_categories[k] = totals_categories.get(k, 0) + v
     totals = balance_figures(totals_kinds, totals_categories)
+    # Spending beyond one municipality's award is not made good by another's unspent money: the total
+    # of the column is the sum of its rows (issue 20's oracle found the netted figure).
+    totals["spent_beyond_award_cents"] = sum(row["spent_beyond_award_cents"] for row in rows)
     received = [
         {
             "library_id": library_id,
