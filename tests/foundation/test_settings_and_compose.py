@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from services.common.cli import build_parser
-from services.common.config import SettingError, load_settings
+from services.common.config import SettingError, TopicReplication, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
         ({"IDO_BIND_HOST": ""}, "IDO_BIND_HOST"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "2024,next"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "1999"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "0"}, "IDO_KAFKA_REPLICATION_FACTOR"),
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "three"}, "IDO_KAFKA_REPLICATION_FACTOR"),
+        ({"IDO_KAFKA_MIN_INSYNC_REPLICAS": "0"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),
+        # more copies in sync than exist: Kafka would take it and then refuse every acks=all write
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "3", "IDO_KAFKA_MIN_INSYNC_REPLICAS": "4"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),
+        ({"IDO_KAFKA_MIN_INSYNC_REPLICAS": "2"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),  # default factor 1
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -40,6 +46,12 @@ def test_years_open_before_award_are_a_list_of_grant_years_passed_to_the_ledger(
     assert settings.years_open_before_award == frozenset({2026, 2027})
     assert settings.eventsourcing_env("ledger")["IDO_YEARS_OPEN_BEFORE_AWARD"] == "2026,2027"
     assert load_settings({}).years_open_before_award == frozenset()
+
+
+def test_topic_replication_is_one_copy_by_default_and_three_with_two_in_sync_on_a_cluster() -> None:
+    assert load_settings({}).kafka_topic_replication == TopicReplication(factor=1, min_insync=1)
+    cluster = load_settings({"IDO_KAFKA_REPLICATION_FACTOR": "3", "IDO_KAFKA_MIN_INSYNC_REPLICAS": "2"})
+    assert cluster.kafka_topic_replication == TopicReplication(factor=3, min_insync=2)
 
 
 def test_defaults_bind_to_loopback_and_use_sqlite() -> None:
