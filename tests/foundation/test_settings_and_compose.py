@@ -93,3 +93,22 @@ def test_compose_takes_the_postgres_password_from_a_secret_with_no_default() -> 
             assert {"source": "postgres_password", "target": "postgres.password"} in spec["secrets"], name
     for service in ("payments", "bridge", "ledger"):  # they verify tokens: the list must be there
         assert {"source": "revoked_tokens", "target": "revoked_tokens.txt"} in compose["services"][service]["secrets"]
+
+
+def test_compose_cluster_profile_has_the_settings_of_the_cluster_script() -> None:
+    """Issue 19: the compose cluster (untested without Docker) must not drift from scripts/kafka-cluster.sh."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    script = (REPO / "scripts/kafka-cluster.sh").read_text()
+    heap = re.search(r"KAFKA_CLUSTER_HEAP_OPTS:-([^}]*)\}", script)
+    assert heap and heap.group(1) == "-Xms256m -Xmx512m"
+    assert re.search(r"^REPLICATION_FACTOR=3$", script, re.M) and re.search(r"^MIN_INSYNC_REPLICAS=2$", script, re.M)
+    nodes = {name: compose["services"][name] for name in ("kafka-1", "kafka-2", "kafka-3")}
+    for number, (name, node) in enumerate(nodes.items(), start=1):
+        env = node["environment"]
+        assert node["profiles"] == ["cluster"], name
+        assert env["KAFKA_NODE_ID"] == str(number) and env["KAFKA_ADVERTISED_HOST"] == name
+        assert env["KAFKA_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert (env["KAFKA_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+        assert env["KAFKA_HEAP_OPTS"] == heap.group(1)
+    provision = compose["services"]["kafka-provision-cluster"]["environment"]
+    assert (provision["IDO_KAFKA_REPLICATION_FACTOR"], provision["IDO_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
