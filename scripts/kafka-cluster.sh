@@ -213,14 +213,8 @@ wait_node_ready() {
 }
 
 cmd_start_all() {
-    local keep="$KAFKA_KEEP_DATA"
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1 ;;
-            *) die "unknown option for start: $1" ;;
-        esac
-        shift
-    done
+    local keep
+    keep="$(keep_data_option "$KAFKA_KEEP_DATA" "$@")"
     mkdir -p "$STATE"
     local n any_running=0
     for n in "${NODES[@]}"; do

@@ -318,6 +318,20 @@ stop_pid() {
     rm -f "$pid_file"
 }
 
+# keep_data_option DEFAULT [ARGS...]: 1 if ARGS is --keep-data, else DEFAULT; any other option is refused.
+keep_data_option() {
+    local keep="$1"
+    shift
+    while (($#)); do
+        case "$1" in
+            --keep-data) keep=1 ;;
+            *) die "unknown option for start: $1" ;;
+        esac
+        shift
+    done
+    echo "$keep"
+}
+
 # take_lock DIR TIMEOUT_S: serialise start/stop on one state dir (parallel test workers, CI retries).
 take_lock() {
     mkdir -p "$1"

@@ -93,14 +93,8 @@ EOF
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-    local keep="$KAFKA_KEEP_DATA"
-    while (($#)); do
-        case "$1" in
-            --keep-data) keep=1 ;;
-            *) die "unknown option for start: $1" ;;
-        esac
-        shift
-    done
+    local keep
+    keep="$(keep_data_option "$KAFKA_KEEP_DATA" "$@")"
 
     mkdir -p "$KAFKA_STATE_DIR"
     # A default state dir inside the repo must never be committed.
