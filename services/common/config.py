@@ -38,6 +38,21 @@ GUARDED_RECORDERS = "services.common.adapters.guarded_recorders"
 """The event stores' recorders, which check a save's guards in its transaction (stream_guard.py)."""
 
 
+@dataclass(frozen=True)
+class TopicReplication:
+    """How the topics are replicated when they are created (`ido kafka provision`): ``factor`` copies of
+    each partition (``IDO_KAFKA_REPLICATION_FACTOR``), and an acks=all write is acknowledged only once
+    ``min_insync`` of them hold it (``IDO_KAFKA_MIN_INSYNC_REPLICAS``, the topic's min.insync.replicas),
+    else it fails. 1/1 for the single local node; 3/2 on a cluster (docs/operations.md)."""
+
+    factor: int = 1
+    min_insync: int = 1
+
+
+REPLICATION_FACTOR = "IDO_KAFKA_REPLICATION_FACTOR"
+MIN_INSYNC_REPLICAS = "IDO_KAFKA_MIN_INSYNC_REPLICAS"
+
+
 class SettingError(ValueError):
     def __init__(self, name: str, reason: str):
         super().__init__(f"setting {name}: {reason}")
@@ -147,6 +162,8 @@ class Settings:
     """``IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE``: reads with ``?includes_event_id=`` one principal may
     make in any 60 s to one ledger process that name an event the ledger cannot answer for (503); past
     it, 429 with Retry-After (services/ledger/application/service.py)."""
+    kafka_topic_replication: TopicReplication = TopicReplication()
+    """``IDO_KAFKA_REPLICATION_FACTOR`` and ``IDO_KAFKA_MIN_INSYNC_REPLICAS`` (``TopicReplication``)."""
     write_rate_limit_per_minute: int = 600
     """``IDO_WRITE_RATE_LIMIT_PER_MINUTE``: writes (POST, PUT, PATCH, DELETE) one principal may make to
     one server process in any 60 seconds; more get 429 with Retry-After (services/common/rate_limit.py)."""
@@ -312,6 +329,18 @@ def _giving360(env: Mapping[str, str]) -> Giving360Settings:
     )
 
 
+def _topic_replication(env: Mapping[str, str]) -> TopicReplication:
+    factor = _int(env, REPLICATION_FACTOR, 1, minimum=1)
+    min_insync = _int(env, MIN_INSYNC_REPLICAS, 1, minimum=1)
+    # Kafka takes a larger value but then refuses every acks=all write: say so at start-up instead.
+    if min_insync > factor:
+        raise SettingError(
+            MIN_INSYNC_REPLICAS, f"must be at most {REPLICATION_FACTOR} ({factor}), got {min_insync}: "
+            "no acks=all write could ever be acknowledged"
+        )
+    return TopicReplication(factor=factor, min_insync=min_insync)
+
+
 def _postgres_password(env: Mapping[str, str]) -> str:
     """``POSTGRES_PASSWORD_FILE`` (a compose or Kubernetes secret; trailing newline dropped) or
     ``POSTGRES_PASSWORD``; not both, so no stale variable silently wins."""
@@ -400,4 +429,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE", 120, minimum=1
         ),
         write_rate_limit_per_minute=_int(env, "IDO_WRITE_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
+        kafka_topic_replication=_topic_replication(env),
     )

@@ -150,7 +150,7 @@ def provision_prefix(settings: Settings, prefix: str | None = None, topics: Iter
     own = admin is None
     client = _admin(client_config(settings, ADMIN)) if admin is None else admin
     try:
-        create_topics(client, specs, prefix)
+        create_topics(client, specs, prefix, settings.kafka_topic_replication)
         acls = acls_for_prefix(prefix)
         answer = client.create_acls(acls)
         if answer["failed"]:
@@ -188,7 +188,8 @@ def _wait_until_enforced(admin: KafkaAdminClient, last: ACL, timeout_s: float = 
 def provision(settings: Settings, prefix: str | None = None) -> Provisioned:
     """Users, topics and ACLs: what `ido kafka provision` does (before the services start)."""
     if settings.kafka_security_protocol == "PLAINTEXT":
-        ensure_topics(client_config(settings, ADMIN), ALL_TOPICS, settings.topic_prefix if prefix is None else prefix)
+        ensure_topics(client_config(settings, ADMIN), ALL_TOPICS, settings.topic_prefix if prefix is None else prefix,
+                      settings.kafka_topic_replication)
         return Provisioned([], [], 0)  # no authentication, no ACLs: topics only
     made = provision_users(settings)
     topics, acls = provision_prefix(settings, prefix)

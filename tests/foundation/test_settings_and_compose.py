@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from services.common.cli import build_parser
-from services.common.config import SettingError, load_settings
+from services.common.config import SettingError, TopicReplication, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
         ({"IDO_BIND_HOST": ""}, "IDO_BIND_HOST"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "2024,next"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
         ({"IDO_YEARS_OPEN_BEFORE_AWARD": "1999"}, "IDO_YEARS_OPEN_BEFORE_AWARD"),
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "0"}, "IDO_KAFKA_REPLICATION_FACTOR"),
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "three"}, "IDO_KAFKA_REPLICATION_FACTOR"),
+        ({"IDO_KAFKA_MIN_INSYNC_REPLICAS": "0"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),
+        # more copies in sync than exist: Kafka would take it and then refuse every acks=all write
+        ({"IDO_KAFKA_REPLICATION_FACTOR": "3", "IDO_KAFKA_MIN_INSYNC_REPLICAS": "4"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),
+        ({"IDO_KAFKA_MIN_INSYNC_REPLICAS": "2"}, "IDO_KAFKA_MIN_INSYNC_REPLICAS"),  # default factor 1
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -40,6 +46,12 @@ def test_years_open_before_award_are_a_list_of_grant_years_passed_to_the_ledger(
     assert settings.years_open_before_award == frozenset({2026, 2027})
     assert settings.eventsourcing_env("ledger")["IDO_YEARS_OPEN_BEFORE_AWARD"] == "2026,2027"
     assert load_settings({}).years_open_before_award == frozenset()
+
+
+def test_topic_replication_is_one_copy_by_default_and_three_with_two_in_sync_on_a_cluster() -> None:
+    assert load_settings({}).kafka_topic_replication == TopicReplication(factor=1, min_insync=1)
+    cluster = load_settings({"IDO_KAFKA_REPLICATION_FACTOR": "3", "IDO_KAFKA_MIN_INSYNC_REPLICAS": "2"})
+    assert cluster.kafka_topic_replication == TopicReplication(factor=3, min_insync=2)
 
 
 def test_defaults_bind_to_loopback_and_use_sqlite() -> None:
@@ -81,3 +93,22 @@ def test_compose_takes_the_postgres_password_from_a_secret_with_no_default() -> 
             assert {"source": "postgres_password", "target": "postgres.password"} in spec["secrets"], name
     for service in ("payments", "bridge", "ledger"):  # they verify tokens: the list must be there
         assert {"source": "revoked_tokens", "target": "revoked_tokens.txt"} in compose["services"][service]["secrets"]
+
+
+def test_compose_cluster_profile_has_the_settings_of_the_cluster_script() -> None:
+    """Issue 19: the compose cluster (untested without Docker) must not drift from scripts/kafka-cluster.sh."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    script = (REPO / "scripts/kafka-cluster.sh").read_text()
+    heap = re.search(r"KAFKA_CLUSTER_HEAP_OPTS:-([^}]*)\}", script)
+    assert heap and heap.group(1) == "-Xms256m -Xmx512m"
+    assert re.search(r"^REPLICATION_FACTOR=3$", script, re.M) and re.search(r"^MIN_INSYNC_REPLICAS=2$", script, re.M)
+    nodes = {name: compose["services"][name] for name in ("kafka-1", "kafka-2", "kafka-3")}
+    for number, (name, node) in enumerate(nodes.items(), start=1):
+        env = node["environment"]
+        assert node["profiles"] == ["cluster"], name
+        assert env["KAFKA_NODE_ID"] == str(number) and env["KAFKA_ADVERTISED_HOST"] == name
+        assert env["KAFKA_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert (env["KAFKA_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+        assert env["KAFKA_HEAP_OPTS"] == heap.group(1)
+    provision = compose["services"]["kafka-provision-cluster"]["environment"]
+    assert (provision["IDO_KAFKA_REPLICATION_FACTOR"], provision["IDO_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")

@@ -20,9 +20,9 @@ unset PG_PORT KAFKA_KEEP_DATA
 source scripts/test-servers.sh
 start_test_servers "make resilience"
 
-echo "== pytest tests/resilience (fast and slow)"
+echo "== pytest tests/resilience and tests/cluster (fast and slow; the cluster tests start their own three brokers)"
 status=0
-$VENV/bin/pytest tests/resilience -p no:cacheprovider "$@" || status=$?
+$VENV/bin/pytest tests/resilience tests/cluster -p no:cacheprovider "$@" || status=$?
 if [[ -f "$IDO_RESILIENCE_FIGURES" ]]; then
     echo "== tests/resilience/README.md from $IDO_RESILIENCE_FIGURES"
     $VENV/bin/python -m tests.resilience.render_figures "$IDO_RESILIENCE_FIGURES" tests/resilience/README.md

@@ -17,7 +17,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from contracts.topics import TopicSpec
-from services.common.config import Settings
+from services.common.config import REPLICATION_FACTOR, Settings, TopicReplication
 from services.common.kafka_credentials import read_password
 
 ClientConfig = Mapping[str, Any]
@@ -42,32 +42,61 @@ def client_config(settings: Settings, principal: str) -> dict[str, Any]:
     return config
 
 
-def ensure_topics(config: ClientConfig, specs: Iterable[TopicSpec], prefix: str = "") -> None:
-    """Creates the missing topics; ``config`` must be the admin's (only it may create topics)."""
+SINGLE_NODE = TopicReplication()
+"""One copy (the single local broker of scripts/kafka.sh): the default of test and benchmark set-ups only."""
+
+
+class TopicReplicationError(RuntimeError):
+    """A topic exists with fewer copies than ``IDO_KAFKA_REPLICATION_FACTOR`` asks for."""
+
+
+def ensure_topics(config: ClientConfig, specs: Iterable[TopicSpec], prefix: str = "",
+                  replication: TopicReplication = SINGLE_NODE) -> None:
+    """Creates the missing topics; ``config`` must be the admin's (only it may create topics).
+    ``replication`` is ``settings.kafka_topic_replication`` wherever a process of ours creates topics;
+    the default (1 copy) only serves test and benchmark set-ups on the single local node."""
     admin = KafkaAdminClient(**config, client_id="ido-admin", request_timeout_ms=30000)
     try:
-        create_topics(admin, specs, prefix)
+        create_topics(admin, specs, prefix, replication)
     finally:
         admin.close()
 
 
-def create_topics(admin: KafkaAdminClient, specs: Iterable[TopicSpec], prefix: str = "") -> None:
+def create_topics(admin: KafkaAdminClient, specs: Iterable[TopicSpec], prefix: str = "",
+                  replication: TopicReplication = SINGLE_NODE) -> None:
+    """The missing topics, each with ``replication.factor`` copies and its min.insync.replicas; an existing
+    topic with fewer copies is refused (TopicReplicationError), never silently kept less durable than asked."""
+    specs = list(specs)
     existing = set(admin.list_topics())
     wanted = [
         NewTopic(
             name=f"{prefix}{spec.name}",
             num_partitions=spec.partitions,
-            replication_factor=1,
-            topic_configs=spec.config,
+            replication_factor=replication.factor,
+            topic_configs={**spec.config, "min.insync.replicas": str(replication.min_insync)},
         )
         for spec in specs
         if f"{prefix}{spec.name}" not in existing
     ]
+    _check_replication(admin, [f"{prefix}{spec.name}" for spec in specs if f"{prefix}{spec.name}" in existing],
+                       replication)
     if wanted:
         try:
             admin.create_topics(wanted)
         except TopicAlreadyExistsError:
             pass  # another process created it between our list and create
+
+
+def _check_replication(admin: KafkaAdminClient, names: list[str], replication: TopicReplication) -> None:
+    if not names or replication.factor == 1:
+        return  # every topic has at least one copy: nothing to ask the broker
+    for topic in admin.describe_topics(names):
+        copies = min((len(partition["replica_nodes"]) for partition in topic["partitions"]), default=0)
+        if copies < replication.factor:
+            raise TopicReplicationError(
+                f"topic {topic['name']} exists with {copies} copies of a partition, {REPLICATION_FACTOR} asks for "
+                f"{replication.factor}: reassign its partitions (kafka-reassign-partitions) before provisioning"
+            )
 
 
 def create_producer(config: ClientConfig, client_id: str) -> KafkaProducer:

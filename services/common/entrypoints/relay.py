@@ -42,7 +42,8 @@ def build_relay(
         pass  # not one of ours (a test topic): its owner created it
     else:
         if settings.kafka_security_protocol == "PLAINTEXT":
-            ensure_topics(client_config(settings, ADMIN), [spec], settings.topic_prefix)
+            replication = settings.kafka_topic_replication
+            ensure_topics(client_config(settings, ADMIN), [spec], settings.topic_prefix, replication)
     eventsourcing_env = settings.eventsourcing_env(service)
     application = build_application(application_class, eventsourcing_env)
     sealer = build_sealer(settings, service, topic_name)

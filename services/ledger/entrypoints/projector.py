@@ -26,7 +26,8 @@ def build_runner(settings: Settings, group_id: str | None = None, principal: str
     (``<prefix>ledger-balances*``) and write the dead-letter topic. The topics are provisioned beforehand
     (`ido kafka provision`); only on a broker without authentication does the projector create them."""
     if settings.kafka_security_protocol == "PLAINTEXT":
-        ensure_topics(client_config(settings, ADMIN), [*TOPICS, DEAD_LETTER], settings.topic_prefix)
+        replication = settings.kafka_topic_replication
+        ensure_topics(client_config(settings, ADMIN), [*TOPICS, DEAD_LETTER], settings.topic_prefix, replication)
     projection = balances_projection()
     runner = ProjectionRunner(
         projection=projection,
