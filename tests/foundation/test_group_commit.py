@@ -66,15 +66,7 @@ def _run(saver: GroupCommit, gate: Gated, names: list[str]) -> dict[str, Any]:
         except Exception as error:  # noqa: BLE001 - the outcome under test
             outcomes[name] = error
 
-    threads = [threading.Thread(target=save, args=(name,)) for name in names]
-    threads[0].start()
-    _wait_until(lambda: gate.calls)
-    for thread in threads[1:]:
-        thread.start()
-    _wait_until(lambda: len(saver._queue) == len(names) - 1)
-    gate.release.set()
-    for thread in threads:
-        thread.join(10)
+    _held_first_run(saver, gate, names, save)
     return outcomes
 
 
