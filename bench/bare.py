@@ -40,16 +40,17 @@ def serve(port: int, workers: int, threads: int, host: str = "127.0.0.1") -> Non
 
 
 def run_gunicorn(flask_app: Flask, port: int, workers: int, threads: int, host: str = "127.0.0.1") -> None:
-    """The same gunicorn configuration `ido serve` sets (services/common/cli.py, _serve)."""
+    """The same gunicorn configuration `ido serve` sets (services/common/gunicorn_settings.py)."""
     from gunicorn.app.base import BaseApplication
+
+    from services.common.gunicorn_settings import gunicorn_settings, refuse_a_taken_port
+
+    refuse_a_taken_port(f"{host}:{port}")
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", None)
+            for name, value in gunicorn_settings(f"{host}:{port}", workers, threads).items():
+                self.cfg.set(name, value)
 
         def load(self) -> Any:
             return flask_app

@@ -16,6 +16,7 @@ from services.common.logging_setup import configure_from_settings
 def _serve(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from services.common.gunicorn_settings import gunicorn_settings, refuse_a_taken_port
     from services.common.startup_lock import startup_lock
 
     settings = load_settings()
@@ -27,13 +28,12 @@ def _serve(args: argparse.Namespace) -> None:
 
         share_counters_between_workers(settings.data_dir / "run" / f"metrics-{args.service}-{bind.rsplit(':', 1)[1]}")
 
+    refuse_a_taken_port(bind)
+
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", None)
+            for name, value in gunicorn_settings(bind, args.workers, args.threads).items():
+                self.cfg.set(name, value)
 
         def load(self) -> Any:
             # Built in each worker after the fork: connection pools must never be shared across processes.

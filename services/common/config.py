@@ -35,6 +35,9 @@ database (the ledger's recorded event ids are written there in the save's transa
 YEARS_OPEN_BEFORE_AWARD = "IDO_YEARS_OPEN_BEFORE_AWARD"
 MERGERS_REREAD_MS = "IDO_MERGERS_REREAD_MS"
 GUARDED_RECORDERS = "services.common.adapters.guarded_recorders"
+WRITER_TURN_NAME = "IDO_WRITER_TURN_NAME"
+"""Not a setting: the file (plus ``.writer-lock``) on which a PostgreSQL store's writers of this host take
+turns before they pick a group commit's batch (services/common/group_commit.py); SQLite's sits beside it."""
 """The event stores' recorders, which check a save's guards in its transaction (stream_guard.py)."""
 
 
@@ -217,6 +220,7 @@ class Settings:
             "POSTGRES_CONNECT_TIMEOUT": "1",
             # Off on purpose: the DB functions bypass the insert lock that keeps ids gap-safe.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            WRITER_TURN_NAME: str(self.data_dir / f"{service}-events-postgres"),
         }
 
     def events_db_url(self, service: str) -> str:

@@ -8,6 +8,11 @@ progress queues its aggregate; when that commit ends, one queued request commits
 in one transaction and wakes the others. Each request still returns only after its own events are
 durable, so "stored before 201" holds.
 
+The committing request first takes the store's turn among writer processes (the gunicorn workers
+of one host: ``writers_in_turn.py``), then picks its batch: the saves that queued while another
+worker committed go with it. Picked before that wait, a batch carried what had queued during the
+previous commit only (2 postings a transaction with 4 threads a worker; 3 now: bench/README.md).
+
 A batch is atomic: when it fails (one aggregate's conflict, a broken connection), nothing of it was
 stored and each aggregate is saved again on its own, so each request gets its own outcome. A save
 may carry guards (``stream_guard.py``: streams that must still be empty, checked in the batch's
@@ -23,6 +28,7 @@ gets the error at once (503 with Retry-After; the client retries with the same I
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,9 +78,17 @@ class GroupCommit:
                 if pending.done:
                     break
                 self._committing = True
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            batch: list[_Pending] = []
             try:
-                self._commit(batch)
+                with self._writer_turn():
+                    with self._changed:  # picked in its turn: what queued while it waited goes with it
+                        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                    self._commit(batch)
+            except BaseException:
+                if not batch:  # the turn itself failed, nothing was picked: only this save fails, and leaves
+                    with self._changed:  # the queue, so that no later batch stores what its caller was refused
+                        self._queue = [p for p in self._queue if p is not pending]
+                raise
             finally:
                 with self._changed:
                     for p in batch:
@@ -92,6 +106,13 @@ class GroupCommit:
         if pending.noted:
             owner_notes(pending.noted, pending.noted_for)
         return pending.recordings
+
+    def _writer_turn(self) -> AbstractContextManager[Any]:
+        """The store's turn among writer processes, where it has one (``writers_in_turn.py``): taken before
+        the batch is picked, so the saves that queued while another process committed go in this batch, not
+        the next (issue 17: a batch picked before that wait carried 2 postings where 4 threads waited)."""
+        turn: AbstractContextManager[Any] | None = getattr(self.application.recorder, "writer_turn", None)
+        return turn if turn is not None else nullcontext()
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Saves ``batch``; what the save's observers note of each event (the log line of the

@@ -198,3 +198,77 @@ def test_each_request_of_a_batch_names_its_own_events_and_a_save_outside_one_log
         saver.save(Item("outside"))  # no request (a command, the demo): a line of its own
     assert [r.getMessage() for r in caplog.records] == ["events recorded"]
     assert caplog.records[0].service == "svc"  # type: ignore[attr-defined]
+
+
+class TurnOfAnotherProcess:
+    """A store's turn among writer processes (the SQLite store's file lock), held by "another process"
+    until released; it counts who took it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.held_by_other = threading.Event()
+        self.free = threading.Event()
+        self.waiting = 0
+        self.fail_next = False
+
+    def hold(self) -> None:
+        def other() -> None:
+            with self.lock:
+                self.held_by_other.set()
+                assert self.free.wait(10)
+
+        threading.Thread(target=other, daemon=True).start()
+        assert self.held_by_other.wait(5)
+
+    def __enter__(self) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("the lock file cannot be opened")
+        self.waiting += 1
+        self.lock.acquire()
+        self.waiting -= 1
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
+
+
+def test_a_batch_is_picked_in_the_writers_turn_so_saves_queued_meanwhile_go_with_it() -> None:
+    """While another process commits, the first save waits for the turn; the saves that queue meanwhile
+    join its batch (picked before the wait, the batch would be the first save alone, the rest after)."""
+    application: Application[UUID] = Application()
+    turn = TurnOfAnotherProcess()
+    application.recorder.writer_turn = turn  # type: ignore[attr-defined]
+    saver = GroupCommit(application)
+    turn.hold()
+    outcomes: dict[str, Any] = {}
+
+    def save(name: str) -> None:
+        outcomes[name] = saver.save(Item(name))
+
+    threads = [threading.Thread(target=save, args=(f"t{i}",)) for i in range(5)]
+    threads[0].start()
+    _wait_until(lambda: turn.waiting == 1)  # the first, the committer, waits for the other process
+    for thread in threads[1:]:
+        thread.start()
+    _wait_until(lambda: len(saver._queue) == 5)
+    turn.free.set()
+    for thread in threads:
+        thread.join(10)
+    assert saver.batches == 1 and saver.saved == 5
+    assert {name: len(recordings) for name, recordings in outcomes.items()} == {f"t{i}": 1 for i in range(5)}
+
+
+def test_a_save_whose_turn_cannot_be_taken_fails_alone_and_leaves_nothing_queued() -> None:
+    application: Application[UUID] = Application()
+    turn = TurnOfAnotherProcess()
+    turn.fail_next = True
+    application.recorder.writer_turn = turn  # type: ignore[attr-defined]
+    saver = GroupCommit(application)
+    item = Item("refused")
+    with pytest.raises(OSError):
+        saver.save(item)
+    assert saver._queue == []
+    saver.save(Item("next"))  # the next save is not joined by the failed one
+    assert saver.saved == 1
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the failed save was stored by no one
+        application.repository.get(item.id)

@@ -62,3 +62,24 @@ def test_side_rows_take_plain_names_only() -> None:
         SideRows("t; DROP TABLE x", ("event_id",), [])
     with pytest.raises(ValueError):
         SideRows("t", ("event_id\n",), [])
+
+
+def test_the_turn_is_reentrant_within_a_thread_and_exclusive_between_threads(tmp_path: Path) -> None:
+    import threading
+
+    turn = WritersInTurn(str(tmp_path / "events.sqlite"))
+    other_entered = threading.Event()
+
+    def other() -> None:
+        with turn:
+            other_entered.set()
+
+    with turn:
+        with turn:  # the group commit holds it, the recorder's insert takes it again
+            pass
+        thread = threading.Thread(target=other)
+        thread.start()
+        # still held after the inner exit: the other thread waits
+        assert not other_entered.wait(0.2)
+    assert other_entered.wait(5)
+    thread.join(5)

@@ -14,6 +14,7 @@ after the events and the guard check, so a refused or failed save leaves none of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -32,10 +33,11 @@ from services.common.stream_guard import GUARDS, GuardingRecorder, check_guards,
 class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, **kwargs: Any):
         super().__init__(datastore, **kwargs)
-        self._in_turn = WritersInTurn(datastore.pool.db_name)
+        self.writer_turn = WritersInTurn(datastore.pool.db_name)
+        """Taken by every insert; the group commit takes it first, before it picks its batch."""
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        with self._in_turn:
+        with self.writer_turn:
             return super().insert_events(stored_events, **kwargs)
 
     def _insert_events(
@@ -64,11 +66,17 @@ class GuardedSQLiteApplicationRecorder(GuardingRecorder, SQLiteApplicationRecord
 
 
 class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRecorder):
+    writer_turn: AbstractContextManager[Any] = nullcontext()
+    """The writers of this host take turns on a file before the table lock (``build_application`` sets
+    it): only so that a group commit picks its batch in its turn. The table lock still orders the store;
+    writers on other hosts do without the turn."""
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if kwargs.get(GUARDS) and self.datastore.enable_db_functions:
             # The database function inserts without the statements below: the guard would go unchecked.
             raise RuntimeError("guarded saves need POSTGRES_ENABLE_DB_FUNCTIONS off (services/common/config.py)")
-        return super().insert_events(stored_events, **kwargs)
+        with self.writer_turn:
+            return super().insert_events(stored_events, **kwargs)
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         streams = guarded_streams(kwargs.get(GUARDS))

@@ -9,6 +9,9 @@ lock free. Writers that do not take it (the relay's tracking row) still get SQLi
 Threads of one process share an open file, which ``flock`` does not tell apart: a thread lock
 orders them first. For the same reason a process opens the file itself (a worker forked from a
 master that had it open would share the master's).
+
+The turn is re-entrant within a thread: the group commit (``services/common/group_commit.py``) takes it
+before it picks its batch, and the recorder's insert takes it again inside.
 """
 
 from __future__ import annotations
@@ -26,25 +29,34 @@ class WritersInTurn:
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         self._opened_by_pid = 0
+        self._owner: int | None = None
+        self._depth = 0
 
     def __enter__(self) -> None:
-        self._thread_lock.acquire()
-        if self.path is None:
+        if self._owner == threading.get_ident():  # the group commit took the turn before its batch
+            self._depth += 1
             return
-        try:
-            if self._fd is None or self._opened_by_pid != os.getpid():
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._opened_by_pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
+        self._thread_lock.acquire()
+        if self.path is not None:
+            try:
+                if self._fd is None or self._opened_by_pid != os.getpid():
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self._opened_by_pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._owner, self._depth = threading.get_ident(), 1
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        self._owner = None
         try:
-            if self._fd is not None:
+            if self.path is not None and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
