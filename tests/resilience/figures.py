@@ -19,6 +19,16 @@ from tests.resilience.support import REPO
 DEFAULT_PATH = REPO / "var" / "resilience" / "figures.json"
 
 
+def kafka_described() -> str:
+    """Which Kafka the suite ran on (scripts/test-servers.sh exports the cluster's replication)."""
+    factor = os.environ.get("TEST_KAFKA_REPLICATION_FACTOR") or "1"
+    if factor == "1":
+        return "the single broker"
+    min_insync = os.environ.get("TEST_KAFKA_MIN_INSYNC_REPLICAS") or "1"
+    nodes = len((os.environ.get("TEST_KAFKA_BOOTSTRAP") or "").split(","))
+    return f"a {nodes}-broker cluster (replication factor {factor}, min.insync.replicas {min_insync})"
+
+
 def figures_path() -> Path:
     return Path(os.environ.get("IDO_RESILIENCE_FIGURES") or DEFAULT_PATH)
 
@@ -65,6 +75,7 @@ class Figures:
                 "started_at": self.started.isoformat(timespec="seconds"),
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "selection": selection,
+                "kafka": kafka_described(),
                 "outcomes": dict(sorted(self.outcomes.items())),
             },
             "totals": {

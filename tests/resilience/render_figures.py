@@ -21,7 +21,8 @@ def render(figures: dict[str, Any]) -> str:
     for outcome in outcomes.values():
         counted[outcome] = counted.get(outcome, 0) + 1
     lines = [
-        f"Last run: {run['started_at']} to {run['finished_at']} (UTC), selection `{run['selection']}`: "
+        f"Last run: {run['started_at']} to {run['finished_at']} (UTC), selection `{run['selection']}`"
+        + (f", on {run['kafka']}" if "kafka" in run else "") + ": "
         + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counted.items())) + ".",
         "",
         "| figure | value |",
