@@ -41,6 +41,8 @@ class Figures:
         self.inputs: dict[str, int] = {}
         self.events: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
+        self.under_load: list[dict[str, Any]] = []
+        """Faults on the cluster under paced load (issue 19, Must show 2): capacity, load, what clients saw."""
         self.started = datetime.now(UTC)
 
     def add_load(self, test: str, requests: int, seconds: float, **details: Any) -> None:
@@ -67,6 +69,16 @@ class Figures:
         with self.lock:
             self.events.append({"test": test, "expected": expected, "lost": lost, "doubled": doubled, **details})
 
+    def add_fault_under_load(self, test: str, fault: str, *, capacity_per_s: float, target_per_s: float,
+                             achieved_per_s: float, requests: int, unavailable_s: float, p99_ms: float) -> None:
+        """One fault injected under load paced at a share of the capacity measured at the start of the run."""
+        with self.lock:
+            self.under_load.append({
+                "test": test, "fault": fault, "capacity_per_s": round(capacity_per_s, 1),
+                "target_per_s": round(target_per_s, 1), "achieved_per_s": round(achieved_per_s, 1),
+                "requests": requests, "unavailable_s": unavailable_s, "p99_ms": p99_ms,
+            })
+
     def as_dict(self, selection: str) -> dict[str, Any]:
         requests = sum(entry["requests"] for entry in self.load)
         seconds = sum(entry["seconds"] for entry in self.load)
@@ -91,10 +103,11 @@ class Figures:
             "faults": dict(sorted(self.faults.items())),
             "inputs": dict(sorted(self.inputs.items())),
             "events": self.events,
+            "under_load": self.under_load,
         }
 
     def write(self, selection: str) -> Path | None:
-        if not (self.load or self.faults or self.inputs or self.events):
+        if not (self.load or self.faults or self.inputs or self.events or self.under_load):
             return None
         path = figures_path()
         path.parent.mkdir(parents=True, exist_ok=True)
