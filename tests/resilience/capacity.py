@@ -64,15 +64,15 @@ class Accepted201:
 
 
 def _post_until_known(
-    client: Client, code: str, key: str, n: int, tag: str, stats: LoadStats, accepted: Accepted201,
-    stop: threading.Event,
+    client: Client, auth: dict[str, str], code: str, key: str, n: int, tag: str, stats: LoadStats,
+    accepted: Accepted201, stop: threading.Event,
 ) -> tuple[int, int]:
     """Posts until the answer is known (201 or a refusal) or the attempts run out; (status, attempts)."""
     body = expenditure(n, 100 + n % 1000, tag=tag)
     status = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
         answer = client.request("POST", f"/v1/municipalities/{code}/expenditures", body,
-                                headers={"Idempotency-Key": key})
+                                headers={**auth, "Idempotency-Key": key})
         stats.count(answer, "POST expenditures")
         status = answer.status
         if status == 201:
@@ -105,15 +105,15 @@ def measure_capacity(
 
     def client_loop(index: int) -> None:
         code = MUNICIPALITIES[index % len(MUNICIPALITIES)]
-        client = Client(ledger_port, headers[code], timeout_s=15)
+        client = Client(ledger_port, {}, timeout_s=15)
         try:
             while not stop.is_set():
                 with counter_lock:
                     n = next(counter, None)
                 if n is None:
                     return
-                status, _ = _post_until_known(client, code, f"capacity-{n}", 5_000_000 + n, "capacity", stats,
-                                              accepted, stop)
+                status, _ = _post_until_known(client, headers[code], code, f"capacity-{n}", 5_000_000 + n,
+                                              "capacity", stats, accepted, stop)
                 if status == 201:
                     with counter_lock:
                         done.append(n)
@@ -168,7 +168,7 @@ class PacedPostings:
             return slot
 
     def _worker(self) -> None:
-        clients: dict[str, Client] = {}
+        client = Client(self.ledger_port, {}, timeout_s=15)  # one keep-alive connection per worker
         try:
             while (slot := self._slot()) is not None:
                 due = self.started + slot / self.rate_per_s
@@ -176,14 +176,12 @@ class PacedPostings:
                 if self.stop.wait(max(0.0, due - time.monotonic())):
                     return
                 code = MUNICIPALITIES[slot % len(MUNICIPALITIES)]
-                client = clients.setdefault(code, Client(self.ledger_port, self.headers[code], timeout_s=15))
-                status, attempts = _post_until_known(client, code, f"paced-{slot}", 6_000_000 + slot, "paced",
-                                                     self.stats, self.accepted, self.stop)
+                status, attempts = _post_until_known(client, self.headers[code], code, f"paced-{slot}",
+                                                     6_000_000 + slot, "paced", self.stats, self.accepted, self.stop)
                 with self.lock:
                     self.posted.append(Posted(due, time.monotonic(), status, attempts))
         finally:
-            for client in clients.values():
-                client.close()
+            client.close()
 
     def start(self) -> None:
         self.started = time.monotonic()

@@ -119,3 +119,13 @@ def topics_replication(info: KafkaInfo, topics: list[str]) -> dict[str, tuple[se
         return {topic: (copies.get(topic, set()), configs[topic]["min.insync.replicas"]["value"]) for topic in topics}
     finally:
         admin.close()
+
+
+def partition_states(info: KafkaInfo, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (leader node id, copies in sync), as the brokers say now (-1: no leader)."""
+    admin = KafkaAdminClient(**info.client(), client_id="test-partitions", request_timeout_ms=15000)
+    try:
+        return {(t["name"], p["partition_index"]): (p["leader_id"], len(p["isr_nodes"]))
+                for t in admin.describe_topics(topics) for p in t["partitions"]}
+    finally:
+        admin.close()
