@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -112,3 +113,47 @@ def test_compose_cluster_profile_has_the_settings_of_the_cluster_script() -> Non
         assert env["KAFKA_HEAP_OPTS"] == heap.group(1)
     provision = compose["services"]["kafka-provision-cluster"]["environment"]
     assert (provision["IDO_KAFKA_REPLICATION_FACTOR"], provision["IDO_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Reads Compose's merge tags (`!override`, `!reset`) as the value they carry, tagged."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    value: Any = loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode) else (
+        loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode) else None)
+    return {"tag": node.tag, "value": value}
+
+
+_ComposeLoader.add_constructor("!override", _tagged)
+_ComposeLoader.add_constructor("!reset", _tagged)
+
+
+def test_compose_cluster_file_puts_every_process_of_ours_on_the_three_brokers() -> None:
+    """Issue 19 (untested without Docker): with docker-compose.cluster.yml every service of ours that talks
+    to Kafka reaches kafka-1..3 with the cluster's replication and waits for the cluster's provisioning;
+    the single node is left out."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    cluster = yaml.load((REPO / "docker-compose.cluster.yml").read_text(), Loader=_ComposeLoader)
+    ours = {name for name, spec in compose["services"].items()
+            if spec.get("image") == "ido-ledger:local" and "KAFKA_BOOTSTRAP_SERVERS" in spec["environment"]
+            and "cluster" not in spec.get("profiles", []) and spec["command"][1:3] != ["kafka", "provision"]}
+    assert ours == {"payments", "relay-payments", "bridge", "relay-bridge", "ledger", "relay-ledger", "projector",
+                    "checkpointer"}
+    assert set(cluster["services"]) == ours | {"kafka", "kafka-provision"}
+    nodes = ",".join(f"{compose['services'][name]['hostname']}:9092" for name in ("kafka-1", "kafka-2", "kafka-3"))
+    provision = compose["services"]["kafka-provision-cluster"]["environment"]
+    for name in sorted(ours):
+        spec = cluster["services"][name]
+        assert spec["environment"] == {
+            "KAFKA_BOOTSTRAP_SERVERS": nodes,
+            "IDO_KAFKA_REPLICATION_FACTOR": provision["IDO_KAFKA_REPLICATION_FACTOR"],
+            "IDO_KAFKA_MIN_INSYNC_REPLICAS": provision["IDO_KAFKA_MIN_INSYNC_REPLICAS"],
+        }, name
+        assert spec["depends_on"] == {"tag": "!override", "value": {
+            "kafka-provision-cluster": {"condition": "service_completed_successfully"},
+            "postgres": {"condition": "service_healthy"},
+        }}, name
+        assert set(compose["services"][name]["depends_on"]) == {"kafka-provision", "postgres"}, name
+    assert provision["KAFKA_BOOTSTRAP_SERVERS"] == nodes
+    assert cluster["services"]["kafka"] == cluster["services"]["kafka-provision"] == {"profiles": ["single"]}

@@ -19,6 +19,16 @@ from tests.resilience.support import REPO
 DEFAULT_PATH = REPO / "var" / "resilience" / "figures.json"
 
 
+def kafka_described() -> str:
+    """Which Kafka the suite ran on (scripts/test-servers.sh exports the cluster's replication)."""
+    factor = os.environ.get("TEST_KAFKA_REPLICATION_FACTOR") or "1"
+    if factor == "1":
+        return "the single broker"
+    min_insync = os.environ.get("TEST_KAFKA_MIN_INSYNC_REPLICAS") or "1"
+    nodes = len((os.environ.get("TEST_KAFKA_BOOTSTRAP") or "").split(","))
+    return f"a {nodes}-broker cluster (replication factor {factor}, min.insync.replicas {min_insync})"
+
+
 def figures_path() -> Path:
     return Path(os.environ.get("IDO_RESILIENCE_FIGURES") or DEFAULT_PATH)
 
@@ -31,6 +41,8 @@ class Figures:
         self.inputs: dict[str, int] = {}
         self.events: list[dict[str, Any]] = []
         self.outcomes: dict[str, str] = {}
+        self.under_load: list[dict[str, Any]] = []
+        """Faults on the cluster under paced load (issue 19, Must show 2): capacity, load, what clients saw."""
         self.started = datetime.now(UTC)
 
     def add_load(self, test: str, requests: int, seconds: float, **details: Any) -> None:
@@ -57,6 +69,16 @@ class Figures:
         with self.lock:
             self.events.append({"test": test, "expected": expected, "lost": lost, "doubled": doubled, **details})
 
+    def add_fault_under_load(self, test: str, fault: str, *, capacity_per_s: float, target_per_s: float,
+                             achieved_per_s: float, requests: int, unavailable_s: float, p99_ms: float) -> None:
+        """One fault injected under load paced at a share of the capacity measured at the start of the run."""
+        with self.lock:
+            self.under_load.append({
+                "test": test, "fault": fault, "capacity_per_s": round(capacity_per_s, 1),
+                "target_per_s": round(target_per_s, 1), "achieved_per_s": round(achieved_per_s, 1),
+                "requests": requests, "unavailable_s": unavailable_s, "p99_ms": p99_ms,
+            })
+
     def as_dict(self, selection: str) -> dict[str, Any]:
         requests = sum(entry["requests"] for entry in self.load)
         seconds = sum(entry["seconds"] for entry in self.load)
@@ -65,6 +87,7 @@ class Figures:
                 "started_at": self.started.isoformat(timespec="seconds"),
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "selection": selection,
+                "kafka": kafka_described(),
                 "outcomes": dict(sorted(self.outcomes.items())),
             },
             "totals": {
@@ -80,10 +103,11 @@ class Figures:
             "faults": dict(sorted(self.faults.items())),
             "inputs": dict(sorted(self.inputs.items())),
             "events": self.events,
+            "under_load": self.under_load,
         }
 
     def write(self, selection: str) -> Path | None:
-        if not (self.load or self.faults or self.inputs or self.events):
+        if not (self.load or self.faults or self.inputs or self.events or self.under_load):
             return None
         path = figures_path()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,8 @@ def render(figures: dict[str, Any]) -> str:
     for outcome in outcomes.values():
         counted[outcome] = counted.get(outcome, 0) + 1
     lines = [
-        f"Last run: {run['started_at']} to {run['finished_at']} (UTC), selection `{run['selection']}`: "
+        f"Last run: {run['started_at']} to {run['finished_at']} (UTC), selection `{run['selection']}`"
+        + (f", on {run['kafka']}" if "kafka" in run else "") + ": "
         + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counted.items())) + ".",
         "",
         "| figure | value |",
@@ -49,6 +50,16 @@ def render(figures: dict[str, Any]) -> str:
     lines += [f"| {kind} | {n} |" for kind, n in figures["faults"].items()] or ["| (none in this run) | 0 |"]
     lines += ["", "Inputs tried, by kind:", "", "| kind | count |", "|---|---|"]
     lines += [f"| {kind} | {n} |" for kind, n in figures["inputs"].items()] or ["| (none in this run) | 0 |"]
+    under_load = figures.get("under_load") or []
+    if under_load:
+        lines += ["", "Faults on the cluster under load (capacity: postings/s of a closed-loop burst at the start of "
+                  "the test; unavailable: the longest stretch with no posting answered 201; p99: from when a "
+                  "posting was due to its answer, postings due during the fault):", "",
+                  "| test | fault | capacity/s | target/s | achieved/s | requests | unavailable s | p99 ms |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {f['test']} | {f['fault']} | {f['capacity_per_s']} | {f['target_per_s']} | "
+                  f"{f['achieved_per_s']} | {f['requests']} | {f['unavailable_s']} | {f['p99_ms']} |"
+                  for f in under_load]
     lines += ["", "Events, per test:", "", "| test | events checked | lost | doubled |", "|---|---|---|---|"]
     lines += [f"| {e['test']} | {e['expected']} | {e['lost']} | {e['doubled']} |" for e in figures["events"]]
     not_passed = {test: outcome for test, outcome in outcomes.items() if outcome != "passed"}

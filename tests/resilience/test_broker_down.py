@@ -1,13 +1,19 @@
 """Broker down: Kafka is stopped for 30 s while municipalities keep posting.
 
-A broker of this test's own (scripts/kafka.sh, own ports and state dir) so no other test is
-disturbed; the stores on a fresh PostgreSQL database. Running: payments and ledger services, their
-relays, the projector; six municipalities posting, the ministry paying advances, an auditor reading
-balances with ``includes_event_id``. The broker is stopped, kept down 30 s, and started again on
-its data (``--keep-data``). Then: every POST answered 201 is in the event store; once the broker is
-back every stored event reaches its topic and the balances, each counted once; the view equals a
-replay from scratch; no answer was a 5xx other than a 503 with Retry-After (which only the
-balances' wait for an event may give while the broker is away).
+Kafka of this test's own, so no other test is disturbed: a single broker (scripts/kafka.sh) when the
+suite runs on the single node, a three-broker cluster (scripts/kafka-cluster.sh, replication factor 3,
+min.insync.replicas 2) when it runs on the cluster (`make resilience`). On the cluster "the broker is
+down" means all three nodes are stopped: with one or two down the cluster still answers (or refuses
+acks=all writes: tests/cluster), which other tests show; here no client reaches any broker, as with
+the single node. Own ports and state dir; the stores on a fresh PostgreSQL database.
+
+Running: payments and ledger services, their relays, the projector; six municipalities posting, the
+ministry paying advances, an auditor reading balances with ``includes_event_id``. The broker (every
+node of the cluster) is stopped, kept down 30 s, and started again on its data (``--keep-data``).
+Then: every POST answered 201 is in the event store; once the broker is back every stored event
+reaches its topic and the balances, each counted once; the view equals a replay from scratch; no
+answer was a 5xx other than a 503 with Retry-After (which only the balances' wait for an event may
+give while the broker is away).
 """
 
 from __future__ import annotations
@@ -18,40 +24,52 @@ from pathlib import Path
 
 import pytest
 
+from contracts.topics import EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
 from tests.resilience.figures import Figures
 from tests.resilience.load import Load, Supervisor
 from tests.resilience.stack import prepare_payments, verify, wait_until_projected
 from tests.resilience.support import Client, OwnKafka, Processes, StackEnv, assert_no_secrets
-from tests.support.infra import PostgresInfo
+from tests.support.infra import KafkaInfo, PostgresInfo
+from tests.support.kafka_cluster import OwnCluster, topics_replication
 
 OUTAGE_S = 30
 
 
 @pytest.fixture
-def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnKafka]:
-    broker = OwnKafka(tmp_path_factory.mktemp("kafka-own"))
-    broker.start()
+def own_kafka(tmp_path_factory: pytest.TempPathFactory, kafka: KafkaInfo) -> Iterator[OwnKafka | OwnCluster]:
+    """Kafka shaped like the suite's (``kafka``): a cluster of the test's own when the suite runs on one."""
+    broker: OwnKafka | OwnCluster = (
+        OwnCluster(tmp_path_factory.mktemp("kafka-cluster-own")) if kafka.on_cluster
+        else OwnKafka(tmp_path_factory.mktemp("kafka-own"))
+    )
     try:
+        broker.start()
         yield broker
     finally:
-        broker.stop()
+        broker.stop()  # also after a failed start: the scripts stop whatever nodes did start
 
 
 @pytest.mark.slow
 def test_postings_survive_thirty_seconds_without_a_broker(
-    procs: Processes, database: PostgresInfo, own_kafka: OwnKafka, tmp_path: Path, figures: Figures
+    procs: Processes, database: PostgresInfo, own_kafka: OwnKafka | OwnCluster, tmp_path: Path, figures: Figures
 ) -> None:
     stack = StackEnv(tmp_path, own_kafka.info, database)
+    kafka_kind = "Kafka cluster (all three nodes)" if own_kafka.info.on_cluster else "Kafka broker"
     stack.settings()
     env = stack.env()
     payments = procs.service("payments", env)
     ledger = procs.service("ledger", env)
     relays = [procs.relay("payments", env), procs.relay("ledger", env)]
     projector = procs.projector(env)
+    # The stack's topics have the replication of the Kafka they run on (3 copies, 2 in sync on the cluster).
+    topics = [stack.settings().topic(spec.name) for spec in (GRANTS, EXPENDITURES)]
+    wanted = ({own_kafka.info.replication_factor}, str(own_kafka.info.min_insync_replicas))
+    assert topics_replication(own_kafka.info, topics) == dict.fromkeys(topics, wanted)
     prepare_payments(Client(payments.port or 0, stack.headers("ministry")))
-    load = Load(stack, [ledger.port or 0], [payments.port or 0], max_requests=20_000, max_seconds=OUTAGE_S + 60)
+    load = Load(stack, [ledger.port or 0], [payments.port or 0], max_requests=20_000, max_seconds=OUTAGE_S + 180)
+    # (a bound, not a duration: finish() ends the load; the cluster takes longer than one node to come back)
     settings = load_settings(env)
     view = create_sql_engine(settings.view_db_url)
     with Supervisor(procs, [*relays, projector]) as supervisor:
@@ -66,7 +84,7 @@ def test_postings_survive_thirty_seconds_without_a_broker(
         assert wait_until_projected(view, set(list(load.accepted.event_ids())[:1]), 120), "the path never came up"
         load.phase = "outage"
         own_kafka.stop()
-        figures.add_fault(f"Kafka broker stopped {OUTAGE_S} s")
+        figures.add_fault(f"{kafka_kind} stopped {OUTAGE_S} s")
         stopped = time.monotonic()
         accepted_before_outage = len(load.accepted.postings)
         time.sleep(OUTAGE_S)
@@ -78,7 +96,7 @@ def test_postings_survive_thirty_seconds_without_a_broker(
         time.sleep(10)
         load.finish()
         figures.add_load("broker down: postings, advances, reads", load.stats.requests, load.stats.seconds,
-                         broker_down_s=round(down_s, 1), by_phase=load.outcome.by_phase)
+                         kafka=kafka_kind, broker_down_s=round(down_s, 1), by_phase=load.outcome.by_phase)
         accepted = load.accepted.event_ids()
         wait_until_projected(view, accepted, 120)
         restarts = dict(supervisor.restarts)

@@ -9,13 +9,16 @@ import socket
 import subprocess
 from pathlib import Path
 
-from services.common.config import Settings, load_settings
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from services.common.config import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR, Settings
 from tests.support.infra import KafkaInfo
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "scripts/kafka-cluster.sh"
 NODES = (1, 2, 3)
-PRODUCTION_REPLICATION = {"IDO_KAFKA_REPLICATION_FACTOR": "3", "IDO_KAFKA_MIN_INSYNC_REPLICAS": "2"}
+PRODUCTION_REPLICATION = {REPLICATION_FACTOR: "3", MIN_INSYNC_REPLICAS: "2"}
 """The settings a cluster's processes run with (docs/operations.md)."""
 
 
@@ -43,7 +46,12 @@ class OwnCluster:
             "KAFKA_CREDENTIALS_DIR": str(state_dir / "credentials"),
         }
         self.bootstrap = ",".join(f"127.0.0.1:{port}" for port in self.ports)
-        self.info = KafkaInfo(self.bootstrap, self.env["KAFKA_CREDENTIALS_DIR"])
+        self.info = KafkaInfo(
+            self.bootstrap, self.env["KAFKA_CREDENTIALS_DIR"],
+            replication_factor=int(PRODUCTION_REPLICATION[REPLICATION_FACTOR]),
+            min_insync_replicas=int(PRODUCTION_REPLICATION[MIN_INSYNC_REPLICAS]),
+        )
+        """Its credentials and its replication: a StackEnv on it provisions users, ACLs and topics with 3 copies."""
 
     def run(self, *args: str, timeout_s: float = 240) -> str:
         done = subprocess.run(
@@ -58,7 +66,13 @@ class OwnCluster:
         return self.run("start")
 
     def stop(self) -> None:
+        """All three nodes at once (the script stops them in parallel: one by one, the last would wait out
+        its grace for a quorum already gone)."""
         self.run("stop", timeout_s=120)
+
+    def start_keeping_data(self) -> None:
+        """The three nodes again on their data (after ``stop``): the same cluster, topics and credentials."""
+        self.run("start", "--keep-data")
 
     def start_node(self, node: int) -> None:
         self.run("start", str(node))
@@ -92,4 +106,26 @@ class OwnCluster:
         return total
 
     def settings(self, topic_prefix: str = "") -> Settings:
-        return load_settings({**self.info.settings_env(), **PRODUCTION_REPLICATION, "IDO_TOPIC_PREFIX": topic_prefix})
+        return self.info.settings(topic_prefix)
+
+
+def topics_replication(info: KafkaInfo, topics: list[str]) -> dict[str, tuple[set[int], str]]:
+    """Per topic: the numbers of copies its partitions have, and its min.insync.replicas, as the brokers
+    say (the admin asks): shows that a stack's processes made their topics with the replication asked."""
+    admin = KafkaAdminClient(**info.client(), client_id="test-replication", request_timeout_ms=30000)
+    try:
+        copies = {t["name"]: {len(p["replica_nodes"]) for p in t["partitions"]} for t in admin.describe_topics(topics)}
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics])["topic"]
+        return {topic: (copies.get(topic, set()), configs[topic]["min.insync.replicas"]["value"]) for topic in topics}
+    finally:
+        admin.close()
+
+
+def partition_states(info: KafkaInfo, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (leader node id, copies in sync), as the brokers say now (-1: no leader)."""
+    admin = KafkaAdminClient(**info.client(), client_id="test-partitions", request_timeout_ms=15000)
+    try:
+        return {(t["name"], p["partition_index"]): (p["leader_id"], len(p["isr_nodes"]))
+                for t in admin.describe_topics(topics) for p in t["partitions"]}
+    finally:
+        admin.close()
