@@ -63,7 +63,6 @@ from services.ledger.read_side import (
     national_answer,
     sisa_answer,
     sisa_lines,
-    sisa_status,
     spent_in_year,
     spent_on_days,
 )
@@ -464,7 +463,7 @@ class Replay:
             year, self._books(None, year), self.municipality_names, self.frames.get(year, 0), per_library,
             self.library_names, self.bridge_frame,
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
-            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(year).items()},
+            sisa=self._sisa_lines(year),
             bridge_accounts=self._bridge_accounts(),
         )
         return {**answer, **self.point.describe()}

@@ -3,8 +3,8 @@
 No HTTP and no broker: the events the services would record for the commands the oracle accepts go
 through ``BalancesProjection.apply`` into a fresh SQLite view, and ``LedgerQueries`` answers the
 balances, the national view, SiSa and the bridging subsidy at several points in time.
-Where the two disagree and the documents say the ledger is wrong, a strict xfail test below keeps
-the smallest history that shows it, naming the rule.
+Where the two disagreed and the documents said the ledger was wrong, a test below keeps the smallest
+history that showed it, naming the rule; each failed before its fix (a strict xfail until then).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from datetime import date, timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
 from contracts.canonical import canonical_json
@@ -49,9 +48,7 @@ def test_the_ledger_answers_every_figure_as_the_oracle_does(history: list[c.Comm
     moments = [command.known_at for command in history]
     points = [Point(), Point(date(2024, 6, 30)), Point(date(2024, 12, 31)), Point(known_at=moments[len(moments) // 2]),
               Point(date(2025, 3, 1), moments[(2 * len(moments)) // 3]), Point(BRIDGE_DAY + timedelta(days=1))]
-    # the fault of the xfail test below is left out, so that the rest is still checked
-    found = [x for x in compared(recorder, points)
-             if "sisa_late" not in x]
+    found = compared(recorder, points)
     assert not found, "\n".join(found[:10])
 
 
@@ -133,12 +130,12 @@ def test_a_grant_figure_decided_after_the_effective_date_moves_on_its_own_day() 
         queries.engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="F3/F4: national sisa_late misses a late account without figures of the year")
 def test_the_national_view_counts_a_late_account_of_a_municipality_without_figures_of_the_year() -> None:
     """A holds a 2024 grant and nothing of 2025. Its SiSa account of 2025 lists the 2024 grant, undeclared
-    past 15 July 2026: late, as the ledger's own SiSa answer for A says. The national view of 2025 lists
-    no row for A and counts 0 late accounts, so BZK's list for attention misses it (docs/api/README.md,
-    SiSa: "counts the late ones"; OAS NationalOut.sisa_late: municipalities whose account is late)."""
+    past 15 July 2026: late, as the ledger's own SiSa answer for A says. The national view of 2025 listed
+    no row for A and counted 0 late accounts, so BZK's list for attention missed it (docs/api/README.md,
+    SiSa: "counts the late ones"; OAS NationalOut.sisa_late: municipalities whose account is late). Now A
+    is listed, with no figures of 2025, its account late, and counted; the audit replay answers the same."""
     recorder = recorded([
         c.SetFrame(2024, 100_000 * EUR, d("2023-12-01"), at("2023-12-01")),
         c.Award(2024, A, A, 1_000 * EUR, d("2024-01-10"), at("2024-01-10")),
@@ -147,5 +144,16 @@ def test_the_national_view_counts_a_late_account_of_a_municipality_without_figur
     with tempfile.TemporaryDirectory() as folder:
         queries = project(recorder, f"sqlite:///{folder}/view.db")
         assert queries.sisa(A, 2025, PointInTime())["late"] is True  # the municipality's own answer: late
-        assert queries.national(2025, PointInTime())["sisa_late"] == 1
+        national = queries.national(2025, PointInTime())
+        assert national["sisa_late"] == 1  # the ledger: 0
+        [row] = national["municipalities"]  # the ledger: none
+        assert (row["municipality_code"], row["awarded_cents"], row["spent_cents"]) == (A, 0, 0)
+        assert (row["settlement_reported_spending_cents"], row["settlement_differs_from_books"]) == (None, None)
+        assert row["sisa"] == {"accounts_year": 2025, "deadline": "2026-07-15", "declared": False, "late": True}
+        # before the deadline A's account is listed too, not late yet
+        before = queries.national(2025, PointInTime(as_of=d("2026-07-15")))
+        assert (before["sisa_late"], [m["sisa"]["late"] for m in before["municipalities"]]) == (0, [False])
+        # a grant year after the accounts year has no line: nobody is listed in 2023
+        assert queries.national(2023, PointInTime())["municipalities"] == []
+        assert replayed(recorder, Point()).national(2025) == {k: v for k, v in national.items() if k != "offsets"}
         queries.engine.dispose()

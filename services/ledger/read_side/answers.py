@@ -14,6 +14,7 @@ from typing import Any
 from contracts.canonical import format_utc
 from contracts.events.expenditures import CATEGORIES
 from services.ledger.read_side.movements import BridgeAccounts, library_bridge_rows
+from services.ledger.read_side.sisa import sisa_status
 
 
 @dataclass(frozen=True)
@@ -115,25 +116,32 @@ def national_answer(
     library_names: dict[str, str],
     bridge_frame_cents: int,
     funding: list[tuple[str | None, int]],
-    sisa: dict[str, dict[str, Any]] | None = None,
+    sisa: dict[str, list[dict[str, Any]]] | None = None,
     *,
     bridge_accounts: BridgeAccounts,
 ) -> dict[str, Any]:
     """The national view of a year, from its sums: one shape for the live queries and the audit replay,
     so the two answers can be compared field by field. ``funding``: (library id, cents) pairs;
-    ``sisa``: per municipality the status of its SiSa account of the year (``sisa.sisa_status``);
-    ``bridge_accounts``: the libraries' final accounts of the bridging subsidy and its deadline."""
+    ``sisa``: per municipality the lines of its SiSa account of the year (``sisa.sisa_lines``);
+    ``bridge_accounts``: the libraries' final accounts of the bridging subsidy and its deadline.
+
+    A municipality is listed when it has figures of the year or a SiSa account of the year with a line
+    (an earlier grant not yet declared final): its account may be late with nothing booked in the year,
+    and ``sisa_late`` counts the rows, so BZK finds it in the list (issue 20's oracle found it missing)."""
+    statuses = {code: sisa_status(year, lines) for code, lines in (sisa or {}).items()}
+    accounting = {code for code, lines in (sisa or {}).items() if lines}
     rows = []
     totals_kinds: dict[str, int] = {}
     totals_categories: dict[str, int] = {}
-    for code, (kinds, categories) in sorted(books.items()):
+    for code in sorted(books.keys() | accounting):
+        kinds, categories = books.get(code, ({}, {}))
         rows.append(
             {
                 "municipality_code": code,
                 "name": municipality_names.get(code),
                 **balance_figures(kinds, categories),
                 **settlement_against_books(kinds, categories),
-                "sisa": (sisa or {}).get(code),
+                "sisa": statuses.get(code),
             }
         )
         for k, v in kinds.items():

@@ -27,7 +27,7 @@ from services.ledger.read_side.answers import (
     national_answer,
 )
 from services.ledger.read_side.movements import BridgeAccounts, latest_deadline
-from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines, sisa_status
+from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines
 from services.ledger.read_side.sql.projected import ProjectedEvents, WaitersFull
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
@@ -240,7 +240,7 @@ class LedgerQueries:
         answer = national_answer(
             year, self._books(None, year, at), names, frame, per_library, library_names, bridge_frame,
             [(r.counterparty_id, int(r.cents)) for r in funding],
-            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(None, year, at).items()},
+            sisa=self._sisa_lines(None, year, at),
             bridge_accounts=self._bridge_accounts(at),
         )
         return {**answer, **at.describe(), "offsets": offsets}
