@@ -465,6 +465,10 @@ class Replay:
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
             sisa=self._sisa_lines(year),
             bridge_accounts=self._bridge_accounts(),
+            passed_on={
+                code for (code, merged_year), merger in self.book.successors.items()
+                if merged_year == year and self._visible(merger.effective_on, merger.recorded_at)
+            },
         )
         return {**answer, **self.point.describe()}
 

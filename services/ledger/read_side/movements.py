@@ -305,7 +305,9 @@ def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     effective_on = day(p["effective_on"])
     rows: list[Row] = []
     for figure in book.grant_by_day(p["grant_id"], old):
-        if figure.amount_cents:
+        # A settlement of 0 (nothing was spent) is a settlement all the same: its rows of 0 pass on too, so
+        # the successor holds it (``answers.settlement_against_books`` asks for a ``settled`` row).
+        if figure.amount_cents or figure.kind == "settled":
             moved_on = max(figure.booked_on, effective_on).isoformat()
             rows.append(_grant_row({**p, "municipality_code": old}, figure.kind, -figure.amount_cents, moved_on))
             rows.append(_grant_row({**p, "municipality_code": new}, figure.kind, figure.amount_cents, moved_on))

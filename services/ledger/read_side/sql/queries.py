@@ -242,8 +242,20 @@ class LedgerQueries:
             [(r.counterparty_id, int(r.cents)) for r in funding],
             sisa=self._sisa_lines(None, year, at),
             bridge_accounts=self._bridge_accounts(at),
+            passed_on=self._passed_on(year, at),
         )
         return {**answer, **at.describe(), "offsets": offsets}
+
+    def _passed_on(self, year: int, at: PointInTime) -> set[str]:
+        """The municipalities whose grants of ``year`` a merger passed on by ``at``: its effective date
+        reached (``as_of``) and the merger recorded (``known_at``)."""
+        where = [mergers.c.year == year]
+        if at.as_of is not None:
+            where.append(mergers.c.effective_on <= at.as_of)
+        if at.known_at is not None:
+            where.append(mergers.c.recorded_at <= format_utc(at.known_at))
+        with self.engine.connect() as connection:
+            return set(connection.execute(select(mergers.c.municipality_code).where(*where).distinct()).scalars())
 
     def bridge(self, at: PointInTime) -> dict[str, Any]:
         """The bridging subsidy on its own (the national view's ``bridge``): what the KB reads."""
