@@ -41,11 +41,13 @@ from services.common.config import Settings
 from services.common.csv_output import csv_text
 from services.common.progress import Progress
 from services.ledger.read_side import (
+    GRANT_KINDS,
     LOOKUPS,
     BridgeAccounts,
     Declaration,
     Effects,
     GrantFigures,
+    GrantOnDay,
     Merger,
     Original,
     PointInTime,
@@ -56,11 +58,11 @@ from services.ledger.read_side import (
     balance_figures,
     effects_of,
     flat_balance,
+    grant_on_days,
     latest_deadline,
     national_answer,
     sisa_answer,
     sisa_lines,
-    sisa_status,
     spent_in_year,
     spent_on_days,
 )
@@ -91,6 +93,9 @@ class MemoryBook:
         # Each day's sum is [cents, latest recorded_at, first recorded_at]: a list, not a dict of six
         # fields, as there are as many as days and categories (~450 bytes less each).
         self.spent_days: dict[tuple[str, int], dict[tuple[str, date, date], list[Any]]] = defaultdict(dict)
+        # A grant's figures per (grant id, holder) and (kind, booking day): what a merger moves, each day on
+        # its own. A grant has a few events (award, advances, settlements, reclaims), so this stays small.
+        self.grant_days: dict[tuple[str, str], dict[tuple[str, date], int]] = defaultdict(dict)
 
     def total(self, kind: str, **where: Any) -> int:
         fields = tuple(sorted(where))
@@ -106,6 +111,12 @@ class MemoryBook:
 
     def successor(self, municipality_code: str, year: int) -> Merger | None:
         return self.successors.get((municipality_code, year))
+
+    def grant_by_day(self, grant_id: str, municipality_code: str) -> list[GrantOnDay]:
+        days = self.grant_days.get((grant_id, municipality_code), {})
+        return grant_on_days(
+            {"kind": kind, "booked_on": booked_on, "amount_cents": cents} for (kind, booked_on), cents in days.items()
+        )
 
     def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
         days = self.spent_days.get((municipality_code, year), {})
@@ -141,6 +152,9 @@ class MemoryBook:
                         so_far[1] = row_recorded_at
                     if row_recorded_at < so_far[2]:
                         so_far[2] = row_recorded_at
+            elif kind in GRANT_KINDS:
+                grant_days = self.grant_days[(row["grant_id"], row["municipality_code"])]
+                grant_days[(kind, row["booked_on"])] = grant_days.get((kind, row["booked_on"]), 0) + row["amount_cents"]
             lookups = LOOKUPS.get(kind)
             if lookups:
                 for fields in lookups:
@@ -449,8 +463,12 @@ class Replay:
             year, self._books(None, year), self.municipality_names, self.frames.get(year, 0), per_library,
             self.library_names, self.bridge_frame,
             [(library_id, cents) for (y, library_id), cents in self.funding.items() if y == year],
-            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(year).items()},
+            sisa=self._sisa_lines(year),
             bridge_accounts=self._bridge_accounts(),
+            passed_on={
+                code for (code, merged_year), merger in self.book.successors.items()
+                if merged_year == year and self._visible(merger.effective_on, merger.recorded_at)
+            },
         )
         return {**answer, **self.point.describe()}
 

@@ -225,7 +225,15 @@ def test_sisa_lines_per_grant_decision_declarations_and_lateness(world: World) -
     status = {m["municipality_code"]: m["sisa"] for m in national["municipalities"]}
     assert (status[A]["late"], status[A]["declared"], status[B]["late"]) == (False, True, True)
     assert national["sisa_late"] == 1
-    assert world.get("/v1/balances/2025", role="finance")["sisa_late"] == 1
+    # 2025: A's account is late (its 2025 line undeclared), and so is B's, which books nothing in 2025 but
+    # still lists its 2024 grant, never declared: B is listed with it (issue 20; it was left out and uncounted)
+    national_2025 = world.get("/v1/balances/2025", role="finance")
+    rows_2025 = national_2025["municipalities"]
+    assert [(m["municipality_code"], m["awarded_cents"], m["sisa"]["late"]) for m in rows_2025] == [
+        (A, 400_000 * M, True), (B, 0, True)
+    ]
+    assert national_2025["sisa_late"] == 2
+    assert f'<li data-code="{B}" data-sisa="late">' in world.get("/dashboard/national/2025", role="ministry")
     page = world.get("/dashboard/national/2024", role="ministry")
     assert f'data-code="{B}"' in page and 'data-sisa="late"' in page and 'data-sisa="declared"' in page
     assert 'id="sisa-late"' in page

@@ -65,8 +65,9 @@ Figures (balances, national, SiSa, bridge)
     their ``decided_on``); frame unawarded = frame - awarded; awarded within frame; per library the
     library funding it received (listed once any posting to it counts, also at 0); each
     municipality's settlement's reported spending and whether it differs from its spent (null before
-    settling); counts of those and of every municipality's late SiSa account of the year (also one
-    without figures of the year). OAS NationalOut, MunicipalityBalanceOut; API SiSa; DEC Mergers.
+    settling, and for a municipality whose grant, with its settlement, a merger passed on: DEC Mergers);
+    counts of those and of every municipality's late SiSa account of the year (also one without figures
+    of the year). OAS NationalOut, MunicipalityBalanceOut; API SiSa; DEC Mergers.
  F4 SiSa of accounts year T: a line per grant year G <= T the municipality holds an award of (or has
     spending on) at the point; besteding = spent on G with its spending day in T, cumulatief =
     spent on G up to the end of T; spending a merger moved keeps its spending day. A line declared

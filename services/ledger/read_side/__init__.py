@@ -10,8 +10,8 @@ Who uses what:
   ``recorded_events_in(url)``), which the reads with ``includes_event_id`` ask before they wait;
 - the HTTP routes and the dashboard ask ``open_queries(engine)`` (a ``LedgerQueries``) for balances,
   national totals, SiSa, the journal, the years and names, and wait with ``wait_for_event``;
-- the audit replays the topics with ``effects_of`` (its book answering ``Merger`` and ``SpentOnDay``
-  questions as the live one) and shapes its answers with ``balance_figures``, ``national_answer``
+- the audit replays the topics with ``effects_of`` (its book answering ``Merger``, ``GrantOnDay`` and
+  ``SpentOnDay`` questions as the live one) and shapes its answers with ``balance_figures``, ``national_answer``
   and the SiSa shapes (``sisa_lines``, ``sisa_answer``, ``sisa_status``), so its balances and SiSa
   figures cannot drift from the live ones.
 
@@ -38,14 +38,17 @@ from services.ledger.read_side.answers import (
 )
 from services.ledger.read_side.movements import (
     ACCOUNT_STATUSES,
+    GRANT_KINDS,
     LOOKUPS,
     BridgeAccounts,
     Effects,
+    GrantOnDay,
     Merger,
     Original,
     Refused,
     SpentOnDay,
     effects_of,
+    grant_on_days,
     latest_deadline,
     spent_on_days,
 )
@@ -97,6 +100,7 @@ def grant_years_in_view(
 
 __all__ = [
     "ACCOUNT_STATUSES",
+    "GRANT_KINDS",
     "LOOKUPS",
     "PROJECTION_NAME",
     "SISA_CSV_COLUMNS",
@@ -105,6 +109,7 @@ __all__ = [
     "Declaration",
     "Effects",
     "GrantFigures",
+    "GrantOnDay",
     "GrantYearsInView",
     "LedgerQueries",
     "Merger",
@@ -119,6 +124,7 @@ __all__ = [
     "balances_projection",
     "effects_of",
     "flat_balance",
+    "grant_on_days",
     "grant_years_in_view",
     "latest_deadline",
     "national_answer",

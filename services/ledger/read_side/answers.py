@@ -6,7 +6,7 @@ by field and neither can give a figure the other does not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from contracts.canonical import format_utc
 from contracts.events.expenditures import CATEGORIES
 from services.ledger.read_side.movements import BridgeAccounts, library_bridge_rows
+from services.ledger.read_side.sisa import sisa_status
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,17 @@ def after_close_figures(event_ids: Iterable[str]) -> dict[str, Any]:
     return {"recorded_after_close_count": len(ids), "recorded_after_close_event_ids": ids}
 
 
-def settlement_against_books(kinds: dict[str, int], categories: dict[str, int]) -> dict[str, Any]:
+def settlement_against_books(
+    kinds: dict[str, int], categories: dict[str, int], *, passed_on: bool = False
+) -> dict[str, Any]:
     """A settlement's reported spending against the ledger's own spending figure (null before settling).
 
     The ledger compares it itself, whatever figure the settlement request named, so a settlement
-    that differs from the books is flagged even when its client never asked for the proposal."""
-    if "settled" not in kinds:
+    that differs from the books is flagged even when its client never asked for the proposal.
+    ``passed_on``: a merger in effect passed the municipality's grants of the year to a successor, and
+    their settlements with them: it holds none (null), although the rows that moved them out leave it
+    ``settled`` rows summing to 0."""
+    if passed_on or "settled" not in kinds:
         return {"settlement_reported_spending_cents": None, "settlement_differs_from_books": None}
     reported = kinds.get("settlement_reported", 0)
     return {
@@ -115,25 +121,35 @@ def national_answer(
     library_names: dict[str, str],
     bridge_frame_cents: int,
     funding: list[tuple[str | None, int]],
-    sisa: dict[str, dict[str, Any]] | None = None,
+    sisa: dict[str, list[dict[str, Any]]] | None = None,
     *,
     bridge_accounts: BridgeAccounts,
+    passed_on: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
     """The national view of a year, from its sums: one shape for the live queries and the audit replay,
     so the two answers can be compared field by field. ``funding``: (library id, cents) pairs;
-    ``sisa``: per municipality the status of its SiSa account of the year (``sisa.sisa_status``);
-    ``bridge_accounts``: the libraries' final accounts of the bridging subsidy and its deadline."""
+    ``sisa``: per municipality the lines of its SiSa account of the year (``sisa.sisa_lines``);
+    ``bridge_accounts``: the libraries' final accounts of the bridging subsidy and its deadline;
+    ``passed_on``: the municipalities whose grants of the year a merger passed on by the point (in effect
+    and known), which hold no settlement of the year (``settlement_against_books``).
+
+    A municipality is listed when it has figures of the year or a SiSa account of the year with a line
+    (an earlier grant not yet declared final): its account may be late with nothing booked in the year,
+    and ``sisa_late`` counts the rows, so BZK finds it in the list (issue 20's oracle found it missing)."""
+    statuses = {code: sisa_status(year, lines) for code, lines in (sisa or {}).items()}
+    accounting = {code for code, lines in (sisa or {}).items() if lines}
     rows = []
     totals_kinds: dict[str, int] = {}
     totals_categories: dict[str, int] = {}
-    for code, (kinds, categories) in sorted(books.items()):
+    for code in sorted(books.keys() | accounting):
+        kinds, categories = books.get(code, ({}, {}))
         rows.append(
             {
                 "municipality_code": code,
                 "name": municipality_names.get(code),
                 **balance_figures(kinds, categories),
-                **settlement_against_books(kinds, categories),
-                "sisa": (sisa or {}).get(code),
+                **settlement_against_books(kinds, categories, passed_on=code in passed_on),
+                "sisa": statuses.get(code),
             }
         )
         for k, v in kinds.items():

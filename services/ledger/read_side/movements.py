@@ -12,8 +12,10 @@ line 1 of an earlier event (``original``, for reversals), whether a year is clos
 municipality's grant of a year passed to (``successor``).
 
 A merger (``GrantTransferred``) moves the grant's amounts so far *and its spending* (by category)
-from the predecessor to the successor, booked on the effective date: before it each code shows its
-own figures, from it the successor's include the predecessor's and the predecessor's are zero.
+from the predecessor to the successor, each booked on the effective date or on its own day if that is
+later (an award decided after the effective date moves on the day it was decided, so nobody's award
+is negative in between): before it each code shows its own figures, from it the successor's include
+the predecessor's and the predecessor's are zero.
 Spending of the predecessor's year applied after the merger (a posting booked before the effective
 date, recorded late) moves the same way in its own event, so the order in which the projector or the
 replay reads the topics changes no figure (docs/decisions.md, "Mergers and grant years").
@@ -38,19 +40,17 @@ GRANT_KINDS = ("awarded", "advance_paid", "settled", "settlement_reported", "rec
 
 LOOKUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "grant_frame": (("year",),),
-    "awarded": (("grant_id",), ("grant_id", "municipality_code")),
-    "advance_paid": (("grant_id", "municipality_code"),),
-    "settled": (("grant_id",), ("grant_id", "municipality_code")),
-    "settlement_reported": (("grant_id",), ("grant_id", "municipality_code")),
-    "reclaim_issued": (("grant_id", "municipality_code"),),
-    "reclaim_received": (("grant_id", "municipality_code"),),
+    "awarded": (("grant_id",),),
+    "settled": (("grant_id",),),
+    "settlement_reported": (("grant_id",),),
     "bridge_frame": ((),),
     "bridge_grant": (("library_id",),),
     "bridge_settled": (("library_id",),),
 }
 """Every (kind, fields) that ``effects_of`` asks ``book.total`` for, fields sorted by name.
 
-An in-memory book keeps a running sum per entry; SQL answers any of them with a filtered sum.
+An in-memory book keeps a running sum per entry; SQL answers any of them with a filtered sum. What a
+merger moves of a grant it asks per booking day instead (``AppliedSoFar.grant_by_day``).
 """
 
 
@@ -100,6 +100,11 @@ class AppliedSoFar(Protocol):
         """Whom the municipality's grant of ``year`` passed to by a merger applied so far, if anyone."""
         ...
 
+    def grant_by_day(self, grant_id: str, municipality_code: str) -> list[GrantOnDay]:
+        """What the municipality holds of the grant so far (``GRANT_KINDS``), summed per kind and booking day
+        (``grant_on_days``): what a merger moves, each day's sum on its own day if after the effective date."""
+        ...
+
     def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
         """The municipality's spending of the grant year so far, summed per category, booking day and the
         day it was spent (``spent_on``, which a merger's move keeps), for the merger recorded at
@@ -138,6 +143,24 @@ def spent_on_days(rows: Iterable[Row], merger_recorded_at: str) -> list[SpentOnD
         SpentOnDay(category, on, cents, at, spent_on)
         for (category, on, spent_on, _later), (cents, at) in sorted(days.items())
     ]
+
+
+class GrantOnDay(NamedTuple):
+    """A grant figure (one of ``GRANT_KINDS``) a municipality holds, summed over one booking day."""
+
+    kind: str
+    booked_on: date
+    amount_cents: int
+
+
+def grant_on_days(rows: Iterable[Row]) -> list[GrantOnDay]:
+    """Grant rows (or partial sums of them) summed per kind and booking day, in ``GRANT_KINDS`` order and
+    then by day, so a merger's rows come out in one order whichever book answers."""
+    days: dict[tuple[int, date], int] = {}
+    for row in rows:
+        key = (GRANT_KINDS.index(row["kind"]), row["booked_on"])
+        days[key] = days.get(key, 0) + int(row["amount_cents"])
+    return [GrantOnDay(GRANT_KINDS[kind], on, cents) for (kind, on), cents in sorted(days.items())]
 
 
 Row = dict[str, Any]
@@ -271,22 +294,30 @@ def _grant_settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
 
 def _transferred(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     """The grant's amounts and spending so far move from the merged municipality to its successor,
-    booked on the effective date (recorded when the merger was)."""
+    booked on the effective date or, for what was booked later (an award decided after the effective
+    date), on its own day, and recorded when the merger was.
+
+    Moving a later figure on the effective date would show it before it existed: the predecessor an
+    award of minus the award and the successor one not yet decided (issue 20's oracle found it). The
+    grant's own events share the merger's stream, so every one of them was recorded before it."""
     p = envelope["payload"]
     old, new, year = p["from_municipality_code"], p["municipality_code"], p["year"]
+    effective_on = day(p["effective_on"])
     rows: list[Row] = []
-    for kind in GRANT_KINDS:
-        moved = book.total(kind, grant_id=p["grant_id"], municipality_code=old)
-        if moved:
-            rows.append(_grant_row({**p, "municipality_code": old}, kind, -moved, p["effective_on"]))
-            rows.append(_grant_row({**p, "municipality_code": new}, kind, moved, p["effective_on"]))
+    for figure in book.grant_by_day(p["grant_id"], old):
+        # A settlement of 0 (nothing was spent) is a settlement all the same: its rows of 0 pass on too, so
+        # the successor holds it (``answers.settlement_against_books`` asks for a ``settled`` row).
+        if figure.amount_cents or figure.kind == "settled":
+            moved_on = max(figure.booked_on, effective_on).isoformat()
+            rows.append(_grant_row({**p, "municipality_code": old}, figure.kind, -figure.amount_cents, moved_on))
+            rows.append(_grant_row({**p, "municipality_code": new}, figure.kind, figure.amount_cents, moved_on))
     # Spending is kept per (municipality, grant year), not per grant: a municipality holds one grant of
     # a year of its own. A chain of mergers passes a middle code's year on in one merger, perhaps in
     # several GrantTransferred events (one per grant it holds): its spending moves with the first.
     if book.successor(old, year) is None:
         for spent in book.spent_by_day(old, year, envelope["recorded_at"]):
             if spent.amount_cents:
-                on = max(spent.booked_on, day(p["effective_on"]))
+                on = max(spent.booked_on, effective_on)
                 recorded_at = max(spent.recorded_at, envelope["recorded_at"])
                 rows.extend(
                     _spent_moves(old, new, year, spent.category, spent.amount_cents, on, recorded_at, spent.spent_on)

@@ -15,13 +15,16 @@ from sqlalchemy import Connection, Engine, case, delete, func, insert, select, u
 from services.common.bulk_insert import BulkInsert
 from services.common.consumer import Rejected
 from services.ledger.read_side.movements import (
+    GRANT_KINDS,
     LOOKUPS,
     Effects,
+    GrantOnDay,
     Merger,
     Original,
     Refused,
     SpentOnDay,
     effects_of,
+    grant_on_days,
     spent_on_days,
 )
 from services.ledger.read_side.sql.view import (
@@ -74,6 +77,21 @@ class SqlBook:
 
     def successor(self, municipality_code: str, year: int) -> Merger | None:
         return successor_in(self.connection, municipality_code, year)
+
+    def grant_by_day(self, grant_id: str, municipality_code: str) -> list[GrantOnDay]:
+        return grant_on_days(self._grant_rows(grant_id, municipality_code))
+
+    def _grant_rows(self, grant_id: str, municipality_code: str) -> list[dict[str, Any]]:
+        query = (
+            select(journal.c.kind, journal.c.booked_on, func.sum(journal.c.amount_cents).label("amount_cents"))
+            .where(
+                journal.c.grant_id == grant_id,
+                journal.c.kind.in_(GRANT_KINDS),
+                journal.c.municipality_code == municipality_code,
+            )
+            .group_by(journal.c.kind, journal.c.booked_on)
+        )
+        return [dict(row._mapping) for row in self.connection.execute(query)]
 
     def spent_by_day(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[SpentOnDay]:
         return spent_on_days(self._spent_rows(municipality_code, year, merger_recorded_at), merger_recorded_at)
@@ -196,6 +214,15 @@ class BatchBook(SqlBook):
                 municipality_code, year
             )
         return self.closed[key]
+
+    def _grant_rows(self, grant_id: str, municipality_code: str) -> list[dict[str, Any]]:
+        held = [
+            row
+            for kind in GRANT_KINDS
+            for row in self.held_by_kind.get(kind, ())
+            if row["grant_id"] == grant_id and row["municipality_code"] == municipality_code
+        ]
+        return super()._grant_rows(grant_id, municipality_code) + held
 
     def _spent_rows(self, municipality_code: str, year: int, merger_recorded_at: str) -> list[dict[str, Any]]:
         held = [

@@ -27,7 +27,7 @@ from services.ledger.read_side.answers import (
     national_answer,
 )
 from services.ledger.read_side.movements import BridgeAccounts, latest_deadline
-from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines, sisa_status
+from services.ledger.read_side.sisa import Declaration, GrantFigures, sisa_answer, sisa_lines
 from services.ledger.read_side.sql.projected import ProjectedEvents, WaitersFull
 from services.ledger.read_side.sql.view import (
     PROJECTION_NAME,
@@ -240,10 +240,22 @@ class LedgerQueries:
         answer = national_answer(
             year, self._books(None, year, at), names, frame, per_library, library_names, bridge_frame,
             [(r.counterparty_id, int(r.cents)) for r in funding],
-            sisa={code: sisa_status(year, lines) for code, lines in self._sisa_lines(None, year, at).items()},
+            sisa=self._sisa_lines(None, year, at),
             bridge_accounts=self._bridge_accounts(at),
+            passed_on=self._passed_on(year, at),
         )
         return {**answer, **at.describe(), "offsets": offsets}
+
+    def _passed_on(self, year: int, at: PointInTime) -> set[str]:
+        """The municipalities whose grants of ``year`` a merger passed on by ``at``: its effective date
+        reached (``as_of``) and the merger recorded (``known_at``)."""
+        where = [mergers.c.year == year]
+        if at.as_of is not None:
+            where.append(mergers.c.effective_on <= at.as_of)
+        if at.known_at is not None:
+            where.append(mergers.c.recorded_at <= format_utc(at.known_at))
+        with self.engine.connect() as connection:
+            return set(connection.execute(select(mergers.c.municipality_code).where(*where).distinct()).scalars())
 
     def bridge(self, at: PointInTime) -> dict[str, Any]:
         """The bridging subsidy on its own (the national view's ``bridge``): what the KB reads."""
