@@ -193,7 +193,12 @@ class MunicipalityBalanceOut(MoneyOut):
     municipality_code = fields.String()
     name = fields.String(allow_none=True)
     settlement_reported_spending_cents = fields.Integer(
-        allow_none=True, metadata={"description": "The spending the settlement was made on; null before settling."}
+        allow_none=True,
+        metadata={
+            "description": "The spending the settlement was made on; null before settling, and null for a "
+            "municipality whose grants of the year a merger passed on (from its effective date: the successor "
+            "holds the settlement)."
+        },
     )
     settlement_differs_from_books = fields.Boolean(
         allow_none=True,
@@ -270,7 +275,14 @@ class NationalOut(PointInTimeOut):
     frame_unawarded_cents = fields.Integer()
     settlements_differing_from_books = fields.Integer()
     sisa_late = fields.Integer(metadata={"description": "Municipalities whose SiSa account of the year is late."})
-    municipalities = fields.List(fields.Nested(MunicipalityBalanceOut))
+    municipalities = fields.List(
+        fields.Nested(MunicipalityBalanceOut),
+        metadata={
+            "description": "Every municipality with figures of the year, or with a line in its SiSa account of "
+            "the year (then with zeros where it has no figures), so that each late account counted in "
+            "`sisa_late` has its row."
+        },
+    )
     totals = fields.Nested(MoneyOut)
     bridge = fields.Nested(BridgeOut)
     library_funding_received = fields.List(fields.Nested(LibraryFundingOut))
