@@ -14,7 +14,9 @@ documents leave open and this model decides (docs/decisions.md, "An independent 
 
 Payments (ido.grants.v1)
  P1 A year's frame is set once; the same frame again changes nothing, another is refused; it changes
-    only by an amendment, never to the same amount or below what is awarded. DEC Payments; OAS frame.
+    only by an amendment, never to the same amount or below what is awarded, nor decided before the
+    decision it amends (ORACLE: found by the random histories through the services, issue 20). DEC
+    Payments; OAS frame.
  P2 An award needs the year's frame; the year's awards never exceed the frame; a municipality has one
     award a year (the identical award again changes nothing, another is refused). OAS grants; DEC Payments.
  P3 An annex import is one batch: rows already awarded identically are skipped, a row with another
@@ -240,6 +242,8 @@ class Oracle:
             return Refused("P1 the same frame")
         if cmd.frame_cents < self._awarded(cmd.year):
             return Refused("P1 frame below what is awarded")
+        if cmd.decided_on < max(on for y, _d, on, _r in self.frame_entries if y == cmd.year):
+            return Refused("P1 an amendment decided before the decision it amends")
         self._set_frame(cmd.year, cmd.frame_cents, cmd.decided_on, cmd.known_at)
         return ACCEPTED
 
@@ -593,8 +597,11 @@ class Oracle:
         for lib, kind, amount, on, recorded in self.bridge_entries:
             if at.counts(on, recorded):
                 sums[lib][kind + "_cents"] += amount
+        # the frame, like a grant, is booked on the day it was recorded (ORACLE; docs/decisions.md, "Random
+        # histories through the services")
+        recorded = self.bridge_frame_recorded
         frame = self.bridge_frame if self.bridge_frame and (
-            at.known_at is None or self.bridge_frame_recorded is None or self.bridge_frame_recorded <= at.known_at
+            recorded is None or at.counts(recorded.date(), recorded)
         ) else None
         judged = at.day(self.today)
         statuses = {}
