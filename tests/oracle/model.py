@@ -29,6 +29,10 @@ Payments (ido.grants.v1)
     correct the latest one; the settled figure is *set*: it moves by the difference. DEC Payments, AUD replay.
  P6 A reclaim is exactly paid - settled - already reclaimed, only after a settlement and only when
     positive; a receipt never exceeds what is outstanding (issued - received). DEC Payments; OAS reclaims.
+ P8 Each step of a grant is dated in order: an advance not before the award; a settlement after the
+    grant year ends, not before the award nor before the settlement it corrects; a reclaim not before
+    the settlement; a receipt not before the (latest) reclaim issued. ORACLE: the payments service's
+    rules, found by the random histories through the services (issue 20); what a user expects.
  P7 A merger passes every grant the municipality holds to the successor (its award, advances,
     settlements and reclaims), and its spending of each such grant year, per category and booking
     day; each moved amount is booked on the later of its own day and the effective date and known
@@ -164,6 +168,9 @@ class _Grant:
     settled_cents: int | None = None
     reclaim_issued_cents: int = 0
     reclaim_received_cents: int = 0
+    awarded_on: date = date.min  # P8: the days a later step of the grant may not precede
+    settled_on: date = date.min
+    reclaim_issued_on: date = date.min
 
 
 @dataclass
@@ -275,7 +282,7 @@ class Oracle:
         if self._awarded(cmd.year) + sum(r.amount_cents for r in new) > self.frames[cmd.year]:
             return Refused("P2 awards above the frame")
         for row in new:
-            self.grants[(cmd.year, row.code)] = _Grant(row.code, row.amount_cents)
+            self.grants[(cmd.year, row.code)] = _Grant(row.code, row.amount_cents, awarded_on=cmd.awarded_on)
             self.names.setdefault(row.code, row.name)
             self.held.add((row.code, cmd.year))
             self._entry(row.code, cmd.year, "awarded", row.amount_cents, cmd.awarded_on, cmd.known_at)
@@ -292,6 +299,8 @@ class Oracle:
         limit = grant.award_cents if grant.settled_cents is None else grant.settled_cents
         if cmd.amount_cents < 1 or grant.paid_cents + cmd.amount_cents > limit:
             return Refused("P4 payments above the award (or the settled amount)")
+        if cmd.paid_on < grant.awarded_on:
+            return Refused("P8 paid before the award")
         grant.paid_cents += cmd.amount_cents
         self._entry(grant.holder, cmd.year, "advanced", cmd.amount_cents, cmd.paid_on, cmd.known_at)
         return ACCEPTED
@@ -306,7 +315,10 @@ class Oracle:
         settled = default if cmd.settled_cents is None else cmd.settled_cents
         if settled > default or settled < 0 or (settled < default and not cmd.reason):
             return Refused("P5 settled above min(reported, award), or lower without a reason")
+        if cmd.settled_on.year <= cmd.year or cmd.settled_on < max(grant.awarded_on, grant.settled_on):
+            return Refused("P8 settled after the grant year, the award and the settlement it corrects")
         previous = grant.settled_cents or 0
+        grant.settled_on = cmd.settled_on
         reported_before = self.reported.get((cmd.year, cmd.grant_code), 0)
         grant.settled_cents = settled
         self.reported[(cmd.year, cmd.grant_code)] = cmd.reported_spending_cents
@@ -327,7 +339,10 @@ class Oracle:
         if due == 0 or cmd.amount_cents != due:
             return Refused("P6 a reclaim is exactly paid - settled - reclaimed, after settling")
         grant = self.grants[(cmd.year, cmd.grant_code)]
+        if cmd.issued_on < grant.settled_on:
+            return Refused("P8 a reclaim issued before the settlement")
         grant.reclaim_issued_cents += due
+        grant.reclaim_issued_on = cmd.issued_on
         self._entry(grant.holder, cmd.year, "reclaim_issued", due, cmd.issued_on, cmd.known_at)
         return ACCEPTED
 
@@ -337,6 +352,8 @@ class Oracle:
             grant.reclaim_received_cents + cmd.amount_cents > grant.reclaim_issued_cents
         ):
             return Refused("P6 a receipt above what is outstanding")
+        if cmd.received_on < grant.reclaim_issued_on:
+            return Refused("P8 a receipt before the reclaim was issued")
         grant.reclaim_received_cents += cmd.amount_cents
         self._entry(grant.holder, cmd.year, "reclaim_received", cmd.amount_cents, cmd.received_on, cmd.known_at)
         return ACCEPTED
