@@ -2,22 +2,26 @@
 
 ``make test`` runs ``HISTORIES`` histories of at most ``STEPS`` steps, the same ones every run
 (derandomized: CI must not turn red by chance); ``make resilience`` runs many more, random ones
-(tests/resilience/test_oracle_histories.py). The machine and its rules: ``tests/oracle/machine.py``.
+(tests/resilience/test_oracle_histories.py, ``IDO_ORACLE_HISTORIES``). The machine and its rules:
+``tests/oracle/machine.py``. A failing history is printed as steps (``state.award(...)``): pasted
+below ``OracleMachine.use(...)`` in a test, as the xfail tests here are, they replay it.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from kafka import KafkaAdminClient
 
-from tests.oracle.machine import OracleMachine
+from tests.oracle.machine import Disagreement, OracleMachine
 from tests.support.infra import KafkaInfo
 
-HISTORIES = 3
-"""Histories a run of ``make test`` drives (about N s on the 2-core machine)."""
+HISTORIES = 4
+"""Histories a run of ``make test`` drives (about 50 s on the 2-core machine, beside the other tests)."""
 STEPS = 20
 
 
@@ -34,3 +38,27 @@ def test_random_histories_through_the_services_agree_with_the_oracle(
     kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
     run_histories(kafka, kafka_admin, tmp_path, histories=HISTORIES, steps=STEPS, derandomize=True)
+
+
+@pytest.mark.xfail(strict=True, raises=Disagreement,
+                   reason="open: the bridge takes an account spending more than was paid, the oracle refuses it")
+def test_an_account_spending_more_than_was_paid(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the random histories (shrunk by hand to this script). A library granted 5,000.00 and paid
+    nothing submits its final account: spent 114.92. The bridge records it with unspent 0 and no reclaim;
+    the oracle refuses an account spending more than was paid (model.py F5, an ORACLE choice: the
+    documents do not say). Not judged yet: either the bridge refuses it (422 on spent_cents), or the
+    oracle takes it and settles min(spent, paid). Until then the random histories do not send it."""
+    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    try:
+        state.opening(advances=False, awards_2024={"GM0363": 1_000_00}, awards_2025={})
+        state.after_every_step()
+        state.bridge_grant(amount_cents=5_000_00, library="NL-KVK-30000001")
+        state.after_every_step()
+        state.bridge_account(library="NL-KVK-30000001", spent_cents=114_92, submitted_on=date(2024, 8, 7))
+        state.after_every_step()
+    finally:
+        state.teardown()
