@@ -57,8 +57,9 @@ Ledger (ido.expenditures.v1)
     within the grant year and not before the expenditure's day; not given, today if that qualifies,
     else the expenditure's own day. DEC Inputs (Reversal without booked_on); FIN 7.
  L6 An import is all rows or none. OAS import; DASH Uploading.
- L7 A SiSa line is declared once; its grant year is at most the accounts year; the municipality's
-    declaration is dated the day it is recorded. API SiSa; DEC SiSa.
+ L7 A SiSa line is declared once (the same declaration by the same declarer again changes nothing: the
+    ledger answers it as a retry, found by the random histories, issue 20); its grant year is at most
+    the accounts year; the municipality's declaration is dated the day it is recorded. API SiSa; DEC SiSa.
 
 Figures (balances, national, SiSa, bridge)
  F1 as_of counts what is booked on or before the day, known_at what is recorded by the moment; both
@@ -198,6 +199,7 @@ class _Declaration:
     final_account: bool
     declared_on: date
     recorded: datetime
+    own: bool = True  # declared by the municipality itself (no declared_on given)
 
 
 SISA_DEADLINE_DAY = (7, 15)  # F4: 15 July of T+1
@@ -362,6 +364,11 @@ class Oracle:
         held = [(year, code) for (year, code), g in self.grants.items() if g.holder == cmd.code]
         if cmd.code == cmd.successor:
             return Refused("P7 merging into itself")
+        earlier = self.merged.get(cmd.code)
+        if earlier is not None and earlier.successor == cmd.successor:
+            # the same merger again passes nothing more (OAS MergerResult.unchanged: "Grants passed to it by
+            # this merger before"); the service does not compare the effective date (reported, issue 20)
+            return ACCEPTED
         if cmd.code in self.merged or cmd.successor in self.merged:
             return Refused("P7 merged before (or into a code that merged)")
         if not any(code == cmd.code for code, _year in self.held):
@@ -438,9 +445,13 @@ class Oracle:
     def _DeclareSisa(self, cmd: c.DeclareSisa) -> Verdict:  # noqa: N802
         key = (cmd.code, cmd.accounts_year, cmd.grant_year)
         day = cmd.declared_on if cmd.declared_on is not None else cmd.known_at.date()
+        existing = self.declarations.get(key)
+        same = (cmd.final_account, cmd.declared_on is None)
+        if existing is not None and (existing.final_account, existing.own) == same:
+            return ACCEPTED  # L7: the same declaration again is its retry and changes nothing
         if key in self.declarations or cmd.grant_year > cmd.accounts_year or day > cmd.known_at.date():
             return Refused("L7 a line declared once, G <= T, not after today")
-        self.declarations[key] = _Declaration(cmd.final_account, day, cmd.known_at)
+        self.declarations[key] = _Declaration(cmd.final_account, day, cmd.known_at, cmd.declared_on is None)
         return ACCEPTED
 
     def _SetBridgeFrame(self, cmd: c.SetBridgeFrame) -> Verdict:  # noqa: N802
