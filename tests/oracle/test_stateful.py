@@ -62,3 +62,31 @@ def test_an_account_spending_more_than_was_paid(
         state.after_every_step()
     finally:
         state.teardown()
+
+
+@pytest.mark.xfail(strict=True, raises=Disagreement,
+                   reason="open: the ledger answers a second reversal with a new Idempotency-Key 201, not 409")
+def test_a_second_reversal_with_a_new_key_is_refused(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the random histories (shrunk by hand to this script). GM0363 records an expenditure and
+    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answers 201 with
+    the first reversal's ids (no second event, so no money moves). By the documents an expenditure is
+    reversed once (docs/api/README.md, the reversal route: "Reverse an expenditure once"; the domain
+    refuses a second with 409): a client that sends a new key means a new reversal and should hear it is
+    refused. ``LedgerApplication.reverse_expenditure`` takes any key as the first run's own."""
+    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    try:
+        state.opening(advances=True, awards_2024={"GM0363": 10_000_00}, awards_2025={})
+        state.after_every_step()
+        state.spend(as_holder=False, code="GM0363", when=(2024, date(2024, 3, 1)), category="promotion",
+                    amount_cents=100_00, library="NL-KVK-41215098")
+        state.after_every_step()
+        state.reverse(booked_on=None, index=0)
+        state.after_every_step()
+        state.reverse(booked_on=None, index=0)
+        state.after_every_step()
+    finally:
+        state.teardown()
