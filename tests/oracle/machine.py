@@ -210,6 +210,11 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(code=codes, successor=codes, effective_on=st.sampled_from(
         (date(2024, 1, 1), date(2024, 7, 1), date(2025, 1, 1), date(2025, 4, 1))))
     def merge(self, code: str, successor: str, effective_on: date) -> None:
+        if successor in self.oracle.merged and code not in self.oracle.merged and not self.open_differences:
+            # Open difference, not judged (docs/decisions.md, "Random histories through the services"):
+            # payments passes a grant to a successor that merged itself (into a third code) before; the
+            # oracle refuses a merger into a code that merged. Not sent.
+            return
         trial = copy.deepcopy(self.oracle)
         if trial.apply(c.Merge(code, successor, effective_on, now())) == ACCEPTED and \
                 moves_a_grant_figure_before_its_day(trial):
@@ -323,6 +328,8 @@ class OracleMachine(RuleBasedStateMachine):
     def compare_at_a_random_point(self, as_of: date | None, mark: int | None) -> None:
         at = Point(as_of, self.marks[mark % len(self.marks)] if mark is not None and self.marks else None)
         found = known_faults_left_out(differences(self.oracle, HttpFigures(self.stack), at, YEARS))
+        if at.as_of is not None and not self.open_differences:
+            found = [x for x in found if not bridge_status_before_the_grant(x)]
         if found:
             raise Disagreement(f"at {at}:\n" + "\n".join(found[:12]))
         self.compare_csv_exports(at)
@@ -422,6 +429,16 @@ def known_faults_left_out(found: list[str]) -> list[str]:
     test_the_national_view_counts_a_late_account_of_a_municipality_without_figures_of_the_year): the
     national sisa_late misses a late account without figures of the year. Left out so the rest is compared."""
     return [x for x in found if "sisa_late" not in x]
+
+
+def bridge_status_before_the_grant(difference: str) -> bool:
+    """Open difference, not judged (docs/decisions.md, "Random histories through the services"): at an
+    ``as_of`` before the day a library's grant was recorded, the ledger judges its account (``missing``
+    past the deadline) while its granted figure is still 0; the oracle says ``no_grant``. The services
+    record at the real time, so every ``as_of`` of the random points lies before the grants' days."""
+    return difference.startswith(("bridge accounts_missing", "bridge accounts_late")) or (
+        difference.startswith("bridge NL-") and " status: " in difference
+    )
 
 
 def with_given_ids(command: c.Spend | c.ImportExpenditures, body: Any) -> c.Command:
