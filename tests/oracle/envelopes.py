@@ -53,6 +53,8 @@ class Recorder:
             return sum(lib.granted_cents for lib in o.libraries.values())
         if isinstance(command, c.SetFrame):
             return command.year in o.frames
+        if isinstance(command, c.DeclareSisa):
+            return (command.code, command.accounts_year, command.grant_year) in o.declarations
         return None
 
     def _event(self, event_type: str, stream: str, key: str, at: datetime, **payload: Any) -> dict[str, Any]:
@@ -133,6 +135,8 @@ class Recorder:
                         grant_year=cmd.year, closed_on=cmd.closed_on.isoformat(), closed_by="ministry",
                         final_account=False)
         elif isinstance(cmd, c.DeclareSisa):
+            if before:  # the same declaration again: nothing recorded
+                return
             declared = o.declarations[(cmd.code, cmd.accounts_year, cmd.grant_year)]
             self._event("SisaLineDeclared", f"sisa-{cmd.code}-{cmd.accounts_year}-{cmd.grant_year}", cmd.code, at,
                         municipality_code=cmd.code, accounts_year=cmd.accounts_year, grant_year=cmd.grant_year,

@@ -14,7 +14,9 @@ documents leave open and this model decides (docs/decisions.md, "An independent 
 
 Payments (ido.grants.v1)
  P1 A year's frame is set once; the same frame again changes nothing, another is refused; it changes
-    only by an amendment, never to the same amount or below what is awarded. DEC Payments; OAS frame.
+    only by an amendment, never to the same amount or below what is awarded, nor decided before the
+    decision it amends (ORACLE: found by the random histories through the services, issue 20). DEC
+    Payments; OAS frame.
  P2 An award needs the year's frame; the year's awards never exceed the frame; a municipality has one
     award a year (the identical award again changes nothing, another is refused). OAS grants; DEC Payments.
  P3 An annex import is one batch: rows already awarded identically are skipped, a row with another
@@ -27,6 +29,10 @@ Payments (ido.grants.v1)
     correct the latest one; the settled figure is *set*: it moves by the difference. DEC Payments, AUD replay.
  P6 A reclaim is exactly paid - settled - already reclaimed, only after a settlement and only when
     positive; a receipt never exceeds what is outstanding (issued - received). DEC Payments; OAS reclaims.
+ P8 Each step of a grant is dated in order: an advance not before the award; a settlement after the
+    grant year ends, not before the award nor before the settlement it corrects; a reclaim not before
+    the settlement; a receipt not before the (latest) reclaim issued. ORACLE: the payments service's
+    rules, found by the random histories through the services (issue 20); what a user expects.
  P7 A merger passes every grant the municipality holds to the successor (its award, advances,
     settlements and reclaims), and its spending of each such grant year, per category and booking
     day; each moved amount is booked on the later of its own day and the effective date and known
@@ -51,8 +57,9 @@ Ledger (ido.expenditures.v1)
     within the grant year and not before the expenditure's day; not given, today if that qualifies,
     else the expenditure's own day. DEC Inputs (Reversal without booked_on); FIN 7.
  L6 An import is all rows or none. OAS import; DASH Uploading.
- L7 A SiSa line is declared once; its grant year is at most the accounts year; the municipality's
-    declaration is dated the day it is recorded. API SiSa; DEC SiSa.
+ L7 A SiSa line is declared once (the same declaration by the same declarer again changes nothing: the
+    ledger answers it as a retry, found by the random histories, issue 20); its grant year is at most
+    the accounts year; the municipality's declaration is dated the day it is recorded. API SiSa; DEC SiSa.
 
 Figures (balances, national, SiSa, bridge)
  F1 as_of counts what is booked on or before the day, known_at what is recorded by the moment; both
@@ -163,6 +170,9 @@ class _Grant:
     settled_cents: int | None = None
     reclaim_issued_cents: int = 0
     reclaim_received_cents: int = 0
+    awarded_on: date = date.min  # P8: the days a later step of the grant may not precede
+    settled_on: date = date.min
+    reclaim_issued_on: date = date.min
 
 
 @dataclass
@@ -190,6 +200,7 @@ class _Declaration:
     final_account: bool
     declared_on: date
     recorded: datetime
+    own: bool = True  # declared by the municipality itself (no declared_on given)
 
 
 SISA_DEADLINE_DAY = (7, 15)  # F4: 15 July of T+1
@@ -241,6 +252,8 @@ class Oracle:
             return Refused("P1 the same frame")
         if cmd.frame_cents < self._awarded(cmd.year):
             return Refused("P1 frame below what is awarded")
+        if cmd.decided_on < max(on for y, _d, on, _r in self.frame_entries if y == cmd.year):
+            return Refused("P1 an amendment decided before the decision it amends")
         self._set_frame(cmd.year, cmd.frame_cents, cmd.decided_on, cmd.known_at)
         return ACCEPTED
 
@@ -272,7 +285,7 @@ class Oracle:
         if self._awarded(cmd.year) + sum(r.amount_cents for r in new) > self.frames[cmd.year]:
             return Refused("P2 awards above the frame")
         for row in new:
-            self.grants[(cmd.year, row.code)] = _Grant(row.code, row.amount_cents)
+            self.grants[(cmd.year, row.code)] = _Grant(row.code, row.amount_cents, awarded_on=cmd.awarded_on)
             self.names.setdefault(row.code, row.name)
             self.held.add((row.code, cmd.year))
             self._entry(row.code, cmd.year, "awarded", row.amount_cents, cmd.awarded_on, cmd.known_at)
@@ -289,6 +302,8 @@ class Oracle:
         limit = grant.award_cents if grant.settled_cents is None else grant.settled_cents
         if cmd.amount_cents < 1 or grant.paid_cents + cmd.amount_cents > limit:
             return Refused("P4 payments above the award (or the settled amount)")
+        if cmd.paid_on < grant.awarded_on:
+            return Refused("P8 paid before the award")
         grant.paid_cents += cmd.amount_cents
         self._entry(grant.holder, cmd.year, "advanced", cmd.amount_cents, cmd.paid_on, cmd.known_at)
         return ACCEPTED
@@ -303,7 +318,10 @@ class Oracle:
         settled = default if cmd.settled_cents is None else cmd.settled_cents
         if settled > default or settled < 0 or (settled < default and not cmd.reason):
             return Refused("P5 settled above min(reported, award), or lower without a reason")
+        if cmd.settled_on.year <= cmd.year or cmd.settled_on < max(grant.awarded_on, grant.settled_on):
+            return Refused("P8 settled after the grant year, the award and the settlement it corrects")
         previous = grant.settled_cents or 0
+        grant.settled_on = cmd.settled_on
         reported_before = self.reported.get((cmd.year, cmd.grant_code), 0)
         grant.settled_cents = settled
         self.reported[(cmd.year, cmd.grant_code)] = cmd.reported_spending_cents
@@ -324,7 +342,10 @@ class Oracle:
         if due == 0 or cmd.amount_cents != due:
             return Refused("P6 a reclaim is exactly paid - settled - reclaimed, after settling")
         grant = self.grants[(cmd.year, cmd.grant_code)]
+        if cmd.issued_on < grant.settled_on:
+            return Refused("P8 a reclaim issued before the settlement")
         grant.reclaim_issued_cents += due
+        grant.reclaim_issued_on = cmd.issued_on
         self._entry(grant.holder, cmd.year, "reclaim_issued", due, cmd.issued_on, cmd.known_at)
         return ACCEPTED
 
@@ -334,6 +355,8 @@ class Oracle:
             grant.reclaim_received_cents + cmd.amount_cents > grant.reclaim_issued_cents
         ):
             return Refused("P6 a receipt above what is outstanding")
+        if cmd.received_on < grant.reclaim_issued_on:
+            return Refused("P8 a receipt before the reclaim was issued")
         grant.reclaim_received_cents += cmd.amount_cents
         self._entry(grant.holder, cmd.year, "reclaim_received", cmd.amount_cents, cmd.received_on, cmd.known_at)
         return ACCEPTED
@@ -342,6 +365,11 @@ class Oracle:
         held = [(year, code) for (year, code), g in self.grants.items() if g.holder == cmd.code]
         if cmd.code == cmd.successor:
             return Refused("P7 merging into itself")
+        earlier = self.merged.get(cmd.code)
+        if earlier is not None and earlier.successor == cmd.successor:
+            # the same merger again passes nothing more (OAS MergerResult.unchanged: "Grants passed to it by
+            # this merger before"); the service does not compare the effective date (reported, issue 20)
+            return ACCEPTED
         if cmd.code in self.merged or cmd.successor in self.merged:
             return Refused("P7 merged before (or into a code that merged)")
         if not any(code == cmd.code for code, _year in self.held):
@@ -418,9 +446,13 @@ class Oracle:
     def _DeclareSisa(self, cmd: c.DeclareSisa) -> Verdict:  # noqa: N802
         key = (cmd.code, cmd.accounts_year, cmd.grant_year)
         day = cmd.declared_on if cmd.declared_on is not None else cmd.known_at.date()
+        existing = self.declarations.get(key)
+        same = (cmd.final_account, cmd.declared_on is None)
+        if existing is not None and (existing.final_account, existing.own) == same:
+            return ACCEPTED  # L7: the same declaration again is its retry and changes nothing
         if key in self.declarations or cmd.grant_year > cmd.accounts_year or day > cmd.known_at.date():
             return Refused("L7 a line declared once, G <= T, not after today")
-        self.declarations[key] = _Declaration(cmd.final_account, day, cmd.known_at)
+        self.declarations[key] = _Declaration(cmd.final_account, day, cmd.known_at, cmd.declared_on is None)
         return ACCEPTED
 
     def _SetBridgeFrame(self, cmd: c.SetBridgeFrame) -> Verdict:  # noqa: N802
@@ -594,8 +626,11 @@ class Oracle:
         for lib, kind, amount, on, recorded in self.bridge_entries:
             if at.counts(on, recorded):
                 sums[lib][kind + "_cents"] += amount
+        # the frame, like a grant, is booked on the day it was recorded (ORACLE; docs/decisions.md, "Random
+        # histories through the services")
+        recorded = self.bridge_frame_recorded
         frame = self.bridge_frame if self.bridge_frame and (
-            at.known_at is None or self.bridge_frame_recorded is None or self.bridge_frame_recorded <= at.known_at
+            recorded is None or at.counts(recorded.date(), recorded)
         ) else None
         judged = at.day(self.today)
         statuses = {}

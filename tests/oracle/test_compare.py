@@ -167,7 +167,7 @@ def settlement_flags(national: dict[str, Any]) -> dict[str, tuple[int | None, bo
 
 @pytest.mark.parametrize("reported_euros", [600, 0])
 def test_a_settlement_passes_with_its_grant_and_the_predecessor_holds_none(reported_euros: int) -> None:
-    """A settles its 2024 grant on 1 May and merges into B from 1 July. From then on the settlement is B's,
+    """A settles its 2024 grant on 1 May 2025 and merges into B from 1 July 2025. From then on the settlement is B's,
     as the grant is (docs/decisions.md, Mergers: a merger passes the grant's award, advances, settlements
     and reclaims), and A holds none: its national row shows null, as before settling (OAS
     MunicipalityBalanceOut.settlement_reported_spending_cents: "null before settling"). The ledger
@@ -181,12 +181,12 @@ def test_a_settlement_passes_with_its_grant_and_the_predecessor_holds_none(repor
         c.Award(2024, B, B, 2_000 * EUR, d("2024-01-10"), at("2024-01-10", "12:00:01")),
         *([c.Spend("00000000-0000-4000-8000-000000000001", A, 2024, "promotion", spent, d("2024-03-01"),
                    at("2024-03-02"))] if spent else []),
-        c.Settle(2024, A, spent, d("2024-05-01"), at("2024-05-02")),
-        c.Merge(A, B, d("2024-07-01"), at("2024-07-05")),
+        c.Settle(2024, A, spent, d("2025-05-01"), at("2025-05-02")),  # a settlement follows its grant year
+        c.Merge(A, B, d("2025-07-01"), at("2025-07-05")),
     ])
     expected = {  # (reported, differs) per code, worked out by hand
-        Point(d("2024-06-30")): {A: (spent, False), B: (None, None)},  # before the effective date: A's own
-        Point(known_at=at("2024-07-04")): {A: (spent, False), B: (None, None)},  # the merger not yet known
+        Point(d("2025-06-30")): {A: (spent, False), B: (None, None)},  # before the effective date: A's own
+        Point(known_at=at("2025-07-04")): {A: (spent, False), B: (None, None)},  # the merger not yet known
         Point(): {A: (None, None), B: (spent, False)},  # B's spending is A's moved: the same as reported
     }
     with tempfile.TemporaryDirectory() as folder:

@@ -1,0 +1,92 @@
+"""Random histories through the real services' HTTP APIs against the oracle (issue 20, Must show 2).
+
+``make test`` runs ``HISTORIES`` histories of at most ``STEPS`` steps, the same ones every run
+(derandomized: CI must not turn red by chance); ``make resilience`` runs many more, random ones
+(tests/resilience/test_oracle_histories.py, ``IDO_ORACLE_HISTORIES``). The machine and its rules:
+``tests/oracle/machine.py``. A failing history is printed as steps (``state.award(...)``): pasted
+below ``OracleMachine.use(...)`` in a test, as the xfail tests here are, they replay it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+from kafka import KafkaAdminClient
+
+from tests.oracle.machine import Disagreement, OracleMachine
+from tests.support.infra import KafkaInfo
+
+HISTORIES = 4
+"""Histories a run of ``make test`` drives: 35-51 s measured on the 2-core machine (each xfail script below ~5 s)."""
+STEPS = 20
+
+
+def run_histories(kafka: KafkaInfo, admin: KafkaAdminClient, folder: Path, *, histories: int, steps: int,
+                  derandomize: bool) -> None:
+    OracleMachine.use(kafka, admin, folder)
+    run_state_machine_as_test(OracleMachine, settings=settings(
+        max_examples=histories, stateful_step_count=steps, deadline=None, derandomize=derandomize,
+        suppress_health_check=list(HealthCheck), database=None if derandomize else settings.default.database,
+    ))
+
+
+def test_random_histories_through_the_services_agree_with_the_oracle(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
+) -> None:
+    run_histories(kafka, kafka_admin, tmp_path, histories=HISTORIES, steps=STEPS, derandomize=True)
+
+
+@pytest.mark.xfail(strict=True, raises=Disagreement,
+                   reason="open: the bridge takes an account spending more than was paid, the oracle refuses it")
+def test_an_account_spending_more_than_was_paid(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the random histories (shrunk by hand to this script). A library granted 5,000.00 and paid
+    nothing submits its final account: spent 114.92. The bridge records it with unspent 0 and no reclaim;
+    the oracle refuses an account spending more than was paid (model.py F5, an ORACLE choice: the
+    documents do not say). Not judged yet: either the bridge refuses it (422 on spent_cents), or the
+    oracle takes it and settles min(spent, paid). Until then the random histories do not send it."""
+    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    try:
+        state.opening(advances=False, awards_2024={"GM0363": 1_000_00}, awards_2025={})
+        state.after_every_step()
+        state.bridge_grant(amount_cents=5_000_00, library="NL-KVK-30000001")
+        state.after_every_step()
+        state.bridge_account(library="NL-KVK-30000001", spent_cents=114_92, submitted_on=date(2024, 8, 7))
+        state.after_every_step()
+    finally:
+        state.teardown()
+
+
+@pytest.mark.xfail(strict=True, raises=Disagreement,
+                   reason="open: the ledger answers a second reversal with a new Idempotency-Key 201, not 409")
+def test_a_second_reversal_with_a_new_key_is_refused(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the random histories (shrunk by hand to this script). GM0363 records an expenditure and
+    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answers 201 with
+    the first reversal's ids (no second event, so no money moves). By the documents an expenditure is
+    reversed once (docs/api/README.md, the reversal route: "Reverse an expenditure once"; the domain
+    refuses a second with 409): a client that sends a new key means a new reversal and should hear it is
+    refused. ``LedgerApplication.reverse_expenditure`` takes any key as the first run's own."""
+    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    try:
+        state.opening(advances=True, awards_2024={"GM0363": 10_000_00}, awards_2025={})
+        state.after_every_step()
+        state.spend(as_holder=False, code="GM0363", when=(2024, date(2024, 3, 1)), category="promotion",
+                    amount_cents=100_00, library="NL-KVK-41215098")
+        state.after_every_step()
+        state.reverse(booked_on=None, index=0)
+        state.after_every_step()
+        state.reverse(booked_on=None, index=0)
+        state.after_every_step()
+    finally:
+        state.teardown()
