@@ -9,6 +9,8 @@ VENV=.venv
 if [[ "${MUTATION_KEEP:-0}" != 1 ]]; then
     rm -rf mutants
 fi
+# the property tests' profile for judging mutants (tests/conftest.py): no shrinking, no health checks, no database
+export IDO_HYPOTHESIS_PROFILE=mutation
 started=$(date +%s)
 # low priority: the run keeps both cores busy for most of an hour
 nice -n 19 $VENV/bin/mutmut run --max-children "${MUTATION_CHILDREN:-2}"
