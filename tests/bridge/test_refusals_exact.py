@@ -91,3 +91,10 @@ def test_an_account_of_exactly_what_was_paid_reclaims_nothing(bridge: BridgeAppl
     account = bridge.submit_account(A, spent_cents=10_000, submitted_on=date(2023, 6, 1))
     assert (account["account"]["unspent_cents"], account["reclaim"]) == (0, None)
     assert [e["event_type"] for e in bridge.library_events(A)][-1] == "BridgeAccountSubmitted"
+
+
+def test_an_account_one_cent_short_of_what_was_paid_reclaims_that_cent(bridge: BridgeApplication) -> None:
+    bridge.compute_grants()
+    bridge.record_payment(A, amount_cents=10_000, paid_on=date(2022, 12, 1))
+    account = bridge.submit_account(A, spent_cents=9_999, submitted_on=date(2023, 6, 1))
+    assert (account["account"]["unspent_cents"], account["reclaim"]["amount_cents"]) == (1, 1)

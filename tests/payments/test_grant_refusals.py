@@ -213,3 +213,17 @@ def test_a_transfer_is_refused_to_the_holder_back_to_a_former_one_and_when_close
     assert refused(lambda: closed.transfer("GM0344", D(2025, 6, 1))) == (
         CONFLICT, "the grant grant-2024-GM0363 is closed; only open grants pass to a successor", None
     )
+
+
+def test_after_a_settlement_below_the_award_payments_stop_at_the_settled_amount() -> None:
+    grant = granted()
+    grant.settle(reported_spending_cents=800, settled_on=D(2025, 3, 1))
+    assert grant.payable_cents == 800
+    assert refused(lambda: grant.pay(801, D(2025, 3, 2))) == (
+        RULE, "the grant is settled at € 8.00: payments may not exceed it (€ 0.00 is paid)", "amount_cents"
+    )
+    assert refused(lambda: grant.receive_reclaim(0, D(2025, 3, 2))) == (
+        RULE, "must be at least 1 cent(s)", "amount_cents"
+    )
+    grant.pay(800, D(2025, 3, 2))
+    assert (grant.paid_cents, grant.payable_cents, grant.status) == (800, 0, "closed")
