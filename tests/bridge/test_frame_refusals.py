@@ -15,6 +15,7 @@ import pytest
 
 from services.bridge.domain.errors import BridgeError
 from services.bridge.domain.frame import BridgeFrame
+from services.bridge.domain.rounding import format_rate
 
 START, SPENDING, ACCOUNT = date(2019, 1, 1), date(2023, 5, 1), date(2023, 9, 1)
 
@@ -95,3 +96,9 @@ def test_an_amendment_keeps_the_unnamed_terms_and_records_the_previous_ones() ->
         "uncommitted_cents": 0,
         "version": 3,
     }
+
+
+def test_a_rate_has_one_spelling_whatever_its_trailing_zeros() -> None:
+    assert [format_rate(Decimal(text)) for text in ("15", "15.0", "15.00", "15.50", "0.125", "100")] == [
+        "15", "15", "15", "15.5", "0.125", "100"
+    ]
