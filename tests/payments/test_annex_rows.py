@@ -61,6 +61,11 @@ def test_every_bad_row_is_named_with_its_line_field_and_reason() -> None:
         RowError(2, "cbs_code", f"{CBS_CODE_REASON}, got 'code'"),
         RowError(2, "amount", header[1].reason),
     ]
+    # one header only, and only before the first row
+    for data in (b"cbs_code,name,amount\ncode,name,amount\n", b"GM0363,Amsterdam,1.00\ncode,name,amount\n"):
+        assert parse_annex(data).errors == [
+            RowError(2, "cbs_code", f"{CBS_CODE_REASON}, got 'code'"), RowError(2, "amount", header[1].reason)
+        ]
     assert parse_annex(b"GM0363;Amsterdam;1,00;x\n").errors == [
         RowError(1, "_row", "must have 3 fields (cbs_code;name;amount), has 4")
     ]
