@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts bench resilience clean venv translations screenshots
+.PHONY: run test lint typecheck contracts bench resilience clean venv translations screenshots mutation
 
 venv: $(STAMP)
 
@@ -54,6 +54,10 @@ screenshots: venv
 # Hot paths beside their references (bench/README.md); sizes: make bench BENCH_ARGS="--replay-events 1000000"
 bench: venv
 	@bash bench/run.sh $(BENCH_ARGS)
+
+# issue 20: mutants of the money code judged by the fast unit tests; by hand, not in CI (docs/DEVELOPING.md, "Mutation check")
+mutation: venv
+	@bash scripts/mutation.sh
 
 clean:
 	bash scripts/kafka.sh stop || true

@@ -12,12 +12,26 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 from kafka import KafkaAdminClient
 
 from services.common.config import Settings, load_settings
 from services.common.kafka_provisioning import provision_prefix, provision_users
 from tests.support.infra import KafkaInfo, PostgresInfo, kafka_info, postgres_info
 from tests.support.tokens import TokenFactory
+
+# `make mutation` (scripts/mutation.sh) sets IDO_HYPOTHESIS_PROFILE=mutation: a mutant's verdict needs the first
+# failing example, not its shrunk form, and the run's tracing on a busy machine must not fail a property test as
+# "too slow" (that would count as a kill); no example database, so no mutant's failure is replayed on another.
+settings.register_profile(
+    "mutation",
+    suppress_health_check=list(HealthCheck),
+    deadline=None,
+    phases=(Phase.explicit, Phase.generate),
+    database=None,
+)
+if os.environ.get("IDO_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["IDO_HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture(scope="session")
