@@ -11,6 +11,7 @@ import pytest
 from tests.resilience.figures import Figures
 from tests.resilience.support import Processes, drop_database, fresh_database
 from tests.support.infra import PostgresInfo
+from tests.support.kafka_cluster import OwnCluster
 
 _FIGURES = Figures()
 
@@ -58,3 +59,14 @@ def database(postgres_server: PostgresInfo) -> Iterator[PostgresInfo]:
         yield db
     finally:
         drop_database(postgres_server, db)
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
+    """A three-broker cluster of the test's own (the faults under load), stopped whatever happened."""
+    own = OwnCluster(tmp_path_factory.mktemp("kafka-cluster-faults"))
+    try:
+        own.start()
+        yield own
+    finally:
+        own.stop()  # also after a failed start: the script stops whatever nodes did start
