@@ -36,12 +36,8 @@ MEMORY_CAP_BYTES = 3 * 1024**3
 
 @pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
-    own = OwnCluster(tmp_path_factory.mktemp("kafka-cluster"))
-    try:
-        own.start()
+    with OwnCluster(tmp_path_factory.mktemp("kafka-cluster")) as own:  # all three stopped, whatever happened
         yield own
-    finally:
-        own.stop()  # all three, whatever happened (the script also SIGKILLs a node that will not stop)
 
 
 def _partition(admin: KafkaAdminClient, topic: str) -> dict[str, Any]:

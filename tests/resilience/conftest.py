@@ -64,9 +64,5 @@ def database(postgres_server: PostgresInfo) -> Iterator[PostgresInfo]:
 @pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
     """A three-broker cluster of the test's own (the faults under load), stopped whatever happened."""
-    own = OwnCluster(tmp_path_factory.mktemp("kafka-cluster-faults"))
-    try:
-        own.start()
+    with OwnCluster(tmp_path_factory.mktemp("kafka-cluster-faults")) as own:
         yield own
-    finally:
-        own.stop()  # also after a failed start: the script stops whatever nodes did start

@@ -70,6 +70,19 @@ class OwnCluster:
         its grace for a quorum already gone)."""
         self.run("stop", timeout_s=120)
 
+    def __enter__(self) -> OwnCluster:
+        """Started; stopped on leaving, whatever happened (also after a failed start: the script stops
+        whatever nodes did start, and SIGKILLs a node that will not stop)."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def start_keeping_data(self) -> None:
         """The three nodes again on their data (after ``stop``): the same cluster, topics and credentials."""
         self.run("start", "--keep-data")
