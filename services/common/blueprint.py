@@ -40,6 +40,16 @@ DATABASE_AWAY = (
 )
 """What every route that reads or writes a database may answer while it is away (services/common/http.py)."""
 
+WRITE_HELD_BACK = (
+    503,
+    "The database is not reachable (down, restarting, or every connection busy), or this service's events have "
+    "not reached Kafka for `IDO_OUTBOX_STALL_S` seconds while more wait (a broker outage; "
+    "services/common/outbox_gate.py); nothing was stored. Retry after `Retry-After` seconds (a write with the same "
+    "`Idempotency-Key`).",
+    RETRY_AFTER_HEADER,
+)
+"""A write route's 503: the database away, or its events held back from Kafka."""
+
 
 class Blueprint(flask_smorest.Blueprint):
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
@@ -51,9 +61,10 @@ class Blueprint(flask_smorest.Blueprint):
         """A write route (POST, PUT, PATCH, DELETE) documents the 400 and 429 every write may get; a route
         that reaches a database documents its 503 (a route's own 503 text, if it has one, comes first)."""
         register: Callable[[F], F] = super().route(rule, parameters=parameters, tags=tags, **options)
-        errors = WRITE_ERRORS if WRITE_METHODS & {method.upper() for method in options.get("methods", ())} else ()
+        writes = bool(WRITE_METHODS & {method.upper() for method in options.get("methods", ())})
+        errors = WRITE_ERRORS if writes else ()
         if f"{self.url_prefix or ''}{rule}" not in NO_DATABASE_ROUTES:
-            errors = (*errors, DATABASE_AWAY)
+            errors = (*errors, WRITE_HELD_BACK if writes else DATABASE_AWAY)
         if not errors:
             return register
 

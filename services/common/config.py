@@ -128,6 +128,9 @@ class Settings:
     max_body_bytes: int
     ready_max_relay_lag: int
     ready_timeout_ms: int
+    outbox_stall_s: int
+    """Writes answer 503 once the relay has published nothing this long while events wait (0: never;
+    services/common/outbox_gate.py)."""
     log_format: str
     log_level: str
     checkpoint_dir: Path
@@ -411,6 +414,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "IDO_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         ready_max_relay_lag=_int(env, "IDO_READY_MAX_RELAY_LAG", 1000, minimum=0),
         ready_timeout_ms=_int(env, "IDO_READY_TIMEOUT_MS", 2000, minimum=100),
+        outbox_stall_s=_int(env, "IDO_OUTBOX_STALL_S", 15, minimum=0),
         log_format=_choice(env, "IDO_LOG_FORMAT", ("json", "text"), "json"),
         log_level=_choice(env, "IDO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         checkpoint_dir=Path(env.get("IDO_CHECKPOINT_DIR") or str(data_dir / "checkpoints")),

@@ -26,7 +26,7 @@ from werkzeug.routing import IntegerConverter
 from contracts.provenance import KeySet
 from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
-from services.common.blueprint import NO_DATABASE_ROUTES, Blueprint
+from services.common.blueprint import NO_DATABASE_ROUTES, WRITE_METHODS, Blueprint
 from services.common.config import Settings
 from services.common.database_unreachable import DATABASE_UNREACHABLE
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
@@ -35,6 +35,7 @@ from services.common.json_depth import refuse_deep_json
 from services.common.kafka_credentials import PROBE
 from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Check, Operations
+from services.common.outbox_gate import OutboxGate
 from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
 from services.common.recorded_log import begin_request, end_request, event_fields, request_events
@@ -136,6 +137,7 @@ class KeySetSchema(Schema):
 
 
 KEYSET_FILE_KEY = "ido.keyset_file"
+OUTBOX_GATE_KEY = "ido.outbox_gate"
 
 
 @operations_blp.route("/.well-known/ido-keyset.json", methods=["GET"])
@@ -302,6 +304,15 @@ def enable_operations(
         max_relay_lag=settings.ready_max_relay_lag,
         timeout_ms=settings.ready_timeout_ms,
     )
+    assert operations.relay is not None
+    gate = OutboxGate(operations.relay, settings.outbox_stall_s)
+    app.extensions[OUTBOX_GATE_KEY] = gate
+
+    @app.before_request
+    def _refuse_writes_while_events_wait() -> None:
+        if request.method in WRITE_METHODS and (refusal := gate.refusal()) is not None:
+            raise refusal
+
     # Every token is refused (503) while the revocation list cannot be read: say so here too, so a
     # load balancer sends no requests to an instance that can only refuse them.
     revoked = app.extensions["ido.verifier"].revoked

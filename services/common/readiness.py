@@ -67,9 +67,13 @@ class RelayWatch:
     def head(self) -> int:
         return int(self.application.recorder.max_notification_id() or 0)
 
+    def position(self) -> int:
+        """The highest notification id the broker acknowledged (0: the relay never published)."""
+        return int(self._tracking_recorder().max_tracking_id(self.name) or 0)
+
     def lag(self) -> RelayLag:
         head = self.head()
-        position = int(self._tracking_recorder().max_tracking_id(self.name) or 0)
+        position = self.position()
         gap = head - position
         if gap <= 0:
             return RelayLag(head, position, 0, True)

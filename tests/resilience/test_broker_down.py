@@ -12,8 +12,9 @@ ministry paying advances, an auditor reading balances with ``includes_event_id``
 node of the cluster) is stopped, kept down 30 s, and started again on its data (``--keep-data``).
 Then: every POST answered 201 is in the event store; once the broker is back every stored event
 reaches its topic and the balances, each counted once; the view equals a replay from scratch; no
-answer was a 5xx other than a 503 with Retry-After (which only the balances' wait for an event may
-give while the broker is away).
+answer was a 5xx other than a 503 with Retry-After (which the balances' wait for an event may give while
+the broker is away, and every write once its service's relay has published nothing for
+``IDO_OUTBOX_STALL_S``, 15 s: services/common/outbox_gate.py; the clients retry those with the same key).
 """
 
 from __future__ import annotations
