@@ -20,13 +20,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from tests.resilience.load import RETRY_SLEEP_S
+from tests.resilience.load import MAX_ATTEMPTS, RETRY_SLEEP_S
 from tests.resilience.stack import MUNICIPALITIES, expenditure
 from tests.resilience.support import Client, LoadStats, StackEnv
 
 UNKNOWN = (0, 500, 502, 503, 504)
-MAX_ATTEMPTS = 240
-"""A posting's key is retried for up to about 60 s of failures (as ``Load``)."""
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,14 @@ class FaultRun:
 
 def run_under_paced_load(
     procs: Processes, database: PostgresInfo, cluster: OwnCluster, tmp_path: Path, figures: Figures, *,
-    test: str, inject: Callable[[FaultRun], None], faults: int,
+    test: str, inject: Callable[[FaultRun], None], faults: int, refuses_writes: bool = False,
 ) -> None:
     """Starts the stack on ``cluster``, measures the capacity, paces postings at ``SHARE`` of it while
-    ``inject`` runs ``faults`` faults, and checks 0 lost, 0 doubled, view = replay and the load held."""
+    ``inject`` runs ``faults`` faults, and checks 0 lost, 0 doubled, view = replay and the load held.
+
+    ``refuses_writes``: the fault refuses writes by design (two brokers lost: 503 once the relay has
+    published nothing for ``IDO_OUTBOX_STALL_S``), so the postings answered 201 a second cannot hold half
+    the capacity; the load offered still is ``SHARE`` of it and every posting must be accepted in the end."""
     stack = StackEnv(tmp_path, cluster.info, database)
     stack.settings()
     env = stack.env()
@@ -161,6 +165,6 @@ def run_under_paced_load(
     assert not paced.stats.bad_5xx, paced.stats.bad_5xx[:10]
     assert not verdict.problems(), verdict.problems()
     assert restarts == {}, f"a relay or the projector exited during a fault: {restarts}"
-    assert achieved >= 0.5 * capacity.per_s, (
+    assert refuses_writes or achieved >= 0.5 * capacity.per_s, (
         f"the load held {achieved:.1f} postings/s, less than half the capacity {capacity.per_s:.1f}/s")
     assert_no_secrets(procs.logs(), stack.secrets())

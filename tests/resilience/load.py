@@ -21,6 +21,9 @@ from tests.resilience.stack import BRIDGE_LIBRARY, MUNICIPALITIES, YEAR, expendi
 from tests.resilience.support import Answer, Client, LoadStats, Proc, Processes, StackEnv
 
 RETRY_SLEEP_S = 0.25
+MAX_ATTEMPTS = 720
+"""A key is retried for up to about 180 s of failures: a whole cluster stopped and started again on a busy
+machine, with writes refused (503) until its relay publishes again, took more than 60 s."""
 
 
 @dataclass
@@ -131,7 +134,7 @@ class Load:
             key = f"{code}-{n}"
             body = expenditure(index * 100_000 + n, 100 + n, tag=f"load-{code}")
             accepted = False
-            for attempt in range(240):  # a key is retried for up to ~60 s of failures
+            for attempt in range(MAX_ATTEMPTS):
                 client = Client(self._pick(self.ledger_ports, n + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/v1/municipalities/{code}/expenditures", body,
                                     headers={"Idempotency-Key": key})
@@ -162,7 +165,7 @@ class Load:
             csv_text += (f"{row['grant_year']},{row['category']},{row['amount_cents']},{row['booked_on']},"
                          f"{row['counterparty']['id']},{row['counterparty']['name']},{row['description']},"
                          f"{row['reference']}\n")
-        for attempt in range(240):
+        for attempt in range(MAX_ATTEMPTS):
             client = Client(self._pick(self.ledger_ports, n + attempt), headers, timeout_s=15)
             answer = self._send(client, "POST", f"/v1/municipalities/{code}/expenditures:import",
                                 raw=csv_text.encode(), content_type="text/csv", headers={"Idempotency-Key": key})
@@ -183,7 +186,7 @@ class Load:
         amount = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             amount += 1  # unique amounts identify each advance in the grant's history
-            for attempt in range(240):
+            for attempt in range(MAX_ATTEMPTS):
                 client = Client(self._pick(self.payments_ports, amount + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/v1/years/{YEAR}/grants/{code}/advances",
                                     {"amount_cents": amount, "paid_on": "2024-01-31"})
@@ -229,7 +232,7 @@ class Load:
         amount = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             amount += 1
-            for attempt in range(240):
+            for attempt in range(MAX_ATTEMPTS):
                 client = Client(self._pick(self.bridge_ports, amount + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/bridge/libraries/{library_id}/payments",
                                     {"amount_cents": amount, "paid_on": "2022-12-01"})

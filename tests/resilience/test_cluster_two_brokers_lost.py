@@ -55,4 +55,4 @@ def test_two_of_three_brokers_lost_then_back_under_half_the_capacity(
     procs: Processes, database: PostgresInfo, cluster: OwnCluster, tmp_path: Path, figures: Figures
 ) -> None:
     run_under_paced_load(procs, database, cluster, tmp_path, figures, test="two of three brokers lost",
-                         inject=_lose_two_brokers, faults=1)
+                         inject=_lose_two_brokers, faults=1, refuses_writes=True)
