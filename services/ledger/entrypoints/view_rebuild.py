@@ -9,10 +9,13 @@ end offset it had when the command started (later events are left to the project
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
 
 from services.common.adapters.kafka import client_config
 from services.common.adapters.sql import create_sql_engine
@@ -22,6 +25,8 @@ from services.common.kafka_credentials import PROJECTOR
 from services.common.recovery_refused import RecoveryRefused
 from services.ledger.entrypoints.projector import build_runner
 from services.ledger.read_side import balances_projection
+
+COORDINATOR_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ def rebuild_view(settings: Settings, timeout_s: float = 3600.0) -> ViewRebuilt:
 def _refuse_a_running_projector(settings: Settings, group_id: str) -> None:
     admin = KafkaAdminClient(**client_config(settings, PROJECTOR), client_id="ido-recover-view")
     try:
-        described = admin.describe_groups([group_id])
+        described = _described(admin, group_id)
     finally:
         admin.close()
     members = (described.get(group_id) or {}).get("members") or []
@@ -70,6 +75,21 @@ def _refuse_a_running_projector(settings: Settings, group_id: str) -> None:
             f"a projector is running: consumer group {group_id} has {len(members)} member(s); stop it first",
             "nothing dropped",
         ])
+
+
+def _described(admin: KafkaAdminClient, group_id: str) -> dict[str, Any]:
+    """The group as its coordinator describes it. A broker whose group coordinator is not ready (its offsets
+    topic still being made, a leader moving) answers so for a few seconds: asked again, bounded."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    for _attempt in range(int(COORDINATOR_WAIT_S / 0.5) + 1):
+        try:
+            found: dict[str, Any] = admin.describe_groups([group_id])
+            return found
+        except (CoordinatorNotAvailableError, NotCoordinatorError):
+            if time.monotonic() > deadline:
+                raise
+            threading.Event().wait(0.5)
+    raise TimeoutError(f"no coordinator of group {group_id} within {COORDINATOR_WAIT_S} s")
 
 
 def _end_offsets(runner: ProjectionRunner) -> dict[TopicPartition, int]:
