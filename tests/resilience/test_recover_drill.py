@@ -9,6 +9,11 @@ answered 503 while it is gone. Then, as the runbook (docs/operations.md) says: t
 are stopped, the database is created again empty, `ido recover store payments` and `... ledger` rebuild
 the stores from their topics, and the services and relays start again; the clients retry what was not
 answered. The scenario runs once; the tests below judge it.
+
+The recovery point is what the relays had published: a posting committed in the last moment before the
+drop, its event not yet sent by the relay (its lag: a 50 ms poll and a send), was answered 201 and is lost
+with the database. The drill counts those (``unpublished_at_drop`` in the figures) and fails if any of them
+was answered earlier than ``RELAY_LAG_S`` before the stop. RESILIENCE_KAFKA=single or the cluster: the same.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +60,9 @@ SERVICES = ("payments", "ledger")
 BEFORE_S = 8
 OUTAGE_S = 8
 AFTER_S = 10
+CLIENT_ATTEMPTS = 1200
+"""A client sends a write up to this many times, 0.25 s apart (about 5 minutes): the runbook's stop, the
+recovery and the start take a minute or two on this machine, and a client that gave up would prove nothing."""
 RELAY_LAG_S = 2.0
 """Longer than the relay's lag under this load (its poll interval, 50 ms, and a page's send to the broker)."""
 Heads = dict[str, tuple[int, str, str]]
@@ -129,10 +138,12 @@ def drill(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresInf
         payments = procs.service("payments", env)
         ledger = procs.service("ledger", env)
         relays = [procs.relay("payments", env), procs.relay("ledger", env)]
+        services_and_relays = (payments, ledger, *relays)
         projector = procs.projector(env)
         prepare_payments(Client(payments.port or 0, stack.headers("ministry")))
         load = Load(stack, [ledger.port or 0], [payments.port or 0], max_requests=50_000,
-                    max_seconds=BEFORE_S + OUTAGE_S + AFTER_S + 180, with_imports=True)
+                    max_seconds=BEFORE_S + OUTAGE_S + AFTER_S + 300, with_imports=True,
+                    attempts=CLIENT_ATTEMPTS)
         seconds: dict[str, float] = {}
         with Supervisor(procs, [*relays, projector]) as supervisor:
             load.start()
@@ -151,24 +162,27 @@ def drill(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresInf
             # The runbook: stop the services and relays (the supervisor must not restart them meanwhile) ...
             load.phase = "recovery"
             supervisor.paused.set()
-            for proc in (payments, ledger, *relays):
-                proc.stop(grace_s=10)
+            stopping = [*services_and_relays]
+            with ThreadPoolExecutor(len(stopping)) as pool:
+                list(pool.map(lambda proc: proc.stop(grace_s=10), stopping))
             accepted_at_stop = load.accepted.event_ids()
             # ... what the topics hold now is all there is ...
-            topic_heads = {
-                service: heads(topic_envelopes(admin_config(settings), settings.topic(
-                    service_definition(service).topic.name))) for service in SERVICES
+            on_topics_by_service = {
+                service: topic_envelopes(admin_config(settings), settings.topic(service_definition(service).topic.name))
+                for service in SERVICES
             }
-            on_topics = {e["event_id"] for service in SERVICES for e in topic_envelopes(
-                admin_config(settings), settings.topic(service_definition(service).topic.name))}
-            # ... an empty database, the stores recovered from the topics ...
+            topic_heads = {service: heads(envelopes) for service, envelopes in on_topics_by_service.items()}
+            on_topics = {e["event_id"] for envelopes in on_topics_by_service.values() for e in envelopes}
+            # ... an empty database, the stores recovered from the topics (one command per service, at once) ...
             create_database(postgres_server, stores.dbname)
             started = time.monotonic()
-            recovered = {service: ido(env, "recover", "store", service) for service in SERVICES}
+            with ThreadPoolExecutor(len(SERVICES)) as pool:
+                recovered = dict(zip(SERVICES, pool.map(lambda service: ido(env, "recover", "store", service),
+                                                        SERVICES), strict=True))
             seconds["recover stores"] = round(time.monotonic() - started, 1)
             store_heads = {service: heads(stored_envelopes(settings, service)) for service in SERVICES}
             # ... and the services and relays started again.
-            for proc in (payments, ledger, *relays):
+            for proc in stopping:
                 procs.restart(proc)
             supervisor.paused.clear()
             seconds["clients without service"] = round(time.monotonic() - dropped, 1)
@@ -216,13 +230,16 @@ def test_after_the_drill_audit_verify_and_reconcile_pass_and_balances_match_the_
 
 
 @pytest.mark.slow
-def test_no_posting_answered_201_is_lost_and_the_outage_answers_503(drill: Drill, figures: Figures) -> None:
+def test_every_201_is_stored_but_what_the_relay_had_not_published_and_the_outage_answers_503(
+    drill: Drill, figures: Figures
+) -> None:
     """Every 201 is stored after the recovery, but for what the relay had not published when the store was
-    lost, which can only be what was answered in the relay's lag before it; the outage answers 503."""
+    lost (the recovery point, docs/decisions.md), which can only be what was answered within the relay's lag
+    before the stores were stopped: counted in the figures. While the database is gone, requests get 503."""
     load = drill.load
     figures.add_fault("the event stores' PostgreSQL database dropped under load, recovered from Kafka")
     figures.add_load("recovery drill: postings, imports, advances, reads", load.stats.requests, load.stats.seconds,
-                     by_phase=load.outcome.by_phase, seconds=drill.seconds,
+                     by_phase=load.outcome.by_phase, durations_s=drill.seconds,
                      unpublished_at_drop=len(drill.unpublished_at_drop),
                      unpublished_answered_after_drop=len(drill.unpublished_answered_after_drop))
     drill.verdict.record(figures, "recovery drill")
