@@ -80,6 +80,7 @@ DEFINITION = ServiceDefinition(
     http_port=8003,
     run_projector=run_projector,
     rebuild_view=rebuild_view,
+    # A recovered store needs its read-your-writes rows too: a read may wait only for an id noted there.
     recorded_side_rows=lambda application, owners: application.recorded_events.rows(owners),
     load_demo_data=load_demo_data,
 )
