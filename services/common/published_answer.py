@@ -19,13 +19,13 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from services.common.blueprint import WRITE_METHODS
 from services.common.errors import Unavailable
 from services.common.readiness import RelayWatch
 from services.common.recorded_log import request_events
 
 POLL_S = 0.01
 """How often a waiting write reads the relay's position: its lag is a 50 ms poll and a send."""
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def answer_after_published(app: Flask, relay: RelayWatch, wait_ms: int, error_response: Any) -> None:
@@ -34,7 +34,7 @@ def answer_after_published(app: Flask, relay: RelayWatch, wait_ms: int, error_re
 
     @app.after_request
     def _published(response: Response) -> Response:
-        if request.method not in WRITES or not 200 <= response.status_code < 300 or not request_events():
+        if request.method not in WRITE_METHODS or not 200 <= response.status_code < 300 or not request_events():
             return response
         if published(relay, wait_s):
             return response
