@@ -8,12 +8,13 @@ services are pointed at an empty data directory or database with the same keys a
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from contracts.canonical import canonical_json, compute_hash
 from contracts.topics import EXPENDITURES, GRANTS
@@ -154,3 +155,33 @@ def test_a_forged_message_on_the_topic_refuses_the_whole_recovery(
         assert relay_position(application, topic) == 0
     finally:
         application.close()
+
+
+def test_copies_the_relay_sent_again_are_recorded_once(
+    live: Settings, lost: Settings, lost_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    original = recorded_and_published(live)
+    topic = live.topic(EXPENDITURES.name)
+    # As a relay that crashed before it recorded its position sends a page again: the same messages, seals too.
+    consumer = KafkaConsumer(**admin_config(live), enable_auto_commit=False, group_id=None)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[Any] = []
+    deadline = time.monotonic() + 30
+    while len(records) < 4 and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    consumer.close()
+    assert len(records) == 4
+    producer = KafkaProducer(**admin_config(live), acks="all")
+    for record in records:
+        producer.send(topic, key=record.key, value=record.value, headers=record.headers,
+                      partition=record.partition).get(timeout=30)
+    producer.close()
+    assert len(read_envelopes(admin_config(live), topic, 8)) == 8
+
+    assert ido(monkeypatch, lost_env, "recover", "store", "ledger") == 0, capsys.readouterr()
+    assert "4 events in 3 streams (4 re-sent copies dropped)" in capsys.readouterr().out
+    assert stored(lost, "ledger") == original["ledger"]
