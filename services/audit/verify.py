@@ -7,8 +7,11 @@ checkpoints compare what these scans hold.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from kafka import TopicPartition
 
 from contracts.envelope import ContractViolation
 from contracts.provenance import ProvenanceCheck
@@ -88,8 +91,13 @@ def _provenance_break(
 
 
 def scan_topics(
-    settings: Settings, topics: list[str], provenance: ProvenanceCheck | None = None
+    settings: Settings,
+    topics: list[str],
+    provenance: ProvenanceCheck | None = None,
+    on_record: Callable[[TopicPartition, Any], None] | None = None,
 ) -> dict[str, TopicScan]:
+    """``on_record``: also given every message read, in each partition's order (`ido recover store` keeps
+    them to re-record, so what it writes is exactly what this check judged)."""
     reader = TopicReader(audit_kafka_config(settings), topics)
     try:
         scans = {topic: TopicScan(topic, Chains(topic_side(topic)), {}) for topic in topics}
@@ -103,6 +111,8 @@ def scan_topics(
             for record in records:
                 where = f"partition {tp.partition} offset {record.offset}"
                 chains.add_message(record.value, where, record.offset)
+                if on_record is not None:
+                    on_record(tp, record)
                 if provenance is not None:
                     refused = _provenance_break(provenance, chains.side, tp.topic, record, where)
                     if refused is not None:

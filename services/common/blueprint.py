@@ -44,11 +44,12 @@ WRITE_HELD_BACK = (
     503,
     "The database is not reachable (down, restarting, or every connection busy), or this service's events have "
     "not reached Kafka for `IDO_OUTBOX_STALL_S` seconds while more wait (a broker outage; "
-    "services/common/outbox_gate.py); nothing was stored. Retry after `Retry-After` seconds (a write with the same "
-    "`Idempotency-Key`).",
+    "services/common/outbox_gate.py); nothing was stored. Or, where `IDO_ANSWER_AFTER_PUBLISHED_MS` is set, the "
+    "write was recorded but its events were not confirmed on Kafka in time (services/common/published_answer.py). "
+    "Retry after `Retry-After` seconds (a write with the same `Idempotency-Key`: it finds what was recorded).",
     RETRY_AFTER_HEADER,
 )
-"""A write route's 503: the database away, or its events held back from Kafka."""
+"""A write route's 503: the database away, its events held back from Kafka, or not yet confirmed there."""
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -131,6 +131,13 @@ class Settings:
     outbox_stall_s: int
     """Writes answer 503 once the relay has published nothing this long while events wait (0: never;
     services/common/outbox_gate.py)."""
+    answer_after_published_ms: int
+    """0 (off): a write is answered once stored. Otherwise a write that recorded events is answered only once
+    its service's relay had the broker acknowledge them, waiting up to this long; past it, or with the store
+    unreachable, 503 with Retry-After (the events are stored; a retry with the same Idempotency-Key, or a
+    read, finds them). A lost store then loses no event answered 2xx, but every write waits for the relay and a
+    broker outage refuses writes at once, not after ``outbox_stall_s`` (docs/decisions.md, "Disaster recovery
+    from the log")."""
     log_format: str
     log_level: str
     checkpoint_dir: Path
@@ -415,6 +422,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ready_max_relay_lag=_int(env, "IDO_READY_MAX_RELAY_LAG", 1000, minimum=0),
         ready_timeout_ms=_int(env, "IDO_READY_TIMEOUT_MS", 2000, minimum=100),
         outbox_stall_s=_int(env, "IDO_OUTBOX_STALL_S", 15, minimum=0),
+        answer_after_published_ms=_int(env, "IDO_ANSWER_AFTER_PUBLISHED_MS", 0, minimum=0),
         log_format=_choice(env, "IDO_LOG_FORMAT", ("json", "text"), "json"),
         log_level=_choice(env, "IDO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         checkpoint_dir=Path(env.get("IDO_CHECKPOINT_DIR") or str(data_dir / "checkpoints")),

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     insert,
     select,
     update,
@@ -185,6 +186,15 @@ class OffsetStore:
         consumer = self.consumer
         # In key order (consumer, event_id): inserts land beside each other in the primary key's B-tree.
         _REMEMBER(connection, [(consumer, event_id, topic, partition, offset) for event_id, offset in sorted(events)])
+
+
+def forget_consumer(engine: Engine, consumer: str) -> None:
+    """Removes what ``consumer`` stored (its offsets and applied event ids), so it starts again at offset 0:
+    the rows of other consumers in the same tables stay (`ido recover view`)."""
+    consumer_metadata.create_all(engine)
+    with engine.begin() as connection:
+        for table in (consumer_offsets, applied_events):
+            connection.execute(delete(table).where(table.c.consumer == consumer))
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):

@@ -25,7 +25,7 @@ SERVICE_MODULES = {
 }
 SERVICE_NAMES = tuple(SERVICE_MODULES)
 
-COMMAND_MODULES = ("services.audit.definition",)
+COMMAND_MODULES = ("services.audit.definition", "services.recovery.definition")
 """Tools with a command group under `ido`, in the order `ido --help` lists them after the runner's own."""
 
 
@@ -42,6 +42,12 @@ class ServiceDefinition:
     """(settings, application) -> None; loads illustrative demo data into an empty store."""
     run_projector: Callable[..., None] | None = None
     """(group_id=None) -> None; runs the service's projector (`ido project`) until SIGTERM/SIGINT."""
+    rebuild_view: Callable[..., Any] | None = None
+    """(settings, timeout_s) -> ViewRebuilt; `ido recover view`: drops the projector's view and projects the
+    topics into it again up to their ends (a service with a projector declares it)."""
+    recorded_side_rows: Callable[..., Any] | None = None
+    """(application, [(event_id, partition_key)]) -> SideRows: the rows a save of these events writes beside
+    them (``side_rows.py``), which `ido recover store` writes with the events it re-records."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,20 @@ def service_definition(name: str) -> ServiceDefinition:
 
 def projector() -> Callable[..., None]:
     """The projector `ido project` runs: the one a service declares (the ledger's)."""
-    declared = [d.run_projector for d in map(service_definition, SERVICE_NAMES) if d.run_projector is not None]
+    found: Callable[..., None] = _declared_once("run_projector")
+    return found
+
+
+def view_rebuilder() -> Callable[..., Any]:
+    """What `ido recover view` runs: the view rebuild the service with the projector declares."""
+    return _declared_once("rebuild_view")
+
+
+def _declared_once(field_name: str) -> Any:
+    declared = [getattr(d, field_name) for d in map(service_definition, SERVICE_NAMES)]
+    declared = [found for found in declared if found is not None]
     if len(declared) != 1:
-        raise RuntimeError(f"expected one service to declare a projector, found {len(declared)}")
+        raise RuntimeError(f"expected one service to declare {field_name}, found {len(declared)}")
     return declared[0]
 
 

@@ -317,6 +317,12 @@ def enable_operations(
     # load balancer sends no requests to an instance that can only refuse them.
     revoked = app.extensions["ido.verifier"].revoked
     operations.add_check("revocation_list", lambda: _revocation_check(revoked))
+    if settings.answer_after_published_ms:
+        from services.common.published_answer import answer_after_published
+
+        assert operations.relay is not None
+        # Registered after the request context's own hook, so it runs before it: the access log shows the 503.
+        answer_after_published(app, operations.relay, settings.answer_after_published_ms, error_response)
     topics = [settings.topic(name) for name in projection_topics]
     if topics and dead_letter_topic and stored_offsets is not None:
         assert operations.probe is not None

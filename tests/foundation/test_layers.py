@@ -52,12 +52,20 @@ def test_a_private_import_is_found(tmp_path: Path) -> None:
 
 
 def test_the_runner_finds_every_service_and_tool_by_its_declaration() -> None:
-    from services.common.definition import SERVICE_NAMES, command_groups, projector, service_definition
+    from services.common.definition import (
+        SERVICE_NAMES,
+        command_groups,
+        projector,
+        service_definition,
+        view_rebuilder,
+    )
     from services.ledger.entrypoints.projector import run as ledger_projector
+    from services.ledger.entrypoints.view_rebuild import rebuild_view
 
     assert [service_definition(name).name for name in SERVICE_NAMES] == ["payments", "bridge", "ledger"]
     assert projector() is ledger_projector
-    assert [group.name for group in command_groups()] == ["audit"]
+    assert view_rebuilder() is rebuild_view
+    assert [group.name for group in command_groups()] == ["audit", "recover"]
 
 
 def test_each_declaration_agrees_with_the_published_topics_and_the_broker_rights() -> None:

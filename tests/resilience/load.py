@@ -77,6 +77,7 @@ class Load:
         seed: int = 7,
         pace_s: float = 0.1,
         bridge_ports: list[int] | None = None,
+        attempts: int = MAX_ATTEMPTS,
     ):
         self.stack = stack
         self.ledger_ports = ledger_ports
@@ -87,6 +88,9 @@ class Load:
         self.with_imports = with_imports
         self.bridge_ports = bridge_ports or []
         self.pace_s = pace_s
+        self.attempts = attempts
+        """How often a client sends one write before it gives up (``RETRY_SLEEP_S`` apart: ``MAX_ATTEMPTS`` is about
+        180 s of refusals); the recovery drill's clients wait out a longer stop, as the runbook's operators take it."""
         """Each municipality waits this long between postings (six of them: about 60 postings a second)."""
         self.stats = LoadStats()
         self.accepted = Accepted()
@@ -134,7 +138,7 @@ class Load:
             key = f"{code}-{n}"
             body = expenditure(index * 100_000 + n, 100 + n, tag=f"load-{code}")
             accepted = False
-            for attempt in range(MAX_ATTEMPTS):
+            for attempt in range(self.attempts):
                 client = Client(self._pick(self.ledger_ports, n + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/v1/municipalities/{code}/expenditures", body,
                                     headers={"Idempotency-Key": key})
@@ -165,7 +169,7 @@ class Load:
             csv_text += (f"{row['grant_year']},{row['category']},{row['amount_cents']},{row['booked_on']},"
                          f"{row['counterparty']['id']},{row['counterparty']['name']},{row['description']},"
                          f"{row['reference']}\n")
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(self.attempts):
             client = Client(self._pick(self.ledger_ports, n + attempt), headers, timeout_s=15)
             answer = self._send(client, "POST", f"/v1/municipalities/{code}/expenditures:import",
                                 raw=csv_text.encode(), content_type="text/csv", headers={"Idempotency-Key": key})
@@ -186,7 +190,7 @@ class Load:
         amount = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             amount += 1  # unique amounts identify each advance in the grant's history
-            for attempt in range(MAX_ATTEMPTS):
+            for attempt in range(self.attempts):
                 client = Client(self._pick(self.payments_ports, amount + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/v1/years/{YEAR}/grants/{code}/advances",
                                     {"amount_cents": amount, "paid_on": "2024-01-31"})
@@ -232,7 +236,7 @@ class Load:
         amount = 0
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             amount += 1
-            for attempt in range(MAX_ATTEMPTS):
+            for attempt in range(self.attempts):
                 client = Client(self._pick(self.bridge_ports, amount + attempt), headers, timeout_s=15)
                 answer = self._send(client, "POST", f"/bridge/libraries/{library_id}/payments",
                                     {"amount_cents": amount, "paid_on": "2022-12-01"})

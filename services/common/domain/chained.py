@@ -7,13 +7,14 @@ can be verified, and the relay can rebuild the exact envelope from a stored even
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
-from contracts.canonical import GENESIS_HASH, compute_hash, format_utc
+from contracts.canonical import GENESIS_HASH, compute_hash, format_utc, parse_utc
 
 STREAM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:ido-ledger:stream")
 
@@ -121,6 +122,45 @@ def recorded_event(mapper: Any, stored_event: Any) -> tuple[str, dict[str, Any],
         "hash": fields["hash"],
     }
     return fields["partition_key"], envelope, fields.get("record_mac")
+
+
+def event_state_of(key: str, envelope: dict[str, Any]) -> tuple[UUID, int, str, dict[str, Any]]:
+    """(originator id, version, stored topic, state) of the event ``envelope`` was published from: the
+    inverse of ``recorded_event``, for `ido recover store`, which re-records a lost store from its topic.
+
+    The state is what the event's class would hold (its ``vars`` without the originator's id and version),
+    so the mapper stores it as the service did and ``recorded_event`` gives back this very envelope; the
+    class is found by the stable stored topic (``ido:<EventType>``), which needs the service's domain
+    imported. A first event also names its aggregate's class (``originator_topic``): the aggregate the
+    event class is declared in. The schema version is the envelope's, not the class's: an event recorded as
+    v1 stays v1 (it keeps the hash it was chained with) and is upcast when loaded, as it was before.
+    """
+    topic = f"ido:{envelope['event_type']}"
+    event_class = resolve_topic(topic)
+    state: dict[str, Any] = {
+        "timestamp": parse_utc(envelope["recorded_at"]),
+        "event_id": envelope["event_id"],
+        "stream_id": envelope["stream_id"],
+        "partition_key": key,
+        "producer": envelope["producer"],
+        "occurred_at": envelope["occurred_at"],
+        "prev_hash": envelope["prev_hash"],
+        "hash": envelope["hash"],
+        **envelope["payload"],
+    }
+    if envelope["schema_version"] != 1:
+        state["class_version"] = envelope["schema_version"]
+    if "originator_topic" in {f.name for f in dataclasses.fields(event_class)}:
+        state["originator_topic"] = get_topic(_declaring_class(event_class))
+    return stream_uuid(envelope["stream_id"]), envelope["stream_position"], topic, state
+
+
+def _declaring_class(event_class: type[Any]) -> type[Any]:
+    """The class an event class is declared in (``Grant`` of ``Grant.Awarded``)."""
+    found: Any = sys.modules[event_class.__module__]
+    for name in event_class.__qualname__.split(".")[:-1]:
+        found = getattr(found, name)
+    return found
 
 
 def _chain_fields(

@@ -21,6 +21,7 @@ from services.ledger.application.app import LedgerApplication
 from services.ledger.application.service import LedgerService
 from services.ledger.entrypoints.demo import load_demo_data
 from services.ledger.entrypoints.projector import run as run_projector
+from services.ledger.entrypoints.view_rebuild import rebuild_view
 from services.ledger.read_side import open_queries
 
 
@@ -78,5 +79,8 @@ DEFINITION = ServiceDefinition(
     create_http_app=create_app,
     http_port=8003,
     run_projector=run_projector,
+    rebuild_view=rebuild_view,
+    # A recovered store needs its read-your-writes rows too: a read may wait only for an id noted there.
+    recorded_side_rows=lambda application, owners: application.recorded_events.rows(owners),
     load_demo_data=load_demo_data,
 )

@@ -281,6 +281,10 @@ class BalancesProjection:
     def create_tables(self, engine: Engine) -> None:
         view_metadata.create_all(engine)
 
+    def drop_tables(self, engine: Engine) -> None:
+        """Drops the view's own tables only (`ido recover view`): never an event store's, nor the recorded ids."""
+        view_metadata.drop_all(engine)
+
     def apply(self, connection: Connection, topic: str, envelope: dict[str, Any]) -> None:
         self.apply_batch(connection, topic, [envelope])
 
