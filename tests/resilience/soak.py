@@ -53,7 +53,7 @@ from tests.resilience.cluster_fault_kinds import FAULTS
 from tests.resilience.cluster_faults import SHARE, FaultRun
 from tests.resilience.figures import Figures
 from tests.resilience.load import Supervisor
-from tests.resilience.soak_mix import ADVANCE_TURN, BRIDGE_TURN, LIBRARIES, SHARES, TURNS, ThreeServices
+from tests.resilience.soak_mix import ADVANCE_TURN, BRIDGE_TURN, LIBRARIES, SHARES, TURNS, OneService, ThreeServices
 from tests.resilience.soak_report import MIB, Check, Fault, SoakFigures, write_markdown
 from tests.resilience.soak_watch import (
     Baseline,
@@ -76,6 +76,11 @@ from tests.support.kafka_cluster import NODES, OwnCluster
 
 RUN_DIR = REPO / "var" / "soak" / "run"
 SERVICES = ("payments", "bridge", "ledger")
+FILL_CLIENTS = 16
+FILL_S = 5.0
+"""Before the paced load, each service gets a closed-loop burst of its own writes by more clients than it has
+threads (``ido serve --threads 8``): its thread pool, and the connections each thread holds, start before the
+warm-up measures them, as they would on a busy day."""
 WARM_UP_S = 60
 """Steady load before the first fault."""
 GAP_S = (15.0, 45.0)
@@ -223,6 +228,10 @@ class Soak:
 
         capacity = measure_capacity(writes, accepted)
         assert capacity.postings > 50, f"the capacity burst got too few writes through: {capacity}"
+        for name in SERVICES:  # each service's threads all started before the warm-up measures them
+            filled = measure_capacity(OneService(writes, name), accepted, clients=FILL_CLIENTS, burst_s=FILL_S,
+                                      max_postings=5_000)
+            self.figures.fill_per_s[name] = round(filled.per_s, 1)
         assert wait_until_projected(view, set(accepted.event_ids.values()), 180), "the path to the view never came up"
         target = capacity.per_s * SHARE
         self.figures.capacity_per_s, self.figures.target_per_s = round(capacity.per_s, 1), round(target, 1)
@@ -321,7 +330,9 @@ class Soak:
         if self.baseline is None:
             return
         self.figures.baseline = {name: {"rss_mib": self.baseline.rss_bytes[name] // MIB,
-                                        "fds": self.baseline.fds[name], "threads": self.baseline.threads[name]}
+                                        "fds_least": self.baseline.fds[name][0], "fds": self.baseline.fds[name][1],
+                                        "threads_least": self.baseline.threads[name][0],
+                                        "threads": self.baseline.threads[name][1]}
                                  for name in self.baseline.rss_bytes}
         after = monitor.usage_since(self.warmed_up_s)
         names = set().union(*after) if after else set()

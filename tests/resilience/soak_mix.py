@@ -20,8 +20,9 @@ TURNS = 20
 ADVANCE_TURN = 0
 BRIDGE_TURN = TURNS // 2
 LIBRARIES = tuple(f"NL-KVK-5000000{index}" for index in range(len(MUNICIPALITIES)))
-AMOUNT_BASE_CENTS = {"capacity": 0, "paced": 1_000}
+AMOUNT_BASE_CENTS = {"capacity": 0, "fill": 1_000, "paced": 2_000}
 """The amounts of a tag start above this: the capacity burst (at most 100,000 writes: 834 payments per grant or
+library), the bursts that fill each service's threads (at most 5,000 writes of one service: 834 per grant or
 library) and the paced writes never pay the same amount to the same grant."""
 SHARES = {"payments": 1 / TURNS, "bridge": 1 / TURNS, "ledger": (TURNS - 2) / TURNS}
 """The share of the writes (and of the events: one per write) each service gets."""
@@ -48,3 +49,14 @@ class ThreeServices:
                          {"amount_cents": amount, "paid_on": "2022-12-01"}, {**self.kb, **key},
                          lambda body: payment_event(body, amount) or "", "POST bridge payments")
         return self.postings.write(n, tag)
+
+
+class OneService:
+    """The writes of the mix that go to one service (the bursts that fill each service's threads)."""
+
+    def __init__(self, mix: ThreeServices, service: str):
+        self.mix = mix
+        self.turn = {"payments": ADVANCE_TURN, "bridge": BRIDGE_TURN, "ledger": 1}[service]
+
+    def write(self, n: int, tag: str) -> Write:
+        return self.mix.write(n * TURNS + self.turn, tag)

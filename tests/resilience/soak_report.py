@@ -59,12 +59,14 @@ class SoakFigures:
     started_at: str
     finished_at: str = ""
     capacity_per_s: float = 0.0
+    fill_per_s: dict[str, float] = field(default_factory=dict)
+    """Each service's closed-loop burst of its own writes (16 clients, 5 s) that starts its threads."""
     target_per_s: float = 0.0
     achieved_per_s: dict[str, float] = field(default_factory=dict)
     requests: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     baseline: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Per process: rss_mib after warm-up, and the most fds and threads seen during it."""
+    """Per process: rss_mib after warm-up, and the fewest and the most fds and threads seen during it."""
     peak: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per process: the most rss_mib, fds and threads seen after warm-up."""
     cluster_rss_max_mib: int = 0
@@ -95,6 +97,7 @@ def render(figures: dict[str, Any]) -> str:
         "| figure | value |",
         "|---|---|",
         f"| capacity (closed-loop burst of the mix) | {figures['capacity_per_s']} writes/s |",
+        f"| each service alone (the bursts that start its threads) | {_inline(figures['fill_per_s'])} writes/s |",
         f"| paced at | {figures['target_per_s']} writes/s |",
         f"| achieved (201 per second, by service) | {_inline(figures['achieved_per_s'])} |",
         f"| requests (by status) | {figures['requests']} ({_inline(figures['by_status'])}) |",
@@ -114,22 +117,29 @@ def render(figures: dict[str, Any]) -> str:
               f"{'-' if f['lag_recovered_s'] is None else f['lag_recovered_s']} | {'; '.join(f['problems']) or '-'} |"
               for f in figures["faults"]] or ["| (none) | | | | |"]
     lines += ["", "Checks, every minute and at the end (RSS: the largest ratio to the value after warm-up, of any "
-              "process; fds and threads: of all processes together, each judged against its own most during warm-up):",
+              "process; fds and threads: of all processes together, each process judged against its own warm-up):",
               "", "| check | at s | accepted | lost | doubled | all applied after s | RSS ratio (process) | fds | "
               "threads | brokers' RSS MiB | problems |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {c['label']} | {c['at_s']} | {c['accepted']} | {c['lost']} | {c['doubled']} | {c['waited_s']} | "
-              f"{c['rss_ratio_max']} ({c['rss_ratio_process']}) | {c['fds']} | {c['threads']} | "
+              f"{_ratio(c)} | {c['fds']} | {c['threads']} | "
               f"{c['cluster_rss_mib']} | {'; '.join(c['problems'][:5]) or '-'} |" for c in figures["checks"]]
-    lines += ["", "Processes (after warm-up: RSS, and the most open files and threads during it; peak: the most seen "
-              "after it):", "", "| process | RSS MiB | peak RSS MiB | fds | peak fds | threads | peak threads |",
+    lines += ["", "Processes (after warm-up: RSS at its end, and the fewest to the most open files and threads during "
+              "it; peak: the most seen after it):", "",
+              "| process | RSS MiB | peak RSS MiB | fds | peak fds | threads | peak threads |",
               "|---|---|---|---|---|---|---|"]
     for name, base in sorted(figures["baseline"].items()):
         peak = figures["peak"].get(name, {})
-        lines.append(f"| {name} | {base['rss_mib']} | {peak.get('rss_mib', '-')} | {base['fds']} | "
-                     f"{peak.get('fds', '-')} | {base['threads']} | {peak.get('threads', '-')} |")
+        lines.append(f"| {name} | {base['rss_mib']} | {peak.get('rss_mib', '-')} | {base['fds_least']} to "
+                     f"{base['fds']} | {peak.get('fds', '-')} | {base['threads_least']} to {base['threads']} | "
+                     f"{peak.get('threads', '-')} |")
     if figures["problems"]:
         lines += ["", "Problems:", ""] + [f"- {problem}" for problem in figures["problems"][:40]]
     return "\n".join(lines)
+
+
+def _ratio(check: dict[str, Any]) -> str:
+    """The largest RSS ratio and its process; '-' before the warm-up's end (nothing to compare with yet)."""
+    return "-" if check["rss_ratio_process"] == "-" else f"{check['rss_ratio_max']} ({check['rss_ratio_process']})"
 
 
 def _inline(values: dict[str, Any]) -> str:

@@ -110,27 +110,42 @@ def processes_usage(procs: list[Proc], brokers: Mapping[str, Callable[[], int]])
 
 @dataclass(frozen=True)
 class Baseline:
-    """After warm-up: each process's memory at its end, and the most open files and threads seen during it."""
+    """After warm-up: each process's memory at its end, and the fewest and the most open files and threads seen
+    during it."""
 
     rss_bytes: dict[str, int]
-    fds: dict[str, int]
-    threads: dict[str, int]
+    fds: dict[str, tuple[int, int]]
+    threads: dict[str, tuple[int, int]]
 
 
 def baseline_of(samples: list[dict[str, Usage]]) -> Baseline:
     assert samples, "no process was measured during the warm-up"
     names = set().union(*samples)
     last = {name: next(s[name] for s in reversed(samples) if name in s) for name in names}
+
+    def swing(count: Callable[[Usage], int], name: str) -> tuple[int, int]:
+        seen = [count(s[name]) for s in samples if name in s]
+        return min(seen), max(seen)
+
     return Baseline(
         rss_bytes={name: usage.rss_bytes for name, usage in last.items()},
-        fds={name: max(s[name].fds for s in samples if name in s) for name in names},
-        threads={name: max(s[name].threads for s in samples if name in s) for name in names},
+        fds={name: swing(lambda u: u.fds, name) for name in names},
+        threads={name: swing(lambda u: u.threads, name) for name in names},
     )
 
 
+def _grown(name: str, what: str, count: int, least_most: tuple[int, int]) -> list[str]:
+    """A count is growth past the most seen during warm-up by more than it swung during warm-up: the process's own
+    wobble (connections re-made after a fault, a pool's threads) is allowed once, a leak adds up past it."""
+    least, most = least_most
+    if count <= most + (most - least):
+        return []
+    return [f"{name}: {count} {what}, more than {most} + {most - least} ({least} to {most} during warm-up"]
+
+
 def resource_problems(baseline: Baseline, now: Mapping[str, Usage]) -> list[str]:
-    """Memory above ``RSS_GROWTH`` times its value after warm-up; more open files or threads than the most seen
-    during warm-up; a process not measured during warm-up."""
+    """Memory above ``RSS_GROWTH`` times its value after warm-up; open files or threads grown past the warm-up's
+    (``_grown``); a process not measured during warm-up."""
     problems = []
     for name, usage in sorted(now.items()):
         if name not in baseline.rss_bytes:
@@ -139,11 +154,9 @@ def resource_problems(baseline: Baseline, now: Mapping[str, Usage]) -> list[str]
         if usage.rss_bytes > RSS_GROWTH * baseline.rss_bytes[name]:
             problems.append(f"{name}: RSS {usage.rss_bytes // 2**20} MiB, more than {RSS_GROWTH} x its "
                             f"{baseline.rss_bytes[name] // 2**20} MiB after warm-up")
-        if usage.fds > baseline.fds[name]:
-            problems.append(f"{name}: {usage.fds} open files, at most {baseline.fds[name]} during warm-up "
-                            f"(now {fd_kinds(usage.pid)})")
-        if usage.threads > baseline.threads[name]:
-            problems.append(f"{name}: {usage.threads} threads, at most {baseline.threads[name]} during warm-up")
+        problems += [f"{text}; now {fd_kinds(usage.pid)})"
+                     for text in _grown(name, "open files", usage.fds, baseline.fds[name])]
+        problems += [f"{text})" for text in _grown(name, "threads", usage.threads, baseline.threads[name])]
     return problems
 
 

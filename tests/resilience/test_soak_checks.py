@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from tests.resilience.soak_mix import AMOUNT_BASE_CENTS, LIBRARIES, ThreeServices
+from tests.resilience.soak_mix import AMOUNT_BASE_CENTS, LIBRARIES, OneService, ThreeServices
 from tests.resilience.soak_report import SoakFigures, render
 from tests.resilience.soak_watch import (
     Baseline,
@@ -36,22 +36,22 @@ def test_the_baseline_is_the_memory_at_the_warm_ups_end_and_the_most_files_and_t
                {"ledger": Usage(95 * MIB, 42, 13), "kafka node 1": Usage(500 * MIB, 300, 80)}]
     assert baseline_of(samples) == Baseline(
         rss_bytes={"ledger": 95 * MIB, "kafka node 1": 500 * MIB},
-        fds={"ledger": 45, "kafka node 1": 300}, threads={"ledger": 13, "kafka node 1": 80})
+        fds={"ledger": (40, 45), "kafka node 1": (300, 300)}, threads={"ledger": (11, 13), "kafka node 1": (80, 80)})
 
 
-def test_memory_up_to_a_quarter_above_the_warm_up_and_no_more_files_or_threads_pass() -> None:
-    baseline = Baseline({"ledger": 100 * MIB}, {"ledger": 45}, {"ledger": 13})
-    assert resource_problems(baseline, {"ledger": Usage(125 * MIB, 45, 13)}) == []
+def test_memory_up_to_a_quarter_above_the_warm_up_and_files_or_threads_within_its_swing_pass() -> None:
+    baseline = Baseline({"ledger": 100 * MIB}, {"ledger": (40, 45)}, {"ledger": (13, 13)})
+    assert resource_problems(baseline, {"ledger": Usage(125 * MIB, 50, 13)}) == []
 
 
-def test_memory_above_a_quarter_more_files_more_threads_and_a_new_process_each_fail() -> None:
-    baseline = Baseline({"ledger": 100 * MIB}, {"ledger": 45}, {"ledger": 13})
-    now = {"ledger": Usage(125 * MIB + 1, 46, 14, pid=os.getpid()), "ledger child 2": Usage(MIB, 1, 1)}
+def test_memory_above_a_quarter_files_or_threads_past_the_warm_ups_swing_and_a_new_process_each_fail() -> None:
+    baseline = Baseline({"ledger": 100 * MIB}, {"ledger": (40, 45)}, {"ledger": (13, 13)})
+    now = {"ledger": Usage(125 * MIB + 1, 51, 14, pid=os.getpid()), "ledger child 2": Usage(MIB, 1, 1)}
     problems = resource_problems(baseline, now)
     assert problems[0] == "ledger: RSS 125 MiB, more than 1.25 x its 100 MiB after warm-up"
-    assert problems[1].startswith("ledger: 46 open files, at most 45 during warm-up (now {")
+    assert problems[1].startswith("ledger: 51 open files, more than 45 + 5 (40 to 45 during warm-up; now {")
     assert "'file': " in problems[1]
-    assert problems[2:] == ["ledger: 14 threads, at most 13 during warm-up",
+    assert problems[2:] == ["ledger: 14 threads, more than 13 + 0 (13 to 13 during warm-up)",
                             "ledger child 2: running, but not during the warm-up"]
 
 
@@ -118,16 +118,26 @@ def test_a_process_is_read_from_proc_with_its_open_files_threads_and_group() -> 
 def test_the_mix_writes_to_all_three_services_and_pays_each_grant_and_library_a_unique_amount(tmp_path: Path) -> None:
     mix = ThreeServices(StackEnv(tmp_path, None, None), {"payments": 1, "bridge": 2, "ledger": 3})
     writes = [mix.write(n, tag) for tag in AMOUNT_BASE_CENTS for n in range(2400)]
-    assert Counter(w.port for w in writes) == {1: 240, 2: 240, 3: 4320}
+    assert Counter(w.port for w in writes) == {1: 360, 2: 360, 3: 6480}
     assert len({w.key for w in writes}) == len(writes)
     paid = Counter((w.path, w.body["amount_cents"]) for w in writes if w.port in (1, 2))
     assert set(paid.values()) == {1}
     assert {w.path for w in writes if w.port == 1} == {f"/v1/years/2024/grants/{c}/advances" for c in MUNICIPALITIES}
     assert {w.path for w in writes if w.port == 2} == {f"/bridge/libraries/{lib}/payments" for lib in LIBRARIES}
-    assert mix.write(20, "paced").body["amount_cents"] == 1_001
-    assert mix.write(20 * 6, "paced").body["amount_cents"] == 1_002
-    again = mix.write(5, "paced")
-    assert (again.path, again.body, again.key) == (writes[2405].path, writes[2405].body, writes[2405].key)
+    assert mix.write(20, "paced").body["amount_cents"] == 2_001
+    assert mix.write(20 * 6, "paced").body["amount_cents"] == 2_002
+    again, first = mix.write(5, "paced"), writes[-2400 + 5]
+    assert (again.path, again.body, again.key) == (first.path, first.body, first.key)
+
+
+def test_one_services_writes_are_the_mixs_writes_to_that_service(tmp_path: Path) -> None:
+    mix = ThreeServices(StackEnv(tmp_path, None, None), {"payments": 1, "bridge": 2, "ledger": 3})
+    for service, port in (("payments", 1), ("bridge", 2), ("ledger", 3)):
+        writes = [OneService(mix, service).write(n, "fill") for n in range(1000)]
+        assert {w.port for w in writes} == {port}
+        assert len({w.key for w in writes}) == 1000
+        paid = Counter((w.path, w.body.get("amount_cents")) for w in writes)
+        assert service == "ledger" or set(paid.values()) == {1}
 
 
 def test_the_figures_say_the_seed_how_to_run_it_again_and_every_problem() -> None:
