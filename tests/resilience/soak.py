@@ -113,6 +113,9 @@ class Soak:
         self.warm_up_over = threading.Event()
         """Set after the first fault: the next check takes the baseline."""
         self.warmed_up_s = 0.0
+        self.on: list[tuple[float, float]] = []
+        """Each fault's time (monotonic), from its start until three copies are in sync: a node starting then is
+        no sample of the steady state, so the warm-up's figures leave out samples from then to 30 s after."""
         self.lock = threading.Lock()
         """The minute checks run in a thread of their own, beside the faults."""
 
@@ -128,7 +131,8 @@ class Soak:
         usage = monitor.measure_now()
         problems: list[str] = []
         if self.baseline is None and self.warm_up_over.is_set():
-            self.baseline = baseline_of(monitor.usage_since(t0))
+            self.baseline = baseline_of([usage for at, usage in monitor.usage_since(t0)
+                                         if not any(start <= at <= end + LAG_RECOVERY_S for start, end in self.on)])
             self.warmed_up_s = time.monotonic()
             label += " (warm-up's end)"
         elif self.baseline is not None:
@@ -178,6 +182,7 @@ class Soak:
             self.problem(f"fault '{kind}' at {round(started - t0, 1)} s: {str(error)[:500]}")
             return False
         for label, start, in_sync in run.windows[first:]:
+            self.on.append((start, in_sync))
             try:
                 back = wait_for(lambda at=in_sync: recovery_s(monitor.lag_samples(), at) is not None,
                                 max(1.0, in_sync + LAG_WAIT_S - time.monotonic()), f"the lags after '{label}'")
@@ -334,7 +339,7 @@ class Soak:
                                         "threads_least": self.baseline.threads[name][0],
                                         "threads": self.baseline.threads[name][1]}
                                  for name in self.baseline.rss_bytes}
-        after = monitor.usage_since(self.warmed_up_s)
+        after = [usage for _, usage in monitor.usage_since(self.warmed_up_s)]
         names = set().union(*after) if after else set()
         self.figures.peak = {name: {"rss_mib": max(s[name].rss_bytes for s in after if name in s) // MIB,
                                     "fds": max(s[name].fds for s in after if name in s),

@@ -242,9 +242,10 @@ class Monitor:
         with self.lock:
             return list(self.lags)
 
-    def usage_since(self, since_s: float) -> list[dict[str, Usage]]:
+    def usage_since(self, since_s: float) -> list[tuple[float, dict[str, Usage]]]:
+        """(monotonic seconds, every process's figures) of each sample since ``since_s``."""
         with self.lock:
-            return [usage for at, usage in self.usage if at >= since_s]
+            return [(at, usage) for at, usage in self.usage if at >= since_s]
 
     def __enter__(self) -> Monitor:
         self.thread.start()
