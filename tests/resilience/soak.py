@@ -62,6 +62,7 @@ from tests.resilience.soak_watch import (
     processes_usage,
     recovery_s,
     resource_problems,
+    steady,
 )
 from tests.resilience.stack import (
     applied_ids,
@@ -113,9 +114,6 @@ class Soak:
         self.warm_up_over = threading.Event()
         """Set after the first fault: the next check takes the baseline."""
         self.warmed_up_s = 0.0
-        self.on: list[tuple[float, float]] = []
-        """Each fault's time (monotonic), from its start until three copies are in sync: a node starting then is
-        no sample of the steady state, so the warm-up's figures leave out samples from then to 30 s after."""
         self.lock = threading.Lock()
         """The minute checks run in a thread of their own, beside the faults."""
 
@@ -131,8 +129,7 @@ class Soak:
         usage = monitor.measure_now()
         problems: list[str] = []
         if self.baseline is None and self.warm_up_over.is_set():
-            self.baseline = baseline_of([usage for at, usage in monitor.usage_since(t0)
-                                         if not any(start <= at <= end + LAG_RECOVERY_S for start, end in self.on)])
+            self.baseline = baseline_of(steady(monitor.usage_since(t0)))
             self.warmed_up_s = time.monotonic()
             label += " (warm-up's end)"
         elif self.baseline is not None:
@@ -182,7 +179,6 @@ class Soak:
             self.problem(f"fault '{kind}' at {round(started - t0, 1)} s: {str(error)[:500]}")
             return False
         for label, start, in_sync in run.windows[first:]:
-            self.on.append((start, in_sync))
             try:
                 back = wait_for(lambda at=in_sync: recovery_s(monitor.lag_samples(), at) is not None,
                                 max(1.0, in_sync + LAG_WAIT_S - time.monotonic()), f"the lags after '{label}'")

@@ -118,7 +118,27 @@ class Baseline:
     threads: dict[str, tuple[int, int]]
 
 
+STARTING_S = 30
+"""A process is starting for this long after its pid first appears under its role (a broker restarted by a fault):
+its figures then are no sample of the steady state."""
+
+
+def steady(samples: list[tuple[float, dict[str, Usage]]]) -> list[dict[str, Usage]]:
+    """The samples with every process left out during its first ``STARTING_S`` under a new pid; a pid of the first
+    sample was started before the load and is steady from the start."""
+    first_seen: dict[int, float] = {}
+    if samples:
+        first_seen = {usage.pid: -float("inf") for usage in samples[0][1].values()}
+    kept = []
+    for at, usage in samples:
+        for item in usage.values():
+            first_seen.setdefault(item.pid, at)
+        kept.append({name: item for name, item in usage.items() if at - first_seen[item.pid] >= STARTING_S})
+    return kept
+
+
 def baseline_of(samples: list[dict[str, Usage]]) -> Baseline:
+    samples = [sample for sample in samples if sample]
     assert samples, "no process was measured during the warm-up"
     names = set().union(*samples)
     last = {name: next(s[name] for s in reversed(samples) if name in s) for name in names}

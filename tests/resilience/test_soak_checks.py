@@ -23,6 +23,7 @@ from tests.resilience.soak_watch import (
     metric_sum,
     recovery_s,
     resource_problems,
+    steady,
     usage_of,
 )
 from tests.resilience.stack import MUNICIPALITIES
@@ -37,6 +38,16 @@ def test_the_baseline_is_the_memory_at_the_warm_ups_end_and_the_most_files_and_t
     assert baseline_of(samples) == Baseline(
         rss_bytes={"ledger": 95 * MIB, "kafka node 1": 500 * MIB},
         fds={"ledger": (40, 45), "kafka node 1": (300, 300)}, threads={"ledger": (11, 13), "kafka node 1": (80, 80)})
+
+
+def test_a_process_under_a_new_pid_is_left_out_while_it_starts_the_others_are_kept_throughout() -> None:
+    ledger, old_node, new_node = Usage(MIB, 40, 14, pid=10), Usage(MIB, 120, 98, pid=20), Usage(MIB, 50, 20, pid=30)
+    samples = [(0.0, {"ledger": ledger, "kafka node 1": old_node}), (5.0, {"ledger": ledger}),
+               (10.0, {"ledger": ledger, "kafka node 1": new_node}),
+               (39.0, {"ledger": ledger, "kafka node 1": new_node}),
+               (40.0, {"ledger": ledger, "kafka node 1": new_node})]
+    assert steady(samples) == [{"ledger": ledger, "kafka node 1": old_node}, {"ledger": ledger}, {"ledger": ledger},
+                               {"ledger": ledger}, {"ledger": ledger, "kafka node 1": new_node}]
 
 
 def test_memory_up_to_a_quarter_above_the_warm_up_and_files_or_threads_within_its_swing_pass() -> None:
