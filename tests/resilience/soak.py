@@ -30,6 +30,7 @@ Everything listens on and talks to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import random
 import shutil
@@ -371,6 +372,17 @@ def main(argv: list[str]) -> int:
           f"SOAK_MINUTES={chosen.minutes:g})", flush=True)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(signum, _stop_on_signal)
+    RUN_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with (RUN_DIR.parent / "soak.lock").open("w") as lock:
+        try:  # one soak per checkout: a second would wipe the first's state dir under it
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"soak: another soak runs in this checkout ({RUN_DIR}); not started", flush=True)
+            return 2
+        return _soak(chosen)
+
+
+def _soak(chosen: argparse.Namespace) -> int:
     signal.alarm(int(chosen.minutes * 60 + OVERRUN_S + OVERALL_SLACK_S))
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
