@@ -64,18 +64,14 @@ def test_an_account_spending_more_than_was_paid(
         state.teardown()
 
 
-@pytest.mark.xfail(strict=True, raises=Disagreement,
-                   reason="open: the ledger answers a second reversal with a new Idempotency-Key 201, not 409")
 def test_a_second_reversal_with_a_new_key_is_refused(
-    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
     """Found by the random histories (shrunk by hand to this script). GM0363 records an expenditure and
-    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answers 201 with
-    the first reversal's ids (no second event, so no money moves). By the documents an expenditure is
-    reversed once (docs/api/README.md, the reversal route: "Reverse an expenditure once"; the domain
-    refuses a second with 409): a client that sends a new key means a new reversal and should hear it is
-    refused. ``LedgerApplication.reverse_expenditure`` takes any key as the first run's own."""
-    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answered 201 with
+    the first reversal's ids. By the documents an expenditure is reversed once (docs/api/README.md, the
+    reversal route): it is now 409 naming ``expenditure_id``, as the oracle says; only a retry with the
+    first key answers 201 (docs/decisions.md, "A second reversal is refused")."""
     OracleMachine.use(kafka, kafka_admin, tmp_path)
     state = OracleMachine()
     try:

@@ -288,13 +288,24 @@ class LedgerApplication(Application[UUID]):
         reason: str,
         booked_on: date | None = None,
         idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """An expenditure is reversed once: a second reversal is 409, with a new key or none. Only a re-run
+        of the same request (its key, reason and day) answers 201 again, known by the reversal's event id,
+        which derives from the key: so it holds after a crash whatever became of the key's claim."""
+
         def answer(expenditure: Expenditure) -> dict[str, Any]:
             return {
                 "expenditure_id": expenditure.expenditure_id,
                 "event_id": expenditure.reversal_event_id,
                 "reverses_event_id": expenditure.recorded_event_id,
             }
+
+        own_event_id = (
+            None
+            if idempotency_key is None
+            else str(derived_id(key_scope(municipality_code, subject), "reversal", idempotency_key, expenditure_id))
+        )
 
         @retry_on(ConcurrentChange)  # someone else changed the stream: reload and decide again
         def run() -> tuple[int, dict[str, Any]]:
@@ -304,14 +315,16 @@ class LedgerApplication(Application[UUID]):
                     f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
                 )
             if (
-                idempotency_key is not None
-                and expenditure.reversed
+                own_event_id is not None
+                and expenditure.reversal_event_id == own_event_id
                 and expenditure.reversal_reason == reason
                 and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
             ):
                 return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
             books = self.find_books(municipality_code, expenditure.grant_year)
-            expenditure.reverse(reason=reason, booked_on=booked_on, today=self.today(), books=books)
+            expenditure.reverse(
+                reason=reason, booked_on=booked_on, today=self.today(), books=books, event_id=own_event_id
+            )
             try:
                 self.save(expenditure, **{GUARDS: self._while_open(expenditure)})
             except GuardBroken:  # the year closed after the check above

@@ -217,14 +217,20 @@ def get_expenditure(code: str, expenditure_id: UUID) -> Any:
 @expenditures.response(201, ReversalOut)
 @documented_errors(expenditures, 401, 403, 404, 409, 422)
 def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str, expenditure_id: UUID) -> Any:
-    """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted)."""
-    principal().require_books_of(_code(code))
+    """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted).
+
+    A second reversal of it is 409 naming `expenditure_id`, whether it carries a new Idempotency-Key or
+    none, and stores nothing. A retry with the first reversal's key and request gets the first answer,
+    also when the service stopped during the first request (the reversal's event id derives from the key)."""
+    caller = principal()
+    caller.require_books_of(_code(code))
     status, answer = _service().application.reverse_expenditure(
         code,
         expenditure_id,
         reason=body["reason"],
         booked_on=body["booked_on"],
         idempotency_key=headers.get("idempotency_key"),
+        subject=caller.subject,
     )
     return answer, status
 
