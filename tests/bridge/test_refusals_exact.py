@@ -265,7 +265,12 @@ def test_a_grant_change_is_refused_below_what_was_paid_and_after_the_account_nam
     )
     library.check_grant_change(0)  # a grant of nothing is a grant
     library.set_single_grant(100, reason="r", corrects_event_id=None)
-    library.pay(60, paid_on=date(2022, 12, 1))
+    library.collect_events()
+    library.pay(60, paid_on=date(2022, 12, 1), payment_batch_id="payments-1")
+    (paid,) = library.collect_events()
+    assert payload(paid) == {
+        "library_id": A, "amount_cents": 60, "paid_on": "2022-12-01", "payment_batch_id": "payments-1"
+    }
     library.check_grant_change(60)  # down to what was paid
     assert refused(lambda: library.check_grant_change(59)) == (
         "OverPayment", f"{A} was already paid 60 cents; its grant cannot drop to 59", "amount_cents"
