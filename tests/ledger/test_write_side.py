@@ -241,6 +241,32 @@ def test_a_second_reversal_is_refused_with_a_new_key_or_none_and_a_retry_of_the_
     assert stored_events(client) == count
 
 
+def test_closing_a_closed_year_is_refused_with_a_new_key_or_none_and_a_retry_of_the_first_gets_its_answer(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    """A year closes once (docs/decisions.md, "A second reversal is refused", its last point): as a reversal."""
+    close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"
+    body = {"final_account": True, "closed_on": "2024-12-31"}
+    ministry = tokens.headers("ministry")
+    first = client.post(close, json=body, headers={**ministry, "Idempotency-Key": "close-1"})
+    assert first.status_code == 201, first.json
+    count = stored_events(client)
+    refusal = {
+        "code": 409, "status": "conflict",
+        "message": f"the grant year 2024 was already closed for {AMSTERDAM} on 2024-12-31",
+        "errors": {"year": [f"the grant year 2024 was already closed for {AMSTERDAM} on 2024-12-31"]},
+    }
+    for headers in ({**ministry, "Idempotency-Key": "close-2"}, ministry):
+        again = client.post(close, json=body, headers=headers)
+        assert (again.status_code, again.json) == (409, refusal), again.json
+    assert stored_events(client) == count
+    for answered in (False, True):
+        abandon_claims(client, answered)
+        rerun = client.post(close, json=body, headers={**ministry, "Idempotency-Key": "close-1"})
+        assert (rerun.status_code, rerun.json) == (201, first.json)
+    assert stored_events(client) == count
+
+
 def test_a_closed_year_refuses_postings_and_reversals(client: FlaskClient, tokens: TokenFactory) -> None:
     posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
     close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"

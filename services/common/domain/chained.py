@@ -219,9 +219,11 @@ class ChainedAggregate(Aggregate):
         stream_id: str,
         partition_key: str,
         occurred_at: str | None = None,
+        event_id: str | None = None,
         **payload: Any,
     ) -> TChained:
-        """Creates the aggregate of a named stream with its first (genesis-chained) event."""
+        """Creates the aggregate of a named stream with its first (genesis-chained) event (``event_id``: as
+        for ``_record``)."""
         fields = _chain_fields(
             event_class,
             stream_id=stream_id,
@@ -231,6 +233,7 @@ class ChainedAggregate(Aggregate):
             prev_hash=GENESIS_HASH,
             occurred_at=occurred_at,
             payload=payload,
+            event_id=event_id,
         )
         return cls._create(event_class, id=stream_uuid(stream_id), **fields)
 

@@ -344,9 +344,17 @@ class LedgerApplication(Application[UUID]):
         final_account: bool,
         closed_on: date | None = None,
         idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """A year closes once: closing it again is 409, with a new key or none; only a re-run of the same
+        request answers 201 again, known by the closing's event id, derived from the key (as a reversal's)."""
         on = closed_on or self.today()
         Books.check_closing_date(year, on)
+        own_event_id = (
+            None
+            if idempotency_key is None
+            else str(derived_id(key_scope(municipality_code, subject), "close", idempotency_key, year))
+        )
 
         def answer(books: Books) -> dict[str, Any]:
             return {
@@ -363,7 +371,8 @@ class LedgerApplication(Application[UUID]):
             existing = self.find_books(municipality_code, year)
             if (
                 existing is not None
-                and idempotency_key is not None
+                and own_event_id is not None
+                and existing.closed_event_id == own_event_id
                 and existing.final_account == final_account
                 and (closed_on is None or existing.closed_on == closed_on.isoformat())
             ):
@@ -375,6 +384,7 @@ class LedgerApplication(Application[UUID]):
                 closed_on=on,
                 closed_by=closed_by,
                 final_account=final_account,
+                event_id=own_event_id,
             )
             try:
                 self.save(books)

@@ -293,8 +293,10 @@ class Books(ChainedAggregate):
         closed_on: date,
         closed_by: str,
         final_account: bool,
+        event_id: str | None = None,
     ) -> Books:
-        """``books``: the year's books as loaded now (None while open); a year closes once."""
+        """``books``: the year's books as loaded now (None while open); a year closes once. ``event_id``: the
+        closing's own, derived from its Idempotency-Key, so a re-run of the same request knows it."""
         if books is not None:
             raise books.refuse_closing_again()
         cls.check_closing_date(grant_year, closed_on)
@@ -309,4 +311,5 @@ class Books(ChainedAggregate):
             closed_on=closed_on.isoformat(),
             closed_by=closed_by,
             final_account=final_account,
+            event_id=event_id,
         )

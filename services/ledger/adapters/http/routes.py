@@ -242,7 +242,10 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 @expenditures.response(201, YearClosedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
-    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409."""
+    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409.
+
+    A year closes once: closing it again is 409 naming `year`, with a new Idempotency-Key or none. A retry with
+    the first close's key and request gets the first answer, also when the service stopped during it."""
     caller = principal()
     caller.require_role("ministry")
     if not is_year(year):
@@ -254,6 +257,7 @@ def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: i
         final_account=body["final_account"],
         closed_on=body["closed_on"],
         idempotency_key=headers.get("idempotency_key"),
+        subject=caller.subject,
     )
     return answer, status
 
