@@ -102,3 +102,24 @@ def test_a_rate_has_one_spelling_whatever_its_trailing_zeros() -> None:
     assert [format_rate(Decimal(text)) for text in ("15", "15.0", "15.00", "15.50", "0.125", "100")] == [
         "15", "15", "15", "15.5", "0.125", "100"
     ]
+
+
+def test_a_commitment_above_the_frame_names_the_grant_or_the_batch_total_and_one_within_records_its_source() -> None:
+    """``BridgeFrame.commit``: a single grant's refusal names ``amount_cents``, a batch's (or a commitment with
+    no source) ``total_cents``; the event keeps the batch or the library it came from."""
+    terms = frame()
+    terms.collect_events()
+    above = "the granted total would be 1001 cents, above the frame of 1000 cents"
+    for source, field in (({"library_id": "NL-KVK-1-A"}, "amount_cents"), ({"batch_id": "batch-1"}, "total_cents"),
+                          ({}, "total_cents"), ({"batch_id": "batch-1", "library_id": "NL-KVK-1-A"}, "total_cents")):
+        assert refused(lambda: terms.commit(1001, **source)) == ("FrameExceeded", above, field)  # noqa: B023
+    terms.commit(1000, batch_id="batch-1")
+    terms.commit(400, library_id="NL-KVK-1-A")
+    recorded = [{k: getattr(e, k) for k in ("committed_cents", "previous_committed_cents", "frame_cents", "batch_id",
+                                            "single_grant_library_id")} for e in terms.collect_events()]
+    assert recorded == [
+        {"committed_cents": 1000, "previous_committed_cents": 0, "frame_cents": 1000, "batch_id": "batch-1",
+         "single_grant_library_id": None},
+        {"committed_cents": 400, "previous_committed_cents": 1000, "frame_cents": 1000, "batch_id": None,
+         "single_grant_library_id": "NL-KVK-1-A"},
+    ]

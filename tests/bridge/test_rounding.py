@@ -81,3 +81,19 @@ def test_rates_have_one_spelling() -> None:
     assert format_rate(parse_rate("15.500")) == "15.5"
     assert format_rate(parse_rate("15")) == "15"
     assert format_rate(parse_rate("1E1")) == "10"
+
+
+def test_impossible_inputs_are_programming_errors_with_their_own_text() -> None:
+    """Internal errors no caller sees (the domain never passes such values), asserted to their text so that the
+    mutation check tells each guard from the others (issue 20)."""
+    with pytest.raises(ValueError, match="^inhabitants must not be negative$"):
+        total_cents(Decimal("15"), -1)
+    assert total_cents(Decimal("15"), 0) == 0
+    with pytest.raises(ValueError, match="^total must not be negative$"):
+        apportion(-1, {"a": 1})
+    with pytest.raises(ValueError, match="^weights must not be negative$"):
+        apportion(1, {"a": 2, "b": -1})
+    with pytest.raises(ValueError, match="^cannot apportion a non-zero total over zero weights$"):
+        apportion(1, {"a": 0, "b": 0})
+    assert apportion(0, {"a": 0, "b": 0}) == {"a": 0, "b": 0}
+    assert apportion(0, {"a": 1}) == {"a": 0}

@@ -22,10 +22,11 @@ class NothingSoFar:
         return 0
 
 
-def _account(submitted_on: str, late: bool) -> dict[str, Any]:
+def _account(submitted_on: str, late: bool, *, paid_cents: int = 100_00, spent_cents: int = 80_00) -> dict[str, Any]:
     return Streams("").event(
         "BridgeAccountSubmitted", f"library-{LIBRARY}", LIBRARY, at(submitted_on),
-        library_id=LIBRARY, grant_cents=100_00, paid_cents=100_00, spent_cents=80_00, unspent_cents=20_00,
+        library_id=LIBRARY, grant_cents=100_00, paid_cents=paid_cents, spent_cents=spent_cents,
+        unspent_cents=paid_cents - min(spent_cents, paid_cents),
         period_start="2019-01-01", period_end="2023-05-01", submitted_on=submitted_on,
         account_deadline="2023-09-01", late=late,
     )
@@ -43,6 +44,32 @@ def test_an_account_is_late_only_after_the_deadline_day(submitted_on: str, late:
         "late": late,
     }
     assert [row["amount_cents"] for _line, row in effects.rows] == [80_00]
+
+
+@pytest.mark.parametrize(
+    ("paid_cents", "spent_cents", "settled_cents"),
+    [(100_00, 80_00, 80_00), (100_00, 100_00, 100_00), (100_00, 100_01, 100_00), (0, 114_92, 0), (60_00, 0, 0)],
+)
+def test_an_account_settles_what_was_spent_at_most_what_was_paid(
+    paid_cents: int, spent_cents: int, settled_cents: int
+) -> None:
+    """Spending above the payments is the library's own, not paid out (services/bridge/README.md; docs/decisions.md,
+    "An account spending more than was paid"): the settled figure never exceeds paid, so paid = settled + reclaim."""
+    account = _account("2023-08-01", False, paid_cents=paid_cents, spent_cents=spent_cents)
+    effects = effects_of(BRIDGE.name, account, NothingSoFar())  # type: ignore[arg-type]
+    assert [(row["kind"], row["library_id"], row["amount_cents"], row["booked_on"]) for _line, row in effects.rows] == [
+        ("bridge_settled", LIBRARY, settled_cents, date(2023, 8, 1))
+    ]
+
+
+class SettledBefore(NothingSoFar):
+    def total(self, kind: str, **where: Any) -> int:
+        return 30_00 if (kind, where) == ("bridge_settled", {"library_id": LIBRARY}) else 0
+
+
+def test_an_account_moves_the_settled_figure_by_the_change_to_what_the_book_has() -> None:
+    effects = effects_of(BRIDGE.name, _account("2023-08-01", False, spent_cents=150_00), SettledBefore())  # type: ignore[arg-type]
+    assert [row["amount_cents"] for _line, row in effects.rows] == [100_00 - 30_00]
 
 
 @pytest.mark.parametrize(("submitted_on", "claimed"), [("2023-09-20", False), ("2023-08-01", True)])

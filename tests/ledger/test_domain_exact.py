@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from contracts.values import MAX_CENTS
-from services.ledger.domain.errors import InvalidExpenditure
+from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure
 from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
 from services.ledger.domain.rules import expenditure_errors
 from tests.ledger.test_domain import VALID, awarded
@@ -110,6 +110,21 @@ def test_a_recorded_expenditure_and_its_reversal_carry_every_figure() -> None:
     assert (reversed_.reverses_event_id, reversed_.amount_cents, reversed_.booked_on, reversed_.reason) == (
         recorded.event_id, 1000, "2024-03-01", "typo"
     )
+    assert expenditure.reversal_event_id == reversed_.event_id
+    with pytest.raises(AlreadyReversed) as again:
+        expenditure.reverse(reason="typo", booked_on=None, today=date(2024, 3, 1), books=None)
+    assert (again.value.message, again.value.field) == (
+        f"expenditure {ID} was already reversed (event {reversed_.event_id}); an expenditure is reversed once",
+        "expenditure_id",
+    )
+
+
+def test_a_reversal_given_its_event_id_records_it_so_a_rerun_knows_its_own() -> None:
+    """The application derives it from the Idempotency-Key (docs/decisions.md, "A second reversal is refused")."""
+    expenditure = Expenditure.record(expenditure_id=ID, municipality_code=A, **VALID, books=None, grant=awarded())
+    own = "5a1f0d4e-0000-5000-8000-000000000001"
+    expenditure.reverse(reason="typo", booked_on=None, today=date(2024, 3, 1), books=None, event_id=own)
+    assert (expenditure.collect_events()[-1].event_id, expenditure.reversal_event_id) == (own, own)
 
 
 def test_a_reversal_without_a_date_books_today_when_today_is_the_expenditures_own_day() -> None:

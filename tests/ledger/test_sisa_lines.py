@@ -15,7 +15,7 @@ from typing import Any
 from contracts.canonical import canonical_json, parse_utc
 from services.audit.replay import Replay
 from services.common.adapters.sql import create_sql_engine
-from services.ledger.read_side import LedgerQueries, PointInTime, balances_projection
+from services.ledger.read_side import SISA_CSV_COLUMNS, LedgerQueries, PointInTime, balances_projection, sisa_csv_rows
 from tests.ledger.conftest import AMSTERDAM, LIBRARY
 from tests.ledger.events import Streams, at
 
@@ -94,3 +94,34 @@ def test_the_live_view_and_the_replay_give_the_same_lines_per_grant_decision(tmp
         for year in (2024, 2025, 2026):
             live = {k: v for k, v in queries.sisa(AMSTERDAM, year, point).items() if k != "offsets"}
             assert replay.sisa(AMSTERDAM, year) == live, (point, year)
+
+
+def test_the_sisa_csv_has_one_flat_row_per_line_with_exactly_its_columns() -> None:
+    """``sisa_csv_rows`` alone (the CSV route's tests need a store): every cell of every row, for a line with
+    the year's indicator codes and one without (issue 20, the mutation check)."""
+    answer: dict[str, Any] = {
+        "sisa_municipality_code": "0363", "municipality_code": AMSTERDAM, "year": 2025, "deadline": "2026-07-15",
+        "final_account": False, "late": True,
+        "lines": [
+            {"grant_year": 2024, "indicator_codes": {"besteding": "C8/01", "cumulatief": "C8/02",
+                                                     "eindverantwoording": "C8/03"},
+             "besteding_jaar_t_cents": 12_345, "cumulatieve_bestedingen_cents": 99_000, "eindverantwoording": "Ja",
+             "declared_on": "2026-07-01", "declared_by": "municipality", "late": False, "final_account": True},
+            {"grant_year": 2025, "indicator_codes": None,
+             "besteding_jaar_t_cents": 0, "cumulatieve_bestedingen_cents": 0, "eindverantwoording": "Nee",
+             "declared_on": None, "declared_by": None, "late": True, "final_account": False},
+        ],
+    }
+    rows = sisa_csv_rows(answer)
+    assert rows == [
+        {"sisa_municipality_code": "0363", "municipality_code": AMSTERDAM, "accounts_year": 2025, "grant_year": 2024,
+         "indicator_besteding": "C8/01", "indicator_cumulatief": "C8/02", "indicator_eindverantwoording": "C8/03",
+         "besteding_jaar_t_cents": 12_345, "cumulatieve_bestedingen_cents": 99_000, "eindverantwoording": "Ja",
+         "declared_on": "2026-07-01", "declared_by": "municipality", "deadline": "2026-07-15", "late": False},
+        {"sisa_municipality_code": "0363", "municipality_code": AMSTERDAM, "accounts_year": 2025, "grant_year": 2025,
+         "indicator_besteding": None, "indicator_cumulatief": None, "indicator_eindverantwoording": None,
+         "besteding_jaar_t_cents": 0, "cumulatieve_bestedingen_cents": 0, "eindverantwoording": "Nee",
+         "declared_on": None, "declared_by": None, "deadline": "2026-07-15", "late": True},
+    ]
+    assert all(sorted(row) == sorted(SISA_CSV_COLUMNS) for row in rows)
+    assert sisa_csv_rows({**answer, "lines": []}) == []

@@ -202,6 +202,71 @@ def test_reversal_references_the_original_and_happens_once(client: FlaskClient, 
     assert early.status_code == 422 and "booked_on" in early.json["errors"]
 
 
+def test_a_second_reversal_is_refused_with_a_new_key_or_none_and_a_retry_of_the_first_gets_its_answer(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    """Reversed once (docs/decisions.md, "A second reversal is refused"): only the first request's key
+    and request answer 201 again, also once its claim is gone (abandoned, or lost with a crash)."""
+    posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
+    url = f"{POST}/{posted['expenditure_id']}/reversal"
+    body = {"reason": "wrong invoice", "booked_on": "2024-04-01"}
+    first = client.post(url, json=body, headers=own(tokens, "rev-1"))
+    assert first.status_code == 201, first.json
+    count = stored_events(client)
+    refusal = {
+        "code": 409,
+        "status": "conflict",
+        "message": f"expenditure {posted['expenditure_id']} was already reversed (event {first.json['event_id']}); "
+        "an expenditure is reversed once",
+        "errors": {"expenditure_id": [
+            f"expenditure {posted['expenditure_id']} was already reversed (event {first.json['event_id']}); "
+            "an expenditure is reversed once"
+        ]},
+    }
+    for headers in (own(tokens, "rev-2"), own(tokens)):
+        second = client.post(url, json=body, headers=headers)
+        assert (second.status_code, second.json) == (409, refusal), second.json
+    # another client of the same municipality with the same key: its own key, so a second reversal
+    colleague = {**tokens.headers("municipality", AMSTERDAM, subject=f"{AMSTERDAM}-desk-2"), "Idempotency-Key": "rev-1"}
+    assert client.post(url, json=body, headers=colleague).status_code == 409
+    assert stored_events(client) == count
+
+    replayed = client.post(url, json=body, headers=own(tokens, "rev-1"))
+    assert (replayed.status_code, replayed.json, replayed.headers["Idempotent-Replayed"]) == (201, first.json, "true")
+    for answered in (False, True):
+        abandon_claims(client, answered)
+        rerun = client.post(url, json=body, headers=own(tokens, "rev-1"))
+        assert (rerun.status_code, rerun.json) == (201, first.json)
+        assert "Idempotent-Replayed" not in rerun.headers  # run again, recognised by its derived event id
+    assert stored_events(client) == count
+
+
+def test_closing_a_closed_year_is_refused_with_a_new_key_or_none_and_a_retry_of_the_first_gets_its_answer(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    """A year closes once (docs/decisions.md, "A second reversal is refused", its last point): as a reversal."""
+    close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"
+    body = {"final_account": True, "closed_on": "2024-12-31"}
+    ministry = tokens.headers("ministry")
+    first = client.post(close, json=body, headers={**ministry, "Idempotency-Key": "close-1"})
+    assert first.status_code == 201, first.json
+    count = stored_events(client)
+    refusal = {
+        "code": 409, "status": "conflict",
+        "message": f"the grant year 2024 was already closed for {AMSTERDAM} on 2024-12-31",
+        "errors": {"year": [f"the grant year 2024 was already closed for {AMSTERDAM} on 2024-12-31"]},
+    }
+    for headers in ({**ministry, "Idempotency-Key": "close-2"}, ministry):
+        again = client.post(close, json=body, headers=headers)
+        assert (again.status_code, again.json) == (409, refusal), again.json
+    assert stored_events(client) == count
+    for answered in (False, True):
+        abandon_claims(client, answered)
+        rerun = client.post(close, json=body, headers={**ministry, "Idempotency-Key": "close-1"})
+        assert (rerun.status_code, rerun.json) == (201, first.json)
+    assert stored_events(client) == count
+
+
 def test_a_closed_year_refuses_postings_and_reversals(client: FlaskClient, tokens: TokenFactory) -> None:
     posted = client.post(POST, json=expenditure(), headers=own(tokens)).json
     close = f"/v1/municipalities/{AMSTERDAM}/years/2024/close"

@@ -182,7 +182,7 @@ class Recorder:
             library = o.libraries[cmd.library_id]
             assert o.bridge_frame is not None
             deadline = o.bridge_frame[1]
-            unspent = library.paid_cents - cmd.spent_cents
+            unspent = library.paid_cents - min(cmd.spent_cents, library.paid_cents)
             account = self._event(
                 "BridgeAccountSubmitted", f"library-{cmd.library_id}", cmd.library_id, at,
                 library_id=cmd.library_id, grant_cents=library.granted_cents, paid_cents=library.paid_cents,

@@ -120,7 +120,9 @@ def histories(draw: st.DrawFn, max_steps: int = 40) -> list[c.Command]:
             command = c.PayBridge(library, amount, booked, at)
         elif kind == "bridge_account":
             paid = state.libraries[library].paid_cents
-            command = c.SubmitBridgeAccount(library, draw(st.integers(0, paid)) if paid else draw(amounts), booked, at)
+            # up to twice what was paid: an account may report spending above the payments (settled at paid)
+            spent = draw(st.integers(0, 2 * paid)) if paid else draw(amounts)
+            command = c.SubmitBridgeAccount(library, spent, booked, at)
         else:
             continue
         state.apply(command)

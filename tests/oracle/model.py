@@ -9,7 +9,8 @@ recorded at or before the moment). Money is integer cents throughout.
 
 Sources: README = README.md; DEC = docs/decisions.md (section); API = docs/api/README.md (section);
 OAS = the OpenAPI documents in docs/api/ (route summaries and response descriptions); FIN =
-docs/finance-systems.md; AUD = docs/audit.md; DASH = docs/dashboard.md. ORACLE marks what the
+docs/finance-systems.md; AUD = docs/audit.md; DASH = docs/dashboard.md; BRIDGE README =
+services/bridge/README.md. ORACLE marks what the
 documents leave open and this model decides (docs/decisions.md, "An independent money oracle").
 
 Payments (ido.grants.v1)
@@ -83,12 +84,14 @@ Figures (balances, national, SiSa, bridge)
     is past it; a declaration counts from its declared_on (as_of) and its recording (known_at). The
     top-level figures are the line G = T. API SiSa; DEC SiSa.
  F5 Bridge: the frame; per library granted (set, booked on the day it was recorded: DEC 360Giving),
-    paid, settled (= spent by the final account: ORACLE) and reclaim issued (paid - spent, with the
+    paid, settled (= min(spent by the final account, paid): BRIDGE README "unspent = paid - min(spent,
+    paid)", DEC "An account spending more than was paid") and reclaim issued (paid - settled, with the
     account); totals; frame ungranted; account status on the judged day: on_time (by the deadline),
     late, missing (a grant, none submitted, deadline passed), not_due, no_grant. DEC Bridge,
     DASH bridging subsidy, DEC national view. Bridge rules: a frame once; grants within the frame;
-    payments never above the grant (nor a grant corrected below what is paid: ORACLE); one account, spent
-    at most paid, and nothing granted or paid after it (ORACLE). OAS bridge; DEC Bridge.
+    payments never above the grant (nor a grant corrected below what is paid: ORACLE); one account (spending
+    above what was paid is taken and settles at what was paid: BRIDGE README), and nothing granted or paid
+    after it (ORACLE). OAS bridge; DEC Bridge.
 """
 
 from __future__ import annotations
@@ -496,12 +499,14 @@ class Oracle:
     def _SubmitBridgeAccount(self, cmd: c.SubmitBridgeAccount) -> Verdict:  # noqa: N802
         library = self.libraries.get(cmd.library_id)
         if (library is None or self.bridge_frame is None or cmd.library_id in self.bridge_accounts
-                or library.granted_cents == 0 or not 0 <= cmd.spent_cents <= library.paid_cents):
-            return Refused("F5 one account, spent at most paid")
+                or library.granted_cents == 0 or cmd.spent_cents < 0):
+            return Refused("F5 one account, a library with a grant, spending not negative")
         library.account = (cmd.submitted_on, self.bridge_frame[1])
         self.bridge_accounts[cmd.library_id] = (cmd.submitted_on, cmd.known_at)
-        self.bridge_entries.append((cmd.library_id, "settled", cmd.spent_cents, cmd.submitted_on, cmd.known_at))
-        unspent = library.paid_cents - cmd.spent_cents
+        # settled at what the payments cover: spending above them is the library's own (BRIDGE README)
+        settled = min(cmd.spent_cents, library.paid_cents)
+        self.bridge_entries.append((cmd.library_id, "settled", settled, cmd.submitted_on, cmd.known_at))
+        unspent = library.paid_cents - settled
         if unspent:
             self.bridge_entries.append((cmd.library_id, "reclaim_issued", unspent, cmd.submitted_on, cmd.known_at))
         return ACCEPTED

@@ -176,18 +176,27 @@ def test_sisa_lines_per_grant_decision_and_lateness() -> None:
     assert o.sisa(A, 2024, Point(d("2025-07-15")))["lines"][0]["eindverantwoording"] == "Nee"
 
 
-def test_the_bridging_subsidy_within_its_frame_and_its_final_accounts() -> None:
+L2 = "NL-KVK-30000001"
+
+
+def bridge_with_two_libraries() -> Oracle:
+    """The bridging frame (90,000.00, account deadline 1 September 2023) and libraries LIB and L2, no grants."""
     o = Oracle()
-    l2 = "NL-KVK-30000001"
     assert o.apply(c.SetBridgeFrame(90_000 * EUR, d("2023-09-01"), at("2023-01-02"))) == ACCEPTED
-    for lib in (LIB, l2):
+    for lib in (LIB, L2):
         assert o.apply(c.RegisterLibrary(lib, lib, at("2023-01-03"))) == ACCEPTED
+    return o
+
+
+def test_the_bridging_subsidy_within_its_frame_and_its_final_accounts() -> None:
+    o = bridge_with_two_libraries()
+    l2 = L2
     assert o.apply(c.SetBridgeGrant(LIB, 50_000 * EUR, at("2023-01-04"))) == ACCEPTED
     assert o.apply(c.SetBridgeGrant(l2, 40_000 * EUR + 1, at("2023-01-04"))).rule.startswith("F5")  # type: ignore[union-attr]
     assert o.apply(c.SetBridgeGrant(l2, 30_000 * EUR, at("2023-01-04"))) == ACCEPTED
     assert o.apply(c.PayBridge(LIB, 30_000 * EUR, d("2023-02-01"), at("2023-02-01"))) == ACCEPTED
     assert o.apply(c.PayBridge(LIB, 20_000 * EUR + 1, d("2023-02-02"), at("2023-02-02"))).rule.startswith("F5")  # type: ignore[union-attr]
-    assert o.apply(c.SubmitBridgeAccount(LIB, 30_000 * EUR + 1, d("2023-09-01"), at("2023-09-01"))) != ACCEPTED
+    assert o.apply(c.SubmitBridgeAccount(LIB, -1, d("2023-09-01"), at("2023-09-01"))).rule.startswith("F5")  # type: ignore[union-attr]
     assert o.apply(c.SubmitBridgeAccount(LIB, 20_000 * EUR, d("2023-09-01"), at("2023-09-01"))) == ACCEPTED
     bridge = o.bridge()
     assert bridge["totals"] == {"granted_cents": 8_000_000, "paid_cents": 3_000_000, "settled_cents": 2_000_000,
@@ -196,6 +205,26 @@ def test_the_bridging_subsidy_within_its_frame_and_its_final_accounts() -> None:
     assert bridge["statuses"] == {LIB: "on_time", l2: "missing"}
     assert o.bridge(Point(d("2023-09-01")))["statuses"][l2] == "not_due"  # the deadline's own day
     assert o.bridge(Point(d("2023-08-31")))["statuses"][LIB] == "not_due"  # submitted later
+    assert o.apply(c.SubmitBridgeAccount(LIB, 1, d("2023-09-02"), at("2023-09-02"))).rule.startswith("F5")  # type: ignore[union-attr]
+
+
+def test_an_account_spending_more_than_was_paid_settles_at_what_was_paid() -> None:
+    """services/bridge/README.md: unspent = paid - min(spent, paid); spending above what was paid is not paid
+    out. docs/decisions.md, "An account spending more than was paid"."""
+    o = bridge_with_two_libraries()
+    l2 = L2
+    for lib in (LIB, l2):
+        assert o.apply(c.SetBridgeGrant(lib, 40_000 * EUR, at("2023-01-04"))) == ACCEPTED
+    assert o.apply(c.PayBridge(LIB, 30_000 * EUR, d("2023-02-01"), at("2023-02-01"))) == ACCEPTED
+    assert o.apply(c.SubmitBridgeAccount(LIB, 30_000 * EUR + 1, d("2023-08-01"), at("2023-08-01"))) == ACCEPTED
+    assert o.apply(c.SubmitBridgeAccount(l2, 114_92, d("2023-08-01"), at("2023-08-01"))) == ACCEPTED  # paid nothing
+    bridge = o.bridge()
+    assert bridge["libraries"] == {
+        LIB: {"granted_cents": 4_000_000, "paid_cents": 3_000_000, "settled_cents": 3_000_000,
+              "reclaim_issued_cents": 0},
+        l2: {"granted_cents": 4_000_000, "paid_cents": 0, "settled_cents": 0, "reclaim_issued_cents": 0},
+    }
+    assert o.apply(c.PayBridge(l2, 1, d("2023-08-02"), at("2023-08-02"))).rule.startswith("F5")  # type: ignore[union-attr]
 
 
 # -- properties ------------------------------------------------------------------------------------

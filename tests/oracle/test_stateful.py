@@ -4,7 +4,7 @@
 (derandomized: CI must not turn red by chance); ``make resilience`` runs many more, random ones
 (tests/resilience/test_oracle_histories.py, ``IDO_ORACLE_HISTORIES``). The machine and its rules:
 ``tests/oracle/machine.py``. A failing history is printed as steps (``state.award(...)``): pasted
-below ``OracleMachine.use(...)`` in a test, as the xfail tests here are, they replay it.
+below ``OracleMachine.use(...)`` in a test, as the two scripts here are, they replay it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from kafka import KafkaAdminClient
 
-from tests.oracle.machine import Disagreement, OracleMachine
+from tests.oracle.machine import OracleMachine
 from tests.support.infra import KafkaInfo
 
 HISTORIES = 4
-"""Histories a run of ``make test`` drives: 35-51 s measured on the 2-core machine (each xfail script below ~5 s)."""
+"""Histories a run of ``make test`` drives: 35-51 s measured on the 2-core machine (each script below ~5 s)."""
 STEPS = 20
 
 
@@ -40,17 +39,14 @@ def test_random_histories_through_the_services_agree_with_the_oracle(
     run_histories(kafka, kafka_admin, tmp_path, histories=HISTORIES, steps=STEPS, derandomize=True)
 
 
-@pytest.mark.xfail(strict=True, raises=Disagreement,
-                   reason="open: the bridge takes an account spending more than was paid, the oracle refuses it")
 def test_an_account_spending_more_than_was_paid(
-    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
     """Found by the random histories (shrunk by hand to this script). A library granted 5,000.00 and paid
-    nothing submits its final account: spent 114.92. The bridge records it with unspent 0 and no reclaim;
-    the oracle refuses an account spending more than was paid (model.py F5, an ORACLE choice: the
-    documents do not say). Not judged yet: either the bridge refuses it (422 on spent_cents), or the
-    oracle takes it and settles min(spent, paid). Until then the random histories do not send it."""
-    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    nothing submits its final account: spent 114.92. Judged (docs/decisions.md, "An account spending more
+    than was paid"): the bridge takes it, as its README says; the account settles at what was paid (0),
+    nothing is reclaimed and nothing paid out, so paid = settled + reclaimed. The ledger's figures (its
+    ``bridge_settled`` was the reported 114.92) and the oracle (which refused the account) follow."""
     OracleMachine.use(kafka, kafka_admin, tmp_path)
     state = OracleMachine()
     try:
@@ -64,18 +60,14 @@ def test_an_account_spending_more_than_was_paid(
         state.teardown()
 
 
-@pytest.mark.xfail(strict=True, raises=Disagreement,
-                   reason="open: the ledger answers a second reversal with a new Idempotency-Key 201, not 409")
 def test_a_second_reversal_with_a_new_key_is_refused(
-    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
     """Found by the random histories (shrunk by hand to this script). GM0363 records an expenditure and
-    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answers 201 with
-    the first reversal's ids (no second event, so no money moves). By the documents an expenditure is
-    reversed once (docs/api/README.md, the reversal route: "Reverse an expenditure once"; the domain
-    refuses a second with 409): a client that sends a new key means a new reversal and should hear it is
-    refused. ``LedgerApplication.reverse_expenditure`` takes any key as the first run's own."""
-    monkeypatch.setattr(OracleMachine, "open_differences", True)
+    reverses it; a second reversal of it, with a new Idempotency-Key and the same reason, answered 201 with
+    the first reversal's ids. By the documents an expenditure is reversed once (docs/api/README.md, the
+    reversal route): it is now 409 naming ``expenditure_id``, as the oracle says; only a retry with the
+    first key answers 201 (docs/decisions.md, "A second reversal is refused")."""
     OracleMachine.use(kafka, kafka_admin, tmp_path)
     state = OracleMachine()
     try:

@@ -173,10 +173,11 @@ def _chain_fields(
     prev_hash: str,
     occurred_at: str | None,
     payload: dict[str, Any],
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     timestamp = event_class.create_timestamp()
     recorded_at = format_utc(timestamp)
-    event_id = str(uuid4())
+    event_id = event_id or str(uuid4())
     envelope = build_envelope(
         event_id=event_id,
         event_type=event_class.EVENT_TYPE,
@@ -258,9 +259,11 @@ class ChainedAggregate(Aggregate):
         stream_id: str,
         partition_key: str,
         occurred_at: str | None = None,
+        event_id: str | None = None,
         **payload: Any,
     ) -> TChained:
-        """Creates the aggregate of a named stream with its first (genesis-chained) event."""
+        """Creates the aggregate of a named stream with its first (genesis-chained) event (``event_id``: as
+        for ``_record``)."""
         fields = _chain_fields(
             event_class,
             stream_id=stream_id,
@@ -270,11 +273,17 @@ class ChainedAggregate(Aggregate):
             prev_hash=GENESIS_HASH,
             occurred_at=occurred_at,
             payload=payload,
+            event_id=event_id,
         )
         return cls._create(event_class, id=stream_uuid(stream_id), **fields)
 
-    def _record(self, event_class: type[Any], *, occurred_at: str | None = None, **payload: Any) -> None:
-        """Triggers the next event of this stream, chained to the current head."""
+    def _record(
+        self, event_class: type[Any], *, occurred_at: str | None = None, event_id: str | None = None, **payload: Any
+    ) -> None:
+        """Triggers the next event of this stream, chained to the current head.
+
+        ``event_id``: given by a command whose re-run must recognise its own event (derived from its
+        Idempotency-Key); else a new random one."""
         fields = _chain_fields(
             event_class,
             stream_id=self.stream_id,
@@ -284,5 +293,6 @@ class ChainedAggregate(Aggregate):
             prev_hash=self.chain_head,
             occurred_at=occurred_at,
             payload=payload,
+            event_id=event_id,
         )
         self.trigger_event(event_class, **fields)

@@ -288,13 +288,24 @@ class LedgerApplication(Application[UUID]):
         reason: str,
         booked_on: date | None = None,
         idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """An expenditure is reversed once: a second reversal is 409, with a new key or none. Only a re-run
+        of the same request (its key, reason and day) answers 201 again, known by the reversal's event id,
+        which derives from the key: so it holds after a crash whatever became of the key's claim."""
+
         def answer(expenditure: Expenditure) -> dict[str, Any]:
             return {
                 "expenditure_id": expenditure.expenditure_id,
                 "event_id": expenditure.reversal_event_id,
                 "reverses_event_id": expenditure.recorded_event_id,
             }
+
+        own_event_id = (
+            None
+            if idempotency_key is None
+            else str(derived_id(key_scope(municipality_code, subject), "reversal", idempotency_key, expenditure_id))
+        )
 
         @retry_on(ConcurrentChange)  # someone else changed the stream: reload and decide again
         def run() -> tuple[int, dict[str, Any]]:
@@ -304,14 +315,16 @@ class LedgerApplication(Application[UUID]):
                     f"no expenditure {expenditure_id} in the books of {municipality_code}", field="expenditure_id"
                 )
             if (
-                idempotency_key is not None
-                and expenditure.reversed
+                own_event_id is not None
+                and expenditure.reversal_event_id == own_event_id
                 and expenditure.reversal_reason == reason
                 and (booked_on is None or expenditure.reversal_booked_on == booked_on.isoformat())
             ):
                 return 201, answer(expenditure)  # saved by an earlier run with this key (e.g. before a crash)
             books = self.find_books(municipality_code, expenditure.grant_year)
-            expenditure.reverse(reason=reason, booked_on=booked_on, today=self.today(), books=books)
+            expenditure.reverse(
+                reason=reason, booked_on=booked_on, today=self.today(), books=books, event_id=own_event_id
+            )
             try:
                 self.save(expenditure, **{GUARDS: self._while_open(expenditure)})
             except GuardBroken:  # the year closed after the check above
@@ -331,9 +344,17 @@ class LedgerApplication(Application[UUID]):
         final_account: bool,
         closed_on: date | None = None,
         idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """A year closes once: closing it again is 409, with a new key or none; only a re-run of the same
+        request answers 201 again, known by the closing's event id, derived from the key (as a reversal's)."""
         on = closed_on or self.today()
         Books.check_closing_date(year, on)
+        own_event_id = (
+            None
+            if idempotency_key is None
+            else str(derived_id(key_scope(municipality_code, subject), "close", idempotency_key, year))
+        )
 
         def answer(books: Books) -> dict[str, Any]:
             return {
@@ -350,7 +371,8 @@ class LedgerApplication(Application[UUID]):
             existing = self.find_books(municipality_code, year)
             if (
                 existing is not None
-                and idempotency_key is not None
+                and own_event_id is not None
+                and existing.closed_event_id == own_event_id
                 and existing.final_account == final_account
                 and (closed_on is None or existing.closed_on == closed_on.isoformat())
             ):
@@ -362,6 +384,7 @@ class LedgerApplication(Application[UUID]):
                 closed_on=on,
                 closed_by=closed_by,
                 final_account=final_account,
+                event_id=own_event_id,
             )
             try:
                 self.save(books)

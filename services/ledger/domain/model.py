@@ -209,15 +209,20 @@ class Expenditure(ChainedAggregate):
             return today
         return own
 
-    def reverse(self, *, reason: str, booked_on: date | None, today: date, books: Books | None) -> None:
+    def reverse(
+        self, *, reason: str, booked_on: date | None, today: date, books: Books | None, event_id: str | None = None
+    ) -> None:
         """``booked_on``: None books on ``reversal_day(today)``. ``books``: the books of this
-        expenditure's year as loaded now, None while open."""
+        expenditure's year as loaded now, None while open. ``event_id``: the reversal's own, derived
+        from its Idempotency-Key, so a re-run of the same request knows it from another reversal."""
         check_open(books, self.municipality_code, self.grant_year)
         if problem := text_problem(reason, multi_line=True):
             raise InvalidExpenditure(problem, field="reason")
         if self.reversed:
             raise AlreadyReversed(
-                f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id})"
+                f"expenditure {self.expenditure_id} was already reversed (event {self.reversal_event_id}); "
+                "an expenditure is reversed once",
+                field="expenditure_id",
             )
         if booked_on is None:
             booked_on = self.reversal_day(today)
@@ -236,6 +241,7 @@ class Expenditure(ChainedAggregate):
             category=self.category,
             booked_on=booked_on.isoformat(),
             reason=reason,
+            event_id=event_id,
         )
 
 
@@ -287,8 +293,10 @@ class Books(ChainedAggregate):
         closed_on: date,
         closed_by: str,
         final_account: bool,
+        event_id: str | None = None,
     ) -> Books:
-        """``books``: the year's books as loaded now (None while open); a year closes once."""
+        """``books``: the year's books as loaded now (None while open); a year closes once. ``event_id``: the
+        closing's own, derived from its Idempotency-Key, so a re-run of the same request knows it."""
         if books is not None:
             raise books.refuse_closing_again()
         cls.check_closing_date(grant_year, closed_on)
@@ -303,4 +311,5 @@ class Books(ChainedAggregate):
             closed_on=closed_on.isoformat(),
             closed_by=closed_by,
             final_account=final_account,
+            event_id=event_id,
         )

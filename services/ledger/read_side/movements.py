@@ -381,11 +381,17 @@ def _bridge_frame(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
     return effects
 
 
-_bridge_settled = _movement(_bridge_row, "bridge_settled", "spent_cents", "submitted_on", total_per="library_id")
+def _bridge_settled(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
+    """The subsidy the account settles: what was spent, at most what was paid. Spending above the payments
+    is the library's own and is not paid out (services/bridge/README.md), so paid = settled + reclaimed."""
+    p = envelope["payload"]
+    settled_cents = min(p["spent_cents"], p["paid_cents"])
+    change_cents = settled_cents - book.total("bridge_settled", library_id=p["library_id"])
+    return _lines(_bridge_row(p, "bridge_settled", change_cents, p["submitted_on"]))
 
 
 def _bridge_account(envelope: dict[str, Any], book: AppliedSoFar) -> Effects:
-    """What the library spent (its ``bridge_settled`` figure) and its account's timeliness.
+    """What the account settles (its ``bridge_settled`` figure) and its timeliness.
 
     Late is the dates' verdict, submitted after the account deadline: an event whose ``late`` flag
     says otherwise is refused (the KB's service judges with the same rule, so only a forged or broken

@@ -199,7 +199,10 @@ def record_payment(body: dict[str, Any], library_id: str) -> Any:
 @blp.response(201, schemas.LibrarySchema)
 @documented_errors(404, 409, 422)
 def submit_account(body: dict[str, Any], library_id: str) -> Any:
-    """Records the final account; flags it late after the account deadline; reclaims what was paid and not spent."""
+    """Records the final account; flags it late after the account deadline; reclaims what was paid and not spent.
+
+    The account settles the subsidy at `min(spent_cents, paid)` and reclaims `paid - settled` at once; spending
+    above what was paid is the library's own and is not paid out (payments stop with the account)."""
     return _service().submit_account(library_id, spent_cents=body["spent_cents"], submitted_on=body["submitted_on"])
 
 

@@ -91,7 +91,10 @@ class PaymentBatchSchema(Schema):
 
 
 class AccountSchema(Schema):
-    spent_cents = cents(required=True, metadata={"description": "Spent by the spending deadline."})
+    spent_cents = cents(required=True, metadata={"description": (
+        "Spent by the spending deadline, as the library reports it (its own money too). May be above what was "
+        "paid: the account then settles at what was paid, reclaims nothing and pays nothing more."
+    )})
     submitted_on = fields.Date(required=True)
 
 

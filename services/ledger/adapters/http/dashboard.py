@@ -580,7 +580,7 @@ def reversal_post(code: str, expenditure_id: UUID) -> Any:
     try:
         _status, answer = _service().application.reverse_expenditure(
             code, expenditure_id, reason=body["reason"], booked_on=body["booked_on"],
-            idempotency_key=f"dashboard-{idempotency_key}",
+            idempotency_key=f"dashboard-{idempotency_key}", subject=caller.subject,
         )
     except ServiceError as error:
         if error.http_status in (401, 403):

@@ -217,14 +217,20 @@ def get_expenditure(code: str, expenditure_id: UUID) -> Any:
 @expenditures.response(201, ReversalOut)
 @documented_errors(expenditures, 401, 403, 404, 409, 422)
 def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str, expenditure_id: UUID) -> Any:
-    """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted)."""
-    principal().require_books_of(_code(code))
+    """Reverse an expenditure once (an ExpenditureReversed event referencing it; nothing is deleted).
+
+    A second reversal of it is 409 naming `expenditure_id`, whether it carries a new Idempotency-Key or
+    none, and stores nothing. A retry with the first reversal's key and request gets the first answer,
+    also when the service stopped during the first request (the reversal's event id derives from the key)."""
+    caller = principal()
+    caller.require_books_of(_code(code))
     status, answer = _service().application.reverse_expenditure(
         code,
         expenditure_id,
         reason=body["reason"],
         booked_on=body["booked_on"],
         idempotency_key=headers.get("idempotency_key"),
+        subject=caller.subject,
     )
     return answer, status
 
@@ -236,7 +242,10 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
 @expenditures.response(201, YearClosedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: int) -> Any:
-    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409."""
+    """Close a grant year for a municipality (the ministry; auditors read only); later postings into it get 409.
+
+    A year closes once: closing it again is 409 naming `year`, with a new Idempotency-Key or none. A retry with
+    the first close's key and request gets the first answer, also when the service stopped during it."""
     caller = principal()
     caller.require_role("ministry")
     if not is_year(year):
@@ -248,6 +257,7 @@ def close_year(headers: dict[str, Any], body: dict[str, Any], code: str, year: i
         final_account=body["final_account"],
         closed_on=body["closed_on"],
         idempotency_key=headers.get("idempotency_key"),
+        subject=caller.subject,
     )
     return answer, status
 

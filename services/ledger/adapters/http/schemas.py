@@ -214,7 +214,10 @@ class LibraryBridgeOut(Schema):
     name = fields.String(allow_none=True)
     granted_cents = fields.Integer()
     paid_cents = fields.Integer()
-    settled_cents = fields.Integer()
+    settled_cents = fields.Integer(metadata={"description": (
+        "What the final account settles: the spending it reports, at most what was paid (paid = settled + "
+        "reclaim issued)."
+    )})
     reclaim_issued_cents = fields.Integer()
     account_status = fields.String(
         validate=validate.OneOf(ACCOUNT_STATUSES),
