@@ -327,6 +327,8 @@ class Soak:
         self.figures.requests = paced.stats.requests
         self.figures.by_status = {str(k): v for k, v in sorted(paced.stats.by_status.items())}
         self.figures.cluster_rss_max_mib = monitor.cluster_rss_max_bytes // MIB
+        self.figures.end["samples_failed"] = len(monitor.errors)
+        self.figures.end["first_failed_samples"] = monitor.errors[:3]
 
     def _keep_process_figures(self, monitor: Monitor) -> None:
         if self.baseline is None:

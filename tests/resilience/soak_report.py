@@ -106,6 +106,7 @@ def render(figures: dict[str, Any]) -> str:
         f"| end: events checked, lost, doubled | {figures['end'].get('expected', '-')}, "
         f"**{figures['end'].get('lost', '-')}**, **{figures['end'].get('doubled', '-')}** |",
         f"| end: view = replay from offset 0 | {figures['end'].get('view_equals_replay', '-')} |",
+        f"| samples that failed (a process ending while read) | {figures['end'].get('samples_failed', '-')} |",
         "",
         "Faults (seconds since the paced load started; lag back: from three copies in sync to every relay and the "
         "projector under 1 s behind, at most 30 s):",

@@ -230,6 +230,8 @@ class Monitor:
         self.lags: list[LagSample] = []
         self.usage: list[tuple[float, dict[str, Usage]]] = []
         self.cluster_rss_max_bytes = 0
+        self.errors: list[str] = []
+        """Samples that failed (a process that ended while it was read): reported, not fatal."""
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -251,12 +253,16 @@ class Monitor:
         for round_ in range(rounds):
             if self.stop.wait(SAMPLE_EVERY_S) or time.monotonic() >= self.deadline:
                 return
-            texts = {service: self._scrape(client) for service, client in self.clients.items()}
-            sample = lag_sample(time.monotonic(), texts, self.rates_per_s)
-            with self.lock:
-                self.lags.append(sample)
-            if round_ % USAGE_EVERY == 0:
-                self.measure_now()
+            try:
+                texts = {service: self._scrape(client) for service, client in self.clients.items()}
+                sample = lag_sample(time.monotonic(), texts, self.rates_per_s)
+                with self.lock:
+                    self.lags.append(sample)
+                if round_ % USAGE_EVERY == 0:
+                    self.measure_now()
+            except Exception as error:  # noqa: BLE001 - a sample that failed is missing, the next is taken
+                with self.lock:
+                    self.errors.append(f"{type(error).__name__}: {error}")
 
     def lag_samples(self) -> list[LagSample]:
         with self.lock:
