@@ -129,3 +129,8 @@ FAULTS: dict[str, Callable[[FaultRun], None]] = {
     "disk lost": wipe_the_leader,
 }
 """The faults of issue 19, Must show 2, by a short name (the soak draws from them)."""
+
+REFUSES_WRITES = frozenset({"two brokers lost"})
+"""Faults during which writes are refused by design (503 once the relay has published nothing for
+``IDO_OUTBOX_STALL_S``: services/common/outbox_gate.py), so the writes accepted a second cannot hold half the
+capacity; the load offered still does, and every write must be accepted in the end."""

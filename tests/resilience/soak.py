@@ -50,7 +50,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
 from tests.resilience.capacity import Accepted201, PacedPostings, measure_capacity
-from tests.resilience.cluster_fault_kinds import FAULTS
+from tests.resilience.cluster_fault_kinds import FAULTS, REFUSES_WRITES
 from tests.resilience.cluster_faults import SHARE, FaultRun
 from tests.resilience.figures import Figures
 from tests.resilience.load import Supervisor
@@ -321,7 +321,10 @@ class Soak:
         self.figures.achieved_per_s = {name: round(count / run_s, 1) for name, count in by_service.items()}
         achieved = sum(by_service.values()) / run_s
         self.figures.achieved_per_s["all"] = round(achieved, 1)
-        if achieved < 0.5 * capacity_per_s:
+        refusing = sorted({fault.kind for fault in self.figures.faults} & REFUSES_WRITES)
+        if refusing:
+            self.figures.end["load_held_not_judged"] = f"writes refused by design during {', '.join(refusing)}"
+        elif achieved < 0.5 * capacity_per_s:
             self.figures.problems.append(f"the load held {achieved:.1f} writes/s, less than half the capacity "
                                          f"{capacity_per_s:.1f}/s")
         self.figures.requests = paced.stats.requests
