@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck contracts bench resilience clean venv translations screenshots mutation
+.PHONY: run test lint typecheck contracts bench resilience soak clean venv translations screenshots mutation
 
 venv: $(STAMP)
 
@@ -25,6 +25,11 @@ test: venv
 
 resilience: venv
 	@bash tests/resilience/run.sh
+
+# issue 19, Must show 4: the soak (tests/resilience/SOAK.md); SOAK_MINUTES (default 10), SOAK_SEED (default random)
+soak: venv
+	@$(VENV)/bin/python -m tests.resilience.soak $(if $(SOAK_MINUTES),--minutes $(SOAK_MINUTES)) \
+		$(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 lint: venv
 	$(VENV)/bin/ruff check .

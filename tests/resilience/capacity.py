@@ -6,7 +6,11 @@ soon as its previous posting was answered) for ``burst_s`` seconds; the capacity
 201 per second. It is measured on the same machine, stack and Kafka as the fault that follows, not taken
 from a constant: the machine may be busier or idler than the one a constant came from.
 
-``PacedPostings``: postings at a fixed rate, open loop. Posting k is due at ``start + k / rate``; its latency
+What is written is a ``Writes``: ``Postings`` (the ledger's expenditures, the fault tests' load) or a mix of
+the three services' writes (``soak_mix.py``); every write carries an Idempotency-Key, so an unknown answer is
+retried with the same key.
+
+``PacedPostings``: writes at a fixed rate, open loop. Posting k is due at ``start + k / rate``; its latency
 is counted from that moment, so a stall counts for every posting that was due during it, not only for the
 few requests in flight (no coordinated omission up to ``workers`` postings in flight). An unknown answer
 (no answer, or a 5xx) is retried with the same Idempotency-Key, as ``Load``'s municipalities do.
@@ -18,13 +22,52 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tests.resilience.load import MAX_ATTEMPTS, RETRY_SLEEP_S
 from tests.resilience.stack import MUNICIPALITIES, expenditure
 from tests.resilience.support import Client, LoadStats, StackEnv
 
 UNKNOWN = (0, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write: where it goes, its body and headers (with its Idempotency-Key), and how the id of the event
+    it recorded is read from its 201 answer."""
+
+    port: int
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    event_id: Callable[[Any], str]
+    what: str
+
+    @property
+    def key(self) -> str:
+        return self.headers["Idempotency-Key"]
+
+
+class Writes(Protocol):
+    def write(self, n: int, tag: str) -> Write:
+        """The ``n``-th write of a run tagged ``tag``: the same ``(n, tag)`` always gives the same request."""
+        ...
+
+
+class Postings:
+    """The ledger's postings of expenditures, by the six municipalities in turn."""
+
+    def __init__(self, stack: StackEnv, ledger_port: int):
+        self.port = ledger_port
+        self.headers = {code: stack.headers("municipality", code) for code in MUNICIPALITIES}
+
+    def write(self, n: int, tag: str) -> Write:
+        code = MUNICIPALITIES[n % len(MUNICIPALITIES)]
+        return Write(self.port, f"/v1/municipalities/{code}/expenditures", expenditure(n, 100 + n % 1000, tag=tag),
+                     {**self.headers[code], "Idempotency-Key": f"{tag}-{n}"}, lambda body: str(body["event_id"]),
+                     "POST expenditures")
 
 
 @dataclass(frozen=True)
@@ -61,64 +104,74 @@ class Accepted201:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _post_until_known(
-    client: Client, auth: dict[str, str], code: str, key: str, n: int, tag: str, stats: LoadStats,
-    accepted: Accepted201, stop: threading.Event,
+def _write_until_known(
+    client: Client, write: Write, stats: LoadStats, accepted: Accepted201, stop: threading.Event,
 ) -> tuple[int, int]:
-    """Posts until the answer is known (201 or a refusal) or the attempts run out; (status, attempts)."""
-    body = expenditure(n, 100 + n % 1000, tag=tag)
+    """Sends until the answer is known (201 or a refusal) or the attempts run out; (status, attempts)."""
     status = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        answer = client.request("POST", f"/v1/municipalities/{code}/expenditures", body,
-                                headers={**auth, "Idempotency-Key": key})
-        stats.count(answer, "POST expenditures")
+        answer = client.request("POST", write.path, write.body, headers=write.headers)
+        stats.count(answer, write.what)
         status = answer.status
         if status == 201:
             with accepted.lock:
-                accepted.event_ids[key] = answer.body["event_id"]
+                accepted.event_ids[write.key] = write.event_id(answer.body)
             return status, attempt
         if status not in UNKNOWN:
             with accepted.lock:
-                accepted.gave_up.append(f"{key}: {status} {str(answer.body)[:200]}")
+                accepted.gave_up.append(f"{write.key}: {status} {str(answer.body)[:200]}")
             return status, attempt
         if stop.is_set() and attempt >= 40:
             break  # the run is over: ten more seconds of retries at most
         time.sleep(RETRY_SLEEP_S)
     with accepted.lock:
-        accepted.gave_up.append(f"{key}: still unknown after {attempt} attempts ({status})")
+        accepted.gave_up.append(f"{write.key}: still unknown after {attempt} attempts ({status})")
     return status, attempt
 
 
+class _Clients:
+    """One keep-alive connection per port for one thread."""
+
+    def __init__(self) -> None:
+        self.by_port: dict[int, Client] = {}
+
+    def to(self, port: int) -> Client:
+        if port not in self.by_port:
+            self.by_port[port] = Client(port, {}, timeout_s=15)
+        return self.by_port[port]
+
+    def close(self) -> None:
+        for client in self.by_port.values():
+            client.close()
+
+
 def measure_capacity(
-    stack: StackEnv, ledger_port: int, accepted: Accepted201, *, clients: int = 8, burst_s: float = 10.0,
-    max_postings: int = 100_000,
+    writes: Writes, accepted: Accepted201, *, clients: int = 8, burst_s: float = 10.0, max_postings: int = 100_000,
 ) -> Capacity:
-    """Postings answered 201 per second by ``clients`` closed-loop clients during ``burst_s`` seconds."""
-    headers = {code: stack.headers("municipality", code) for code in MUNICIPALITIES}
+    """Writes answered 201 per second by ``clients`` closed-loop clients during ``burst_s`` seconds."""
     stats = LoadStats()
     stop = threading.Event()
     counter = iter(range(max_postings))
     counter_lock = threading.Lock()
     done: list[int] = []
 
-    def client_loop(index: int) -> None:
-        code = MUNICIPALITIES[index % len(MUNICIPALITIES)]
-        client = Client(ledger_port, {}, timeout_s=15)
+    def client_loop() -> None:
+        connections = _Clients()
         try:
             while not stop.is_set():
                 with counter_lock:
                     n = next(counter, None)
                 if n is None:
                     return
-                status, _ = _post_until_known(client, headers[code], code, f"capacity-{n}", 5_000_000 + n,
-                                              "capacity", stats, accepted, stop)
+                write = writes.write(n, "capacity")
+                status, _ = _write_until_known(connections.to(write.port), write, stats, accepted, stop)
                 if status == 201:
                     with counter_lock:
                         done.append(n)
         finally:
-            client.close()
+            connections.close()
 
-    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -133,18 +186,17 @@ def measure_capacity(
 
 
 class PacedPostings:
-    """Postings due at ``rate_per_s``, by up to ``workers`` at once, until ``finish``, ``max_postings`` or
+    """Writes due at ``rate_per_s``, by up to ``workers`` at once, until ``finish``, ``max_postings`` or
     ``max_seconds``."""
 
-    def __init__(self, stack: StackEnv, ledger_port: int, accepted: Accepted201, *, rate_per_s: float,
+    def __init__(self, writes: Writes, accepted: Accepted201, *, rate_per_s: float,
                  max_postings: int, max_seconds: float, workers: int = 16):
         assert rate_per_s > 0
-        self.ledger_port = ledger_port
+        self.writes = writes
         self.accepted = accepted
         self.rate_per_s = rate_per_s
         self.max_postings = max_postings
         self.workers = workers
-        self.headers = {code: stack.headers("municipality", code) for code in MUNICIPALITIES}
         self.stats = LoadStats()
         self.posted: list[Posted] = []
         self.stop = threading.Event()
@@ -166,20 +218,20 @@ class PacedPostings:
             return slot
 
     def _worker(self) -> None:
-        client = Client(self.ledger_port, {}, timeout_s=15)  # one keep-alive connection per worker
+        connections = _Clients()  # one keep-alive connection per worker and service
         try:
             while (slot := self._slot()) is not None:
                 due = self.started + slot / self.rate_per_s
                 # Pacing, not synchronisation: a posting is not sent before it is due.
                 if self.stop.wait(max(0.0, due - time.monotonic())):
                     return
-                code = MUNICIPALITIES[slot % len(MUNICIPALITIES)]
-                status, attempts = _post_until_known(client, self.headers[code], code, f"paced-{slot}",
-                                                     6_000_000 + slot, "paced", self.stats, self.accepted, self.stop)
+                write = self.writes.write(slot, "paced")
+                status, attempts = _write_until_known(connections.to(write.port), write, self.stats, self.accepted,
+                                                      self.stop)
                 with self.lock:
                     self.posted.append(Posted(due, time.monotonic(), status, attempts))
         finally:
-            client.close()
+            connections.close()
 
     def start(self) -> None:
         self.started = time.monotonic()

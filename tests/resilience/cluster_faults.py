@@ -25,7 +25,7 @@ from pathlib import Path
 from contracts.topics import EXPENDITURES, GRANTS
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
-from tests.resilience.capacity import Accepted201, PacedPostings, measure_capacity, window_figures
+from tests.resilience.capacity import Accepted201, PacedPostings, Postings, measure_capacity, window_figures
 from tests.resilience.figures import Figures
 from tests.resilience.load import Supervisor
 from tests.resilience.stack import applied_ids, prepare_payments, verify, wait_until_projected
@@ -129,12 +129,13 @@ def run_under_paced_load(
     view = create_sql_engine(settings.view_db_url)
     accepted = Accepted201()
 
-    capacity = measure_capacity(stack, ledger.port or 0, accepted)
+    postings = Postings(stack, ledger.port or 0)
+    capacity = measure_capacity(postings, accepted)
     assert capacity.postings > 50, f"the capacity burst got too few postings through: {capacity}"
     first = next(iter(accepted.event_ids.values()))
     assert wait_until_projected(view, {first}, 120), "the path to the view never came up"
     target = capacity.per_s * SHARE
-    paced = PacedPostings(stack, ledger.port or 0, accepted, rate_per_s=target,
+    paced = PacedPostings(postings, accepted, rate_per_s=target,
                           max_postings=int(target * 900) + 100, max_seconds=900)
     run = FaultRun(cluster, topics, written, paced, lambda: set(applied_ids(view)), figures)
     with Supervisor(procs, [*relays, projector]) as supervisor:

@@ -242,13 +242,13 @@ class Load:
                                     {"amount_cents": amount, "paid_on": "2022-12-01"})
                 found = None
                 if answer is not None and answer.status == 201:
-                    found = _payment_event(answer.body, amount)
+                    found = payment_event(answer.body, amount)
                 elif answer is not None and answer.status in (0, 500, 502, 503, 504):
                     time.sleep(RETRY_SLEEP_S)
                     for _ in range(40):
                         library = client.get(f"/bridge/libraries/{library_id}")
                         if library.status == 200:
-                            found = _payment_event(library.body, amount)
+                            found = payment_event(library.body, amount)
                             break
                         if time.monotonic() >= self.deadline + 60:
                             break
@@ -300,7 +300,8 @@ class Load:
         assert not any(t.is_alive() for t in self.threads), "a client thread did not stop"
 
 
-def _payment_event(library: dict[str, Any], amount: int) -> str | None:
+def payment_event(library: dict[str, Any], amount: int) -> str | None:
+    """The event id of the library's payment of ``amount`` (each payment a unique amount), if it holds one."""
     for payment in library.get("payments") or []:
         if payment["amount_cents"] == amount:
             return str(payment["event_id"])

@@ -77,15 +77,20 @@ def _details(details: dict[str, Any]) -> str:
     return "; ".join(f"{key}: {json.dumps(value, separators=(', ', ': '))}" for key, value in details.items())
 
 
+def replace_section(path: Path, start: str, end: str, text: str) -> None:
+    """Writes ``text`` between the markers ``start`` and ``end`` of the file, keeping the rest."""
+    content = path.read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        raise SystemExit(f"{path} has no {start} ... {end} section")
+    head, rest = content.split(start, 1)
+    _old, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str]) -> None:
     figures_path, readme_path = Path(argv[0]), Path(argv[1])
     figures = json.loads(figures_path.read_text(encoding="utf-8"))
-    readme = readme_path.read_text(encoding="utf-8")
-    if START not in readme or END not in readme:
-        raise SystemExit(f"{readme_path} has no {START} ... {END} section")
-    head, rest = readme.split(START, 1)
-    _old, tail = rest.split(END, 1)
-    readme_path.write_text(f"{head}{START}\n{render(figures)}\n{END}{tail}", encoding="utf-8")
+    replace_section(readme_path, START, END, render(figures))
     print(f"{readme_path}: figures of the run that finished {figures['run']['finished_at']}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,17 @@ CATEGORIES = ("library_funding", "promotion", "network_orchestration")
 BRIDGE_LIBRARY = "NL-KVK-41215098"
 
 
-def prepare_bridge(client: Client) -> None:
-    """The bridging frame, one library with a large service area, and its grant, through the API."""
+def prepare_bridge(client: Client, libraries: Sequence[str] = (BRIDGE_LIBRARY,)) -> None:
+    """The bridging frame, libraries (the first OBA, in GM0363; the others in the next municipalities) serving
+    10 million inhabitants together, so that their grants fill most of the frame, and the grants, through the API."""
     frame = client.post("/bridge/frame", {})
     assert frame.status == 201, frame
-    library = client.post("/bridge/libraries", {
-        "library_id": BRIDGE_LIBRARY, "name": "OBA",
-        "service_area": [{"municipality_code": "GM0363", "inhabitants": 10_000_000}]})
-    assert library.status == 201, library
+    for index, library_id in enumerate(libraries):
+        library = client.post("/bridge/libraries", {
+            "library_id": library_id, "name": "OBA" if index == 0 else f"Bibliotheek {index + 1}",
+            "service_area": [{"municipality_code": MUNICIPALITIES[index % len(MUNICIPALITIES)],
+                              "inhabitants": 10_000_000 // len(libraries)}]})
+        assert library.status == 201, library
     grants = client.post("/bridge/grant-batches")
     assert grants.status == 201, grants
 
@@ -273,13 +276,16 @@ def verify(
     doubled += [f"import {tag} stored {n} rows, not 3" for tag, n in imports.items() if n > 3]
     half_written = [f"import {tag} stored {n} of its 3 rows" for tag, n in imports.items() if n < 3]
     payments_events = stored_envelopes(settings, "payments")
-    advances = Counter(e["payload"]["amount_cents"] for e in payments_events if e["event_type"] == "AdvancePaid"
-                       and e["stream_id"] == "grant-2024-GM0363")
-    doubled += [f"advance of {amount} cents stored {n} times" for amount, n in advances.items() if n > 1]
+    # The loads pay each grant and each library a unique amount per payment: an amount twice is a payment twice.
+    advances = Counter((e["stream_id"], e["payload"]["amount_cents"]) for e in payments_events
+                       if e["event_type"] == "AdvancePaid")
+    doubled += [f"{stream}: advance of {amount} cents stored {n} times" for (stream, amount), n in advances.items()
+                if n > 1]
     if "bridge" in services:
-        paid = Counter(e["payload"]["amount_cents"] for e in stored_envelopes(settings, "bridge")
+        paid = Counter((e["stream_id"], e["payload"]["amount_cents"]) for e in stored_envelopes(settings, "bridge")
                        if e["event_type"] == "BridgePaymentMade")
-        doubled += [f"bridge payment of {amount} cents stored {n} times" for amount, n in paid.items() if n > 1]
+        doubled += [f"{stream}: bridge payment of {amount} cents stored {n} times"
+                    for (stream, amount), n in paid.items() if n > 1]
     live = journal_sums(view_engine)
     replay, replayed_events = replay_from_scratch(env, tmp, counted.expected)
     replayed = journal_sums(replay)

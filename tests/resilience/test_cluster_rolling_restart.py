@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.cluster_faults import FaultRun, run_under_paced_load
+from tests.resilience.cluster_fault_kinds import restart_one_at_a_time
+from tests.resilience.cluster_faults import run_under_paced_load
 from tests.resilience.figures import Figures
 from tests.resilience.support import Processes
 from tests.support.infra import PostgresInfo
@@ -22,16 +23,8 @@ from tests.support.kafka_cluster import NODES, OwnCluster
 pytestmark = pytest.mark.slow
 
 
-def _restart_one_at_a_time(run: FaultRun) -> None:
-    for node in NODES:
-        with run.fault("rolling restart: one Kafka broker stopped gracefully and started (cluster)",
-                       f"node {node} restarted"):
-            run.cluster.stop_node(node)
-            run.cluster.start_node(node)
-
-
 def test_rolling_restart_of_the_three_brokers_under_half_the_capacity(
     procs: Processes, database: PostgresInfo, cluster: OwnCluster, tmp_path: Path, figures: Figures
 ) -> None:
     run_under_paced_load(procs, database, cluster, tmp_path, figures, test="rolling restart of the three brokers",
-                         inject=_restart_one_at_a_time, faults=len(NODES))
+                         inject=restart_one_at_a_time, faults=len(NODES))

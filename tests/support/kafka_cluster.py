@@ -113,8 +113,12 @@ class OwnCluster:
                 pid = self.pid(node)
             except AssertionError:
                 continue  # not running
-            status = Path(f"/proc/{pid}/status").read_text()
-            kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # ended since the script named it
+            # a node killed a moment ago may be a zombie, which has no VmRSS: it holds no memory
+            kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
             total += int(kib) * 1024
         return total
 
