@@ -22,6 +22,7 @@ from eventsourcing.persistence import TrackingRecorder
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 
+from services.common.adapters.kafka import AdminClient
 from services.common.relay import relay_name
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class KafkaProbe:
 
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
-            self._admin = KafkaAdminClient(
+            self._admin = AdminClient(
                 **self.kafka_config(),
                 client_id=self.client_id,
                 request_timeout_ms=self.timeout_ms,

@@ -55,7 +55,7 @@ def ensure_topics(config: ClientConfig, specs: Iterable[TopicSpec], prefix: str 
     """Creates the missing topics; ``config`` must be the admin's (only it may create topics).
     ``replication`` is ``settings.kafka_topic_replication`` wherever a process of ours creates topics;
     the default (1 copy) only serves test and benchmark set-ups on the single local node."""
-    admin = KafkaAdminClient(**config, client_id="ido-admin", request_timeout_ms=30000)
+    admin = AdminClient(**config, client_id="ido-admin", request_timeout_ms=30000)
     try:
         create_topics(admin, specs, prefix, replication)
     finally:
@@ -97,6 +97,30 @@ def _check_replication(admin: KafkaAdminClient, names: list[str], replication: T
                 f"topic {topic['name']} exists with {copies} copies of a partition, {REPLICATION_FACTOR} asks for "
                 f"{replication.factor}: reassign its partitions (kafka-reassign-partitions) before provisioning"
             )
+
+
+class AdminClient(KafkaAdminClient):
+    """A ``KafkaAdminClient`` that stops its IO thread when it cannot start.
+
+    kafka-python 3.x starts the client's IO thread before it bootstraps, and a bootstrap that fails (the
+    broker away) raises from the constructor with that thread still running: the caller has no object to
+    close. A probe that retries while the broker is away (``readiness.KafkaProbe``) left a thread and its
+    sockets behind at every try (``make soak``: the services' workers grew threads after two brokers were
+    lost). Here the half-made client is closed before the error goes on."""
+
+    def __init__(self, **configs: Any):
+        try:
+            super().__init__(**configs)
+        except Exception:
+            net = getattr(self, "_net", None)  # set before the bootstrap; no public handle on a failed start
+            client = getattr(self, "_client", None)
+            try:
+                if client is not None:
+                    client.close()
+            finally:
+                if net is not None:
+                    net.stop(timeout_ms=1000)
+            raise
 
 
 def create_producer(config: ClientConfig, client_id: str) -> KafkaProducer:
