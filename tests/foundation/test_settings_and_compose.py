@@ -101,7 +101,7 @@ def test_compose_cluster_profile_has_the_settings_of_the_cluster_script() -> Non
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     script = (REPO / "scripts/kafka-cluster.sh").read_text()
     heap = re.search(r"KAFKA_CLUSTER_HEAP_OPTS:-([^}]*)\}", script)
-    assert heap and heap.group(1) == "-Xms256m -Xmx512m"
+    assert heap and heap.group(1) == "-Xms512m -Xmx512m -XX:+AlwaysPreTouch"
     assert re.search(r"^REPLICATION_FACTOR=3$", script, re.M) and re.search(r"^MIN_INSYNC_REPLICAS=2$", script, re.M)
     nodes = {name: compose["services"][name] for name in ("kafka-1", "kafka-2", "kafka-3")}
     for number, (name, node) in enumerate(nodes.items(), start=1):
