@@ -298,8 +298,16 @@ class Oracle:
                category: str | None = None, library_id: str | None = None) -> None:
         self.entries.append(Entry(code, year, kind, amount, booked_on, recorded, category, library_id))
 
+    def addressed(self, year: int, code: str) -> str:
+        """P7: the grant a command names by ``code``: its own, else the one a merger passed to it when exactly
+        one did (several: the command must name one by its original code). The original code, the key."""
+        if (year, code) in self.grants:
+            return code
+        held = [original for (y, original), g in self.grants.items() if y == year and g.holder == code]
+        return held[0] if len(held) == 1 else code
+
     def _PayAdvance(self, cmd: c.PayAdvance) -> Verdict:  # noqa: N802
-        grant = self.grants.get((cmd.year, cmd.grant_code))
+        grant = self.grants.get((cmd.year, self.addressed(cmd.year, cmd.grant_code)))
         if grant is None:
             return Refused("P4 no such grant")
         limit = grant.award_cents if grant.settled_cents is None else grant.settled_cents
@@ -312,7 +320,8 @@ class Oracle:
         return ACCEPTED
 
     def _Settle(self, cmd: c.Settle) -> Verdict:  # noqa: N802
-        grant = self.grants.get((cmd.year, cmd.grant_code))
+        key = (cmd.year, self.addressed(cmd.year, cmd.grant_code))
+        grant = self.grants.get(key)
         if grant is None:
             return Refused("P5 no such grant")
         if cmd.corrects_latest != (grant.settled_cents is not None):
@@ -325,9 +334,9 @@ class Oracle:
             return Refused("P8 settled after the grant year, the award and the settlement it corrects")
         previous = grant.settled_cents or 0
         grant.settled_on = cmd.settled_on
-        reported_before = self.reported.get((cmd.year, cmd.grant_code), 0)
+        reported_before = self.reported.get(key, 0)
         grant.settled_cents = settled
-        self.reported[(cmd.year, cmd.grant_code)] = cmd.reported_spending_cents
+        self.reported[key] = cmd.reported_spending_cents
         self._entry(grant.holder, cmd.year, "settled", settled - previous, cmd.settled_on, cmd.known_at)
         self._entry(grant.holder, cmd.year, "reported", cmd.reported_spending_cents - reported_before,
                     cmd.settled_on, cmd.known_at)
@@ -335,7 +344,7 @@ class Oracle:
 
     def reclaim_due(self, year: int, grant_code: str) -> int:
         """P6: what a reclaim issued now must be (0: none may be issued)."""
-        grant = self.grants.get((year, grant_code))
+        grant = self.grants.get((year, self.addressed(year, grant_code)))
         if grant is None or grant.settled_cents is None:
             return 0
         return max(0, grant.paid_cents - grant.settled_cents - grant.reclaim_issued_cents)
@@ -344,7 +353,7 @@ class Oracle:
         due = self.reclaim_due(cmd.year, cmd.grant_code)
         if due == 0 or cmd.amount_cents != due:
             return Refused("P6 a reclaim is exactly paid - settled - reclaimed, after settling")
-        grant = self.grants[(cmd.year, cmd.grant_code)]
+        grant = self.grants[(cmd.year, self.addressed(cmd.year, cmd.grant_code))]
         if cmd.issued_on < grant.settled_on:
             return Refused("P8 a reclaim issued before the settlement")
         grant.reclaim_issued_cents += due
@@ -353,7 +362,7 @@ class Oracle:
         return ACCEPTED
 
     def _ReceiveReclaim(self, cmd: c.ReceiveReclaim) -> Verdict:  # noqa: N802
-        grant = self.grants.get((cmd.year, cmd.grant_code))
+        grant = self.grants.get((cmd.year, self.addressed(cmd.year, cmd.grant_code)))
         if grant is None or cmd.amount_cents < 1 or (
             grant.reclaim_received_cents + cmd.amount_cents > grant.reclaim_issued_cents
         ):
