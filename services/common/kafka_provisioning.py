@@ -39,7 +39,7 @@ from kafka.admin import (
 )
 
 from contracts.topics import ALL_TOPICS, DEAD_LETTER, PUBLISHED_TOPICS, TopicSpec
-from services.common.adapters.kafka import ClientConfig, client_config, create_topics, ensure_topics
+from services.common.adapters.kafka import AdminClient, ClientConfig, client_config, create_topics, ensure_topics
 from services.common.config import Settings
 from services.common.kafka_credentials import (
     ADMIN,
@@ -105,7 +105,7 @@ def acls_for_prefix(prefix: str) -> list[ACL]:
 
 
 def _admin(config: ClientConfig) -> KafkaAdminClient:
-    return KafkaAdminClient(**config, client_id="ido-provision", request_timeout_ms=30000)
+    return AdminClient(**config, client_id="ido-provision", request_timeout_ms=30000)
 
 
 def _upsert(admin: KafkaAdminClient, principal: str, password: str, mechanism: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
 
-from services.common.adapters.kafka import client_config
+from services.common.adapters.kafka import AdminClient, client_config
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import Settings
 from services.common.consumer import ProjectionRunner, forget_consumer
@@ -64,7 +64,7 @@ def rebuild_view(settings: Settings, timeout_s: float = 3600.0) -> ViewRebuilt:
 
 
 def _refuse_a_running_projector(settings: Settings, group_id: str) -> None:
-    admin = KafkaAdminClient(**client_config(settings, PROJECTOR), client_id="ido-recover-view")
+    admin = AdminClient(**client_config(settings, PROJECTOR), client_id="ido-recover-view")
     try:
         described = _described(admin, group_id)
     finally:
