@@ -42,7 +42,8 @@ Payments (ido.grants.v1)
     on its own day: nobody's award is negative before it was made. Refused: merging into itself, a code that never held
     a grant, a code merged before, a successor that merged itself (ORACLE: no cycles). DEC Mergers and
     grant years; OAS merger. A grant event after the
-    merger books to its holder. Awarding a merged code is refused (ORACLE).
+    merger books to its holder. Awarding a merged code is refused, of any year (DEC A merged municipality is
+    awarded nothing more).
 
 Ledger (ido.expenditures.v1)
  L1 A posting needs an award of its grant year held by the municipality, its own or passed to it

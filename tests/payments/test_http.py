@@ -284,6 +284,28 @@ def test_merger_keeps_the_grant_readable_under_both_codes(api: Api) -> None:
                                                                "effective_on": "2024-03-24"}), 422, "successor_code")
 
 
+def test_a_municipality_that_merged_is_not_awarded_a_grant(api: Api) -> None:
+    """A merged code no longer receives money: an award to it would sit with a municipality that is gone
+    (no merger passes it on). Refused by the single route and by the annex, naming the successor; nothing stored."""
+    api.frame(2023)
+    api.frame(2024)
+    api.post("/v1/years/2023/grants", {"municipality_code": "GM0457", "municipality_name": "Weesp",
+                                       "amount_cents": 1000, "awarded_on": "2023-01-15"})
+    assert api.post("/v1/municipalities/GM0457/merger",
+                    {"successor_code": "GM0363", "effective_on": "2025-01-01"}).status_code == 200
+    before = api.count_events()
+    award = {"municipality_code": "GM0457", "municipality_name": "Weesp", "amount_cents": 1000,
+             "awarded_on": "2024-02-01"}
+    single = assert_error(api.post("/v1/years/2024/grants", award), 409, "municipality_code", "GM0363")
+    assert "2025-01-01" in single["errors"]["municipality_code"][0]
+    annex = api.annex(2024, b"GM0363,Amsterdam,725000.00\nGM0457,Weesp,1000.00\n", awarded_on="2024-02-01")
+    assert annex.status_code == 422, annex.get_json()
+    assert [(r["line"], r["field"]) for r in annex.get_json()["rows"]] == [(2, "cbs_code")]
+    assert "GM0363" in annex.get_json()["rows"][0]["reason"]
+    assert api.count_events() == before
+    assert_error(api.get("/v1/years/2024/grants/GM0457"), 404)
+
+
 # --- authentication and roles ---------------------------------------------------------------------
 
 

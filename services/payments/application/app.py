@@ -166,6 +166,28 @@ class PaymentsApplication(Application[UUID]):
             f"({', '.join(g.original_municipality_code for g in held)}); address one by its original code"
         )
 
+    def mergers(self) -> dict[str, dict[str, str]]:
+        """Every code that merged: its transfer ({"from", "to", "effective_on"}). A code merges once (a
+        merger into another successor is refused), so one transfer of it says where it went."""
+        return {
+            transfer["from"]: transfer
+            for year in self.years()
+            for grant in self.grants(year)
+            for transfer in grant.transfers
+        }
+
+    @staticmethod
+    def _merged_refusal(code: str, mergers: Mapping[str, Mapping[str, str]]) -> str | None:
+        merger = mergers.get(code)
+        if merger is None:
+            return None
+        # The grant would sit with a municipality that no longer exists: no merger passes it on, and
+        # postings under the old code from the effective date are refused (docs/decisions.md).
+        return (
+            f"{code} merged into {merger['to']} effective {merger['effective_on']}: a merged municipality "
+            f"is awarded no grant; award {merger['to']}"
+        )
+
     def history(self, aggregate_id: UUID) -> list[dict[str, Any]]:
         return [envelope_of(event) for event in self.repository.event_store.get(aggregate_id)]
 
@@ -234,6 +256,8 @@ class PaymentsApplication(Application[UUID]):
                 "an award is not changed",
                 field="municipality_code",
             )
+        if (merged := self._merged_refusal(municipality_code, self.mergers())) is not None:
+            raise PaymentsConflict(merged, field="municipality_code")
         grant = Grant.award(
             year=year, municipality_code=municipality_code, municipality_name=name, amount_cents=amount_cents,
             awarded_on=awarded_on, basis="single",
@@ -255,6 +279,7 @@ class PaymentsApplication(Application[UUID]):
         parsed = parse_annex(data)
         scheme = self.scheme(year)
         errors = list(parsed.errors)
+        mergers = self.mergers()
         file_errors: list[str] = []
         new: list[Allocation] = []
         unchanged: list[str] = []
@@ -262,6 +287,9 @@ class PaymentsApplication(Application[UUID]):
             grant_id = grant_stream(year, row.municipality_code)
             award = scheme.awards.get(grant_id)
             if award is None:
+                if (merged := self._merged_refusal(row.municipality_code, mergers)) is not None:
+                    errors.append(RowError(row.line, "cbs_code", merged))
+                    continue
                 new.append(Allocation(grant_id, row.municipality_code, row.municipality_name, row.amount_cents))
                 continue
             if award["amount_cents"] != row.amount_cents:

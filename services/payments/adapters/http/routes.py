@@ -166,7 +166,8 @@ def amend_frame(body: dict[str, Any], year: int) -> Any:
 @blp.alt_response(200, schema=GrantSchema, description="The identical award already exists: nothing changed.")
 @documented_errors(
     (404, "No frame is set for the year."),
-    (409, "The municipality already has another award this year; or changed concurrently."),
+    (409, "The municipality already has another award this year, or merged into another (award the successor); "
+          "or changed concurrently."),
     (422, "Invalid field, or the award would exceed the year's frame."),
 )
 def award_grant(body: dict[str, Any], year: int) -> Any:
@@ -200,7 +201,10 @@ def award_grant(body: dict[str, Any], year: int) -> Any:
 @blp.alt_response(200, schema=AnnexResultSchema, description="Every row was already awarded identically.")
 @blp.alt_response(
     422, schema=AnnexErrorSchema,
-    description="The file is refused whole: every bad row (line, field, reason), or the frame it would break.",
+    description=(
+        "The file is refused whole: every bad row (line, field, reason; a municipality that merged into another "
+        "is a bad row), or the frame it would break."
+    ),
 )
 @documented_errors(
     (404, "No frame is set for the year."),
