@@ -30,6 +30,8 @@ READ_SIDE_TESTS = [
     "tests/ledger/test_answer_shapes.py",
     "tests/ledger/test_bridge_accounts.py",
     "tests/ledger/test_sisa_lines.py",
+    "tests/ledger/test_movements_exact.py",
+    "tests/ledger/test_sisa_answer_shape.py",
     "tests/oracle/test_compare.py",
 ]
 """The part of [tool.mutmut]'s test selection that reaches the read side (the rest never imports it)."""
