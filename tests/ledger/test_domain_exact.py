@@ -15,6 +15,7 @@ import pytest
 
 from contracts.values import MAX_CENTS
 from services.ledger.domain.errors import AlreadyReversed, InvalidExpenditure
+from services.ledger.domain.grant_years import check_grant_year
 from services.ledger.domain.model import Books, Expenditure, books_id, expenditure_aggregate_id
 from services.ledger.domain.rules import expenditure_errors
 from tests.ledger.test_domain import VALID, awarded
@@ -151,3 +152,32 @@ def test_a_year_closes_in_its_own_year_by_the_ministry_only_with_every_field_rec
     assert (closed.municipality_code, closed.grant_year, closed.closed_on, closed.closed_by, closed.final_account) == (
         A, 2024, "2024-12-31", "ministry", False
     )
+
+
+def test_a_reversal_booked_outside_the_grant_year_names_the_day() -> None:
+    expenditure = Expenditure.record(expenditure_id=ID, municipality_code=A, **VALID, books=None, grant=awarded())
+    with pytest.raises(InvalidExpenditure) as refused:
+        expenditure.reverse(reason="typo", booked_on=date(2025, 1, 2), today=date(2025, 1, 2), books=None)
+    assert (refused.value.message, refused.value.field) == (
+        "must be a date within the grant year 2024, got 2025-01-02", "booked_on"
+    )
+
+
+def test_a_text_with_a_control_character_is_refused_with_the_reason() -> None:
+    assert errors_of(description="bad\x00") == {
+        "description": ["must not contain control characters (such as NUL, BEL, ESC or NEL) nor lone surrogates"]
+    }
+
+
+def test_the_standing_of_another_municipality_or_year_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="^the grant year GM0363 2024 passed for GM0344 2024$"):
+        check_grant_year(awarded(), "GM0344", 2024, date(2024, 3, 1))
+
+
+def test_a_close_given_its_event_id_records_it_so_a_rerun_knows_its_own() -> None:
+    own = "5a1f0d4e-0000-5000-8000-000000000002"
+    books = Books.close(
+        books=None, municipality_code=A, grant_year=2024, closed_on=date(2024, 12, 31), closed_by="ministry",
+        final_account=True, event_id=own,
+    )
+    assert books.collect_events()[0].event_id == own

@@ -15,6 +15,7 @@ import pytest
 
 from services.payments.domain.errors import PaymentsError
 from services.payments.domain.grant import Grant
+from services.payments.domain.money import format_euros
 from services.payments.domain.settlement import BooksFigure
 
 D = date
@@ -227,3 +228,42 @@ def test_after_a_settlement_below_the_award_payments_stop_at_the_settled_amount(
     )
     grant.pay(800, D(2025, 3, 2))
     assert (grant.paid_cents, grant.payable_cents, grant.status) == (800, 0, "closed")
+
+
+def test_an_award_of_less_than_a_cent_is_refused_naming_the_amount() -> None:
+    def award(cents: int) -> Grant:
+        return Grant.award(year=2024, municipality_code="GM0363", municipality_name="Amsterdam", amount_cents=cents,
+                           awarded_on=D(2024, 1, 15), basis="single")
+
+    assert refused(lambda: award(0)) == (RULE, "must be at least 1 cent(s)", "amount_cents")
+    assert award(1).amount_cents == 1
+
+
+def test_a_settlement_before_a_late_award_and_one_that_would_undo_a_reclaim_are_refused_by_field() -> None:
+    late = Grant.award(year=2024, municipality_code="GM0363", municipality_name="Amsterdam", amount_cents=AWARD,
+                       awarded_on=D(2025, 6, 1), basis="single")
+    assert refused(lambda: late.settle(reported_spending_cents=0, settled_on=D(2025, 5, 31))) == (
+        RULE, "cannot be before the award of 2025-06-01", "settled_on"
+    )
+    grant = granted()
+    grant.pay(AWARD, D(2024, 2, 1))
+    first = grant.settle(reported_spending_cents=800, settled_on=D(2025, 3, 1))
+    grant.issue_reclaim(200, D(2025, 3, 1))
+    assert refused(lambda: grant.settle(reported_spending_cents=900, settled_on=D(2025, 4, 1),
+                                        corrects_event_id=first, reason="audit")) == (
+        CONFLICT, "€ 2.00 is already reclaimed; settling at € 9.00 would leave only € 1.00 to reclaim", "settled_cents"
+    )
+
+
+def test_a_settlement_that_differs_from_the_books_is_taken_with_a_reason() -> None:
+    grant = granted()
+    grant.pay(AWARD, D(2024, 2, 1))
+    books = BooksFigure(spent_cents=700, offsets=[{"topic": "t", "partition": 0, "offset": 5}])
+    grant.settle(reported_spending_cents=800, settled_on=D(2025, 3, 1), books=books, reason="SiSa says 800")
+    assert (grant.reported_spending_cents, grant.settled_cents, grant.books_spent_cents) == (800, 800, 700)
+
+
+def test_a_negative_amount_is_written_with_its_sign() -> None:
+    assert (format_euros(-150), format_euros(-1), format_euros(0), format_euros(150)) == (
+        "-€ 1.50", "-€ 0.01", "€ 0.00", "€ 1.50"
+    )
