@@ -40,7 +40,8 @@ Payments (ido.grants.v1)
     from the later of its own recording and the merger's; through chains too. Spending of a year the
     predecessor held no grant of does not move. So an award decided after the effective date moves
     on its own day: nobody's award is negative before it was made. Refused: merging into itself, a code that never held
-    a grant, a code merged before, a successor that merged itself (ORACLE: no cycles). DEC Mergers and
+    a grant, a code merged before, a successor that merged itself, the same merger on another day (DEC A
+    merged municipality is awarded nothing more). DEC Mergers and
     grant years; OAS merger. A grant event after the
     merger books to its holder. Awarding a merged code is refused, of any year (DEC A merged municipality is
     awarded nothing more).
@@ -381,7 +382,10 @@ class Oracle:
         earlier = self.merged.get(cmd.code)
         if earlier is not None and earlier.successor == cmd.successor:
             # the same merger again passes nothing more (OAS MergerResult.unchanged: "Grants passed to it by
-            # this merger before"); the service does not compare the effective date (reported, issue 20)
+            # this merger before"); on another effective date it is refused, the first date stands (DEC A merged
+            # municipality is awarded nothing more)
+            if earlier.effective_on != cmd.effective_on:
+                return Refused("P7 the same merger on another day")
             return ACCEPTED
         if cmd.code in self.merged or cmd.successor in self.merged:
             return Refused("P7 merged before (or into a code that merged)")

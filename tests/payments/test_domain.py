@@ -347,3 +347,32 @@ def test_every_stored_event_keeps_its_contract_and_hash_chain(app: PaymentsAppli
         previous = envelope["hash"]
     for envelope in app.history(app.scheme(2024).id):
         validate_envelope(envelope)
+
+
+def test_a_merger_into_a_code_that_merged_or_again_on_another_day_is_refused_and_changes_nothing(
+    app: PaymentsApplication,
+) -> None:
+    """A successor that merged itself no longer exists: a grant passed to it would sit with nobody (no merger
+    passes it further), so the merger is refused naming where it went. The same merger sent again with another
+    effective date is not "unchanged": the first date stands and the caller hears so."""
+    app.set_frame(2024, FRAME, D(2023, 12, 1))
+    for code, name in (("GM0014", "Groningen"), ("GM0344", "Utrecht")):
+        app.award_grant(2024, code, name, 1000, D(2024, 1, 15))
+    app.merge_municipality("GM0344", "GM1992", D(2025, 4, 1))
+    max_id = app.recorder.max_notification_id()
+    with pytest.raises(PaymentsConflict) as into_merged:
+        app.merge_municipality("GM0014", "GM0344", D(2024, 7, 1))
+    assert (into_merged.value.message, into_merged.value.field) == (
+        "GM0344 merged into GM1992 effective 2025-04-01: a municipality does not merge into one that merged; "
+        "merge GM0014 into GM1992",
+        "successor_code",
+    )
+    with pytest.raises(PaymentsConflict) as other_day:
+        app.merge_municipality("GM0344", "GM1992", D(2025, 5, 1))
+    assert (other_day.value.message, other_day.value.field) == (
+        "GM0344 merged into GM1992 effective 2025-04-01, not 2025-05-01; a merger is recorded once",
+        "effective_on",
+    )
+    assert app.recorder.max_notification_id() == max_id
+    assert app.merge_municipality("GM0344", "GM1992", D(2025, 4, 1)).unchanged == ["grant-2024-GM0344"]
+    assert app.merge_municipality("GM0014", "GM1992", D(2024, 7, 1)).transferred == ["grant-2024-GM0014"]

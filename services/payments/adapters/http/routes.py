@@ -345,7 +345,8 @@ def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 @blp.response(200, MergerResultSchema)
 @documented_errors(
     (404, "The municipality never held a grant."),
-    (409, "A grant of it passed to another successor before; or changed concurrently."),
+    (409, "A grant of it passed to another successor before, the successor merged itself (merge into where it "
+          "went), or this merger was recorded with another effective date; or changed concurrently."),
     (422, "Invalid field (e.g. merging into itself)."),
 )
 def merge(body: dict[str, Any], code: str) -> Any:
