@@ -78,8 +78,6 @@ class OracleMachine(RuleBasedStateMachine):
     admin: ClassVar[KafkaAdminClient]
     folder: ClassVar[Path]
     runs: ClassVar[int] = 0
-    open_differences: ClassVar[bool] = False
-    """True: also send the commands of the open differences (the xfail tests of test_stateful.py)."""
 
     @classmethod
     def use(cls, kafka: KafkaInfo, admin: KafkaAdminClient, folder: Path) -> None:
@@ -208,11 +206,6 @@ class OracleMachine(RuleBasedStateMachine):
     @rule(code=codes, successor=codes, effective_on=st.sampled_from(
         (date(2024, 1, 1), date(2024, 7, 1), date(2025, 1, 1), date(2025, 4, 1))))
     def merge(self, code: str, successor: str, effective_on: date) -> None:
-        if successor in self.oracle.merged and code not in self.oracle.merged and not self.open_differences:
-            # Open difference, not judged (docs/decisions.md, "Random histories through the services"):
-            # payments passes a grant to a successor that merged itself (into a third code) before; the
-            # oracle refuses a merger into a code that merged. Not sent.
-            return
         self.step(lambda at: c.Merge(code, successor, effective_on, at))
 
     # -- ledger ----------------------------------------------------------------------------------------
@@ -308,8 +301,6 @@ class OracleMachine(RuleBasedStateMachine):
     def compare_at_a_random_point(self, as_of: date | None, mark: int | None) -> None:
         at = Point(as_of, self.marks[mark % len(self.marks)] if mark is not None and self.marks else None)
         found = differences(self.oracle, HttpFigures(self.stack), at, YEARS)
-        if at.as_of is not None and not self.open_differences:
-            found = [x for x in found if not bridge_status_before_the_grant(x)]
         if found:
             raise Disagreement(f"at {at}:\n" + "\n".join(found[:12]))
         self.compare_csv_exports(at)
@@ -400,16 +391,6 @@ def flat_money(balance: dict[str, Any]) -> dict[str, int]:
     flat = {k: v for k, v in balance.items() if k in BALANCE_KEYS and k != "spent_by_category"}
     flat.update({f"spent_{cat}_cents": cents for cat, cents in balance["spent_by_category"].items()})
     return flat
-
-
-def bridge_status_before_the_grant(difference: str) -> bool:
-    """Open difference, not judged (docs/decisions.md, "Random histories through the services"): at an
-    ``as_of`` before the day a library's grant was recorded, the ledger judges its account (``missing``
-    past the deadline) while its granted figure is still 0; the oracle says ``no_grant``. The services
-    record at the real time, so every ``as_of`` of the random points lies before the grants' days."""
-    return difference.startswith(("bridge accounts_missing", "bridge accounts_late")) or (
-        difference.startswith("bridge NL-") and " status: " in difference
-    )
 
 
 def with_given_ids(command: c.Spend | c.ImportExpenditures, body: Any) -> c.Command:

@@ -89,7 +89,9 @@ Figures (balances, national, SiSa, bridge)
     paid, settled (= min(spent by the final account, paid): BRIDGE README "unspent = paid - min(spent,
     paid)", DEC "An account spending more than was paid") and reclaim issued (paid - settled, with the
     account); totals; frame ungranted; account status on the judged day: on_time (by the deadline),
-    late, missing (a grant, none submitted, deadline passed), not_due, no_grant. DEC Bridge,
+    late, missing (granted or paid, none submitted, the deadline passed), not_due, no_grant (nothing granted
+    nor paid at the point); the deadline as known at known_at, not hidden by as_of (DEC "The bridging
+    subsidy's final accounts": a deadline is a rule, not a booking). DEC Bridge,
     DASH bridging subsidy, DEC national view. Bridge rules: a frame once; grants within the frame;
     payments never above the grant (nor a grant corrected below what is paid: ORACLE); one account (spending
     above what was paid is taken and settles at what was paid: BRIDGE README), and nothing granted or paid
@@ -651,6 +653,10 @@ class Oracle:
         frame = self.bridge_frame if self.bridge_frame and (
             recorded is None or at.counts(recorded.date(), recorded)
         ) else None
+        # the account deadline is a rule, not a booking: as known at the point (known_at), whatever the as_of
+        deadline = self.bridge_frame[1] if self.bridge_frame and (
+            recorded is None or at.known_at is None or recorded <= at.known_at
+        ) else None
         judged = at.day(self.today)
         statuses = {}
         for lib, figures in sums.items():
@@ -659,10 +665,10 @@ class Oracle:
             if submitted:
                 assert account is not None
                 statuses[lib] = "on_time" if account[0] <= self.libraries[lib].account[1] else "late"  # type: ignore[index]
-            elif figures["granted_cents"] == 0 or frame is None:
+            elif figures["granted_cents"] <= 0 and figures["paid_cents"] <= 0:
                 statuses[lib] = "no_grant"
             else:
-                statuses[lib] = "missing" if judged > frame[1] else "not_due"
+                statuses[lib] = "missing" if deadline is not None and judged > deadline else "not_due"
         totals = {k: sum(f[k] for f in sums.values()) for k in
                   ("granted_cents", "paid_cents", "settled_cents", "reclaim_issued_cents")}
         return {
