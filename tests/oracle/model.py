@@ -27,7 +27,9 @@ Payments (ido.grants.v1)
     due"). OAS advances; contracts AdvancePaid description; DEC Settlement rules (cap=award default).
  P5 Settled = min(reported spending, award) by default; a lower amount needs a reason; above that
     default is refused (cap=award; never above what was reported: ORACLE). A second settlement must
-    correct the latest one; the settled figure is *set*: it moves by the difference. DEC Payments, AUD replay.
+    correct the latest one, with a reason, and change the reported or the settled figure; nor may it leave
+    less to reclaim than was already reclaimed (ORACLE: the payments service's rules, found by the random
+    histories); the settled figure is *set*: it moves by the difference. DEC Payments, AUD replay.
  P6 A reclaim is exactly paid - settled - already reclaimed, only after a settlement and only when
     positive; a receipt never exceeds what is outstanding (issued - received). DEC Payments; OAS reclaims.
  P8 Each step of a grant is dated in order: an advance not before the award; a settlement after the
@@ -336,6 +338,13 @@ class Oracle:
             return Refused("P5 settled above min(reported, award), or lower without a reason")
         if cmd.settled_on.year <= cmd.year or cmd.settled_on < max(grant.awarded_on, grant.settled_on):
             return Refused("P8 settled after the grant year, the award and the settlement it corrects")
+        if cmd.corrects_latest and not cmd.reason:
+            return Refused("P5 a correction needs a reason")
+        if cmd.corrects_latest and (settled, cmd.reported_spending_cents) == (grant.settled_cents,
+                                                                            self.reported.get(key)):
+            return Refused("P5 a correction that changes nothing")
+        if max(0, grant.paid_cents - settled) < grant.reclaim_issued_cents:
+            return Refused("P6 a settlement leaving less to reclaim than was already reclaimed")
         previous = grant.settled_cents or 0
         grant.settled_on = cmd.settled_on
         reported_before = self.reported.get(key, 0)

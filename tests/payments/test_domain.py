@@ -376,3 +376,19 @@ def test_a_merger_into_a_code_that_merged_or_again_on_another_day_is_refused_and
     assert app.recorder.max_notification_id() == max_id
     assert app.merge_municipality("GM0344", "GM1992", D(2025, 4, 1)).unchanged == ["grant-2024-GM0344"]
     assert app.merge_municipality("GM0014", "GM1992", D(2024, 7, 1)).transferred == ["grant-2024-GM0014"]
+
+
+def test_a_merger_sent_again_after_its_successor_merged_on_is_unchanged(app: PaymentsApplication) -> None:
+    """A -> B, then B -> C (A's grant goes on to C), then A -> B again on its own date: a retry, 200 unchanged,
+    not the refusal of a merger into a code that merged (the random histories sent it)."""
+    app.set_frame(2024, FRAME, D(2023, 12, 1))
+    for code, name in (("GM0014", "Groningen"), ("GM0344", "Utrecht")):
+        app.award_grant(2024, code, name, 1000, D(2024, 1, 15))
+    app.merge_municipality("GM0014", "GM0344", D(2024, 7, 1))
+    assert app.merge_municipality("GM0344", "GM1992", D(2025, 4, 1)).transferred == [
+        "grant-2024-GM0014", "grant-2024-GM0344"]
+    max_id = app.recorder.max_notification_id()
+    again = app.merge_municipality("GM0014", "GM0344", D(2024, 7, 1))
+    assert (again.transferred, again.unchanged) == ([], ["grant-2024-GM0014"])
+    assert app.recorder.max_notification_id() == max_id
+    assert app.grant(2024, "GM0014").municipality_code == "GM1992"

@@ -399,20 +399,22 @@ class PaymentsApplication(Application[UUID]):
             raise PaymentsRuleBroken("a municipality does not merge into itself", field="successor_code")
         result = MergerResult(predecessor_code, successor_code, effective_on.isoformat())
         mergers = self.mergers()
-        if (onward := mergers.get(successor_code)) is not None:
+        earlier = mergers.get(predecessor_code)
+        if earlier is not None and earlier["to"] == successor_code:
+            # this merger again: unchanged on its own date (a retry), refused on another (a merger is recorded once)
+            if earlier["effective_on"] != result.effective_on:
+                raise PaymentsConflict(
+                    f"{predecessor_code} merged into {successor_code} effective {earlier['effective_on']}, not "
+                    f"{result.effective_on}; a merger is recorded once",
+                    field="effective_on",
+                )
+        elif (onward := mergers.get(successor_code)) is not None:
             # A grant passed to a municipality that no longer exists would sit with nobody: no merger passes
             # it further (docs/decisions.md, "A merged municipality is awarded nothing more").
             raise PaymentsConflict(
                 f"{successor_code} merged into {onward['to']} effective {onward['effective_on']}: a municipality "
                 f"does not merge into one that merged; merge {predecessor_code} into {onward['to']}",
                 field="successor_code",
-            )
-        earlier = mergers.get(predecessor_code)
-        if earlier is not None and earlier["to"] == successor_code and earlier["effective_on"] != result.effective_on:
-            raise PaymentsConflict(
-                f"{predecessor_code} merged into {successor_code} effective {earlier['effective_on']}, not "
-                f"{result.effective_on}; a merger is recorded once",
-                field="effective_on",
             )
         to_save: list[Grant] = []
         known = False
