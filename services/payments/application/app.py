@@ -7,7 +7,7 @@ nothing is ever half-applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -166,15 +166,18 @@ class PaymentsApplication(Application[UUID]):
             f"({', '.join(g.original_municipality_code for g in held)}); address one by its original code"
         )
 
-    def mergers(self) -> dict[str, dict[str, str]]:
+    def _all_grants(self) -> list[Grant]:
+        """Every grant of every year with a frame."""
+        return [grant for year in self.years() for grant in self.grants(year)]
+
+    @staticmethod
+    def _mergers_of(grants: Iterable[Grant]) -> dict[str, dict[str, str]]:
         """Every code that merged: its transfer ({"from", "to", "effective_on"}). A code merges once (a
         merger into another successor is refused), so one transfer of it says where it went."""
-        return {
-            transfer["from"]: transfer
-            for year in self.years()
-            for grant in self.grants(year)
-            for transfer in grant.transfers
-        }
+        return {transfer["from"]: transfer for grant in grants for transfer in grant.transfers}
+
+    def mergers(self) -> dict[str, dict[str, str]]:
+        return self._mergers_of(self._all_grants())
 
     @staticmethod
     def _merged_refusal(code: str, mergers: Mapping[str, Mapping[str, str]]) -> str | None:
@@ -398,7 +401,8 @@ class PaymentsApplication(Application[UUID]):
         if predecessor_code == successor_code:
             raise PaymentsRuleBroken("a municipality does not merge into itself", field="successor_code")
         result = MergerResult(predecessor_code, successor_code, effective_on.isoformat())
-        mergers = self.mergers()
+        grants = self._all_grants()  # read once: the mergers so far, then the grants this one passes on
+        mergers = self._mergers_of(grants)
         earlier = mergers.get(predecessor_code)
         if earlier is not None and earlier["to"] == successor_code:
             # this merger again: unchanged on its own date (a retry), refused on another (a merger is recorded once)
@@ -418,28 +422,27 @@ class PaymentsApplication(Application[UUID]):
             )
         to_save: list[Grant] = []
         known = False
-        for year in self.years():
-            for grant in self.grants(year):
-                if predecessor_code not in grant.municipality_codes:
+        for grant in grants:
+            if predecessor_code not in grant.municipality_codes:
+                continue
+            known = True
+            if grant.municipality_code == predecessor_code:
+                if grant.closed:
+                    result.closed.append(grant.grant_id)
                     continue
-                known = True
-                if grant.municipality_code == predecessor_code:
-                    if grant.closed:
-                        result.closed.append(grant.grant_id)
-                        continue
-                    grant.transfer(successor_code, effective_on)
-                    to_save.append(grant)
-                    result.transferred.append(grant.grant_id)
-                elif any(
-                    t["from"] == predecessor_code and t["to"] == successor_code for t in grant.transfers
-                ):
-                    result.unchanged.append(grant.grant_id)
-                else:
-                    raise PaymentsConflict(
-                        f"{grant.grant_id} passed from {predecessor_code} to another municipality "
-                        f"({grant.municipality_code}) before",
-                        field="predecessor_code",
-                    )
+                grant.transfer(successor_code, effective_on)
+                to_save.append(grant)
+                result.transferred.append(grant.grant_id)
+            elif any(
+                t["from"] == predecessor_code and t["to"] == successor_code for t in grant.transfers
+            ):
+                result.unchanged.append(grant.grant_id)
+            else:
+                raise PaymentsConflict(
+                    f"{grant.grant_id} passed from {predecessor_code} to another municipality "
+                    f"({grant.municipality_code}) before",
+                    field="predecessor_code",
+                )
         if not known:
             raise GrantNotFound(f"no grant was ever held by {predecessor_code}", field="predecessor_code")
         if to_save:
