@@ -37,6 +37,10 @@ class Accepted:
     imports: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def posting_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.postings.values())
+
     def event_ids(self) -> set[str]:
         with self.lock:
             imported = (i for ids in self.imports.values() for i in ids)

@@ -86,14 +86,14 @@ def test_postings_survive_thirty_seconds_without_a_broker(
         load.phase = "outage"
         # Counted from before the stop: stopping the three nodes of the cluster can take most of its grace (30 s),
         # and the outbox gate refuses writes 15 s after the relays stall, which may fall within the stop itself.
-        accepted_before_outage = load.accepted.event_ids()
+        accepted_before_outage = load.accepted.posting_ids()
         own_kafka.stop()
         figures.add_fault(f"{kafka_kind} stopped {OUTAGE_S} s")
         stopped = time.monotonic()
         time.sleep(OUTAGE_S)
         # held: accepted since the stop began and not in the view while no broker runs (a posting accepted
         # before the brokers went down may have been published and projected in time; these could not be)
-        held_in_outbox = load.accepted.event_ids() - accepted_before_outage - set(applied_ids(view))
+        held_in_outbox = load.accepted.posting_ids() - accepted_before_outage - set(applied_ids(view))
         load.phase = "restarting"
         own_kafka.start_keeping_data()
         down_s = time.monotonic() - stopped
