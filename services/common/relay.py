@@ -4,13 +4,22 @@ Its position is recorded (eventsourcing tracking table, same database as the eve
 the broker has acknowledged every message up to it. A crash in between re-sends a few events;
 consumers drop those by ``event_id``. Nothing is ever skipped: we read ids greater than the last
 recorded one, never "last + 1", since PostgreSQL ids can have gaps.
+
+One page is kept in flight: page N+1 is sent before page N's acknowledgements are awaited, so the
+producer never stands idle while the relay waits (bench row 2: the flush after each page was ~12 % of
+the run, with nothing sent meanwhile). The position still moves only past acknowledged pages, in
+order; if page N fails, N+1 is forgotten too and both are read again from the recorded position. The
+order on a partition is the idempotent producer's, as it already was for the batches within one page.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking, TrackingRecorder
@@ -24,6 +33,14 @@ log = logging.getLogger(__name__)
 PAGE_BATCHES = 4
 """Seal batches (``batch_size`` events each) read, sent and acknowledged as one page, with one wait for the
 broker and one tracking commit per page instead of per batch (bench row 2). A crash re-sends at most a page."""
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A page sent and not yet recorded: its messages' futures and the position to record once all are acked."""
+
+    last_id: int
+    futures: list[Any]
 
 
 def relay_name(topic: str) -> str:
@@ -57,26 +74,40 @@ class OutboxRelay:
         self.name = name or relay_name(topic)
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
         self.pages = pages or LocalPages(app, batch_size)
+        self._in_flight: _InFlight | None = None
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
 
     def run_once(self) -> int:
-        """Publishes the next page (up to ``page_batches`` seal batches); returns how many events were published."""
-        page = self.pages.page(self.position(), self.page_size, self.sealer)
-        if not page.messages:
-            return 0
-        # The next page is made (by the worker) while this one is sent; used only if this one is recorded.
-        self.pages.prefetch(page.last_id, self.page_size, self.sealer)
-        send, topic = self.producer.send, self.topic
-        futures = [send(topic, key=key, value=value, headers=headers) for key, value, headers in page.messages]
-        # Bounded: a broker that went away must not hold the relay forever; the page is sent again.
-        self.producer.flush(timeout=self.flush_timeout_s)
+        """Sends the next page (up to ``page_batches`` seal batches), then awaits the page sent before it and
+        records that one's position; returns how many events it sent. 0 means nothing is left to send, and
+        then everything sent before is acknowledged and recorded."""
+        in_flight, self._in_flight = self._in_flight, None  # forgotten if anything below fails: read again
+        after = in_flight.last_id if in_flight is not None else self.position()
+        page = self.pages.page(after, self.page_size, self.sealer)
+        futures: list[Any] = []
+        if page.messages:
+            # The next page is made (by the worker) while this one is sent; used only if the relay stands there.
+            self.pages.prefetch(page.last_id, self.page_size, self.sealer)
+            send, topic = self.producer.send, self.topic
+            futures = [send(topic, key=key, value=value, headers=headers) for key, value, headers in page.messages]
+        if in_flight is not None:
+            if not futures:
+                self.producer.flush(timeout=self.flush_timeout_s)  # nothing behind it: no linger to wait out
+            self._await_acks(in_flight.futures)
+            self.tracking.insert_tracking(Tracking(self.name, in_flight.last_id))
+        if futures:
+            self._in_flight = _InFlight(page.last_id, futures)
+        return len(page.messages)
+
+    def _await_acks(self, futures: list[Any]) -> None:
+        """Returns once every message is acknowledged; raises if the broker refused one or never answered.
+        Bounded: a broker that went away must not hold the relay forever; the page is sent again."""
+        deadline = time.monotonic() + self.flush_timeout_s
         for future in futures:
             if not future.succeeded():  # acknowledged ones need no get(), which builds their metadata
-                future.get(timeout=self.flush_timeout_s)  # raises if the broker refused or never answered
-        self.tracking.insert_tracking(Tracking(self.name, page.last_id))
-        return len(page.messages)
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
 
     def run_forever(self, stop: threading.Event, poll_interval_ms: int = 50) -> None:
         while not stop.is_set():
@@ -85,6 +116,7 @@ class OutboxRelay:
             except Exception as error:  # noqa: BLE001 - broker or store down: wait and retry, never skip
                 log.warning("relay %s: %s; retrying", self.name, error)
                 published = 0
+                self._in_flight = None  # its events are sent again from the recorded position
                 self._renew_producer()
                 stop.wait(1.0)
             if not published:
