@@ -15,10 +15,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 from flask.testing import FlaskClient
 
 from services.common.group_commit import _Pending
-from services.common.stream_guard import GuardBroken
+from services.common.stream_guard import GUARDS, GuardBroken
 from services.ledger.application.app import LedgerApplication
 from services.ledger.domain.model import Books, Expenditure
 from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
@@ -159,3 +160,35 @@ def new_posting(application: LedgerApplication, code: str) -> Expenditure:
         code, uuid4(), {**body, "booked_on": date.fromisoformat(body["booked_on"])}, None,
         application.grant_year(code, 2024),
     )
+
+
+
+def test_a_save_whose_insert_fails_leaves_no_noted_id_and_the_next_save_goes_through(client: FlaskClient) -> None:
+    """The recorder's transaction (on PostgreSQL sent in two round trips: guarded_recorders.py) stores nothing of
+    a save whose events' insert fails: neither the events nor the ids noted beside them in the same transaction;
+    a refused guard the same; and the connection it used serves the next save."""
+    application: LedgerApplication = client.application.extensions["ledger"].application
+    application.save(new_posting(application, AMSTERDAM))
+    posted = store_order(application)[-1]
+    stored = len(store_order(application))
+    one, rival = (application.repository.get(posted.originator_id) for _ in range(2))
+    for expenditure_, reason in ((one, "one"), (rival, "two")):
+        expenditure_.reverse(reason=reason, booked_on=None, today=date(2024, 6, 1), books=None)
+    application.save(one)
+    rivals_events = list(rival.collect_events())
+    with pytest.raises(IntegrityError):  # the same version of the stream: the insert fails
+        application.save(*rivals_events)
+    assert len(store_order(application)) == stored + 1
+    assert application.recorded_events.owner_of(str(rivals_events[0].event_id)) == (False, None)
+
+    application.close_year(UTRECHT, 2024, closed_by="ministry", final_account=True)
+    late = new_posting(application, UTRECHT)
+    with pytest.raises(GuardBroken):
+        application.save(late, **{GUARDS: application._while_open(late)})
+    assert application.find_expenditure(late.expenditure_id) is None
+
+    after = new_posting(application, AMSTERDAM)
+    after_event_id = str(after.pending_events[0].event_id)
+    application.save(after)
+    assert application.find_expenditure(after.expenditure_id) is not None
+    assert application.recorded_events.owner_of(after_event_id) == (True, AMSTERDAM)
