@@ -30,12 +30,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    any_,
     bindparam,
     delete,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.message_check import MessageCheck
@@ -71,6 +73,12 @@ _APPLIED_BEFORE = select(applied_events.c.event_id).where(
     applied_events.c.consumer == bindparam("consumer"),
     applied_events.c.event_id.in_(bindparam("event_ids", expanding=True)),
 )
+_APPLIED_BEFORE_AS_ARRAY = select(applied_events.c.event_id).where(
+    applied_events.c.consumer == bindparam("consumer"),
+    applied_events.c.event_id == any_(bindparam("event_ids", type_=postgresql.ARRAY(String(36)))),
+)
+"""PostgreSQL's form: the poll's ids as one array parameter. The expanding ``IN`` above renders and converts
+one parameter per id (5,000 a poll), ~11 % of the projector's time on PostgreSQL (bench row 3, issue 17)."""
 _REMEMBER = BulkInsert(applied_events, ["consumer", "event_id", "topic", "partition", "offset"])
 POLL_SETTINGS: dict[str, Any] = {"max_poll_records": 5000, "max_partition_fetch_bytes": 3 * 1024 * 1024}
 """Up to 5,000 records a poll (a partition's fetch up to 3 MiB, ~2,000 messages; was 2,000 and 1 MiB): a
@@ -172,10 +180,11 @@ class OffsetStore:
     def applied_before(self, connection: Connection, event_ids: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` were applied before: one query per poll, not one per event."""
         found: set[str] = set()
+        statement = _APPLIED_BEFORE_AS_ARRAY if connection.dialect.name == "postgresql" else _APPLIED_BEFORE
         for start in range(0, len(event_ids), _IDS_PER_QUERY):
             found.update(
                 connection.execute(
-                    _APPLIED_BEFORE,
+                    statement,
                     {"consumer": self.consumer, "event_ids": list(event_ids[start : start + _IDS_PER_QUERY])},
                 ).scalars()
             )
