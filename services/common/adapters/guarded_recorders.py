@@ -86,7 +86,8 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _insert_in_two_round_trips(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """The recorder's transaction (the table lock, the guard, the events, the NOTIFY, the side rows), sent
-        in at most two round trips: the lock and the guard's read, then the rest with its COMMIT.
+        in at most two round trips: the lock and the guard's read, then the rest with its COMMIT (one round
+        trip in all for a save without guards).
 
         eventsourcing's own ``insert_events`` made six (BEGIN, the guard, the insert, a sync before COMMIT, the
         COMMIT, the pipeline's end), four of them while the table lock was held. Under row 1's load each round
@@ -97,9 +98,10 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
         guards = kwargs.get(GUARDS)
         streams = guarded_streams(guards)
         side: SideRows | None = kwargs.get(SIDE_ROWS)
-        with self.datastore.get_connection() as conn:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             try:
-                with conn.pipeline() as pipeline, conn.cursor() as curs:
+                # The pipeline's end sends its one sync: the whole transaction's second (or only) round trip.
+                with conn.pipeline() as pipeline:
                     curs.execute(SQL("BEGIN"))
                     self._lock_table(curs)
                     if streams:
@@ -124,8 +126,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
                                 side.rows,
                             )
                         side_curs.execute(SQL("COMMIT"))
-                    pipeline.sync()
-                    return self._fetch_ids_after_insert_events(curs, stored_events)
+                return self._fetch_ids_after_insert_events(curs, stored_events)
             finally:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.rollback()  # a refused guard, a failed insert: the pool gets the connection back clean
