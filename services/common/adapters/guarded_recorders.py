@@ -105,26 +105,13 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
                     curs.execute(SQL("BEGIN"))
                     self._lock_table(curs)
                     if streams:
-                        curs.execute(
-                            SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
-                                Identifier(self.datastore.schema), Identifier(self.events_table_name)
-                            ),
-                            (list(streams),),
-                        )
+                        self._read_guarded_streams(curs, streams)
                         pipeline.sync()
                         check_guards(guards, (UUID(str(row["originator_id"])) for row in curs.fetchall()))
                     self._notify_channel(curs)
                     PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
                     with conn.cursor() as side_curs:
-                        if side is not None and side.rows:
-                            side_curs.executemany(
-                                SQL("INSERT INTO {0}.{1} ({2}) VALUES ({3}) ON CONFLICT DO NOTHING").format(
-                                    Identifier(self.datastore.schema), Identifier(side.table),
-                                    SQL(", ").join(map(Identifier, side.columns)),
-                                    SQL(", ").join([SQL("%s")] * len(side.columns)),
-                                ),
-                                side.rows,
-                            )
+                        self._write_side_rows(side_curs, side)
                         side_curs.execute(SQL("COMMIT"))
                 return self._fetch_ids_after_insert_events(curs, stored_events)
             finally:
@@ -138,12 +125,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
             # a writer that started a guarded stream before it has committed, one after it waits for us.
             # Raised before anything is inserted: the recorder commits its transaction on the way out.
             self._lock_table(curs)
-            curs.execute(
-                SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
-                    Identifier(self.datastore.schema), Identifier(self.events_table_name)
-                ),
-                (list(streams),),
-            )
+            self._read_guarded_streams(curs, streams)
             check_guards(kwargs.get(GUARDS), (UUID(str(row["originator_id"])) for row in curs.fetchall()))
         super()._insert_stored_events(curs, stored_events, **kwargs)
 
@@ -154,14 +136,25 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
         # is committed empty by the recorder, so rows written earlier would outlive it. Another cursor,
         # as the ids are read from this one.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        side: SideRows | None = kwargs.get(SIDE_ROWS)
-        if side is not None and side.rows:
-            with curs.connection.cursor() as side_curs:
-                side_curs.executemany(
-                    SQL("INSERT INTO {0}.{1} ({2}) VALUES ({3}) ON CONFLICT DO NOTHING").format(
-                        Identifier(self.datastore.schema), Identifier(side.table),
-                        SQL(", ").join(map(Identifier, side.columns)), SQL(", ").join([SQL("%s")] * len(side.columns)),
-                    ),
-                    side.rows,
-                )
+        with curs.connection.cursor() as side_curs:
+            self._write_side_rows(side_curs, kwargs.get(SIDE_ROWS))
         return ids
+
+    def _read_guarded_streams(self, curs: Cursor[DictRow], streams: frozenset[UUID]) -> None:
+        """Which of ``streams`` hold events (the rows follow on ``curs``); asked after the table lock."""
+        curs.execute(
+            SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
+                Identifier(self.datastore.schema), Identifier(self.events_table_name)
+            ),
+            (list(streams),),
+        )
+
+    def _write_side_rows(self, curs: Cursor[DictRow], side: SideRows | None) -> None:
+        if side is not None and side.rows:
+            curs.executemany(
+                SQL("INSERT INTO {0}.{1} ({2}) VALUES ({3}) ON CONFLICT DO NOTHING").format(
+                    Identifier(self.datastore.schema), Identifier(side.table),
+                    SQL(", ").join(map(Identifier, side.columns)), SQL(", ").join([SQL("%s")] * len(side.columns)),
+                ),
+                side.rows,
+            )
