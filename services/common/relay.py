@@ -83,7 +83,8 @@ class OutboxRelay:
         """Sends the next page (up to ``page_batches`` seal batches), then awaits the page sent before it and
         records that one's position; returns how many events it sent. 0 means nothing is left to send, and
         then everything sent before is acknowledged and recorded."""
-        in_flight, self._in_flight = self._in_flight, None  # forgotten if anything below fails: read again
+        # Forgotten if anything below fails: the next round reads again from the recorded position.
+        in_flight, self._in_flight = self._in_flight, None
         after = in_flight.last_id if in_flight is not None else self.position()
         page = self.pages.page(after, self.page_size, self.sealer)
         futures: list[Any] = []
@@ -116,7 +117,6 @@ class OutboxRelay:
             except Exception as error:  # noqa: BLE001 - broker or store down: wait and retry, never skip
                 log.warning("relay %s: %s; retrying", self.name, error)
                 published = 0
-                self._in_flight = None  # its events are sent again from the recorded position
                 self._renew_producer()
                 stop.wait(1.0)
             if not published:

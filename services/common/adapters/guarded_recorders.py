@@ -109,6 +109,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
                         pipeline.sync()
                         check_guards(guards, (UUID(str(row["originator_id"])) for row in curs.fetchall()))
                     self._notify_channel(curs)
+                    # The plain insert: this class's own and the application recorder's would lock and check again.
                     PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
                     with conn.cursor() as side_curs:
                         self._write_side_rows(side_curs, side)
