@@ -136,7 +136,10 @@ def test_relay_killed_midway_publishes_every_event_in_order_and_consumer_applies
     tracking = app.factory.tracking_recorder()
     relay_name = f"relay:{topic}"
 
-    relay = start_relay(env, batch_size=25)
+    # Pages of one event: each waits for the broker's acknowledgement, so the relay needs about a second
+    # for the 1,000 and is still midway when it has passed 300 (with pages of 25 it once finished between
+    # two polls of the tracking table).
+    relay = start_relay(env, batch_size=1)
     wait_for(lambda: (tracking.max_tracking_id(relay_name) or 0) >= 300, 60, "the relay to pass 300 events")
     relay.send_signal(signal.SIGKILL)
     relay.wait(timeout=10)
