@@ -18,14 +18,15 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg import ClientCursor, Cursor
+from psycopg.abc import Query
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 from services.common.adapters.writers_in_turn import WritersInTurn
 from services.common.side_rows import SIDE_ROWS, SideRows
@@ -72,6 +73,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
     """The writers of this host take turns on a file before the table lock (``build_application`` sets
     it): only so that a group commit picks its batch in its turn. The table lock still orders the store;
     writers on other hosts do without the turn."""
+    _transaction_texts: _TransactionTexts | None = None
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if kwargs.get(GUARDS) and self.datastore.enable_db_functions:
@@ -79,45 +81,54 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
             raise RuntimeError("guarded saves need POSTGRES_ENABLE_DB_FUNCTIONS off (services/common/config.py)")
         with self.writer_turn:
             others = [key for key, value in kwargs.items() if key not in (GUARDS, SIDE_ROWS) and value is not None]
-            if not stored_events or self.datastore.enable_db_functions or others:  # e.g. a process's tracking
+            plain = not others and self.datastore.originator_id_type == "uuid"  # others: e.g. a process's tracking
+            if not stored_events or self.datastore.enable_db_functions or not plain:
                 return super().insert_events(stored_events, **kwargs)
             return self._insert_in_two_round_trips(stored_events, **kwargs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _insert_in_two_round_trips(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The recorder's transaction (the table lock, the guard, the events, the NOTIFY, the side rows), sent
-        in at most two round trips: the lock and the guard's read, then the rest with its COMMIT (one round
-        trip in all for a save without guards).
+        """The recorder's transaction (its table lock, the guard, the events, the NOTIFY, the side rows), sent
+        as at most two texts of several statements: the lock and the guard's read, then the rest with its
+        COMMIT (one text in all for a save without guards).
 
-        eventsourcing's own ``insert_events`` made six (BEGIN, the guard, the insert, a sync before COMMIT, the
-        COMMIT, the pipeline's end), four of them while the table lock was held. Under row 1's load each round
-        trip also waits for the worker's other threads to hand back the interpreter, so the lock was held
-        ~3-4 ms per batch where one commit takes ~1.5 (issue 17). The statements, their order and the lock are
-        the recorder's own; if the insert fails, the server skips what follows it (the COMMIT too) and the
-        transaction is rolled back, so nothing of a failed or refused save is stored."""
+        eventsourcing's own ``insert_events`` made six round trips, four of them while the table lock was
+        held; a pipeline of its statements (the third round) still sent each statement with its own write
+        and waits, ~10 writes and ~20 polls a transaction (strace). Each of them hands the interpreter to
+        the worker's other threads, and under row 1's load the committing thread waits to get it back while
+        it holds the lock that every writer of the store waits for (issue 17). Here the parameters are bound
+        by psycopg on this side (``ClientCursor``: its quoting and casts, never text pasted in), so a text of
+        several statements goes in one write. If a statement fails, the server skips the rest of its text,
+        the COMMIT too, and the transaction is rolled back: nothing of a failed or refused save is stored."""
         guards = kwargs.get(GUARDS)
         streams = guarded_streams(guards)
         side: SideRows | None = kwargs.get(SIDE_ROWS)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, ClientCursor(conn) as curs:
+            texts = self._texts(curs)
             try:
-                # The pipeline's end sends its one sync: the whole transaction's second (or only) round trip.
-                with conn.pipeline() as pipeline:
-                    curs.execute(SQL("BEGIN"))
-                    self._lock_table(curs)
-                    if streams:
-                        self._read_guarded_streams(curs, streams)
-                        pipeline.sync()
-                        check_guards(guards, (UUID(str(row["originator_id"])) for row in curs.fetchall()))
-                    self._notify_channel(curs)
-                    # The plain insert: this class's own and the application recorder's would lock and check again.
-                    PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
-                    with conn.cursor() as side_curs:
-                        self._write_side_rows(side_curs, side)
-                        side_curs.execute(SQL("COMMIT"))
-                return self._fetch_ids_after_insert_events(curs, stored_events)
+                closing, params = texts.closing(stored_events, side)
+                if streams:
+                    curs.execute(texts.opening_with_guard_read, (list(streams),))
+                    rows = _result(curs, texts.guard_read_index).fetchall()
+                    check_guards(guards, (UUID(str(row["originator_id"])) for row in rows))
+                    curs.execute(closing, params)
+                    inserted = _result(curs, texts.insert_index)
+                else:
+                    curs.execute(texts.opening + closing, params)
+                    inserted = _result(curs, texts.opening_statements + texts.insert_index)
+                ids = [row["notification_id"] for row in inserted.fetchall()]
             finally:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.rollback()  # a refused guard, a failed insert: the pool gets the connection back clean
+        if len(ids) != len(stored_events):
+            raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
+        return ids
+
+    def _texts(self, curs: ClientCursor[DictRow]) -> _TransactionTexts:
+        texts = self._transaction_texts
+        if texts is None:
+            texts = self._transaction_texts = _TransactionTexts(self, curs)
+        return texts
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         streams = guarded_streams(kwargs.get(GUARDS))
@@ -159,3 +170,71 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
                 ),
                 side.rows,
             )
+
+
+class _TransactionTexts:
+    """The constant parts of ``_insert_in_two_round_trips``' texts, composed once with the recorder's own
+    statements and names (identifiers quoted by psycopg; a ``%`` in them doubled, as only the
+    placeholders added here may bind a parameter)."""
+
+    def __init__(self, recorder: GuardedPostgresApplicationRecorder, curs: ClientCursor[DictRow]):
+        def text(query: Query) -> str:
+            plain = query.as_string(curs) if isinstance(query, Composable) else query
+            return (plain.decode() if isinstance(plain, bytes) else str(plain)).replace("%", "%%")
+
+        schema, table = Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+        opening = ["BEGIN", *(text(statement) for statement in recorder.lock_table_statements)]
+        self.opening = "; ".join(opening) + "; "
+        self.opening_statements = len(opening)
+        self.opening_with_guard_read = self.opening + text(
+            SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ").format(schema, table)
+        ) + "ANY(%s)"
+        self.guard_read_index = len(opening)
+        self.insert_index = 1
+        """The events' insert follows the NOTIFY in the closing text."""
+        self._notify = text(SQL("NOTIFY {0}").format(Identifier(recorder.channel_name)))
+        self._insert = text(
+            SQL("INSERT INTO {0}.{1} (originator_id, originator_version, topic, state) VALUES ").format(schema, table)
+        )
+        self._side_inserts: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._schema = schema
+        self._curs = curs
+
+    def closing(self, stored_events: Sequence[StoredEvent], side: SideRows | None) -> tuple[str, list[Any]]:
+        """The text after the lock and the guard: NOTIFY, the events' insert (returning their notification
+        ids, in the order given), the side rows' insert, COMMIT; and its parameters."""
+        params: list[Any] = []
+        for event in stored_events:
+            params += (event.originator_id, event.originator_version, event.topic, event.state)
+        statements = [
+            self._notify,
+            self._insert + ", ".join(["(%s, %s, %s, %s)"] * len(stored_events)) + " RETURNING notification_id",
+        ]
+        if side is not None and side.rows:
+            statements.append(self._side_insert(side, len(side.rows)))
+            for row in side.rows:
+                params += row
+        statements.append("COMMIT")
+        return "; ".join(statements), params
+
+    def _side_insert(self, side: SideRows, count: int) -> str:
+        key = (side.table, side.columns)
+        head = self._side_inserts.get(key)
+        if head is None:
+            head = self._side_inserts[key] = (
+                "INSERT INTO "
+                + SQL("{0}.{1} ({2})").format(
+                    self._schema, Identifier(side.table), SQL(", ").join(map(Identifier, side.columns))
+                ).as_string(self._curs).replace("%", "%%")
+                + " VALUES "
+            )
+        row = "(" + ", ".join(["%s"] * len(side.columns)) + ")"
+        return head + ", ".join([row] * count) + " ON CONFLICT DO NOTHING"
+
+
+def _result(curs: ClientCursor[DictRow], index: int) -> ClientCursor[DictRow]:
+    """``curs`` at the result of the ``index``-th statement of the text it executed (the first is 0)."""
+    for _ in range(index):
+        if not curs.nextset():
+            raise ProgrammingError(f"the result of statement {index} of the transaction's text is missing")
+    return curs

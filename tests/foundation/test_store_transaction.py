@@ -1,0 +1,108 @@
+"""The event store's write transaction (guarded_recorders.py), on SQLite and on PostgreSQL.
+
+On PostgreSQL the transaction goes as texts of several statements whose parameters psycopg binds on
+this side (issue 17). Whatever a stored event or a side row holds is a value, never SQL: every byte of
+a state, quotes, semicolons, comments, percent signs and placeholders in a topic or a side row come
+back exactly as given, and the table they would try to drop is still there. A save that fails or is
+refused stores nothing, neither its events nor its side rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from services.common.config import Settings
+from services.common.eventstore import build_application
+from services.common.side_rows import SIDE_ROWS, SideRows
+from services.common.stream_guard import GUARDS, GuardBroken
+from tests.support.toy import ToyApplication
+
+SIDE_TABLE = "test_side_notes"
+HOSTILE = "it's'); DROP TABLE test_side_notes; -- %s %(x)s $1 \\x00 ; COMMIT; \u20ac"
+"""Quotes, a statement's end, a comment, placeholders of every style and a non-ASCII character."""
+EVERY_BYTE = bytes(range(256)) * 3
+
+
+@contextmanager
+def _sql(application: ToyApplication) -> Iterator[Any]:
+    """A cursor on the event store's own database, committed on the way out."""
+    datastore: Any = application.recorder.datastore
+    if hasattr(datastore, "transaction"):  # SQLite
+        with datastore.transaction(commit=True) as cursor:
+            yield cursor
+    else:
+        with datastore.get_connection() as connection, connection.cursor() as cursor:
+            yield cursor
+
+
+def _side_notes(application: ToyApplication) -> list[tuple[str, str]]:
+    with _sql(application) as cursor:
+        cursor.execute(f"SELECT note_id, note FROM {SIDE_TABLE} ORDER BY note_id")  # noqa: S608 - a constant
+        rows = cursor.fetchall()
+    return [(row["note_id"], row["note"]) for row in rows]
+
+
+@pytest.fixture
+def application(settings: Settings) -> Iterator[ToyApplication]:
+    app = build_application(ToyApplication, settings.eventsourcing_env("toy"))
+    with _sql(app) as cursor:
+        cursor.execute(f"CREATE TABLE {SIDE_TABLE} (note_id TEXT PRIMARY KEY, note TEXT NOT NULL)")
+    yield app
+    app.close()
+
+
+def _event(stream: UUID, version: int, topic: str = "tests.support.toy:Counter.Added") -> StoredEvent:
+    return StoredEvent(originator_id=stream, originator_version=version, topic=topic, state=EVERY_BYTE)
+
+
+def _notes(*notes: tuple[str, str]) -> dict[str, Any]:
+    return {SIDE_ROWS: SideRows(SIDE_TABLE, ("note_id", "note"), list(notes))}
+
+
+def test_every_value_is_stored_as_given_and_the_ids_follow_the_given_order(application: ToyApplication) -> None:
+    recorder = application.recorder
+    first, second = uuid4(), uuid4()
+    events = [_event(first, 1, topic=HOSTILE), _event(second, 1), _event(first, 2)]
+    ids = recorder.insert_events(events, **_notes(("a", HOSTILE), ("b%s", "plain")))
+
+    assert ids is not None and len(ids) == 3 and list(ids) == sorted(ids)
+    by_id = {n.id: n for n in recorder.select_notifications(start=ids[0], limit=10)}
+    assert [(by_id[i].originator_id, by_id[i].originator_version) for i in ids] == [(first, 1), (second, 1), (first, 2)]
+    stored = recorder.select_events(first)
+    assert [(e.originator_version, e.topic, e.state) for e in stored] == [
+        (1, HOSTILE, EVERY_BYTE),
+        (2, events[2].topic, EVERY_BYTE),
+    ]
+    assert _side_notes(application) == [("a", HOSTILE), ("b%s", "plain")]  # and the table is still there
+
+
+def test_a_save_whose_insert_fails_stores_neither_its_events_nor_its_side_rows(application: ToyApplication) -> None:
+    recorder = application.recorder
+    taken = uuid4()
+    recorder.insert_events([_event(taken, 1)])
+    fresh = uuid4()
+    with pytest.raises(IntegrityError):  # its second event takes a version already stored
+        recorder.insert_events([_event(fresh, 1), _event(taken, 1)], **_notes(("lost", HOSTILE)))
+    assert recorder.select_events(fresh) == []
+    assert _side_notes(application) == []
+    recorder.insert_events([_event(fresh, 1)], **_notes(("kept", "x")))  # the connection serves the next save
+    assert len(recorder.select_events(fresh)) == 1 and _side_notes(application) == [("kept", "x")]
+
+
+def test_a_save_whose_guard_breaks_stores_nothing(application: ToyApplication) -> None:
+    recorder = application.recorder
+    started = uuid4()
+    recorder.insert_events([_event(started, 1)])
+    fresh, aggregate = uuid4(), uuid4()
+    guards = {aggregate: frozenset({started})}
+    with pytest.raises(GuardBroken) as broken:
+        recorder.insert_events([_event(fresh, 1)], **{GUARDS: guards}, **_notes(("refused", "x")))
+    assert broken.value.refused == frozenset({aggregate})
+    assert recorder.select_events(fresh) == [] and _side_notes(application) == []
+    ids = recorder.insert_events([_event(fresh, 1)], **{GUARDS: {aggregate: frozenset({uuid4()})}})
+    assert ids is not None and len(ids) == 1
