@@ -182,6 +182,22 @@ def _cpu_s(pid: int) -> float:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def servers_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of the database and broker servers of this machine, by kind: every process
+    named ``postgres`` (its backends too) and every ``java`` (the broker). Row 5 shows their share of a
+    request beside the project's processes; processes that ended meanwhile are not counted."""
+    totals = {"postgres": 0.0, "kafka": 0.0}
+    for pid in _all_pids():
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        kind = "postgres" if name == "postgres" else "kafka" if name == "java" else None
+        if kind is not None:
+            totals[kind] += _cpu_s(pid)
+    return totals
+
+
 def _parent_pid(proc_dir: Path) -> int | None:
     try:
         # after the command's closing parenthesis: state, then the parent's pid

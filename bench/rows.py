@@ -472,11 +472,11 @@ def row_end_to_end(bench: Bench, store: str, sizes: Sizes) -> Row:
         if warm is not None and warm.completed == 0:
             raise RuntimeError("end to end: no write became readable in the warm-up:\n"
                                + "\n".join(p.tail(10) for p in started))
-        cpu_before = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()}
+        cpu_before = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()} | procs.servers_cpu_s()
         result = load.open_loop_read_your_writes(
             port, tokens, rate=sizes.e2e_rate, seconds=sizes.e2e_seconds, concurrency=sizes.e2e_threads
         )
-        cpu_after = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()}
+        cpu_after = {p.name: p.tree_cpu_s() for p in started} | {"load": time.process_time()} | procs.servers_cpu_s()
     finally:
         for process in reversed(started):
             process.stop()

@@ -164,7 +164,7 @@ def new_posting(application: LedgerApplication, code: str) -> Expenditure:
 
 
 def test_a_save_whose_insert_fails_leaves_no_noted_id_and_the_next_save_goes_through(client: FlaskClient) -> None:
-    """The recorder's transaction (on PostgreSQL sent in two round trips: guarded_recorders.py) stores nothing of
+    """The recorder's transaction (on PostgreSQL sent as one text of statements: guarded_recorders.py) stores nothing of
     a save whose events' insert fails: neither the events nor the ids noted beside them in the same transaction;
     a refused guard the same; and the connection it used serves the next save."""
     application: LedgerApplication = client.application.extensions["ledger"].application
