@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from contracts.topics import BRIDGE, DEAD_LETTER, EXPENDITURES, GRANTS
-from services.common.adapters.sql import create_sql_engine
+from services.common.adapters.sql import create_read_engine, create_sql_engine
 from services.common.auth import verifier_for
 from services.common.config import Settings
 from services.common.definition import ServiceDefinition
@@ -42,7 +42,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
         trusted_proxies=settings.trusted_proxies,
     )
     queries = open_queries(
-        create_sql_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
+        create_read_engine(settings.view_db_url), settings.sisa_indicators, settings.read_your_writes_max_waiters
     )
     app.extensions["ledger"] = LedgerService(
         # No checkpoint here: the signing key belongs to the checkpoint process alone

@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 from sqlalchemy import Engine
 
-from services.common.adapters.sql import create_sql_engine
+from services.common.adapters.sql import create_read_engine
 from services.ledger.read_side.answers import (
     PointInTime,
     after_close_figures,
@@ -87,7 +87,7 @@ def open_queries(
 def recorded_events_in(events_db_url: str) -> RecordedEvents:
     """The ids of the events the ledger's event store recorded (in the event store's database, written
     in each save's transaction)."""
-    return RecordedEvents(create_sql_engine(events_db_url))
+    return RecordedEvents(create_read_engine(events_db_url))
 
 
 def grant_years_in_view(
@@ -95,7 +95,7 @@ def grant_years_in_view(
 ) -> GrantYearsInView:
     """What the write side asks before a posting: the award of its grant year, the municipality's merger
     (the mergers not known yet read again at most every ``mergers_reread_ms``)."""
-    return GrantYearsInView(create_sql_engine(view_db_url), open_before_award, mergers_reread_ms)
+    return GrantYearsInView(create_read_engine(view_db_url), open_before_award, mergers_reread_ms)
 
 
 __all__ = [
