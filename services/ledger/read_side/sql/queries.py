@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, union_all
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.canonical import format_utc
@@ -109,12 +109,19 @@ class LedgerQueries:
             applied_events.c.consumer == projection_name, applied_events.c.event_id == bindparam("event_id")
         )
         self.projected = ProjectedEvents(engine, projection_name, max_waiters=max_waiters)
-        # Whose books a projected event touched: its journal rows, a closing, a declaration, a merger.
-        self._owners = union_all(
+        # Whose books a projected event touched: its journal rows, a closing, a declaration, a merger; asked
+        # with whether it was applied at all, in one statement (one row with no code: applied, no one's books;
+        # no row: not applied). Two statements before: one round trip a read after a posting (issue 17, row 5).
+        owners = union_all(
             *(
                 select(table.c.municipality_code).where(table.c.event_id == bindparam("event_id"))
                 for table in (journal, closings, sisa_declarations, mergers)
             )
+        ).subquery()
+        self._applied_and_owners = (
+            select(applied_events.c.event_id, owners.c.municipality_code)
+            .select_from(applied_events.outerjoin(owners, true()))
+            .where(applied_events.c.consumer == projection_name, applied_events.c.event_id == bindparam("event_id"))
         )
         # the balance's statements, per (as_of given, known_at given)
         self._balance_sums = {
@@ -151,10 +158,10 @@ class LedgerQueries:
     def projected_event(self, event_id: str) -> tuple[bool, frozenset[str]]:
         """(projected already, the municipalities whose books it touched: none for a national event)."""
         with self.engine.connect() as connection:
-            if connection.execute(self._applied, {"event_id": event_id}).first() is None:
-                return False, frozenset()
-            codes = set(connection.execute(self._owners, {"event_id": event_id}).scalars())
-        return True, frozenset(code for code in codes if code is not None)
+            rows = connection.execute(self._applied_and_owners, {"event_id": event_id}).all()
+        if not rows:
+            return False, frozenset()
+        return True, frozenset(row.municipality_code for row in rows if row.municipality_code is not None)
 
     def wait_for_event(self, event_id: str, timeout_ms: int) -> None:
         """Returns once the event is projected; Unavailable (503, Retry-After) after ``timeout_ms``, or
