@@ -64,7 +64,7 @@ def test_waiters_wake_for_their_own_event_and_share_the_polls(engine: Engine) ->
     # one poller's queries for the 31 requests, never a query of a request's own thread
     assert len(set(queried_by)) == 1 and len(queried_by) == projected.polls, (len(set(queried_by)), projected.polls)
     assert not set(queried_by) & {thread.ident for thread in waiters}
-    assert not projected._waiting and not projected._found
+    assert not projected._waiting and projected._waiters == 0
 
 
 def test_an_already_applied_event_and_a_timeout(engine: Engine) -> None:

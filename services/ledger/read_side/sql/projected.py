@@ -3,8 +3,9 @@
 The projector is another process, so a waiting request can only learn of its event from the view
 database. One query per waiting request every 50 ms made the waiting itself the load: at 200
 postings/s a hundred waiting requests ran 2,000 queries/s and latency fed on itself (bench row 5).
-Here one thread per server process asks for all waiting ids at once, every ``poll_interval_ms``,
-and wakes the requests whose event it found; it stops when nobody waits.
+Here one thread per server process asks for all waiting ids at once, every ``poll_interval_ms``
+(the projector's own duplicate check: one statement, the ids as one array on PostgreSQL), and wakes
+the requests whose event it found, each alone; it stops when nobody waits.
 
 Each waiting request holds a server thread, so at most ``max_waiters`` wait at once in a process
 (``IDO_READ_YOUR_WRITES_MAX_WAITERS``); one more gets ``WaitersFull`` at once (503, Retry-After),
@@ -16,20 +17,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine
 
-from services.common.consumer import applied_events
+from services.common.consumer import OffsetStore
 
 log = logging.getLogger(__name__)
 
-IDS_PER_QUERY = 500
-
-
 class WaitersFull(Exception):
     """``max_waiters`` requests wait already in this process."""
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One waiting request: woken alone, when its event is found (or the poller failed)."""
+
+    woken: threading.Event = field(default_factory=threading.Event)
+    found: bool = False
 
 
 class ProjectedEvents:
@@ -42,14 +48,11 @@ class ProjectedEvents:
         """Seconds, for the requests' timeouts (tests move it instead of waiting them out)."""
         self.max_waiters = max_waiters
         self.poll_interval_s = poll_interval_ms / 1000
-        self._query = select(applied_events.c.event_id).where(
-            applied_events.c.consumer == projection_name,
-            applied_events.c.event_id.in_(bindparam("event_ids", expanding=True)),
-        )
-        self._changed = threading.Condition()
-        self._waiting: Counter[str] = Counter()
+        self._applied = OffsetStore(engine, projection_name)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[_Waiter]] = {}
+        """The requests waiting, by the event they wait for; the poller takes out those it found."""
         self._waiters = 0
-        self._found: set[str] = set()
         self._polling = False
         self._generation = 0
         self._failure: tuple[int, Exception] | None = None
@@ -60,54 +63,64 @@ class ProjectedEvents:
         """True once the event is projected; False after ``timeout_ms``. Raises the view database's
         error if the poller hit one while this request waited."""
         deadline = self._clock() + timeout_ms / 1000
-        with self._changed:
+        waiter = _Waiter()
+        with self._lock:
             if self._waiters >= self.max_waiters:
                 raise WaitersFull(f"{self._waiters} requests wait for their events already")
             self._waiters += 1
-            self._waiting[event_id] += 1
-            try:
-                if not self._polling:
-                    self._polling = True
-                    self._generation += 1
-                    threading.Thread(target=self._poll, args=(self._generation,), daemon=True).start()
-                generation = self._generation
-                while event_id not in self._found:
-                    if self._failure is not None and self._failure[0] == generation:
-                        raise self._failure[1]
-                    remaining = deadline - self._clock()
-                    if remaining <= 0:
-                        break
-                    self._changed.wait(remaining)
-                return event_id in self._found
-            finally:
+            self._waiting.setdefault(event_id, []).append(waiter)
+            if not self._polling:
+                self._polling = True
+                self._generation += 1
+                threading.Thread(target=self._poll, args=(self._generation,), daemon=True).start()
+            generation = self._generation
+        try:
+            # Each request waits on its own flag: a poll that finds some events wakes their requests only
+            # (one condition for all woke every waiting thread at every such poll: ~100 a second, each time
+            # every one of up to 60 threads of a worker; issue 17, row 5).
+            while not waiter.woken.is_set():
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                waiter.woken.wait(remaining)
+            with self._lock:
+                if waiter.found:
+                    return True
+                if self._failure is not None and self._failure[0] == generation:
+                    raise self._failure[1]
+                return False
+        finally:
+            with self._lock:
                 self._waiters -= 1
-                self._waiting[event_id] -= 1
-                if not self._waiting[event_id]:
-                    del self._waiting[event_id]
-                    self._found.discard(event_id)
+                others = self._waiting.get(event_id)
+                if others is not None and waiter in others:
+                    others.remove(waiter)
+                    if not others:
+                        del self._waiting[event_id]
 
     def _poll(self, generation: int) -> None:
         try:
             while True:
-                with self._changed:
-                    wanted = [event_id for event_id in self._waiting if event_id not in self._found]
+                with self._lock:
+                    wanted = list(self._waiting)
                     if not wanted:
                         self._polling = False
                         return
-                found: list[str] = []
                 with self.engine.connect() as connection:
-                    for start in range(0, len(wanted), IDS_PER_QUERY):
-                        chunk = wanted[start : start + IDS_PER_QUERY]
-                        found.extend(connection.execute(self._query, {"event_ids": chunk}).scalars())
+                    found = self._applied.applied_before(connection, wanted)
                 self.polls += 1
                 if found:
-                    with self._changed:
-                        self._found.update(found)
-                        self._changed.notify_all()
+                    with self._lock:
+                        for event_id in found:
+                            for waiter in self._waiting.pop(event_id, ()):
+                                waiter.found = True
+                                waiter.woken.set()
                 time.sleep(self.poll_interval_s)
         except Exception as error:  # noqa: BLE001 - handed to the requests waiting now; the next one polls anew
             log.warning("read-your-writes poller stopped: %s", error)
-            with self._changed:
+            with self._lock:
                 self._failure = (generation, error)
                 self._polling = False
-                self._changed.notify_all()
+                for waiters in self._waiting.values():
+                    for waiter in waiters:
+                        waiter.woken.set()
