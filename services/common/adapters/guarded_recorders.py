@@ -96,7 +96,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
         server, with no wait for this process in between.
 
         eventsourcing's own ``insert_events`` made six round trips, four of them while the table lock was
-        held; a pipeline of its statements (the third round) still sent each statement with its own write
+        held; a pipeline of its statements (the fourth round) still sent each statement with its own write
         and waits, ~10 writes and ~20 polls a transaction (strace). Each of them hands the interpreter to
         the worker's other threads, and under row 1's load the committing thread waited to get it back
         while it held the lock that every writer of the store waits for (issue 17). Here the parameters are
