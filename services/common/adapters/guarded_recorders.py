@@ -204,12 +204,13 @@ class _TransactionTexts:
         self.opening_with_guard_read = self.opening + text(
             SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ").format(schema, table)
         ) + "ANY(%s)"
-        self.opening_with_guard_check = self.opening + text(
+        self.guard_check = text(
             SQL("SELECT 1 / (count(*) = 0)::int FROM {0}.{1} WHERE originator_id = ").format(schema, table)
-        ) + "ANY(%s); "
+        ) + "ANY(%s)"
         """Divides by zero, and so fails the text, when a guarded stream holds an event. A count, not ``NOT
         EXISTS``: for an EXISTS the planner expected an early match and scanned the whole table (3 ms at 10^4
         events and growing; EXPLAIN ANALYZE), where the count reads the primary key's index (0.1 ms)."""
+        self.opening_with_guard_check = self.opening + self.guard_check + "; "
         self.guard_read_index = len(opening)
         self.insert_index = 1
         """The events' insert follows the NOTIFY in the closing text (and the opening's statements, and the
