@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import ClientCursor
 from psycopg.errors import DivisionByZero
 
@@ -130,3 +130,22 @@ def test_the_guard_reads_the_index_however_long_the_history(application: ToyAppl
         connection.rollback()
         cursor.execute(guard_check, ([uuid4()],))
         assert cursor.fetchone() is not None
+
+
+def test_a_save_with_tracking_takes_the_recorders_own_path_with_the_same_guard_and_side_rows(
+    application: ToyApplication,
+) -> None:
+    """A save with another keyword (a process's tracking) goes through eventsourcing's own transaction on
+    PostgreSQL (guarded_recorders.py); its guard and side rows are the one-text path's statements."""
+    recorder: Any = application.recorder
+    started = uuid4()
+    recorder.insert_events([_event(started, 1)])
+    fresh, aggregate = uuid4(), uuid4()
+    with pytest.raises(GuardBroken):
+        recorder.insert_events(
+            [_event(fresh, 1)], tracking=Tracking("upstream", 1), **{GUARDS: {aggregate: frozenset({started})}},
+            **_notes(("refused", "x")),
+        )
+    assert recorder.select_events(fresh) == [] and _side_notes(application) == []
+    recorder.insert_events([_event(fresh, 1)], tracking=Tracking("upstream", 1), **_notes(("kept", HOSTILE)))
+    assert len(recorder.select_events(fresh)) == 1 and _side_notes(application) == [("kept", HOSTILE)]

@@ -114,17 +114,17 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
         with self.datastore.get_connection() as conn, ClientCursor(conn) as curs:
             texts = self._texts(curs)
             try:
-                closing, params = texts.closing(stored_events, side)
+                closing, params = texts.closing(curs, stored_events, side)
                 if streams and guard_read_first:
                     curs.execute(texts.opening_with_guard_read, (list(streams),))
-                    rows = _result(curs, texts.guard_read_index).fetchall()
+                    rows = _result(curs, texts.opening_statements).fetchall()
                     check_guards(guards, (UUID(str(row["originator_id"])) for row in rows))
                     curs.execute(closing, params)
                     ids = _notification_ids(_result(curs, texts.insert_index))
                 elif streams:
                     try:
                         curs.execute(texts.opening_with_guard_check + closing, [list(streams), *params])
-                        ids = _notification_ids(_result(curs, texts.guard_read_index + 1 + texts.insert_index))
+                        ids = _notification_ids(_result(curs, texts.opening_statements + 1 + texts.insert_index))
                     except DivisionByZero:
                         refused = True
                 else:
@@ -139,7 +139,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         return ids
 
-    def _texts(self, curs: ClientCursor[DictRow]) -> _TransactionTexts:
+    def _texts(self, curs: Cursor[DictRow]) -> _TransactionTexts:
         texts = self._transaction_texts
         if texts is None:
             texts = self._transaction_texts = _TransactionTexts(self, curs)
@@ -169,30 +169,20 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
 
     def _read_guarded_streams(self, curs: Cursor[DictRow], streams: frozenset[UUID]) -> None:
         """Which of ``streams`` hold events (the rows follow on ``curs``); asked after the table lock."""
-        curs.execute(
-            SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
-                Identifier(self.datastore.schema), Identifier(self.events_table_name)
-            ),
-            (list(streams),),
-        )
+        curs.execute(self._texts(curs).guard_read, (list(streams),))
 
     def _write_side_rows(self, curs: Cursor[DictRow], side: SideRows | None) -> None:
         if side is not None and side.rows:
-            curs.executemany(
-                SQL("INSERT INTO {0}.{1} ({2}) VALUES ({3}) ON CONFLICT DO NOTHING").format(
-                    Identifier(self.datastore.schema), Identifier(side.table),
-                    SQL(", ").join(map(Identifier, side.columns)), SQL(", ").join([SQL("%s")] * len(side.columns)),
-                ),
-                side.rows,
-            )
+            curs.executemany(self._texts(curs).side_insert(curs, side, 1), side.rows)
 
 
 class _TransactionTexts:
     """The constant parts of ``_insert_in_one_text``'s texts, composed once with the recorder's own
     statements and names (identifiers quoted by psycopg; a ``%`` in them doubled, as only the
-    placeholders added here may bind a parameter)."""
+    placeholders added here may bind a parameter). The guard's read and the side rows' insert serve
+    eventsourcing's own transaction too (a save with tracking), one row at a time there."""
 
-    def __init__(self, recorder: GuardedPostgresApplicationRecorder, curs: ClientCursor[DictRow]):
+    def __init__(self, recorder: GuardedPostgresApplicationRecorder, curs: Cursor[DictRow]):
         def text(query: Query) -> str:
             plain = query.as_string(curs) if isinstance(query, Composable) else query
             return (plain.decode() if isinstance(plain, bytes) else str(plain)).replace("%", "%%")
@@ -201,9 +191,11 @@ class _TransactionTexts:
         opening = ["BEGIN", *(text(statement) for statement in recorder.lock_table_statements)]
         self.opening = "; ".join(opening) + "; "
         self.opening_statements = len(opening)
-        self.opening_with_guard_read = self.opening + text(
+        self.guard_read = text(
             SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ").format(schema, table)
         ) + "ANY(%s)"
+        """Which of the guarded streams hold events."""
+        self.opening_with_guard_read = self.opening + self.guard_read
         self.guard_check = text(
             SQL("SELECT 1 / (count(*) = 0)::int FROM {0}.{1} WHERE originator_id = ").format(schema, table)
         ) + "ANY(%s)"
@@ -211,7 +203,6 @@ class _TransactionTexts:
         EXISTS``: for an EXISTS the planner expected an early match and scanned the whole table (3 ms at 10^4
         events and growing; EXPLAIN ANALYZE), where the count reads the primary key's index (0.1 ms)."""
         self.opening_with_guard_check = self.opening + self.guard_check + "; "
-        self.guard_read_index = len(opening)
         self.insert_index = 1
         """The events' insert follows the NOTIFY in the closing text (and the opening's statements, and the
         guard's read or check, in the text)."""
@@ -221,9 +212,10 @@ class _TransactionTexts:
         )
         self._side_inserts: dict[tuple[str, tuple[str, ...]], str] = {}
         self._schema = schema
-        self._curs = curs
 
-    def closing(self, stored_events: Sequence[StoredEvent], side: SideRows | None) -> tuple[str, list[Any]]:
+    def closing(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], side: SideRows | None
+    ) -> tuple[str, list[Any]]:
         """The text after the lock and the guard: NOTIFY, the events' insert (returning their notification
         ids, in the order given), the side rows' insert, COMMIT; and its parameters."""
         params: list[Any] = []
@@ -234,13 +226,14 @@ class _TransactionTexts:
             self._insert + ", ".join(["(%s, %s, %s, %s)"] * len(stored_events)) + " RETURNING notification_id",
         ]
         if side is not None and side.rows:
-            statements.append(self._side_insert(side, len(side.rows)))
+            statements.append(self.side_insert(curs, side, len(side.rows)))
             for row in side.rows:
                 params += row
         statements.append("COMMIT")
         return "; ".join(statements), params
 
-    def _side_insert(self, side: SideRows, count: int) -> str:
+    def side_insert(self, curs: Cursor[DictRow], side: SideRows, count: int) -> str:
+        """The insert of ``count`` rows of ``side``; a row already there is left as it is."""
         key = (side.table, side.columns)
         head = self._side_inserts.get(key)
         if head is None:
@@ -248,7 +241,7 @@ class _TransactionTexts:
                 "INSERT INTO "
                 + SQL("{0}.{1} ({2})").format(
                     self._schema, Identifier(side.table), SQL(", ").join(map(Identifier, side.columns))
-                ).as_string(self._curs).replace("%", "%%")
+                ).as_string(curs).replace("%", "%%")
                 + " VALUES "
             )
         row = "(" + ", ".join(["%s"] * len(side.columns)) + ")"
