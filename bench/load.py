@@ -185,17 +185,18 @@ def open_loop_read_your_writes(
             1-5 of 500 counted as errors at 50/s). A posting carries its Idempotency-Key: sent twice, it is
             recorded once and answered the same."""
             nonlocal connection
-            for attempt in (1, 2):
-                try:
-                    connection.request(method, path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    return response.status, response.read()
-                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                    connection.close()
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
+
+            def send() -> tuple[int, bytes]:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+
+            try:
+                return send()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                return send()
 
         while (job := jobs.get()) is not None:
             index, due = job
