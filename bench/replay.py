@@ -11,6 +11,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from services.audit.replay import replay_topics
+from services.common.collector import settle
 from services.common.config import Settings
 
 REPLAY_IMPLEMENTATION = f"{replay_topics.__module__}.{replay_topics.__qualname__}"
@@ -64,6 +65,7 @@ def raw_consume(kafka_config: Mapping[str, Any], topics: Sequence[str]) -> int:
 def replay_to_balances(settings: Settings, topics: Sequence[str], *, verify_provenance: bool = True) -> ReplayResult:
     """Row 4's project path: the auditor's replay (``ido audit replay``) to every balance
     (``verify_provenance=False``: without the seal check, the "provenance off" comparison)."""
+    settle()  # as `ido audit replay` does before it reads (services/audit/cli.py)
     replay = replay_topics(settings, topics=list(topics), verify_provenance=verify_provenance)
     stats = replay.stats
     return ReplayResult(

@@ -33,6 +33,7 @@ from contracts.canonical import canonical_json, format_utc
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
 from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
+from services.common.collector import settle
 from services.common.config import Settings
 from services.common.consumer import POLL_SETTINGS, _SeekToStoredOffsets, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
@@ -293,9 +294,9 @@ def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
         app.close()
     ensure_topics(bench.kafka_config, [EXPENDITURES, RAW_RELAY_TOPIC], settings.topic_prefix)
     # The reference's messages (~50,000 tuples with their headers) are this process's, not the relay's: out of
-    # the collector's sight for both sides, as `ido relay` freezes what it built (services/common/entrypoints/relay.py).
-    gc.collect()
-    gc.freeze()
+    # the collector's sight for both sides, and the reference runs with the collector settings `ido relay` sets
+    # for itself (services/common/collector.py), so that the ratio is the relay's own work, not the collector's.
+    settle()
     try:
         raw_s, raw_runs = median_seconds(
             lambda: time_raw_producer(bench.kafka_config, settings.topic(RAW_RELAY_TOPIC.name), messages)
@@ -395,6 +396,7 @@ def row_projection(bench: Bench, store: str, sizes: Sizes, datasets: Datasets) -
     n = sizes.projection_events
     topics = datasets.topics(n)
     place = bench.place(store, "projection", topic_prefix=datasets.prefix(n))
+    settle()  # the reference runs with the collector settings `ido project` sets for itself (as row 2)
     raw_s, raw_runs = median_seconds(lambda: time_group_consume(bench.kafka_config, topics, n))
     proj_s, stats = time_projection(place, n)
     raw_rate, proj_rate = n / raw_s, n / proj_s
@@ -425,6 +427,7 @@ def row_replay(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
             counts.append(raw_consume(bench.kafka_config, topics))
             return time.perf_counter() - started
 
+        settle()  # the reference runs with the collector settings `ido audit replay` sets for itself (as row 2)
         raw_s, raw_runs = median_seconds(time_raw_consume)
         consumed = min(counts)
         started = time.perf_counter()

@@ -7,6 +7,7 @@ own): BENCH_KAFKA_BOOTSTRAP, BENCH_POSTGRES_HOST/PORT/USER/PASSWORD.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         "sizes": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(sizes).items()},
         "tiny": args.tiny,
     }
+    collector_default = gc.get_threshold()
     try:
         for store in stores:
             plan = _plan(bench, store, sizes, datasets, cache, progress)
@@ -192,6 +194,10 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 if number not in wanted:
                     continue
                 progress(f"== row {number} on {store} ({time.monotonic() - started:.0f} s so far)")
+                # A row that builds a streaming process's parts here (the relay, the projector, the replay) also
+                # sets this process's collector (services/common/collector.py): each measurement, and so each
+                # reference, starts with CPython's own thresholds.
+                gc.set_threshold(*collector_default)
                 try:
                     row = measure()
                 except Exception as error:  # noqa: BLE001 - a failed row is reported, the others still run
@@ -202,6 +208,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 progress(f"   {row.row} {row.store}: {row.project} | {row.reference} | ratio {fmt_ratio(row.ratio)}")
                 if measure_off is None:
                     continue
+                gc.set_threshold(*collector_default)
                 try:
                     off = measure_off(row)
                 except Exception as error:  # noqa: BLE001 - reported like a failed row

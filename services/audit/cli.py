@@ -160,7 +160,9 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     command = args.audit_command
     if command == "replay":
         from services.audit.replay import replay_topics
+        from services.common.collector import settle
 
+        settle()  # a process of its own for one stream of 10^6 messages (services/common/collector.py)
         replay = replay_topics(
             settings, as_of=args.as_of, known_at=args.known_at, strict=args.strict, show_progress=True
         )

@@ -3,9 +3,10 @@ same ones (bench/bare.py, bench/crud.py), so row 1 compares the route, not the s
 
 from __future__ import annotations
 
-import gc
 import socket
 from typing import Any
+
+from services.common.collector import settle
 
 
 def gunicorn_settings(bind: str, workers: int, threads: int) -> dict[str, Any]:
@@ -32,9 +33,9 @@ def freeze_what_the_worker_built(_worker: Any) -> None:
     A full collection walked all of it: ~90-130 ms in each worker under row 1's load, every few thousand
     requests, in both workers at about the same request (their heaps grow alike), each holding its
     requests and, inside a group commit, the other worker's writers. That was the write path's p99
-    (~115 ms, p50 ~15; bench/README.md). Frozen, such a collection takes under a millisecond."""
-    gc.collect()
-    gc.freeze()
+    (~115 ms, p50 ~15; bench/README.md). Frozen, such a collection takes under a millisecond. The young
+    generation keeps CPython's threshold: a request's objects are few, and a pause is a request's latency."""
+    settle(young_threshold=None)
 
 
 def refuse_a_taken_port(bind: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import logging
 import signal
@@ -13,6 +12,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from services.common.adapters.kafka import client_config, create_producer, ensure_topics
+from services.common.collector import settle
 from services.common.config import Settings, load_settings
 from services.common.eventstore import build_application
 from services.common.kafka_credentials import ADMIN, relay_principal
@@ -68,8 +68,7 @@ def build_relay(
     )
     # What is built now lives as long as the process: out of the collector's sight, a full collection walks
     # only the pages in flight. Walking everything, they took ~15 % of row 2's run (bench/README.md).
-    gc.collect()
-    gc.freeze()
+    settle()
     return relay
 
 

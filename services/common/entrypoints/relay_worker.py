@@ -14,6 +14,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from services.common.collector import settle
 from services.common.eventstore import build_application
 from services.common.logging_setup import configure_logging
 from services.common.relay_pages import WorkerSpec, read_page
@@ -46,6 +47,7 @@ def serve(connection: Connection) -> None:
     except Exception as error:  # noqa: BLE001 - told to the relay, which raises it
         connection.send(("error", f"{type(error).__name__}: {error}"))
         return
+    settle()  # each page is tens of thousands of objects, dropped once sent (services/common/collector.py)
     connection.send(("ready", None))
     try:
         while True:
