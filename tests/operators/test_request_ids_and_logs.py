@@ -121,6 +121,15 @@ def test_configure_logging_installs_one_json_handler_on_the_root() -> None:
         logging.getLogger("ido.test").info("hello", extra={"event_ids": ["e-1"]})
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert line["message"] == "hello" and line["event_ids"] == ["e-1"] and line["level"] == "INFO"
+        # No line shows where it was logged from, so no record looks it up on the stack (issue 17).
+        assert not {"pathname", "lineno", "funcName"} & line.keys()
+        records: list[logging.LogRecord] = []
+        catcher = logging.Handler()
+        catcher.emit = records.append  # type: ignore[method-assign]
+        root.addHandler(catcher)
+        logging.getLogger("ido.test").info("where from?")
+        root.removeHandler(catcher)
+        assert (records[0].funcName, records[0].lineno) == ("(unknown function)", 0)
         configure_logging("text", "INFO", stream=stream)
         logging.getLogger("ido.test").info("plain")
         assert stream.getvalue().splitlines()[-1].endswith("ido.test INFO plain")
