@@ -411,12 +411,7 @@ class ProvenanceCheck:
         """Raises ``ContractViolation`` unless the message is sealed by its topic's owner and covered."""
         # Every message pays for this (a replay of 10^6 of them): the work per seal is done once
         # (its signature, its owner and topic, the tree nodes proven), per message only its leaf.
-        seal_value = proof_value = None
-        for name, value in headers or ():
-            if name == SEAL_HEADER:
-                seal_value = value
-            elif name == PROOF_HEADER:
-                proof_value = value
+        seal_value, proof_value = seal_headers(headers)
         if seal_value is None:
             raise ContractViolation(f"provenance: unsigned (no {SEAL_HEADER} header)")
         if proof_value is None:
@@ -453,6 +448,18 @@ class ProvenanceCheck:
         recorded_at = envelope.get("recorded_at")
         if not isinstance(recorded_at, str) or recorded_at > seal.sealed_at:
             raise ContractViolation(f"provenance: recorded_at {recorded_at} is after sealed_at {seal.sealed_at}")
+
+
+def seal_headers(headers: Iterable[tuple[str, Any]] | None) -> tuple[Any, Any]:
+    """The values of a message's seal and proof headers, the last of each name (None when there is none):
+    all that ``ProvenanceCheck.check`` reads of the headers."""
+    seal_value = proof_value = None
+    for name, value in headers or ():
+        if name == SEAL_HEADER:
+            seal_value = value
+        elif name == PROOF_HEADER:
+            proof_value = value
+    return seal_value, proof_value
 
 
 class _Known:

@@ -5,10 +5,15 @@ it, even while another forked process holds copies of the pipes."""
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 from contracts.canonical import canonical_json
 from contracts.message_check import MessageCheck
+from contracts.provenance import PROOF_HEADER, SEAL_HEADER
+from contracts.topics import EXPENDITURES
 from services.common.check_process import Batch, CheckProcess, check_messages
+from services.common.config import load_settings
+from services.common.signing import build_provenance_check, seal_envelopes
 from tests.contracts.test_message_check import _recorded
 
 
@@ -42,3 +47,36 @@ def test_the_checker_gives_the_projectors_own_verdicts_in_order_and_ends_by_itse
     assert got == expected
     assert any(isinstance(v, str) and v.startswith("hash") for v in expected[0][0])
     assert any(isinstance(v, dict) for v in expected[0][0])
+
+
+def test_across_the_pipe_a_seal_is_judged_on_the_headers_the_projector_read(tmp_path: Path) -> None:
+    """The checker gets of each message only its value, seal and proof (``_compact``): a message whose seal
+    headers come twice, come empty, are missing or belong to another message gets the verdict it gets in
+    the projector's own process (the last header of each name counts, as ``ProvenanceCheck.check`` reads)."""
+    settings = load_settings({"IDO_DATA_DIR": str(tmp_path), "IDO_KEYS_DIR": str(tmp_path / "keys")})
+    topic = EXPENDITURES.name
+    envelopes = [_recorded(amount_cents=1000 + i, reference=f"INV-{i}") for i in range(6)]
+    seals = seal_envelopes(settings, topic, envelopes, batch_size=3)
+    values = [canonical_json(envelope) for envelope in envelopes]
+    labels = [("event_type", b"ExpenditureRecorded"), ("event_id", b"x")]
+    seal, proof = seals[0]
+    messages = [
+        (values[0], [*labels, *seals[0]]),  # genuine
+        (values[1], [*seals[1], (SEAL_HEADER, b"{}"), (PROOF_HEADER, b"0:")]),  # a second, forged pair counts
+        (values[2], [(SEAL_HEADER, b"{}"), (PROOF_HEADER, b"0:"), *seals[2]]),  # the genuine pair comes last
+        (values[3], [seal, proof]),  # another message's seal and proof
+        (values[4], [seals[4][0]]),  # no proof
+        (values[5], [(SEAL_HEADER, None), seals[5][1]]),  # an empty seal header
+        (values[5], []),
+        (None, [*seals[5]]),
+    ]
+    check, provenance = MessageCheck(), build_provenance_check(settings)
+    expected = check_messages(check, provenance, settings.topic(topic), messages)
+    checker = CheckProcess(check, provenance)
+    try:
+        checker.send([(settings.topic(topic), messages)])
+        got = checker.receive()[0]
+    finally:
+        checker.close()
+    assert got == expected
+    assert [isinstance(verdict, dict) for verdict in got] == [True, False, True, False, False, False, False, False]
