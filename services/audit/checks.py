@@ -23,9 +23,12 @@ from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from services.common.check_process import CheckProcess, Message, Verdict, check_messages
 
-MAX_IN_FLIGHT = 3
+MAX_IN_FLIGHT = 8
 """Batches handed to the checker and not yet taken back; beyond, the replay checks the next one itself.
-Also what bounds the memory the two processes hold for each other (a batch: up to 2,000 messages)."""
+Also what bounds the memory the two processes hold for each other (a batch: up to 2,000 messages). A poll
+brings several partitions' batches at once: with 3, the replay checked 13-15 % of the batches itself while
+the checker had time to spare, and the replay's own process is the one that sets the pace (8: 0-1 %; its
+CPU 5.6-6.4 -> 5.2-5.8 s for 10^5 events, issue 17 sixth round)."""
 
 
 def check_batch(
