@@ -148,12 +148,15 @@ class LedgerApplication(Application[UUID]):
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         """Notes each event's id and municipality in the store's own transaction (``side_rows``), so that
         a read may wait for it (``includes_event_id``); a read waits for no id that is not noted here."""
-        processing_event.saved_kwargs[SIDE_ROWS] = self.recorded_events.rows(
+        rows = self.recorded_events.rows(
             (str(event_id), getattr(event, "partition_key", None))
             for event in processing_event.events
             if (event_id := getattr(event, "event_id", None))
         )
-        return super()._record(processing_event)
+        processing_event.saved_kwargs[SIDE_ROWS] = rows
+        recordings = super()._record(processing_event)
+        self.recorded_events.remember(rows)  # committed: a read after the posting need not ask the table
+        return recordings
 
     def close(self) -> None:
         for opened in (self._grant_years, self._recorded_events):

@@ -56,7 +56,7 @@ class LedgerService:
         projected, touched = self.queries.projected_event(event_id)  # asked always: the same work for every id
         if recorded and may_read(owner):
             if not projected:
-                self.queries.wait_for_event(event_id, self.read_your_writes_timeout_ms)
+                self.queries.wait_until_projected(event_id, self.read_your_writes_timeout_ms)
             return
         if projected and any(may_read(code) for code in (touched or {None})):
             return

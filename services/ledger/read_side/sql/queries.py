@@ -170,6 +170,11 @@ class LedgerQueries:
         with self.engine.connect() as connection:
             if connection.execute(self._applied, {"event_id": event_id}).first() is not None:
                 return
+        self.wait_until_projected(event_id, timeout_ms)
+
+    def wait_until_projected(self, event_id: str, timeout_ms: int) -> None:
+        """``wait_for_event`` for a caller that has just asked ``projected_event`` and found it not projected:
+        it waits without asking again (the poller's first poll asks at once; issue 17, row 5)."""
         try:
             if timeout_ms > 0 and self.projected.wait(event_id, timeout_ms):
                 return
