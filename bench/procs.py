@@ -69,7 +69,7 @@ class Process:
         parents = {pid: _parent_pid(Path(f"/proc/{pid}")) for pid in _all_pids()}
         while tree:
             pid = tree.pop()
-            total += _cpu_s(pid)
+            total += cpu_s(pid)
             tree.extend(child for child, parent in parents.items() if parent == pid)
         return total
 
@@ -170,7 +170,8 @@ def _all_pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of one process so far; 0 once it has ended."""
     try:
         # after the command's closing parenthesis: fields 3.. of proc(5); utime and stime are 14 and 15
         fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
@@ -194,7 +195,7 @@ def servers_cpu_s() -> dict[str, float]:
             continue
         kind = "postgres" if name == "postgres" else "kafka" if name == "java" else None
         if kind is not None:
-            totals[kind] += _cpu_s(pid)
+            totals[kind] += cpu_s(pid)
     return totals
 
 

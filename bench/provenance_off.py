@@ -17,7 +17,17 @@ from typing import Any
 from bench import procs
 from bench.data import fill_ledger_store
 from bench.replay import replay_to_balances
-from bench.rows import Datasets, Row, Sizes, _fmt_rate, measure_load, relay_messages, time_projection, time_relay
+from bench.rows import (
+    CpuTally,
+    Datasets,
+    Row,
+    Sizes,
+    _fmt_rate,
+    measure_load,
+    relay_messages,
+    time_projection,
+    time_relay,
+)
 from bench.stores import Bench
 from services.common.eventstore import build_application
 from services.ledger.application.app import LedgerApplication
@@ -75,11 +85,14 @@ def row_relay_off(bench: Bench, store: str, sizes: Sizes, on: Row) -> Row:
         n = len(relay_messages(app))
     finally:
         app.close()
-    off_s = time_relay(place, n, sealed=False)
+    cpu = CpuTally()
+    off_s = time_relay(place, n, sealed=False, cpu=cpu)
     on_rate = on.figures["events"] / on.figures["relay_s"]
     ratio = on_rate / (n / off_s)
     return _row(
-        on, _fmt_rate(n / off_s, "events/s"), ratio, {"events": n, "relay_s": off_s, "on_events_per_s": on_rate},
+        on, _fmt_rate(n / off_s, "events/s"), ratio,
+        {"events": n, "relay_s": off_s, "on_events_per_s": on_rate,
+         "cpu_us_per_event": cpu.per_event_us(n, "relay_sender", "relay_page_worker")},
         f"{n:,} stored events; the relay checks no MAC and seals nothing",
     )
 

@@ -39,6 +39,7 @@ from services.common.consumer import POLL_SETTINGS, _SeekToStoredOffsets, applie
 from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
+from services.common.relay_pages import WorkerPages
 from services.common.signing import seal_envelopes
 from services.common.startup_lock import startup_lock
 from services.ledger.application.app import LedgerApplication
@@ -244,37 +245,79 @@ def relay_messages(
     return found
 
 
+@dataclass
+class CpuTally:
+    """CPU seconds spent between ``start`` and ``stop`` by this process (its threads: the producer's
+    sender too), by one child process and by the broker (every ``java`` process): where a row's two cores
+    went (issue 17, seventh round: the relay is bound by the machine's CPU, not by one of its processes)."""
+
+    child_pid: int | None = None
+    this_s: float = 0.0
+    child_s: float = 0.0
+    broker_s: float = 0.0
+
+    def start(self) -> None:
+        self.this_s, self.child_s = time.process_time(), self._child()
+        self.broker_s = procs.servers_cpu_s()["kafka"]
+
+    def stop(self) -> None:
+        self.this_s = time.process_time() - self.this_s
+        self.child_s = self._child() - self.child_s
+        self.broker_s = procs.servers_cpu_s()["kafka"] - self.broker_s
+
+    def _child(self) -> float:
+        return procs.cpu_s(self.child_pid) if self.child_pid is not None else 0.0
+
+    def per_event_us(self, events: int, this: str, child: str | None = None) -> dict[str, float]:
+        """µs CPU an event, by the names given to this process and the child, and the broker's."""
+        found = {this: self.this_s, "broker": self.broker_s} | ({child: self.child_s} if child else {})
+        return {name: round(1e6 * seconds / events, 1) for name, seconds in found.items()}
+
+
 def time_raw_producer(
-    kafka_config: ClientConfig, topic: str, messages: Sequence[tuple[bytes, bytes, Any]]
+    kafka_config: ClientConfig, topic: str, messages: Sequence[tuple[bytes, bytes, Any]],
+    cpu: list[CpuTally] | None = None,
 ) -> float:
-    """Seconds for a bare kafka-python producer, configured as the relay's, to send and get acks."""
+    """Seconds for a bare kafka-python producer, configured as the relay's, to send and get acks (``cpu``: a
+    tally of the run is added to it)."""
     producer = create_producer(kafka_config, client_id="bench-raw-producer")
+    tally = CpuTally()
     try:
         producer.partitions_for(topic)  # metadata fetched before the clock starts, as for the relay
+        tally.start()
         started = time.perf_counter()
         futures = [producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in messages]
         producer.flush()
         for future in futures:
             future.get(timeout=30)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        tally.stop()
+        if cpu is not None:
+            cpu.append(tally)
+        return elapsed
     finally:
         producer.close()
 
 
-def time_relay(place: Place, expected: int, *, sealed: bool = True) -> float:
+def time_relay(place: Place, expected: int, *, sealed: bool = True, cpu: CpuTally | None = None) -> float:
     """Seconds ``ido relay ledger``'s relay takes to publish ``expected`` events (``sealed=False``: without
-    checking MACs and sealing, the "provenance off" comparison of issue 13)."""
+    checking MACs and sealing, the "provenance off" comparison of issue 13; ``cpu``: filled with the CPU of
+    the sending process, of its page worker and of the broker meanwhile)."""
     settings = place.settings
     relay = build_relay(settings, "ledger", LedgerApplication, EXPENDITURES.name)
     if not sealed:
         relay.sealer = None
+    tally = cpu if cpu is not None else CpuTally()
     try:
         relay.producer.partitions_for(relay.topic)
+        tally.child_pid = relay.pages.pid if isinstance(relay.pages, WorkerPages) else None
+        tally.start()
         started = time.perf_counter()
         published = 0
         while batch := relay.run_once():
             published += batch
         elapsed = time.perf_counter() - started
+        tally.stop()
         if published != expected:
             raise RuntimeError(f"relay published {published}, expected {expected}")
         return elapsed
@@ -297,19 +340,24 @@ def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
     # the collector's sight for both sides, and the reference runs with the collector settings `ido relay` sets
     # for itself (services/common/collector.py), so that the ratio is the relay's own work, not the collector's.
     settle()
+    raw_cpu: list[CpuTally] = []
+    relay_cpu = CpuTally()
     try:
         raw_s, raw_runs = median_seconds(
-            lambda: time_raw_producer(bench.kafka_config, settings.topic(RAW_RELAY_TOPIC.name), messages)
+            lambda: time_raw_producer(bench.kafka_config, settings.topic(RAW_RELAY_TOPIC.name), messages, raw_cpu)
         )
-        relay_s = time_relay(place, len(messages))
+        relay_s = time_relay(place, len(messages), cpu=relay_cpu)
     finally:
         gc.unfreeze()
     n = len(messages)
     ratio = (n / relay_s) / (n / raw_s)
+    median_run = raw_cpu[raw_runs.index(raw_s)] if raw_s in raw_runs else raw_cpu[-1]
     return Row(
         "2 relay", store,
         _fmt_rate(n / relay_s, "events/s"), _fmt_rate(n / raw_s, "msgs/s"), ratio, "≥0.8", ratio >= 0.8,
-        {"events": n, "relay_s": relay_s, "raw_producer_s": raw_s, "raw_producer_runs_s": raw_runs},
+        {"events": n, "relay_s": relay_s, "raw_producer_s": raw_s, "raw_producer_runs_s": raw_runs,
+         "cpu_us_per_event": relay_cpu.per_event_us(n, "relay_sender", "relay_page_worker"),
+         "raw_producer_cpu_us_per_event": median_run.per_event_us(n, "raw_producer")},
         note=f"{n:,} stored events; reference: the same bytes, keys and headers (seals too), same producer settings,"
         f" median of {len(raw_runs)} runs",
     )

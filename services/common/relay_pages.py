@@ -138,6 +138,11 @@ class WorkerPages:
         self._connection: Connection | None = None
         self._ahead: tuple[int, int, bool] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (the benchmark reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Starts the child now rather than at the first page (it takes a while to import)."""
         try:

@@ -49,6 +49,13 @@ def test_the_benchmark_runs_once_at_a_tiny_size(
         assert row["figures"], (name, store)
         if row["ratio"] is not None:
             assert row["ratio"] > 0, (name, store)
+        if name == "2 relay":  # where the two cores went: the sender, its page worker, the broker, the reference
+            figures = row["figures"]
+            assert set(figures["cpu_us_per_event"]) == {"relay_sender", "relay_page_worker", "broker"}, store
+            # this process's CPU is read in ns; another process's in clock ticks (a tiny run may take less than one)
+            assert figures["cpu_us_per_event"]["relay_sender"] > 0, store
+            assert figures["cpu_us_per_event"]["relay_page_worker"] >= 0, store
+            assert figures["raw_producer_cpu_us_per_event"]["raw_producer"] > 0, store
     meta = result["meta"]
     assert meta["machine"]["nproc"] and meta["machine"]["memory_gib"] and meta["commit"] and meta["date"]
 

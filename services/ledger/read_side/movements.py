@@ -427,14 +427,15 @@ def _spent_row(envelope: dict[str, Any], book: AppliedSoFar, amount_cents: int, 
     and if the municipality's grant of the year has passed on by mergers, the rows moving it along
     (on the effective date, or its own booking date if later)."""
     p = envelope["payload"]
+    booked_on = day(p["booked_on"])
     row = {
         "kind": "spent",
         "municipality_code": p["municipality_code"],
         "year": p["grant_year"],
         "category": p["category"],
         "amount_cents": amount_cents,
-        "booked_on": day(p["booked_on"]),
-        "spent_on": day(p["booked_on"]),
+        "booked_on": booked_on,
+        "spent_on": booked_on,
         "expenditure_id": p["expenditure_id"],
         **details,
     }
