@@ -189,8 +189,9 @@ def seal_header(statement: Mapping[str, Any], signature: bytes) -> bytes:
     return canonical_json({**{name: statement[name] for name in STATEMENT_FIELDS}, "signature": b64url(signature)})
 
 
-def proof_header(index: int, path: Sequence[bytes]) -> bytes:
-    return f"{index}:{b64url(b''.join(path))}".encode("ascii")
+def proof_header(index: int, path: bytes) -> bytes:
+    """A message's proof: its leaf index and its path, the sibling hashes joined (``all_inclusion_paths``)."""
+    return b"%d:%s" % (index, base64.urlsafe_b64encode(path).rstrip(b"="))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from contracts.canonical import format_utc
-from contracts.merkle import all_inclusion_proofs, leaf_hash
+from contracts.merkle import all_inclusion_paths, leaf_hash
 from contracts.provenance import (
     PROOF_HEADER,
     SEAL_HEADER,
@@ -345,7 +345,7 @@ class Sealer:
                 )
         if not sealed:
             return headers
-        root, paths = all_inclusion_proofs([leaf_hash(bytes.fromhex(envelopes[i]["hash"])) for i in sealed])
+        root, paths = all_inclusion_paths([leaf_hash(bytes.fromhex(envelopes[i]["hash"])) for i in sealed])
         latest = max(envelopes[i]["recorded_at"] for i in sealed)
         seal = self._sign(root, len(sealed), latest)
         for leaf, (index, path) in enumerate(zip(sealed, paths, strict=True)):

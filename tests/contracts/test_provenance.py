@@ -132,7 +132,7 @@ def test_every_refusal_names_its_reason(world: dict[str, Any], tmp_path: Path) -
                                     root=bytes.fromhex(_leaf_root(late)), size=1,
                                     sealed_at="2998-01-01T00:00:00.000000Z")
     late_headers = [(SEAL_HEADER, seal_header(root_statement, private.sign(statement_bytes(root_statement)))),
-                    (PROOF_HEADER, proof_header(0, []))]
+                    (PROOF_HEADER, proof_header(0, b""))]
     assert reason(check, topic, late, late_headers).startswith("provenance: recorded_at 2999-01-01")
 
 
@@ -161,7 +161,7 @@ def test_rotation_old_seals_stay_valid_a_retired_key_is_refused_after_retirement
     statement = seal_statement(kid=old.entry.kid, producer="ledger", topic=TOPIC,
                                root=bytes.fromhex(_leaf_root(after)), size=1, sealed_at="2999-01-01T00:00:00.000000Z")
     stolen = [(SEAL_HEADER, seal_header(statement, old.private.sign(statement_bytes(statement)))),
-              (PROOF_HEADER, proof_header(0, []))]
+              (PROOF_HEADER, proof_header(0, b""))]
     refused = reason(check, topic, after, stolen)
     assert refused.startswith(f"provenance: key {old.entry.kid} retired at ") and "2999" in refused
     # not yet valid: the new key before its not_before
@@ -170,7 +170,7 @@ def test_rotation_old_seals_stay_valid_a_retired_key_is_refused_after_retirement
     private = sealer._current.private if sealer._current else None
     assert private is not None
     early_headers = [(SEAL_HEADER, seal_header(early, private.sign(statement_bytes(early)))),
-                     (PROOF_HEADER, proof_header(0, []))]
+                     (PROOF_HEADER, proof_header(0, b""))]
     assert "not yet valid at 2000-01-01" in reason(check, topic, before, early_headers)
 
 
@@ -199,14 +199,14 @@ def test_the_memo_of_proven_nodes_never_accepts_what_the_path_does_not_prove() -
     wrong leaf, index or path is refused however many nodes are already known."""
     import random
 
-    from contracts.merkle import all_inclusion_proofs, leaf_hash
+    from contracts.merkle import all_inclusion_paths, leaf_hash
     from contracts.provenance import _covered, _Seal, b64url
 
     rng = random.Random(5)
     for size in (*range(1, 40), 257, 500):
         leaves = [leaf_hash(rng.randbytes(32)) for _ in range(size)]
-        root, proofs = all_inclusion_proofs(leaves)
-        paths = [b64url(b"".join(path)).encode() for path in proofs]
+        root, joined = all_inclusion_paths(leaves)
+        paths = [b64url(path).encode() for path in joined]
         seal = _Seal(None, "ledger", TOPIC, root, size, "2024-01-01T00:00:00.000000Z")  # type: ignore[arg-type]
         nodes: dict[int, bytes] = {}
         order = list(range(size))
