@@ -60,7 +60,12 @@ OWNERS: dict[str, str] = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
 
 
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return _b64url_bytes(data).decode("ascii")
+
+
+def _b64url_bytes(data: bytes) -> bytes:
+    """base64url without padding, the one spelling of every binary value in a seal or a proof."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def unb64url(text: str) -> bytes:
@@ -191,7 +196,7 @@ def seal_header(statement: Mapping[str, Any], signature: bytes) -> bytes:
 
 def proof_header(index: int, path: bytes) -> bytes:
     """A message's proof: its leaf index and its path, the sibling hashes joined (``all_inclusion_paths``)."""
-    return b"%d:%s" % (index, base64.urlsafe_b64encode(path).rstrip(b"="))
+    return b"%d:%s" % (index, _b64url_bytes(path))
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class RecordedEvents:
     def remember(self, rows: SideRows) -> None:
         """The rows of a save that has committed (never before: a refused save's events were not recorded)."""
         with self._recent_lock:
-            self._recent.update((event_id, code) for event_id, code in rows.rows)
+            self._recent.update(rows.rows)  # (event_id, municipality_code) pairs
             excess = len(self._recent) - self.remembered
             if excess > 0:
                 for event_id in list(islice(self._recent, excess)):
