@@ -26,9 +26,9 @@ MULTI_LINE_FORBIDDEN = re.compile(f"[{_NEVER}]")
 SINGLE_LINE_FORBIDDEN = re.compile(f"[{_NEVER}{_LINE_BREAKS}]")
 
 MULTI_LINE_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-"""The contracts' JSON Schema pattern of a text field: ECMA-262 and Python ``re`` read it alike
-(``$`` is the end of the text in JSON Schema, and fastjsonschema, the consumers' fast check, makes it
-so). Lone surrogates are left out of it: ECMA-262 without the ``u`` flag would see the halves of every
+"""The contracts' JSON Schema pattern of a text field: ECMA-262, Python ``re`` and Rust's regex read it
+alike (``$`` is the end of the text in JSON Schema and in jsonschema-rs, the consumers' fast check).
+Lone surrogates are left out of it: ECMA-262 without the ``u`` flag would see the halves of every
 paired surrogate (an emoji); the consumers' full check (marshmallow) refuses them."""
 
 SINGLE_LINE_TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"

@@ -1,34 +1,53 @@
-"""The replay's per-message checks (contract, hash, seal), in a second process beside the replay's own.
+"""The replay's reading and per-message checks (contract, hash, seal), in a second process beside the replay's own.
 
 A message's checks need nothing but the message: they give the same verdict in whatever process and
 order they run. What depends on order (duplicates, stream heads, every balance) stays in the replay's
-process. So the replay hands each polled batch to a checker process (the projector's,
-``services/common/check_process.py``: forked, it starts at once and shares the code already loaded)
-and, while that one checks, reads the next batch from Kafka and applies the batches already checked,
-in the order they were read. When the checker falls behind (``MAX_IN_FLIGHT`` batches waiting) the
-replay checks the next batch itself, so neither process waits for the other for long. On a machine
-with two cores this is what lets the replay approach the time of reading alone (bench row 4).
+process. So a forked process reads the topics (its own consumer: no group, nothing committed, up to the
+end offsets the replay saw at its start, phase by phase as ``reading_phases`` orders them), checks each
+batch and hands the replay the batch's offsets, values and verdicts, in the order it read them; the
+replay only applies them. Decoding Kafka's record batches is pure Python (kafka-python) and about half
+of what reading costs: in the replay's process it made that process the one that set the pace
+(issue 17, eighth round: bench/README.md, row 4). Reading and checking then cost more than applying, so
+when the replay waits for a batch it says so, and the next batch comes unchecked (each message's value
+and seal headers): the replay checks it itself while the reading process reads on. Which batches each
+process checks depends on the machine's pace; the verdicts do not.
 
 A verdict is the envelope (dict) when the message passes, the reason (str) when it breaks its
-contract, and (event_id, reason) when its seal does not cover it (``ProvenanceCheck``).
+contract, and (event_id, reason) when its seal does not cover it (``ProvenanceCheck``). An envelope that
+is its value as orjson reads it crosses the pipe as None and is read again here (``full_verdicts``).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Sequence
+import multiprocessing
+import pickle
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
+
+from kafka import TopicPartition
 
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
-from services.common.check_process import CheckProcess, Message, Verdict, check_messages
+from services.audit.sources import TopicReader
+from services.common.check_process import (
+    Message,
+    Verdict,
+    check_messages,
+    compact_batches,
+    full_verdicts,
+    lean_verdicts,
+    with_headers,
+)
 
-MAX_IN_FLIGHT = 8
-"""Batches handed to the checker and not yet taken back; beyond, the replay checks the next one itself.
-Also what bounds the memory the two processes hold for each other (a batch: up to 2,000 messages). A poll
-brings several partitions' batches at once: with 3, the replay checked 13-15 % of the batches itself while
-the checker had time to spare, and the replay's own process is the one that sets the pace (8: 0-1 %; its
-CPU 5.6-6.4 -> 5.2-5.8 s for 10^5 events, issue 17 sixth round)."""
+AHEAD_BATCHES = 4
+"""Batches the reading process may have read and checked before the replay takes them: what the two
+processes hold for each other (a batch: up to 2,000 messages, ~1.5 MB), so the replay's memory stays flat."""
+
+CheckedBatch = tuple[str, int, list[int], list[Verdict]]
+"""A partition's batch as read and checked: topic, partition, each message's offset, each one's verdict."""
 
 
 def check_batch(
@@ -39,61 +58,170 @@ def check_batch(
     return check_messages(check, provenance, topic, messages, name_seal_failures=True)
 
 
-class _Pending:
-    __slots__ = ("key", "count", "verdicts")
+def read_and_check(
+    reader: TopicReader,
+    phases: Sequence[Mapping[TopicPartition, int]],
+    check: MessageCheck,
+    provenance: ProvenanceCheck | None,
+) -> Iterator[CheckedBatch]:
+    """Every batch of ``phases`` (``TopicReader.batches``' ``stop_at``s), read and checked in this process."""
+    for phase in phases:
+        for tp, records in reader.batches(stop_at=dict(phase)):
+            messages = [(r.value, r.headers) for r in records]
+            yield (
+                tp.topic,
+                tp.partition,
+                [r.offset for r in records],
+                check_batch(check, provenance, tp.topic, messages),
+            )
 
-    def __init__(self, key: Any, count: int, verdicts: list[Verdict] | None):
-        self.key = key
-        self.count = count
-        self.verdicts = verdicts
-        """None while the checker has it."""
 
+class ReadingProcess:
+    """``read_and_check`` in a forked process: iterate it for the same batches and verdicts, in the same order.
 
-class Checks:
-    """Batches in, (key, verdicts) out in the order they came in; ``parallel``: with a checker process
-    (``services/common/check_process.py``, one batch a request)."""
+    The process opens a consumer of its own with the reader's settings (a consumer's connections must not
+    be shared across a fork): the replay's reader, which found the partitions and their end offsets, stays
+    idle meanwhile. An error of the reading (the broker gone, ``TopicReader``'s idle timeout) is raised here
+    as it was raised there."""
 
-    def __init__(self, check: MessageCheck, provenance: ProvenanceCheck | None, *, parallel: bool):
+    def __init__(
+        self,
+        reader: TopicReader,
+        phases: Sequence[Mapping[TopicPartition, int]],
+        check: MessageCheck,
+        provenance: ProvenanceCheck | None,
+        *,
+        hand_over: bool = True,
+    ):
+        """``hand_over``: a batch comes unchecked when the replay waits (False: the reading process checks all)."""
+        context = multiprocessing.get_context("fork")
+        results_out, results_in = context.Pipe(duplex=False)
         self.check = check
         self.provenance = provenance
-        self._pending: deque[_Pending] = deque()
-        self._checker = (
-            CheckProcess(check, provenance, name="ido-audit-checks", name_seal_failures=True) if parallel else None
+        self._hand_over = hand_over
+        self._waiting: Any = context.Value("b", 0, lock=False)
+        """Set by the replay when it waits for a batch (one byte of shared memory, read before each batch)."""
+        self.checked_here = 0
+        """Batches the replay checked itself (handed over unchecked)."""
+        self._process: Any = context.Process(
+            target=_read_and_send,
+            args=(
+                results_in,
+                results_out,
+                reader.kafka_config,
+                reader.topics,
+                reader.idle_timeout_s,
+                [dict(phase) for phase in phases],
+                check,
+                provenance,
+                self._waiting,
+            ),
+            name="ido-audit-reading",
+            daemon=True,
         )
+        self._process.start()
+        results_in.close()
+        self._results = results_out
 
-    def put(self, key: Any, topic: str, messages: Sequence[Message]) -> Iterator[tuple[Any, list[Verdict]]]:
-        """Hands one batch over; yields every batch now checked whose predecessors are all out."""
-        if self._checker is not None and self._checker.in_flight < MAX_IN_FLIGHT:
-            self._checker.send([(topic, list(messages))])
-            self._pending.append(_Pending(key, len(messages), None))
-        else:
-            verdicts = check_batch(self.check, self.provenance, topic, messages)
-            self._pending.append(_Pending(key, len(messages), verdicts))
-        yield from self._ready(wait=False)
-
-    def drain(self) -> Iterator[tuple[Any, list[Verdict]]]:
-        """Every batch still pending, in order."""
-        yield from self._ready(wait=True)
-
-    def _ready(self, *, wait: bool) -> Iterator[tuple[Any, list[Verdict]]]:
-        pending = self._pending
-        while pending:
-            head = pending[0]
-            if head.verdicts is None:
-                assert self._checker is not None
-                if not wait and not self._checker.ready():
-                    return
-                head.verdicts = self._checker.receive()[0]
-            pending.popleft()
-            yield head.key, head.verdicts
+    def __iter__(self) -> Iterator[CheckedBatch]:
+        while True:
+            if self._hand_over and not self._results.poll():
+                self._waiting.value = 1
+            try:
+                data = self._results.recv_bytes()
+            except (EOFError, OSError):
+                raise RuntimeError(
+                    f"the reading process {self._process.name} ended (exit code {self._process.exitcode})"
+                ) from None
+            kind, body = pickle.loads(data)
+            if kind == "end":
+                return
+            if kind == "error":
+                raise body
+            if kind == "unchecked":
+                topic, partition, offsets, values, seals, proofs = body
+                self.checked_here += 1
+                messages = with_headers(values, seals, proofs)
+                yield topic, partition, offsets, check_batch(self.check, self.provenance, topic, messages)
+            else:
+                topic, partition, offsets, values, lean = body
+                yield topic, partition, offsets, full_verdicts(lean, values)
 
     def close(self) -> None:
-        if self._checker is not None:
-            self._checker.close()
-            self._checker = None
+        # Batches not taken are dropped: closing this end fails the process's next write, which ends it.
+        self._results.close()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
-    def __enter__(self) -> Checks:
+    def __enter__(self) -> ReadingProcess:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _read_and_send(
+    results: Connection,
+    parents_end: Connection,
+    kafka_config: Mapping[str, Any],
+    topics: list[str],
+    idle_timeout_s: float,
+    phases: list[dict[TopicPartition, int]],
+    check: MessageCheck,
+    provenance: ProvenanceCheck | None,
+    waiting: Any,
+) -> None:
+    """The reading process: batches out, ("batch", (topic, partition, offsets, values, lean verdicts)) or, when
+    the replay waits, ("unchecked", (topic, partition, offsets, values, seals, proofs)); then ("end", None)
+    or ("error", the exception)."""
+    parents_end.close()  # else the parent's close would never reach this process as the end
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD_BATCHES)
+    broken = threading.Event()
+
+    def send() -> None:
+        # a thread of its own: the write (a batch is megabytes, a pipe holds 64 KiB) runs without the GIL
+        # while the next batch is read and checked
+        while (data := outbox.get()) is not None:
+            if broken.is_set():
+                continue
+            try:
+                results.send_bytes(data)
+            except OSError:
+                broken.set()  # the replay closed its end: nothing more is wanted
+
+    writer = threading.Thread(target=send, name="ido-audit-reading-writer", daemon=True)
+    writer.start()
+    reader: TopicReader | None = None
+    try:
+        reader = TopicReader(kafka_config, topics, idle_timeout_s=idle_timeout_s)
+        unseen = {tp for phase in phases for tp, end in phase.items() if end > 0} - set(reader.partitions)
+        if unseen:  # TopicReader.batches reads only the partitions it found: these would be skipped, not read
+            raise RuntimeError(f"the reading process does not find {sorted(unseen)}")
+        for phase in phases:
+            for tp, records in reader.batches(stop_at=phase):
+                if broken.is_set():
+                    return
+                offsets = [r.offset for r in records]
+                messages = [(r.value, r.headers) for r in records]
+                item: tuple[str, tuple[Any, ...]]
+                if waiting.value:
+                    waiting.value = 0
+                    _topic, values, seals, proofs = compact_batches([(tp.topic, messages)])[0]
+                    item = ("unchecked", (tp.topic, tp.partition, offsets, values, seals, proofs))
+                else:
+                    lean = lean_verdicts(check, provenance, tp.topic, messages, name_seal_failures=True)
+                    item = ("batch", (tp.topic, tp.partition, offsets, [r.value for r in records], lean))
+                outbox.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        outbox.put(pickle.dumps(("end", None)))
+    except Exception as error:  # noqa: BLE001 - handed to the replay, which raises it as its own
+        try:
+            outbox.put(pickle.dumps(("error", error)))
+        except Exception:  # noqa: BLE001 - an error that does not pickle is named instead
+            outbox.put(pickle.dumps(("error", RuntimeError(f"{type(error).__name__}: {error}"))))
+    finally:
+        if reader is not None:
+            reader.close()
+        outbox.put(None)
+        writer.join()

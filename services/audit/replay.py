@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from contracts.canonical import format_utc
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from contracts.topics import EXPENDITURES
-from services.audit.checks import Checks, Verdict, check_batch
+from services.audit.checks import ReadingProcess, Verdict, check_batch, read_and_check
 from services.audit.event_index import EventIndex
 from services.audit.sources import TopicReader, audit_kafka_config, audited_topics
 from services.common.check_process import parallel_by_default
@@ -239,23 +240,18 @@ class Replay:
 
     def read(self, reader: TopicReader, *, show_progress: bool = False, parallel: bool | None = None) -> Replay:
         """Every message of ``reader``'s topics; ``parallel`` (default: when the machine has a second core):
-        the per-message checks in a second process (``services/audit/checks.py``), the verdicts the same."""
+        read and checked in a second process (``services/audit/checks.py``), the verdicts the same."""
         self.offsets = reader.offsets()
         total = sum(sum(ends.values()) for ends in self.offsets.values())
         parallel = parallel_by_default() if parallel is None else parallel
+        phases = reading_phases(reader.end_offsets)
         with (
             Progress("replay", total=total, unit="msg", mode=None if show_progress else "off") as progress,
-            Checks(self.check, self.provenance, parallel=parallel) as checks,
+            ReadingProcess(reader, phases, self.check, self.provenance)
+            if parallel and phases
+            else nullcontext(read_and_check(reader, phases, self.check, self.provenance)) as batches,
         ):
-            for phase in reading_phases(reader.end_offsets):
-                for tp, records in reader.batches(stop_at=phase):
-                    batch = (tp.topic, tp.partition, [r.offset for r in records])
-                    for (topic, partition, offsets), verdicts in checks.put(
-                        batch, tp.topic, [(r.value, r.headers) for r in records]
-                    ):
-                        self._take_checked(topic, verdicts, _offset_namer(topic, partition, offsets))
-                        progress.update(len(verdicts))
-            for (topic, partition, offsets), verdicts in checks.drain():
+            for topic, partition, offsets, verdicts in batches:
                 self._take_checked(topic, verdicts, _offset_namer(topic, partition, offsets))
                 progress.update(len(verdicts))
         self.finish()

@@ -59,6 +59,8 @@ class TopicReader:
     ):
         self.topics = list(topics)
         self.idle_timeout_s = idle_timeout_s
+        self.kafka_config = dict(kafka_config)
+        """What a second reader of the same topics connects with (the replay's reading process)."""
         # ``kafka_config``: the broker and the login of ido-audit (``audit_kafka_config``): read, never write.
         self.consumer = consumer or KafkaConsumer(
             **kafka_config,

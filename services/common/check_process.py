@@ -9,10 +9,13 @@ letters) stays in the projector's process, which applies the polls in the order 
 The checker is forked (no second import of the code) and gets the polls over a pipe; each side
 writes its pipe from a thread of its own, so neither process stops in a write (a poll is megabytes,
 a pipe holds 64 KiB) while the other is busy, and each write is one system call that runs without
-the GIL. The audit replay's checker (``services/audit/checks.py``) is this process too, with its own
-order of batches and a fallback when the checker falls behind.
+the GIL. The audit replay reads and checks in a forked process of its own (``services/audit/checks.py``),
+with the same checks and the same lean verdicts.
 
-A verdict is the envelope (dict) when the message passes, the reason (str) when it does not.
+A verdict is the envelope (dict) when the message passes, the reason (str) when it does not. Across the
+pipe, an envelope that is the message's value as orjson reads it (nearly all) comes back as None and the
+parent reads the value again: reading 0.7 KB of JSON costs less than unpickling the dict, and the checker
+no longer pickles it (issue 17, eighth round).
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ import os
 import pickle
 import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
+
+import orjson
 
 from contracts.envelope import ContractViolation
 from contracts.message_check import MessageCheck
@@ -38,10 +44,12 @@ Message = tuple[bytes | None, Any]
 Batch = tuple[str, list[Message]]
 """One partition's messages of a poll, with their topic."""
 _Sent = tuple[str, list[bytes | None], list[Any], list[Any]]
-"""A batch as it crosses the pipe: its topic, and each message's value, seal and proof (``_compact``)."""
+"""A batch as it crosses the pipe: its topic, and each message's value, seal and proof (``compact_batches``)."""
+LeanVerdict = Verdict | None
+"""A verdict as it crosses a pipe: None for the envelope that is the value as ``orjson.loads`` reads it."""
 
 
-def _compact(batches: list[Batch]) -> list[_Sent]:
+def compact_batches(batches: list[Batch]) -> list[_Sent]:
     """Of each message only what the checks read: its value and its seal and proof headers (``seal_headers``).
     A seal covers hundreds of messages: its identical bytes are sent once. Pickling each message's whole
     header list (its type and id too, a seal each) cost the projector and the replay ~3 µs an event
@@ -63,8 +71,8 @@ def _compact(batches: list[Batch]) -> list[_Sent]:
     return sent
 
 
-def _messages(values: list[bytes | None], seals: list[Any], proofs: list[Any]) -> list[Message]:
-    """The messages of a batch sent by ``_compact``, with the headers the checks read."""
+def with_headers(values: list[bytes | None], seals: list[Any], proofs: list[Any]) -> list[Message]:
+    """The messages of a batch sent by ``compact_batches``, with the headers the checks read."""
     return [
         (value, [(SEAL_HEADER, seal), (PROOF_HEADER, proof)])
         for value, seal, proof in zip(values, seals, proofs, strict=True)
@@ -81,15 +89,33 @@ def check_messages(
 ) -> list[Verdict]:
     """The verdict of each message of one topic, in order, in whichever process: the projector's and the
     audit replay's one check."""
+    return _check_messages(check, provenance, topic, messages, name_seal_failures=name_seal_failures)[0]
+
+
+def _check_messages(
+    check: MessageCheck,
+    provenance: ProvenanceCheck | None,
+    topic: str,
+    messages: Sequence[Message],
+    *,
+    name_seal_failures: bool,
+) -> tuple[list[Verdict], list[bool]]:
+    """``check_messages``'s verdicts, and of each whether it is the value as orjson reads it
+    (``MessageCheck.judge``)."""
     # Each step runs over the whole batch before the next (parse all, then prove all): each loop keeps
     # its code and data hot, which took the seal check from ~25 to ~13 µs a message (bench/README.md).
-    parse = check.parse
+    judge = check.judge
     verdicts: list[Verdict] = []
+    as_read: list[bool] = []
     for value, _headers in messages:
         try:
-            verdicts.append(parse(value))
+            parsed, fast = judge(value)
         except ContractViolation as violation:
             verdicts.append(violation.reason)
+            as_read.append(False)
+        else:
+            verdicts.append(parsed)
+            as_read.append(fast)
     if provenance is not None:
         prove = provenance.check
         for i, envelope in enumerate(verdicts):
@@ -98,7 +124,26 @@ def check_messages(
                     prove(topic, envelope, messages[i][1])
                 except ContractViolation as violation:
                     verdicts[i] = (envelope["event_id"], violation.reason) if name_seal_failures else violation.reason
-    return verdicts
+    return verdicts, as_read
+
+
+def lean_verdicts(
+    check: MessageCheck,
+    provenance: ProvenanceCheck | None,
+    topic: str,
+    messages: Sequence[Message],
+    *,
+    name_seal_failures: bool,
+) -> list[LeanVerdict]:
+    """``check_messages``'s verdicts as they cross a pipe (``LeanVerdict``); ``full_verdicts`` turns them back."""
+    verdicts, as_read = _check_messages(check, provenance, topic, messages, name_seal_failures=name_seal_failures)
+    return [None if fast and type(v) is dict else v for v, fast in zip(verdicts, as_read, strict=True)]
+
+
+def full_verdicts(lean: list[LeanVerdict], values: list[bytes | None]) -> list[Verdict]:
+    """``lean_verdicts``'s verdicts with each None read again from its value."""
+    loads = orjson.loads
+    return [loads(value) if verdict is None else verdict for verdict, value in zip(lean, values, strict=True)]  # type: ignore[arg-type]
 
 
 def _writer(connection: Connection) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
@@ -124,10 +169,10 @@ def _serve(
     check: MessageCheck,
     provenance: ProvenanceCheck | None,
     parents_ends: tuple[Connection, ...],
-    name_seal_failures: bool,
+    named: bool,
 ) -> None:
-    """The checker process: polls in, verdicts out, in order, until the parent sends the end (an
-    empty message) or its end closes."""
+    """The checker process: polls in, verdicts out (``lean_verdicts``), in order, until the parent sends the end (an
+    empty message) or its end closes. ``named``: ``check_messages``'s ``name_seal_failures``."""
     # A forked child holds copies of the parent's descriptors, the parent's ends of these pipes among
     # them: left open, the parent's close would never reach this process as the end (8b79115).
     for end in parents_ends:
@@ -137,9 +182,7 @@ def _serve(
         while data := requests.recv_bytes():
             batches: list[_Sent] = pickle.loads(data)
             verdicts = [
-                check_messages(
-                    check, provenance, topic, _messages(values, seals, proofs), name_seal_failures=name_seal_failures
-                )
+                lean_verdicts(check, provenance, topic, with_headers(values, seals, proofs), name_seal_failures=named)
                 for topic, values, seals, proofs in batches
             ]
             outbox.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
@@ -176,11 +219,15 @@ class CheckProcess:
         self._results = results_out
         self._requests = requests_in
         self._outbox, self._writer = _writer(requests_in)
+        self._values: deque[list[list[bytes | None]]] = deque()
+        """Each poll's values, sent and not yet received: its envelopes are read again from them (``full_verdicts``)."""
         self.in_flight = 0
         """Polls sent and not yet received."""
 
     def send(self, batches: list[Batch]) -> None:
-        self._outbox.put(pickle.dumps(_compact(batches), protocol=pickle.HIGHEST_PROTOCOL))
+        sent = compact_batches(batches)
+        self._outbox.put(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+        self._values.append([values for _topic, values, _seals, _proofs in sent])
         self.in_flight += 1
 
     def receive(self) -> list[list[Verdict]]:
@@ -192,8 +239,8 @@ class CheckProcess:
                 f"the checker process {self._process.name} ended (exit code {self._process.exitcode})"
             ) from None
         self.in_flight -= 1
-        verdicts: list[list[Verdict]] = pickle.loads(data)
-        return verdicts
+        lean: list[list[LeanVerdict]] = pickle.loads(data)
+        return [full_verdicts(batch, values) for batch, values in zip(lean, self._values.popleft(), strict=True)]
 
     def ready(self) -> bool:
         """The oldest poll's verdicts can be received without waiting."""

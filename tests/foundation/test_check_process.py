@@ -50,7 +50,7 @@ def test_the_checker_gives_the_projectors_own_verdicts_in_order_and_ends_by_itse
 
 
 def test_across_the_pipe_a_seal_is_judged_on_the_headers_the_projector_read(tmp_path: Path) -> None:
-    """The checker gets of each message only its value, seal and proof (``_compact``): a message whose seal
+    """The checker gets of each message only its value, seal and proof (``compact_batches``): a message whose seal
     headers come twice, come empty, are missing or belong to another message gets the verdict it gets in
     the projector's own process (the last header of each name counts, as ``ProvenanceCheck.check`` reads)."""
     settings = load_settings({"IDO_DATA_DIR": str(tmp_path), "IDO_KEYS_DIR": str(tmp_path / "keys")})
@@ -80,3 +80,35 @@ def test_across_the_pipe_a_seal_is_judged_on_the_headers_the_projector_read(tmp_
         checker.close()
     assert got == expected
     assert [isinstance(verdict, dict) for verdict in got] == [True, False, True, False, False, False, False, False]
+
+
+def test_an_envelope_only_parse_message_accepts_crosses_the_pipe_as_parse_message_read_it() -> None:
+    """The checker sends back None for an envelope that passed the fast check, and the projector reads its
+    value again with orjson; an envelope the fast check left to ``parse_message`` comes back as
+    ``parse_message`` read it. Here one whose unknown field orjson would read as a float (2**70) and one
+    with a UUID without dashes (marshmallow takes it, the JSON Schema's format does not)."""
+    import json
+
+    from contracts.canonical import compute_hash
+
+    def forged(envelope: dict[str, object]) -> bytes:
+        envelope.pop("hash")
+        envelope["hash"] = compute_hash(envelope)
+        return json.dumps(envelope).encode()
+
+    big = _recorded()
+    big["payload"]["unknown"] = 2**70  # type: ignore[index]
+    undashed = _recorded()
+    undashed["event_id"] = str(undashed["event_id"]).replace("-", "")
+    messages = [(forged(big), []), (canonical_json(_recorded()), []), (forged(undashed), [])]
+    check = MessageCheck()
+    assert [check.judge(value)[1] for value, _ in messages] == [False, True, False]
+    checker = CheckProcess(check, None)
+    try:
+        checker.send([("t", messages)])
+        (got,) = checker.receive()
+    finally:
+        checker.close()
+    assert got == check_messages(check, None, "t", messages)
+    assert got[0]["payload"]["unknown"] == 2**70 and type(got[0]["payload"]["unknown"]) is int  # type: ignore[index]
+    assert got[2]["event_id"] == undashed["event_id"]  # type: ignore[index]

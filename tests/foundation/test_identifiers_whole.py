@@ -193,8 +193,8 @@ def _patterns(document: Any, where: str) -> list[tuple[str, str]]:
 
 def test_every_published_pattern_is_anchored_and_ascii() -> None:
     """JSON Schema patterns are not anchored implicitly: each starts with ^ and ends with $ (the end of
-    the text in ECMA-262 and in fastjsonschema), and names its digits [0-9] (ECMA's \\d is ASCII, Python's
-    is not: the projector's fast check runs the patterns with Python's re)."""
+    the text in ECMA-262 and in jsonschema-rs), and names its digits [0-9] (ECMA's \\d is ASCII, Python's
+    and Rust's are not: every reader of a published pattern must read the same digits)."""
     documents = [*GENERATED_DIR.glob("*.json"), *(ROOT / "docs" / "api").glob("*.json")]
     loose = [
         f"{where}: {pattern}"
