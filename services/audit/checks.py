@@ -8,9 +8,10 @@ batch and hands the replay the batch's offsets, values and verdicts, in the orde
 replay only applies them. Decoding Kafka's record batches is pure Python (kafka-python) and about half
 of what reading costs: in the replay's process it made that process the one that set the pace
 (issue 17, eighth round: bench/README.md, row 4). Reading and checking then cost more than applying, so
-when the replay waits for a batch it says so, and the next batch comes unchecked (each message's value
-and seal headers): the replay checks it itself while the reading process reads on. Which batches each
-process checks depends on the machine's pace; the verdicts do not.
+when the replay waits for a batch it says so, and batches come unchecked (each message's value and seal
+headers) for the replay to check while the reading process reads on: the next one at once, and from then
+on a share that grows while the replay waits and shrinks while it falls behind (``HandOver``). Which
+batches each process checks depends on the machine's pace; the verdicts do not.
 
 A verdict is the envelope (dict) when the message passes, the reason (str) when it breaks its
 contract, and (event_id, reason) when its seal does not cover it (``ProvenanceCheck``). An envelope that
@@ -46,6 +47,9 @@ AHEAD_BATCHES = 4
 """Batches the reading process may have read and checked before the replay takes them: what the two
 processes hold for each other (a batch: up to 2,000 messages, ~1.5 MB), so the replay's memory stays flat."""
 
+HAND_OVER_STEP = 0.05
+"""How much the share of batches handed over unchecked moves each time the replay waits or falls behind."""
+
 CheckedBatch = tuple[str, int, list[int], list[Verdict]]
 """A partition's batch as read and checked: topic, partition, each message's offset, each one's verdict."""
 
@@ -74,6 +78,27 @@ def read_and_check(
                 [r.offset for r in records],
                 check_batch(check, provenance, tp.topic, messages),
             )
+
+
+class HandOver:
+    """Which batches the reading process hands over unchecked: the one after the replay waited, and a share of
+    the others that follows the two processes' pace (up when the replay waited, down when it is behind)."""
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self._credit = 0.0
+
+    def unchecked(self, *, replay_waited: bool, replay_behind: bool) -> bool:
+        if replay_waited:
+            self.share = min(1.0, self.share + HAND_OVER_STEP)
+            return True
+        if replay_behind:
+            self.share = max(0.0, self.share - HAND_OVER_STEP)
+        self._credit += self.share
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            return True
+        return False
 
 
 class ReadingProcess:
@@ -199,6 +224,7 @@ def _read_and_send(
         unseen = {tp for phase in phases for tp, end in phase.items() if end > 0} - set(reader.partitions)
         if unseen:  # TopicReader.batches reads only the partitions it found: these would be skipped, not read
             raise RuntimeError(f"the reading process does not find {sorted(unseen)}")
+        hand_over = HandOver()
         for phase in phases:
             for tp, records in reader.batches(stop_at=phase):
                 if broken.is_set():
@@ -206,8 +232,10 @@ def _read_and_send(
                 offsets = [r.offset for r in records]
                 messages = [(r.value, r.headers) for r in records]
                 item: tuple[str, tuple[Any, ...]]
-                if waiting.value:
+                waited = bool(waiting.value)
+                if waited:
                     waiting.value = 0
+                if hand_over.unchecked(replay_waited=waited, replay_behind=outbox.full()):
                     _topic, values, seals, proofs = compact_batches([(tp.topic, messages)])[0]
                     item = ("unchecked", (tp.topic, tp.partition, offsets, values, seals, proofs))
                 else:

@@ -14,7 +14,7 @@ from kafka import KafkaProducer, TopicPartition
 from contracts.canonical import canonical_json, compute_hash
 from contracts.message_check import MessageCheck
 from contracts.topics import EXPENDITURES
-from services.audit.checks import ReadingProcess, read_and_check
+from services.audit.checks import HAND_OVER_STEP, HandOver, ReadingProcess, read_and_check
 from services.audit.replay import reading_phases
 from services.audit.sources import TopicReader, audit_kafka_config
 from services.common.config import Settings
@@ -99,3 +99,23 @@ def test_an_error_of_the_reading_is_raised_in_the_replay(live: Settings, topic: 
             list(process)
     finally:
         reader.close()
+
+
+def test_the_hand_over_follows_the_replays_pace() -> None:
+    """A batch after the replay waited goes unchecked; while the replay keeps waiting the share grows, while
+    it is behind it shrinks to nothing; in between the share is what the waits made it."""
+    policy = HandOver()
+    assert not policy.unchecked(replay_waited=False, replay_behind=False)  # at first, the process checks all
+    assert policy.unchecked(replay_waited=True, replay_behind=False)
+    for _ in range(5):
+        policy.unchecked(replay_waited=True, replay_behind=False)
+    assert policy.share == pytest.approx(6 * HAND_OVER_STEP)
+    steady = [policy.unchecked(replay_waited=False, replay_behind=False) for _ in range(1000)]
+    assert sum(steady) == pytest.approx(1000 * policy.share, abs=1)
+    for _ in range(200):
+        policy.unchecked(replay_waited=False, replay_behind=True)
+    assert policy.share == 0
+    assert not any(policy.unchecked(replay_waited=False, replay_behind=False) for _ in range(100))
+    for _ in range(100):
+        policy.unchecked(replay_waited=True, replay_behind=False)
+    assert policy.share == 1.0
