@@ -40,6 +40,7 @@ from services.common.check_process import (
     compact_batches,
     full_verdicts,
     lean_verdicts,
+    received,
     with_headers,
 )
 
@@ -152,13 +153,7 @@ class ReadingProcess:
         while True:
             if self._hand_over and not self._results.poll():
                 self._waiting.value = 1
-            try:
-                data = self._results.recv_bytes()
-            except (EOFError, OSError):
-                raise RuntimeError(
-                    f"the reading process {self._process.name} ended (exit code {self._process.exitcode})"
-                ) from None
-            kind, body = pickle.loads(data)
+            kind, body = pickle.loads(received(self._results, self._process, "the reading process"))
             if kind == "end":
                 return
             if kind == "error":

@@ -146,6 +146,14 @@ def full_verdicts(lean: list[LeanVerdict], values: list[bytes | None]) -> list[V
     return [loads(value) if verdict is None else verdict for verdict, value in zip(lean, values, strict=True)]  # type: ignore[arg-type]
 
 
+def received(connection: Connection, process: Any, what: str) -> bytes:
+    """The next message from a forked process; when it ended instead, a RuntimeError naming it and its exit code."""
+    try:
+        return connection.recv_bytes()
+    except (EOFError, OSError):
+        raise RuntimeError(f"{what} {process.name} ended (exit code {process.exitcode})") from None
+
+
 def _writer(connection: Connection) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
     """A thread that sends what is put in its queue, until None; a broken pipe ends it quietly (the
     reader on the other side then sees the end)."""
@@ -232,12 +240,7 @@ class CheckProcess:
 
     def receive(self) -> list[list[Verdict]]:
         """The verdicts of the oldest poll sent, one list per batch; waits for them."""
-        try:
-            data = self._results.recv_bytes()
-        except (EOFError, OSError):
-            raise RuntimeError(
-                f"the checker process {self._process.name} ended (exit code {self._process.exitcode})"
-            ) from None
+        data = received(self._results, self._process, "the checker process")
         self.in_flight -= 1
         lean: list[list[LeanVerdict]] = pickle.loads(data)
         return [full_verdicts(batch, values) for batch, values in zip(lean, self._values.popleft(), strict=True)]

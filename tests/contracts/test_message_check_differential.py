@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.canonical import compute_hash
-from contracts.envelope import ContractViolation, parse_message
+from contracts.envelope import parse_message
 from contracts.export import GENERATED_DIR
 from contracts.message_check import MessageCheck
 from contracts.registry import published_contracts
 from contracts.text import MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_PATTERN
+from tests.contracts.test_message_check import _verdict
 
 CONTRACTS = [(c.event_type, c.schema_version) for c in published_contracts()]
 _TEXT_PATTERNS = {MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_PATTERN}
@@ -147,14 +148,6 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for index, inner in enumerate(value):
             found += _paths(inner, (*path, index))
     return found
-
-
-def _verdict(check: Any, value: bytes) -> str:
-    try:
-        check(value)
-    except ContractViolation as violation:
-        return f"refused: {violation.reason}"
-    return "accepted"
 
 
 @pytest.mark.parametrize(("event_type", "schema_version"), CONTRACTS)
