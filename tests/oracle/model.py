@@ -200,6 +200,8 @@ class _Library:
     name: str
     granted_cents: int = 0
     granted_known: bool = False
+    """A grant was set, 0 included: the service's rule for an account (``Library.submit_account``: a grant of 0
+    set is a grant to account for; none set is not)."""
     paid_cents: int = 0
     account: tuple[date, date] | None = None  # (submitted_on, the deadline it was judged against)
 
@@ -524,7 +526,7 @@ class Oracle:
     def _SubmitBridgeAccount(self, cmd: c.SubmitBridgeAccount) -> Verdict:  # noqa: N802
         library = self.libraries.get(cmd.library_id)
         if (library is None or self.bridge_frame is None or cmd.library_id in self.bridge_accounts
-                or library.granted_cents == 0 or cmd.spent_cents < 0):
+                or not library.granted_known or cmd.spent_cents < 0):
             return Refused("F5 one account, a library with a grant, spending not negative")
         library.account = (cmd.submitted_on, self.bridge_frame[1])
         self.bridge_accounts[cmd.library_id] = (cmd.submitted_on, cmd.known_at)

@@ -208,6 +208,16 @@ def test_the_bridging_subsidy_within_its_frame_and_its_final_accounts() -> None:
     assert o.apply(c.SubmitBridgeAccount(LIB, 1, d("2023-09-02"), at("2023-09-02"))).rule.startswith("F5")  # type: ignore[union-attr]
 
 
+def test_an_account_needs_a_grant_set_and_a_grant_set_to_0_is_one() -> None:
+    """services/bridge/domain/library.py ``submit_account``: "no grant to account for" only when none was set;
+    a library whose grant was set to 0 closes its file with an account (the random histories of
+    tests/resilience/test_oracle_histories.py found the oracle refusing it, 2026-12-02)."""
+    o = bridge_with_two_libraries()
+    assert o.apply(c.SubmitBridgeAccount(LIB, 0, d("2023-09-01"), at("2023-09-01"))).rule.startswith("F5")  # type: ignore[union-attr]
+    assert o.apply(c.SetBridgeGrant(L2, 0, at("2023-01-04"))) == ACCEPTED
+    assert o.apply(c.SubmitBridgeAccount(L2, 0, d("2023-09-01"), at("2023-09-01"))) == ACCEPTED
+
+
 def test_an_account_spending_more_than_was_paid_settles_at_what_was_paid() -> None:
     """services/bridge/README.md: unspent = paid - min(spent, paid); spending above what was paid is not paid
     out. docs/decisions.md, "An account spending more than was paid"."""
