@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import queue
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,6 +33,7 @@ from contracts.provenance import ProvenanceCheck
 from services.audit.sources import TopicReader
 from services.common.check_process import (
     Message,
+    PipeWriter,
     Verdict,
     check_messages,
     compact_batches,
@@ -197,22 +196,7 @@ def _read_and_send(
     the replay waits, ("unchecked", (topic, partition, offsets, values, seals, proofs)); then ("end", None)
     or ("error", the exception)."""
     parents_end.close()  # else the parent's close would never reach this process as the end
-    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD_BATCHES)
-    broken = threading.Event()
-
-    def send() -> None:
-        # a thread of its own: the write (a batch is megabytes, a pipe holds 64 KiB) runs without the GIL
-        # while the next batch is read and checked
-        while (data := outbox.get()) is not None:
-            if broken.is_set():
-                continue
-            try:
-                results.send_bytes(data)
-            except OSError:
-                broken.set()  # the replay closed its end: nothing more is wanted
-
-    writer = threading.Thread(target=send, name="ido-audit-reading-writer", daemon=True)
-    writer.start()
+    writer = PipeWriter(results, name="ido-audit-reading-writer", max_waiting=AHEAD_BATCHES)
     reader: TopicReader | None = None
     try:
         reader = TopicReader(kafka_config, topics, idle_timeout_s=idle_timeout_s)
@@ -222,7 +206,7 @@ def _read_and_send(
         hand_over = HandOver()
         for phase in phases:
             for tp, records in reader.batches(stop_at=phase):
-                if broken.is_set():
+                if writer.broken.is_set():
                     return
                 offsets = [r.offset for r in records]
                 messages = [(r.value, r.headers) for r in records]
@@ -230,21 +214,20 @@ def _read_and_send(
                 waited = bool(waiting.value)
                 if waited:
                     waiting.value = 0
-                if hand_over.unchecked(replay_waited=waited, replay_behind=outbox.full()):
+                if hand_over.unchecked(replay_waited=waited, replay_behind=writer.full()):
                     _topic, values, seals, proofs = compact_batches([(tp.topic, messages)])[0]
                     item = ("unchecked", (tp.topic, tp.partition, offsets, values, seals, proofs))
                 else:
                     lean = lean_verdicts(check, provenance, tp.topic, messages, name_seal_failures=True)
                     item = ("batch", (tp.topic, tp.partition, offsets, [r.value for r in records], lean))
-                outbox.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-        outbox.put(pickle.dumps(("end", None)))
+                writer.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        writer.put(pickle.dumps(("end", None)))
     except Exception as error:  # noqa: BLE001 - handed to the replay, which raises it as its own
         try:
-            outbox.put(pickle.dumps(("error", error)))
+            writer.put(pickle.dumps(("error", error)))
         except Exception:  # noqa: BLE001 - an error that does not pickle is named instead
-            outbox.put(pickle.dumps(("error", RuntimeError(f"{type(error).__name__}: {error}"))))
+            writer.put(pickle.dumps(("error", RuntimeError(f"{type(error).__name__}: {error}"))))
     finally:
         if reader is not None:
             reader.close()
-        outbox.put(None)
-        writer.join()
+        writer.close()

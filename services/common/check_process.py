@@ -154,21 +154,41 @@ def received(connection: Connection, process: Any, what: str) -> bytes:
         raise RuntimeError(f"{what} {process.name} ended (exit code {process.exitcode})") from None
 
 
-def _writer(connection: Connection) -> tuple[queue.SimpleQueue[bytes | None], threading.Thread]:
-    """A thread that sends what is put in its queue, until None; a broken pipe ends it quietly (the
-    reader on the other side then sees the end)."""
-    outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+class PipeWriter:
+    """A thread that sends what is ``put``, in order, until ``close``: each write (a poll is megabytes, a pipe
+    holds 64 KiB) runs in it without the GIL while its process works on. Once the other side has closed its
+    end, what is put is dropped (``broken``), so neither ``put`` nor ``close`` waits for ever on a bounded
+    queue; the reader on the other side has seen the end."""
 
-    def send() -> None:
-        try:
-            while (data := outbox.get()) is not None:
-                connection.send_bytes(data)
-        except OSError:
-            pass
+    def __init__(self, connection: Connection, *, name: str, max_waiting: int = 0):
+        """``max_waiting``: messages that may wait to be sent before ``put`` waits (0: no bound)."""
+        self._connection = connection
+        self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=max_waiting)
+        self.broken = threading.Event()
+        """The other side closed its end: nothing put is sent any more."""
+        self._thread = threading.Thread(target=self._send, name=name, daemon=True)
+        self._thread.start()
 
-    thread = threading.Thread(target=send, name="ido-check-writer", daemon=True)
-    thread.start()
-    return outbox, thread
+    def _send(self) -> None:
+        while (data := self._outbox.get()) is not None:
+            if self.broken.is_set():
+                continue
+            try:
+                self._connection.send_bytes(data)
+            except OSError:
+                self.broken.set()
+
+    def put(self, data: bytes) -> None:
+        self._outbox.put(data)
+
+    def full(self) -> bool:
+        """``max_waiting`` messages wait: the other side is behind."""
+        return self._outbox.full()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Sends what waits (unless ``broken``), then ends the thread."""
+        self._outbox.put(None)
+        self._thread.join(timeout=timeout_s)
 
 
 def _serve(
@@ -185,7 +205,7 @@ def _serve(
     # them: left open, the parent's close would never reach this process as the end (8b79115).
     for end in parents_ends:
         end.close()
-    outbox, writer = _writer(results)
+    writer = PipeWriter(results, name="ido-check-writer")
     try:
         while data := requests.recv_bytes():
             batches: list[_Sent] = pickle.loads(data)
@@ -193,11 +213,10 @@ def _serve(
                 lean_verdicts(check, provenance, topic, with_headers(values, seals, proofs), name_seal_failures=named)
                 for topic, values, seals, proofs in batches
             ]
-            outbox.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
+            writer.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
     except (EOFError, OSError):
         pass
-    outbox.put(None)
-    writer.join()
+    writer.close()
 
 
 class CheckProcess:
@@ -226,7 +245,7 @@ class CheckProcess:
         results_in.close()
         self._results = results_out
         self._requests = requests_in
-        self._outbox, self._writer = _writer(requests_in)
+        self._writer = PipeWriter(requests_in, name="ido-check-writer")
         self._values: deque[list[list[bytes | None]]] = deque()
         """Each poll's values, sent and not yet received: its envelopes are read again from them (``full_verdicts``)."""
         self.in_flight = 0
@@ -234,7 +253,7 @@ class CheckProcess:
 
     def send(self, batches: list[Batch]) -> None:
         sent = compact_batches(batches)
-        self._outbox.put(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+        self._writer.put(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
         self._values.append([values for _topic, values, _seals, _proofs in sent])
         self.in_flight += 1
 
@@ -252,9 +271,8 @@ class CheckProcess:
     def close(self) -> None:
         # Results not taken are dropped: closing this end first fails the checker's write of them.
         self._results.close()
-        self._outbox.put(b"")  # the end: another forked process's copy of this end may keep it open
-        self._outbox.put(None)
-        self._writer.join(timeout=10)
+        self._writer.put(b"")  # the end: another forked process's copy of this end may keep it open
+        self._writer.close(timeout_s=10)
         self._requests.close()
         self._process.join(timeout=10)
         if self._process.is_alive():
