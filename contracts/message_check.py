@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from contracts.canonical import compute_hash, plain_json
+from contracts.canonical import compute_plain_hash, plain_json
 from contracts.envelope import ContractViolation, parse_message
 from contracts.export import GENERATED_DIR
 
@@ -75,6 +75,6 @@ class MessageCheck:
         validator = self._validator(envelope.get("event_type"), envelope.get("schema_version"))
         if validator is None or not validator(envelope):
             return parse_message(value), False  # the projector's verdict decides
-        if compute_hash(envelope) != envelope["hash"]:
+        if compute_plain_hash(envelope) != envelope["hash"]:
             raise ContractViolation("hash: does not match the envelope's content")
         return envelope, True

@@ -32,6 +32,7 @@ from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
 from services.audit.sources import TopicReader
 from services.common.check_process import (
+    HandOver,
     Message,
     PipeWriter,
     Verdict,
@@ -46,9 +47,6 @@ from services.common.check_process import (
 AHEAD_BATCHES = 4
 """Batches the reading process may have read and checked before the replay takes them: what the two
 processes hold for each other (a batch: up to 2,000 messages, ~1.5 MB), so the replay's memory stays flat."""
-
-HAND_OVER_STEP = 0.05
-"""How much the share of batches handed over unchecked moves each time the replay waits or falls behind."""
 
 CheckedBatch = tuple[str, int, list[int], list[Verdict]]
 """A partition's batch as read and checked: topic, partition, each message's offset, each one's verdict."""
@@ -78,27 +76,6 @@ def read_and_check(
                 [r.offset for r in records],
                 check_batch(check, provenance, tp.topic, messages),
             )
-
-
-class HandOver:
-    """Which batches the reading process hands over unchecked: the one after the replay waited, and a share of
-    the others that follows the two processes' pace (up when the replay waited, down when it is behind)."""
-
-    def __init__(self) -> None:
-        self.share = 0.0
-        self._credit = 0.0
-
-    def unchecked(self, *, replay_waited: bool, replay_behind: bool) -> bool:
-        if replay_waited:
-            self.share = min(1.0, self.share + HAND_OVER_STEP)
-            return True
-        if replay_behind:
-            self.share = max(0.0, self.share - HAND_OVER_STEP)
-        self._credit += self.share
-        if self._credit >= 1.0:
-            self._credit -= 1.0
-            return True
-        return False
 
 
 class ReadingProcess:
@@ -214,7 +191,7 @@ def _read_and_send(
                 waited = bool(waiting.value)
                 if waited:
                     waiting.value = 0
-                if hand_over.unchecked(replay_waited=waited, replay_behind=writer.full()):
+                if hand_over.unchecked(waited=waited, behind=writer.full()):
                     _topic, values, seals, proofs = compact_batches([(tp.topic, messages)])[0]
                     item = ("unchecked", (tp.topic, tp.partition, offsets, values, seals, proofs))
                 else:

@@ -1,16 +1,14 @@
-"""The per-message checks (contract, hash, seal) in a second process: the projector's and the audit replay's.
+"""The per-message checks (contract, hash, seal) and what a second process needs to run them beside its parent:
+the projector's and the audit replay's reading processes.
 
-A message's checks need nothing but the message, so they give the same verdict in any process. The
-projector (``services/common/consumer.py``) hands each poll to this checker and, while the checker
-works on poll N+1, writes poll N to the view: on two cores, the checks no longer add to the time of
-an event (bench/README.md, row 3). Order-dependent work (duplicates, the view, the offsets, dead
-letters) stays in the projector's process, which applies the polls in the order they were read.
-
-The checker is forked (no second import of the code) and gets the polls over a pipe; each side
-writes its pipe from a thread of its own, so neither process stops in a write (a poll is megabytes,
-a pipe holds 64 KiB) while the other is busy, and each write is one system call that runs without
-the GIL. The audit replay reads and checks in a forked process of its own (``services/audit/checks.py``),
-with the same checks and the same lean verdicts.
+A message's checks need nothing but the message, so they give the same verdict in any process and order.
+Each reading process is forked (no second import of the code), reads with a consumer of its own, checks,
+and sends what it read over a pipe (``services/common/assigned_reader.py`` for the projector,
+``services/audit/checks.py`` for the replay); order-dependent work (duplicates, the view or the balances,
+the offsets, dead letters) stays in the parent, which applies the batches in the order they were read.
+Each side writes its pipe from a thread of its own (``PipeWriter``), so neither process stops in a write
+(a poll is megabytes, a pipe holds 64 KiB) while the other is busy, and each write is one system call
+that runs without the GIL. When the parent waits, batches come unchecked for it to check (``HandOver``).
 
 A verdict is the envelope (dict) when the message passes, the reason (str) when it does not. Across the
 pipe, an envelope that is the message's value as orjson reads it (nearly all) comes back as None and the
@@ -22,10 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import queue
 import threading
-from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -146,6 +142,34 @@ def full_verdicts(lean: list[LeanVerdict], values: list[bytes | None]) -> list[V
     return [loads(value) if verdict is None else verdict for verdict, value in zip(lean, values, strict=True)]  # type: ignore[arg-type]
 
 
+HAND_OVER_STEP = 0.05
+"""How much the share of batches handed over unchecked moves each time the receiver waits or falls behind."""
+
+
+class HandOver:
+    """Which batches a reading process hands over unchecked, for the process that applies them (the receiver) to
+    check: the one after the receiver waited, and a share of the others that follows the two processes' pace (up
+    when the receiver waited, down when it is behind). Used by the projector's and the replay's reading processes:
+    reading and checking cost more there than applying does in the receiver, which would otherwise idle."""
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self._credit = 0.0
+
+    def unchecked(self, *, waited: bool, behind: bool) -> bool:
+        """``waited``: the receiver waited for a batch since the last one; ``behind``: batches wait for it."""
+        if waited:
+            self.share = min(1.0, self.share + HAND_OVER_STEP)
+            return True
+        if behind:
+            self.share = max(0.0, self.share - HAND_OVER_STEP)
+        self._credit += self.share
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            return True
+        return False
+
+
 def received(connection: Connection, process: Any, what: str) -> bytes:
     """The next message from a forked process; when it ended instead, a RuntimeError naming it and its exit code."""
     try:
@@ -189,95 +213,6 @@ class PipeWriter:
         """Sends what waits (unless ``broken``), then ends the thread."""
         self._outbox.put(None)
         self._thread.join(timeout=timeout_s)
-
-
-def _serve(
-    requests: Connection,
-    results: Connection,
-    check: MessageCheck,
-    provenance: ProvenanceCheck | None,
-    parents_ends: tuple[Connection, ...],
-    named: bool,
-) -> None:
-    """The checker process: polls in, verdicts out (``lean_verdicts``), in order, until the parent sends the end (an
-    empty message) or its end closes. ``named``: ``check_messages``'s ``name_seal_failures``."""
-    # A forked child holds copies of the parent's descriptors, the parent's ends of these pipes among
-    # them: left open, the parent's close would never reach this process as the end (8b79115).
-    for end in parents_ends:
-        end.close()
-    writer = PipeWriter(results, name="ido-check-writer")
-    try:
-        while data := requests.recv_bytes():
-            batches: list[_Sent] = pickle.loads(data)
-            verdicts = [
-                lean_verdicts(check, provenance, topic, with_headers(values, seals, proofs), name_seal_failures=named)
-                for topic, values, seals, proofs in batches
-            ]
-            writer.put(pickle.dumps(verdicts, protocol=pickle.HIGHEST_PROTOCOL))
-    except (EOFError, OSError):
-        pass
-    writer.close()
-
-
-class CheckProcess:
-    """A forked checker: ``send`` a poll's batches, ``receive`` their verdicts in the same order."""
-
-    def __init__(
-        self,
-        check: MessageCheck,
-        provenance: ProvenanceCheck | None,
-        *,
-        name: str = "ido-projector-checks",
-        name_seal_failures: bool = False,
-    ):
-        """``name``: the process's; ``name_seal_failures``: as ``check_messages`` takes it."""
-        context = multiprocessing.get_context("fork")
-        requests_out, requests_in = context.Pipe(duplex=False)
-        results_out, results_in = context.Pipe(duplex=False)
-        self._process: Any = context.Process(
-            target=_serve,
-            args=(requests_out, results_in, check, provenance, (requests_in, results_out), name_seal_failures),
-            name=name,
-            daemon=True,
-        )
-        self._process.start()
-        requests_out.close()
-        results_in.close()
-        self._results = results_out
-        self._requests = requests_in
-        self._writer = PipeWriter(requests_in, name="ido-check-writer")
-        self._values: deque[list[list[bytes | None]]] = deque()
-        """Each poll's values, sent and not yet received: its envelopes are read again from them (``full_verdicts``)."""
-        self.in_flight = 0
-        """Polls sent and not yet received."""
-
-    def send(self, batches: list[Batch]) -> None:
-        sent = compact_batches(batches)
-        self._writer.put(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
-        self._values.append([values for _topic, values, _seals, _proofs in sent])
-        self.in_flight += 1
-
-    def receive(self) -> list[list[Verdict]]:
-        """The verdicts of the oldest poll sent, one list per batch; waits for them."""
-        data = received(self._results, self._process, "the checker process")
-        self.in_flight -= 1
-        lean: list[list[LeanVerdict]] = pickle.loads(data)
-        return [full_verdicts(batch, values) for batch, values in zip(lean, self._values.popleft(), strict=True)]
-
-    def ready(self) -> bool:
-        """The oldest poll's verdicts can be received without waiting."""
-        return self._results.poll()
-
-    def close(self) -> None:
-        # Results not taken are dropped: closing this end first fails the checker's write of them.
-        self._results.close()
-        self._writer.put(b"")  # the end: another forked process's copy of this end may keep it open
-        self._writer.close(timeout_s=10)
-        self._requests.close()
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
 
 
 def parallel_by_default() -> bool:

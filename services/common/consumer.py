@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,8 +43,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
+from services.common.assigned_reader import SEAL_FAMILY, AssignedReader
 from services.common.bulk_insert import BulkInsert
-from services.common.check_process import Batch, CheckProcess, Verdict, check_messages, parallel_by_default
+from services.common.check_process import Verdict, check_messages, parallel_by_default
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,54 @@ def _position(refusal: tuple[Any, str]) -> tuple[str, int, int]:
     return message.topic, message.partition, message.offset
 
 
-Checked = tuple[TopicPartition, list[Any], list[tuple[Any, dict[str, Any]]], list[tuple[Any, str]]]
-"""One partition's messages of a poll: (partition, messages, (message, envelope) passed, (message, reason) refused)."""
+class Polled(Protocol):
+    """One partition's messages of a poll, read here or by the reading process (``AssignedReader``)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offsets(self) -> list[int]: ...
+
+    def record(self, index: int) -> Any:
+        """The ``index``-th message as a dead letter needs it (``topic``, ``partition``, ``offset``, ``key``,
+        ``value``, ``headers``)."""
+        ...
 
 
-def _checked(tp: TopicPartition, messages: list[Any], verdicts: list[Verdict]) -> Checked:
-    parsed: list[tuple[Any, dict[str, Any]]] = []
+@dataclass(frozen=True)
+class _ReadHere:
+    """A partition's records of a poll of this process's own consumer (no reading process)."""
+
+    topic: str
+    partition: int
+    records: list[Any]
+
+    @property
+    def offsets(self) -> list[int]:
+        return [record.offset for record in self.records]
+
+    def record(self, index: int) -> Any:
+        return self.records[index]
+
+
+Checked = tuple[Polled, list[tuple[int, dict[str, Any]]], list[tuple[Any, str]]]
+"""One partition's messages of a poll: (the messages, (index, envelope) of each passed, (message, reason) of
+each refused)."""
+
+
+def _checked(polled: Polled, verdicts: list[Verdict]) -> Checked:
+    parsed: list[tuple[int, dict[str, Any]]] = []
     refused: list[tuple[Any, str]] = []
-    for message, verdict in zip(messages, verdicts, strict=True):
+    for index, verdict in enumerate(verdicts):
         if type(verdict) is dict:
-            parsed.append((message, verdict))
+            parsed.append((index, verdict))
         else:
-            refused.append((message, str(verdict)))
-    return tp, messages, parsed, refused
+            refused.append((polled.record(index), str(verdict)))
+    return polled, parsed, refused
 
 
 # What makes one event unappliable (not the database being down): it goes to the dead-letter topic.
@@ -237,15 +272,21 @@ class ProjectionRunner:
         dead_letter_producer: KafkaProducer | None = None,
         provenance: ProvenanceCheck | None,
         parallel: bool | None = None,
+        poll_settings: Mapping[str, Any] | None = None,
     ):
         """``provenance``: the seal check every message must pass (None: none, for benchmarks and
         for consumers of topics without seals); keyword-only and required, so no caller forgets it.
-        ``parallel``: check messages in a second process (``check_process.py``) while this one
-        writes the view; by default where fork exists and there is a second core."""
+        ``parallel``: read and check the messages in a second process (``assigned_reader.py``) while this
+        one writes the view; by default where fork exists and there is a second core. ``poll_settings``: in
+        place of those of ``POLL_SETTINGS`` (tests: small polls)."""
         self.parallel = parallel_by_default() if parallel is None else parallel
-        self._checker: CheckProcess | None = None
-        self._pending: deque[list[tuple[TopicPartition, list[Any]]]] = deque()
-        """Polls with the checker, oldest first: read from Kafka, not applied, their offsets not stored."""
+        self._reading: AssignedReader | None = None
+        self._reaim = True
+        """The reading process must be aimed (again) at the stored offsets before a poll of it is applied:
+        it is new, or a poll failed and what it read after that poll must not be applied."""
+        self._assigned = False
+        """The group has assigned this consumer its partitions, and not revoked them since (a rebalance under
+        way: the reading process reads nothing until the new assignment)."""
         self.projection = projection
         self.provenance = provenance
         self.engine = engine
@@ -257,12 +298,19 @@ class ProjectionRunner:
         self.check = MessageCheck()
         # ``kafka_config``: the broker and the principal's login (services.common.adapters.kafka.client_config);
         # it must be allowed to read the topics, use the group and write the dead-letter topic.
+        self._kafka_config = dict(kafka_config)
+        polls = {**POLL_SETTINGS, **(poll_settings or {})}
+        self._reading_settings: dict[str, Any] = {
+            "enable_auto_commit": False,
+            **polls,
+            "client_id": f"projector-{projection.name}-reading",
+        }
         self.consumer = consumer_factory(
             **kafka_config,
             group_id=group_id or projection.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **POLL_SETTINGS,
+            **polls,
             client_id=f"projector-{projection.name}",
         )
         self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
@@ -271,85 +319,81 @@ class ProjectionRunner:
         )
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        # Polls read before the seek are read again from the stored offsets: never applied twice.
-        self.discard_pending()
+        """Reads ``partitions`` (the whole assignment) from the offsets stored with the view from now on: what was
+        read and not applied is read again, never applied twice."""
+        self._assigned = True
+        if self.parallel:
+            # This consumer keeps the group only: its partitions stay paused, the reading process reads them.
+            self.consumer.pause(*partitions)
+            if self._reading is not None:
+                self._reading.aim({tp: self.offsets.next_offset(tp.topic, tp.partition) for tp in partitions})
+                self._reaim = False
+            return
         for tp in partitions:
             stored = self.offsets.next_offset(tp.topic, tp.partition)
             if stored is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, stored)
+        self._reaim = False
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Polls and applies a poll (every partition's batch in one transaction); returns how many
         messages were handled.
 
-        With a checker process the polls form a pipeline: while the checker checks the poll just
-        read, this process applies the one before. So a call may leave its last poll with the
-        checker when Kafka had more to give at once (the next call applies it); a call whose poll
-        finds nothing new applies what is left. What is not applied has no stored offset: after a
-        crash, a failure (``run_forever``'s rewind) or a rebalance it is read again."""
-        if not self.parallel:
-            batches = self.consumer.poll(timeout_ms=timeout_ms)
-            if batches:
-                self._apply_poll(batches)
-            return sum(len(messages) for messages in batches.values())
+        With a reading process (``parallel``) this process's consumer only takes part in the group (its
+        join, rebalances and heartbeats: the listener aims the reading process at each assignment), and a
+        call applies the next poll the reading process read and checked, waiting up to ``timeout_ms`` for
+        it. The process reads on while this one applies. What is not applied has no stored offset: after a
+        crash, a failure or a rebalance it is read again from the stored offsets. After a failure the next
+        call starts there by itself (``run_forever`` also rewinds): the polls read after the failed one are
+        never applied before it."""
+        reading = None
         try:
-            if not self._pending:
+            if not self.parallel:
+                if self._reaim and self._assigned:
+                    self.seek_to_stored(list(self.consumer.assignment()))
                 batches = self.consumer.poll(timeout_ms=timeout_ms)
-                if not batches:
-                    return 0
-                self._send(batches)
-            # The next poll goes to the checker before this one is applied, without waiting: when
-            # Kafka has nothing ready, this call applies what it has and returns.
-            batches = self.consumer.poll(timeout_ms=0)
-            if batches:
-                self._send(batches)
-            if not self._pending:  # a rebalance in the poll dropped them
+                if batches:
+                    self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
+                return sum(len(messages) for messages in batches.values())
+            if self._reading is None:
+                # Forked here, never inside the consumer's poll (its listener runs there, holding its locks).
+                self._reading = AssignedReader(self._kafka_config, self._reading_settings, self.check, self.provenance)
+                self._reaim = True
+            reading = self._reading
+            stray = self.consumer.poll(timeout_ms=0 if reading.aimed else timeout_ms)
+            if stray:  # read before its partitions were paused: the reading process reads them
+                self.consumer.pause(*stray)
+            if self._reaim and self._assigned:
+                self.seek_to_stored(list(self.consumer.assignment()))
+            if not reading.aimed:
                 return 0
-            polled = self._pending.popleft()
-            assert self._checker is not None
-            verdicts = self._checker.receive()
-            self._apply_checked(
-                [_checked(tp, messages, batch) for (tp, messages), batch in zip(polled, verdicts, strict=True)]
-            )
-            return sum(len(messages) for _tp, messages in polled)
-        except BaseException:
-            self.discard_pending()
+            polled = reading.take(timeout_ms / 1000)
+            if polled is None:
+                return 0
+            self._apply_checked([_checked(batch, batch.verdicts) for batch in polled])
+            return sum(len(batch.offsets) for batch in polled)
+        except BaseException as error:
+            self._reaim = True
+            if reading is not None and isinstance(error, RuntimeError) and not reading.alive():
+                reading.close()  # the next call starts another
+                self._reading = None
             raise
 
-    def _send(self, batches: Mapping[TopicPartition, list[Any]]) -> None:
-        if self._checker is None:
-            self._checker = CheckProcess(self.check, self.provenance)
-        polled = list(batches.items())
-        request: list[Batch] = [
-            (tp.topic, [(message.value, message.headers) for message in messages]) for tp, messages in polled
-        ]
-        self._checker.send(request)
-        self._pending.append(polled)
-
     def discard_pending(self) -> None:
-        """Drops the polls read and not applied (the consumer's position is then past them: seek)."""
-        checker = self._checker
-        self._pending.clear()
-        if checker is None or checker.in_flight == 0:
-            return
-        try:
-            while checker.in_flight:
-                checker.receive()
-        except RuntimeError:  # the checker died: the next poll starts another
-            self._checker = None
-            checker.close()
+        """Drops what was read and not applied (partitions revoked): nothing is read until the group assigns
+        partitions again (``seek_to_stored``)."""
+        self._assigned = False
+        if self._reading is not None:
+            self._reading.aim({})
 
     def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
         """Each message's contract, hash and seal, in this process."""
         verdicts = check_messages(
             self.check, self.provenance, tp.topic, [(message.value, message.headers) for message in messages]
         )
-        return _checked(tp, messages, verdicts)
-
-    def _apply_poll(self, batches: Mapping[TopicPartition, list[Any]]) -> None:
-        self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
+        return _checked(_ReadHere(tp.topic, tp.partition, messages), verdicts)
 
     def _apply_checked(self, checked: list[Checked]) -> None:
         """Applies one poll, every partition's batch, in one transaction: one durable commit per poll
@@ -367,15 +411,16 @@ class ProjectionRunner:
         with self.engine.begin() as connection:
             # The offsets are written first, on purpose: pysqlite opens its transaction only at the first
             # write, and a SAVEPOINT before it would be a transaction of its own, committed on release.
-            for tp, messages, _parsed, _refused in checked:
-                self.offsets.save(connection, tp.topic, tp.partition, messages[-1].offset + 1)
+            for polled, _parsed, _refused in checked:
+                self.offsets.save(connection, polled.topic, polled.partition, polled.offsets[-1] + 1)
             applied_before = self.offsets.applied_before(
-                connection, [envelope["event_id"] for *_tp, parsed, _refused in checked for _m, envelope in parsed]
+                connection, [envelope["event_id"] for _polled, parsed, _refused in checked for _i, envelope in parsed]
             )
             # ids applied by this poll's earlier partitions: a copy in a later one is a duplicate too
             applied_now: set[str] = set()
-            for tp, _messages, parsed, refused in checked:
-                applied_now.update(self._apply_partition(connection, tp, parsed, refused, applied_before | applied_now))
+            for polled, parsed, refused in checked:
+                seen = applied_before | applied_now
+                applied_now.update(self._apply_partition(connection, polled, parsed, refused, seen))
                 refused_all.extend(refused)
             # Dead letters are made durable before the offset moves past them.
             for message, reason in sorted(refused_all, key=_position):
@@ -386,38 +431,39 @@ class ProjectionRunner:
     def _apply_partition(
         self,
         connection: Connection,
-        tp: TopicPartition,
-        parsed: list[tuple[Any, dict[str, Any]]],
+        polled: Polled,
+        parsed: list[tuple[int, dict[str, Any]]],
         refused: list[tuple[Any, str]],
         applied_before: set[str],
     ) -> dict[str, int]:
         """Applies one partition's checked messages of a poll; returns the ids applied (and their offsets).
         The projection's refusals are added to ``refused``."""
         refused_before = len(refused)
+        offsets = polled.offsets
         applied: dict[str, int] = {}
         fresh: list[dict[str, Any]] = []
-        for message, envelope in parsed:
+        for index, envelope in parsed:
             event_id = envelope["event_id"]
             if event_id not in applied_before and event_id not in applied:
-                applied[event_id] = message.offset
+                applied[event_id] = offsets[index]
                 fresh.append(envelope)
         try:
             with connection.begin_nested():
-                self.projection.apply_batch(connection, tp.topic, fresh)
+                self.projection.apply_batch(connection, polled.topic, fresh)
         except REFUSALS:
             applied = {}
-            for message, envelope in parsed:
+            for index, envelope in parsed:
                 event_id = envelope["event_id"]
                 if event_id in applied_before or event_id in applied:
                     continue
                 try:
                     with connection.begin_nested():
-                        self.projection.apply(connection, tp.topic, envelope)
+                        self.projection.apply(connection, polled.topic, envelope)
                 except REFUSALS as error:
-                    refused.append((message, _refusal_reason(error)))
+                    refused.append((polled.record(index), _refusal_reason(error)))
                     continue
-                applied[event_id] = message.offset
-        self.offsets.remember(connection, tp.topic, tp.partition, list(applied.items()))
+                applied[event_id] = offsets[index]
+        self.offsets.remember(connection, polled.topic, polled.partition, list(applied.items()))
         self.stats.applied += len(applied)
         # Each parsed message was applied, refused by the projection or dropped as a duplicate.
         self.stats.duplicates += len(parsed) - len(applied) - (len(refused) - refused_before)
@@ -428,7 +474,7 @@ class ProjectionRunner:
             "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason
         )
         # The refused message's own headers (its seal, if any) are kept, so the copy can be judged again.
-        kept = [(name, value) for name, value in message.headers or () if name.startswith("ido-seal")]
+        kept = [(name, value) for name, value in message.headers or () if name.startswith(SEAL_FAMILY)]
         self.stats.dead_lettered += 1
         self.dead_letters.send(
             self.dead_letter_topic,
@@ -462,9 +508,8 @@ class ProjectionRunner:
 
     def close(self) -> None:
         # Polls not applied are dropped: their offsets were not stored, the next projector reads them.
-        self._pending.clear()
-        if self._checker is not None:
-            self._checker.close()
-            self._checker = None
+        if self._reading is not None:
+            self._reading.close()
+            self._reading = None
         self.consumer.close()
         self.dead_letters.close()

@@ -5,40 +5,28 @@ replay closes it, early or at the end, even while another forked process holds c
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
-from contracts.canonical import canonical_json, compute_hash
 from contracts.message_check import MessageCheck
 from contracts.topics import EXPENDITURES
-from services.audit.checks import HAND_OVER_STEP, HandOver, ReadingProcess, read_and_check
+from services.audit.checks import ReadingProcess, read_and_check
 from services.audit.replay import reading_phases
 from services.audit.sources import TopicReader, audit_kafka_config
 from services.common.config import Settings
-from tests.contracts.test_message_check import _recorded
 from tests.support.infra import KafkaInfo
+from tests.support.mixed_values import mixed_values
 
 MESSAGES = 4_500  # a poll brings at most 2,000: several batches of each partition
-
-
-def _values() -> list[bytes]:
-    good = canonical_json(_recorded())
-    broken = good.replace(b"Flyers", b"Posters")  # its hash no longer matches
-    undashed = _recorded()  # marshmallow takes a UUID without dashes, the JSON Schema does not: parse_message's
-    undashed["event_id"] = str(undashed["event_id"]).replace("-", "")
-    undashed.pop("hash")
-    undashed["hash"] = compute_hash(undashed)
-    return [[good, broken, json.dumps(undashed).encode(), good][i % 4] for i in range(MESSAGES)]
 
 
 @pytest.fixture
 def topic(live: Settings, kafka: KafkaInfo) -> str:
     name = live.topic(EXPENDITURES.name)
     producer = KafkaProducer(**kafka.client(), acks="all", linger_ms=5)
-    for i, value in enumerate(_values()):
+    for i, value in enumerate(mixed_values(MESSAGES)):
         producer.send(name, value=value, partition=i % 2)
     producer.flush()
     producer.close()
@@ -99,23 +87,3 @@ def test_an_error_of_the_reading_is_raised_in_the_replay(live: Settings, topic: 
             list(process)
     finally:
         reader.close()
-
-
-def test_the_hand_over_follows_the_replays_pace() -> None:
-    """A batch after the replay waited goes unchecked; while the replay keeps waiting the share grows, while
-    it is behind it shrinks to nothing; in between the share is what the waits made it."""
-    policy = HandOver()
-    assert not policy.unchecked(replay_waited=False, replay_behind=False)  # at first, the process checks all
-    assert policy.unchecked(replay_waited=True, replay_behind=False)
-    for _ in range(5):
-        policy.unchecked(replay_waited=True, replay_behind=False)
-    assert policy.share == pytest.approx(6 * HAND_OVER_STEP)
-    steady = [policy.unchecked(replay_waited=False, replay_behind=False) for _ in range(1000)]
-    assert sum(steady) == pytest.approx(1000 * policy.share, abs=1)
-    for _ in range(200):
-        policy.unchecked(replay_waited=False, replay_behind=True)
-    assert policy.share == 0
-    assert not any(policy.unchecked(replay_waited=False, replay_behind=False) for _ in range(100))
-    for _ in range(100):
-        policy.unchecked(replay_waited=True, replay_behind=False)
-    assert policy.share == 1.0

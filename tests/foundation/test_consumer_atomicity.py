@@ -12,21 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from contracts.canonical import canonical_json
 from contracts.topics import DEAD_LETTER
-from services.common.adapters.kafka import ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.config import load_settings
-from services.common.consumer import ProjectionRunner, consumer_offsets
-from services.common.domain.chained import recorded_envelope
-from services.common.eventstore import build_application
-from services.common.signing import seal_envelopes
+from services.common.consumer import ProjectionRunner, applied_events, consumer_offsets
 from tests.support.infra import KafkaInfo
-from tests.support.toy import TOY_TOPIC, Counter, CounterProjection, ToyApplication, toy_provenance
+from tests.support.toy import TOY_TOPIC, CounterProjection, toy_provenance
+from tests.support.toy_kafka import publish_counters
 
 
 class Crash(Exception):
@@ -34,30 +29,18 @@ class Crash(Exception):
 
 
 def _published_and_runner(
-    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, name: str, amounts: tuple[int, ...]
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, name: str, amounts: tuple[int, ...], **options: Any
 ) -> tuple[ProjectionRunner, CounterProjection, Engine]:
     """One counter's events (its start, then each amount) on the toy topic, and a runner for them."""
-    topic = f"{topic_prefix}{TOY_TOPIC.name}"
-    ensure_topics(kafka.client(), [TOY_TOPIC, DEAD_LETTER], topic_prefix)
-    app = build_application(ToyApplication, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    counter = Counter.start(name)
-    for amount in amounts:
-        counter.add(amount)
-    app.save(counter)
     settings = load_settings({"IDO_KEYS_DIR": str(tmp_path / "keys"), "IDO_TOPIC_PREFIX": topic_prefix})
-    recorded = [recorded_envelope(app.mapper, n) for n in app.recorder.select_notifications(start=1, limit=10)]
-    seals = seal_envelopes(settings, TOY_TOPIC.name, [e for _k, e in recorded], service=TOY_TOPIC.producer)
-    producer = KafkaProducer(**kafka.client(), acks="all")  # the toy topic is a test's own: the admin
-    for (key, envelope), headers in zip(recorded, seals, strict=True):
-        producer.send(topic, key=key.encode(), value=canonical_json(envelope), headers=headers)
-    producer.flush()
-    producer.close()
+    publish_counters(kafka.client(), settings, {name: amounts})
+    topic = settings.topic(TOY_TOPIC.name)
     engine = create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite")
     projection = CounterProjection()
     runner = ProjectionRunner(
         projection=projection, engine=engine, topics=[topic], kafka_config=kafka.client(),
         dead_letter_topic=f"{topic_prefix}{DEAD_LETTER.name}", group_id=f"{topic_prefix}{name}",
-        provenance=toy_provenance(settings),
+        provenance=toy_provenance(settings), **options,
     )
     return runner, projection, engine
 
@@ -122,3 +105,68 @@ def test_run_forever_survives_a_failing_view_database_and_applies_every_event_on
     with engine.connect() as connection:
         row = connection.execute(select(projection.table)).one()
     assert (row.events, row.total_cents) == (5, 10)
+
+
+def _applied_once(runner: ProjectionRunner, engine: Engine, projection: CounterProjection, events: int) -> None:
+    """Runs ``runner`` until ``events`` are applied; the counter then holds each event once."""
+    deadline = time.monotonic() + 60
+    while runner.stats.applied < events and time.monotonic() < deadline:
+        runner.run_once(timeout_ms=300)
+    with engine.connect() as connection:
+        assert connection.execute(select(projection.table.c.events)).scalars().all() == [events]
+        assert connection.execute(select(func.count()).select_from(applied_events)).scalar_one() == events
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["a reading process", "read in the projector"])
+def test_a_poll_that_failed_is_read_again_even_when_nobody_rewinds(
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, parallel: bool
+) -> None:
+    """After a failed poll the reading process has read on: a caller that simply calls ``run_once`` again (no
+    ``seek_to_stored``, as ``run_forever`` does) must not get the polls after it, which would skip it."""
+    amounts = tuple(range(1, 40))
+    # polls of at most 5 messages: the failed one is not the last
+    runner, projection, engine = _published_and_runner(
+        kafka, topic_prefix, tmp_path, "no-rewind", amounts, poll_settings={"max_poll_records": 5}, parallel=parallel
+    )
+    failures = [OperationalError("INSERT", {}, Exception("the view database went away"))]
+    apply_batch = projection.apply_batch
+
+    def failing_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        apply_batch(*args, **kwargs)
+
+    projection.apply_batch = failing_once  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OperationalError):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                runner.run_once(timeout_ms=300)
+        _applied_once(runner, engine, projection, len(amounts) + 1)
+    finally:
+        runner.close()
+
+
+def test_a_reading_process_that_dies_is_replaced_and_reads_from_the_stored_offsets(
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path
+) -> None:
+    amounts = tuple(range(1, 30))
+    runner, projection, engine = _published_and_runner(kafka, topic_prefix, tmp_path, "reader-dies", amounts)
+    runner.parallel = True  # as on two cores or more
+    try:
+        deadline = time.monotonic() + 30
+        while runner._reading is None or not runner._reading.aimed:
+            assert time.monotonic() < deadline
+            runner.run_once(timeout_ms=300)
+        dead = runner._reading
+        dead._process.kill()
+        dead._process.join()
+        with pytest.raises(RuntimeError, match="the reading process"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                runner.run_once(timeout_ms=300)
+        assert runner._reading is None  # the next call starts another
+        _applied_once(runner, engine, projection, len(amounts) + 1)
+        assert runner._reading is not dead
+    finally:
+        runner.close()

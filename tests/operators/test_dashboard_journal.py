@@ -115,8 +115,8 @@ def test_reversing_from_the_journal_runs_the_apis_command_and_shows_the_event_an
         try:
             while not stop.is_set() and time.monotonic() < deadline:
                 publish_all(world.settings, application, EXPENDITURES)
-                runner.run_once(timeout_ms=200)
-                ready.set()  # joined its group and caught up: from here it projects within a round
+                if runner.run_once(timeout_ms=200) == 0 and runner.consumer.assignment():
+                    ready.set()  # joined its group and caught up: from here it projects within a round
         finally:
             runner.close()
 
