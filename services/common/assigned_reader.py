@@ -236,10 +236,14 @@ def _read_and_send(
     consumer: KafkaConsumer | None = None
     generation, aimed = 0, False
     hand_over = HandOver()
+
+    def connected() -> KafkaConsumer:
+        return KafkaConsumer(**kafka_config, **consumer_settings, group_id=None)
+
     try:
         # Connected while the projector joins its group, so the first aim finds it ready; if the broker cannot
         # be reached now, the first aim tries again and the projector hears why.
-        consumer = KafkaConsumer(**kafka_config, **consumer_settings, group_id=None)
+        consumer = connected()
     except Exception:  # noqa: BLE001 - see above
         consumer = None
     try:
@@ -252,7 +256,7 @@ def _read_and_send(
                 generation, aim = pickle.loads(command)
                 try:
                     if consumer is None:
-                        consumer = KafkaConsumer(**kafka_config, **consumer_settings, group_id=None)
+                        consumer = connected()
                     _aim(consumer, aim)
                     aimed = bool(aim)
                 except Exception as error:  # noqa: BLE001 - sent to the projector, which retries with a new aim
