@@ -40,6 +40,7 @@ from services.common.check_process import (
     compact_batches,
     full_verdicts,
     lean_verdicts,
+    pickled_error,
     received,
     with_headers,
 )
@@ -200,10 +201,7 @@ def _read_and_send(
                 writer.put(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
         writer.put(pickle.dumps(("end", None)))
     except Exception as error:  # noqa: BLE001 - handed to the replay, which raises it as its own
-        try:
-            writer.put(pickle.dumps(("error", error)))
-        except Exception:  # noqa: BLE001 - an error that does not pickle is named instead
-            writer.put(pickle.dumps(("error", RuntimeError(f"{type(error).__name__}: {error}"))))
+        writer.put(pickled_error(error))
     finally:
         if reader is not None:
             reader.close()

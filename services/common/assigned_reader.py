@@ -41,6 +41,7 @@ from services.common.check_process import (
     check_messages,
     full_verdicts,
     lean_verdicts,
+    pickled_error,
     received,
     with_headers,
 )
@@ -260,14 +261,14 @@ def _read_and_send(
                     _aim(consumer, aim)
                     aimed = bool(aim)
                 except Exception as error:  # noqa: BLE001 - sent to the projector, which retries with a new aim
-                    _send_error(writer, generation, error)
+                    writer.put(pickled_error(error, generation))
                     aimed = False
             if consumer is None or not aimed:
                 continue
             try:
                 polled = consumer.poll(timeout_ms=READ_WAIT_MS)
             except Exception as error:  # noqa: BLE001 - as above
-                _send_error(writer, generation, error)
+                writer.put(pickled_error(error, generation))
                 aimed = False
                 continue
             if polled:
@@ -331,10 +332,3 @@ def _batch(
         lean = lean_verdicts(check, provenance, tp.topic, messages, name_seal_failures=False)
     offsets, keys = [r.offset for r in records], [r.key for r in records]
     return tp.topic, tp.partition, offsets, keys, values, seals, proofs, lean, irregular
-
-
-def _send_error(writer: PipeWriter, generation: int, error: Exception) -> None:
-    try:
-        writer.put(pickle.dumps((generation, "error", error)))
-    except Exception:  # noqa: BLE001 - an error that does not pickle is named instead
-        writer.put(pickle.dumps((generation, "error", RuntimeError(f"{type(error).__name__}: {error}"))))

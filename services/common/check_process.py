@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 from collections.abc import Sequence
@@ -176,6 +177,15 @@ def received(connection: Connection, process: Any, what: str) -> bytes:
         return connection.recv_bytes()
     except (EOFError, OSError):
         raise RuntimeError(f"{what} {process.name} ended (exit code {process.exitcode})") from None
+
+
+def pickled_error(error: Exception, *head: Any) -> bytes:
+    """``(*head, "error", error)`` pickled for the parent, which raises it as its own; an error that does not
+    pickle (a client library's, holding a socket) is sent by its name and text instead."""
+    try:
+        return pickle.dumps((*head, "error", error))
+    except Exception:  # noqa: BLE001 - named instead
+        return pickle.dumps((*head, "error", RuntimeError(f"{type(error).__name__}: {error}")))
 
 
 class PipeWriter:
