@@ -34,9 +34,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
@@ -220,20 +218,6 @@ class OffsetStore:
                 set_={"next_offset": statement.excluded.next_offset},
             )
         )
-
-    def save(self, connection: Connection, topic: str, partition: int, next_offset: int) -> None:
-        where = (
-            (consumer_offsets.c.consumer == self.consumer)
-            & (consumer_offsets.c.topic == topic)
-            & (consumer_offsets.c.partition == partition)
-        )
-        changed = connection.execute(update(consumer_offsets).where(where).values(next_offset=next_offset))
-        if changed.rowcount == 0:
-            connection.execute(
-                insert(consumer_offsets).values(
-                    consumer=self.consumer, topic=topic, partition=partition, next_offset=next_offset
-                )
-            )
 
     def applied_before(self, connection: Connection, event_ids: Sequence[str]) -> set[str]:
         """Which of ``event_ids`` were applied before: one query per poll, not one per event."""
@@ -425,7 +409,7 @@ class ProjectionRunner:
         The offsets are stored with one statement, duplicates are found with one query for the poll, and
         the batches of a topic's partitions are applied together, under one savepoint, with their applied
         ids recorded in one bulk insert: a small poll's transaction took 36 round trips to PostgreSQL when
-        this was done per partition, ~13 now (issue 17, row 5). Only when the projection refuses an event
+        this was done per partition, 14 now (issue 17, row 5). Only when the projection refuses an event
         is that savepoint rolled back and each of the topic's partitions applied again on its own, and in
         the partition that holds the refusal one event at a time, each under its own savepoint, so the
         refused events alone go to the dead-letter topic. A refused event's id is not remembered: a
