@@ -14,6 +14,13 @@ from sqlalchemy import Engine, create_engine, event, exc
 PING_AFTER_IDLE_S = 2.0
 """A pooled PostgreSQL connection is pinged before use only when it rested this long in the pool."""
 
+READ_CONNECTIONS = 10
+"""Connections a read engine holds at most, per process. A request that finds them all in use waits for one
+(up to ``READ_POOL_TIMEOUT_S``) instead of opening a connection of its own."""
+
+READ_POOL_TIMEOUT_S = 30.0
+"""How long a read waits for one of the ``READ_CONNECTIONS`` before it fails (SQLAlchemy's default)."""
+
 
 def create_sql_engine(url: str) -> Engine:
     return _engine(url, {})
@@ -25,8 +32,18 @@ def create_read_engine(url: str) -> Engine:
     first and a ROLLBACK when the connection went back to the pool: 8 of the ~15 round trips of the ledger's
     read after a posting (issue 17, row 5). Each statement reads what is committed when it starts, as it did
     in a READ COMMITTED transaction; SQLite's driver began no transaction for a read anyway. Never for writes:
-    a write's statements would no longer commit or fail together."""
-    return _engine(url, {"isolation_level": "AUTOCOMMIT"})
+    a write's statements would no longer commit or fail together.
+
+    The pool has no overflow: the default let a burst of reads open connections beyond the pool's size and
+    closed each one when it came back. Under bench row 5 on PostgreSQL (64 threads a server process, a burst of
+    reads whenever a projector's commit woke their requests) that was ~500 new connections in 12 s, a
+    backend started for each (and a SCRAM exchange in production), ~0.3 a request (issue 17, eleventh
+    round). A read never holds two connections of one engine at once (``tests/ledger/test_read_pool.py``), so
+    a request waiting for a connection always gets one."""
+    return _engine(url, {
+        "isolation_level": "AUTOCOMMIT", "pool_size": READ_CONNECTIONS, "max_overflow": 0,
+        "pool_timeout": READ_POOL_TIMEOUT_S,
+    })
 
 
 def _engine(url: str, options: dict[str, Any]) -> Engine:
@@ -50,8 +67,8 @@ def _engine(url: str, options: dict[str, Any]) -> Engine:
     # rows: 3 ms became 100-170 ms per batch and growing (bench/README.md, row 3). Custom plans
     # cost ~0.05 ms of planning per statement.
     engine = create_engine(
-        url, pool_size=10, max_overflow=20, connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
-        **options,
+        url, **{"pool_size": 10, "max_overflow": 20, **options},
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
     ping_when_idle(engine, PING_AFTER_IDLE_S)
     return engine
