@@ -192,7 +192,7 @@ class Recorder:
             )
             if unspent:
                 self._event("BridgeReclaimIssued", f"library-{cmd.library_id}", cmd.library_id, at,
-                            library_id=cmd.library_id, amount_cents=unspent, issued_on=cmd.submitted_on.isoformat(),
+                            library_id=cmd.library_id, amount_cents=unspent, issued_on=self.oracle.today.isoformat(),
                             account_event_id=account["event_id"])
         else:
             raise AssertionError(f"no events written for {cmd!r}")

@@ -109,6 +109,7 @@ class LiveStack:
                       "ledger": create_ledger_app(settings)}
         apps["payments"] = flask_apps["payments"].extensions["payments.application"]
         apps["bridge"] = flask_apps["bridge"].extensions[BRIDGE_APPLICATION]
+        flask_apps["bridge"].extensions[BRIDGE_APPLICATION].today = lambda: TODAY  # its reclaims' day: the oracle's
         service = flask_apps["ledger"].extensions["ledger"]
         apps["ledger"] = service.application
         service.application.today = lambda: TODAY

@@ -90,7 +90,8 @@ Figures (balances, national, SiSa, bridge)
  F5 Bridge: the frame; per library granted (set, booked on the day it was recorded: DEC 360Giving),
     paid, settled (= min(spent by the final account, paid): BRIDGE README "unspent = paid - min(spent,
     paid)", DEC "An account spending more than was paid") and reclaim issued (paid - settled, with the
-    account); totals; frame ungranted; account status on the judged day: on_time (by the deadline),
+    account, booked on the day the bridge took it: BRIDGE README "issued today, UTC"); totals; frame
+    ungranted; account status on the judged day: on_time (by the deadline),
     late, missing (granted or paid, none submitted, the deadline passed), not_due, no_grant (nothing granted
     nor paid at the point); the deadline as known at known_at, not hidden by as_of (DEC "The bridging
     subsidy's final accounts": a deadline is a rule, not a booking). DEC Bridge,
@@ -534,8 +535,8 @@ class Oracle:
         settled = min(cmd.spent_cents, library.paid_cents)
         self.bridge_entries.append((cmd.library_id, "settled", settled, cmd.submitted_on, cmd.known_at))
         unspent = library.paid_cents - settled
-        if unspent:
-            self.bridge_entries.append((cmd.library_id, "reclaim_issued", unspent, cmd.submitted_on, cmd.known_at))
+        if unspent:  # issued by the bridge on the day it takes the account (BRIDGE README: "issued today, UTC")
+            self.bridge_entries.append((cmd.library_id, "reclaim_issued", unspent, self.today, cmd.known_at))
         return ACCEPTED
 
     # -- figures -----------------------------------------------------------------------------------

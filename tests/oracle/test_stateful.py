@@ -60,6 +60,32 @@ def test_an_account_spending_more_than_was_paid(
         state.teardown()
 
 
+def test_a_bridging_reclaim_is_booked_on_the_day_the_bridge_issued_it(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
+) -> None:
+    """Found by the random histories (2026-12-03, shrunk by hand to this script). A library paid 16.77
+    submits its final account dated 2025-05-26; the bridge reclaims the unspent 8.39 "at once ... issued
+    today" (its README) and the ledger books the reclaim on that day, while the oracle booked it on the
+    account's day: as of 2026-02-18 the ledger said 0 reclaimed, the oracle 8.39. The oracle now follows the
+    README (docs/decisions.md, the oracle's rules), and the live stack's bridge runs on the oracle's today."""
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    library = "NL-KVK-41215098"
+    try:
+        state.opening(advances=False, awards_2024={"GM0363": 2_851_35}, awards_2025={})
+        state.after_every_step()
+        state.bridge_grant(amount_cents=8_362_49, library=library)
+        state.after_every_step()
+        state.bridge_pay(amount_cents=16_77, library=library, paid_on=date(2024, 4, 4))
+        state.after_every_step()
+        state.bridge_account(library=library, spent_cents=None, submitted_on=date(2025, 5, 26))
+        state.after_every_step()
+        for as_of in (date(2026, 2, 18), date(2026, 7, 31), date(2026, 8, 1), None):
+            state.compare_at_a_random_point(as_of=as_of, mark=None)
+    finally:
+        state.teardown()
+
+
 def test_a_second_reversal_with_a_new_key_is_refused(
     kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
