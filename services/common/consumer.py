@@ -406,10 +406,10 @@ class ProjectionRunner:
         """Applies one poll, every partition's batch, in one transaction: one durable commit per poll
         (up to ``POLL_SETTINGS``' 5,000 records), not one per partition (bench/README.md, row 3).
 
-        The offsets are stored with one statement, duplicates are found with one query for the poll, and
-        the batches of a topic's partitions are applied together, under one savepoint, with their applied
-        ids recorded in one bulk insert: a small poll's transaction took 36 round trips to PostgreSQL when
-        this was done per partition, 14 now (issue 17, row 5). Only when the projection refuses an event
+        The offsets are stored with one statement, and the batches of a topic's partitions are applied
+        together, under one savepoint, with their applied ids recorded in one bulk insert whose primary key
+        finds the duplicates (``_apply_topic``): a small poll's transaction took 36 round trips to PostgreSQL
+        when this was done per partition. Only when the projection refuses an event, or the key an id,
         is that savepoint rolled back and each of the topic's partitions applied again on its own, and in
         the partition that holds the refusal one event at a time, each under its own savepoint, so the
         refused events alone go to the dead-letter topic. A refused event's id is not remembered: a
@@ -423,16 +423,13 @@ class ProjectionRunner:
             self.offsets.save_all(
                 connection, [(polled.topic, polled.partition, polled.offsets[-1] + 1) for polled, _p, _r in checked]
             )
-            applied_before = self.offsets.applied_before(
-                connection, [envelope["event_id"] for _polled, parsed, _refused in checked for _i, envelope in parsed]
-            )
             # ids applied by this poll's earlier partitions: a copy in a later one is a duplicate too
             applied_now: set[str] = set()
             by_topic: dict[str, list[Checked]] = {}
             for batch in checked:  # a topic's partitions in the order the poll gave them; across topics no order holds
                 by_topic.setdefault(batch[0].topic, []).append(batch)
             for topic, batches in by_topic.items():
-                applied_now.update(self._apply_topic(connection, topic, batches, applied_before | applied_now))
+                applied_now.update(self._apply_topic(connection, topic, batches, applied_now))
             for _polled, _parsed, refused in checked:
                 refused_all.extend(refused)
             # Dead letters are made durable before the offset moves past them.
@@ -443,7 +440,13 @@ class ProjectionRunner:
 
     def _apply_topic(self, connection: Connection, topic: str, batches: list[Checked], seen: set[str]) -> set[str]:
         """Applies the checked batches of one topic's partitions of a poll; returns the ids applied. The
-        projection's refusals are added to each batch's refused list (through ``_apply_partition``)."""
+        projection's refusals are added to each batch's refused list (through ``_apply_partition``).
+
+        The ids are recorded as applied first, under the savepoint of the events: the applied ids' primary
+        key is the duplicate check. Only when it refuses one (an event applied by an earlier poll: a relay's
+        second send, a topic read again) or the projection refuses an event is the savepoint rolled back, the
+        ids applied before looked up, and each partition applied on its own. A poll without duplicates thus
+        costs no lookup of its own (issue 17, row 3: it was ~10 % of the projector's time on PostgreSQL)."""
         fresh: list[dict[str, Any]] = []
         applied: list[tuple[str, str, int, int]] = []
         taken: set[str] = set()
@@ -458,14 +461,14 @@ class ProjectionRunner:
         if fresh:
             try:
                 with connection.begin_nested():
+                    self.offsets.remember_all(connection, applied)
                     self.projection.apply_batch(connection, topic, fresh)
             except REFUSALS:
-                # One of them was refused: each partition again on its own, as ``_apply_partition`` does.
+                before = self.offsets.applied_before(connection, [envelope["event_id"] for envelope in fresh])
                 found: set[str] = set()
                 for polled, parsed, refused in batches:
-                    found.update(self._apply_partition(connection, polled, parsed, refused, seen | found))
+                    found.update(self._apply_partition(connection, polled, parsed, refused, seen | before | found))
                 return found
-            self.offsets.remember_all(connection, applied)
         self.stats.applied += len(applied)
         # Each parsed message was applied or dropped as a duplicate (the checker's refusals are not parsed).
         self.stats.duplicates += sum(len(parsed) for _polled, parsed, _refused in batches) - len(applied)
