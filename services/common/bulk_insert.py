@@ -9,11 +9,11 @@ than the executemany it replaced). Either way a refusal by the database surfaces
 ``IntegrityError`` or ``DataError``, as the consumer's dead-letter path expects.
 
 On PostgreSQL the COPY is binary when every column's type has a binary form here (``_BINARY``): no text to
-escape in the projector, none to parse in the server (issue 17, thirteenth round, bench/README.md: ~3-12 % less
-CPU an event in each). psycopg's binary ``int4``/``int2`` dumpers wrap a value
-out of range without a word (2**31 is stored as -2**31, measured), so such columns' values are checked here
-first; a value of another Python type than its column's, or out of range, is refused as ``DataError``, as
-the server refuses it in a text COPY. A table with another column type keeps the text COPY.
+escape in the projector, none to parse in the server (issue 17, thirteenth round, bench/README.md: ~3-12 %
+less CPU an event in each). psycopg's binary ``int4``/``int2`` dumpers wrap a value out of range without a
+word (2**31 is stored as -2**31, measured), so such columns' values are checked here first; a value of
+another Python type than its column's, or out of range, is refused as ``DataError``, as the server refuses
+it in a text COPY. A table with another column type keeps the text COPY.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ column whose values psycopg would wrap (-bound <= value < bound)."""
 
 @dataclass(frozen=True)
 class _Binary:
-    """A binary COPY's statement and types, and the columns whose values are checked before psycopg dumps them."""
+    """A binary COPY's types, and the columns whose values are checked before psycopg dumps them."""
 
-    sql: str
     types: list[str]
     bounded: list[tuple[int, int]]
     """(column index, bound) of each integer column psycopg would wrap."""
@@ -59,7 +58,7 @@ class _Binary:
 
 
 _Compiled = tuple[str, list[tuple[int, _Processor]], _Binary | None]
-"""A dialect's statement, the columns' conversions, and the binary COPY's form (None: text, or SQLite)."""
+"""A dialect's statement, the columns' conversions, and the binary COPY's types (None: a text COPY, or SQLite)."""
 
 
 class BulkInsert:
@@ -86,8 +85,8 @@ class BulkInsert:
             target = f"{quote(self.table.name)} ({names})"
             binary = None
             if dialect.name == "postgresql":
-                sql = f"COPY {target} FROM STDIN"
-                binary = _binary_copy(target, types)
+                binary = _binary_copy(types)
+                sql = f"COPY {target} FROM STDIN" + (" (FORMAT BINARY)" if binary is not None else "")
             elif dialect.name == "sqlite":
                 sql = f"INSERT INTO {target} VALUES ({', '.join('?' for _ in self.columns)})"
             else:
@@ -113,25 +112,23 @@ class BulkInsert:
             connection.exec_driver_sql(sql, list(rows))
 
 
-def _binary_copy(target: str, types: list[Any]) -> _Binary | None:
+def _binary_copy(types: list[Any]) -> _Binary | None:
     found = [_BINARY.get(type(column_type)) for column_type in types]
     if any(known is None for known in found):
         return None
     known = [pair for pair in found if pair is not None]
     bounded = [(index, bound) for index, (_name, bound) in enumerate(known) if bound is not None]
-    return _Binary(f"COPY {target} FROM STDIN (FORMAT BINARY)", [name for name, _bound in known], bounded)
+    return _Binary([name for name, _bound in known], bounded)
 
 
 def _copy(connection: Connection, sql: str, rows: Sequence[tuple[Any, ...]], binary: _Binary | None) -> None:
-    """COPY in the connection's transaction (binary when ``binary`` says how); a refusal is raised as
+    """COPY in the connection's transaction (``binary``: the types of a binary one); a refusal is raised as
     SQLAlchemy would raise it."""
     dialect = connection.dialect
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
-    if binary is not None:
-        sql = binary.sql
-        if (reason := binary.refusal(rows)) is not None:
-            raise DataError(sql, None, dialect.loaded_dbapi.DataError(reason))
+    if binary is not None and (reason := binary.refusal(rows)) is not None:
+        raise DataError(sql, None, dialect.loaded_dbapi.DataError(reason))
     try:
         with driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
             if binary is not None:
@@ -139,6 +136,8 @@ def _copy(connection: Connection, sql: str, rows: Sequence[tuple[Any, ...]], bin
             for row in rows:
                 copy.write_row(row)
     except (TypeError, ValueError, OverflowError) as error:  # psycopg's binary dumpers: a value of another type
+        if binary is None:
+            raise
         # The COPY was ended with an error, so the transaction is as after a refusal by the server.
         raise DataError(sql, None, dialect.loaded_dbapi.DataError(str(error))) from error
     except dialect.loaded_dbapi.Error as error:

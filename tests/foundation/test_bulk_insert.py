@@ -72,7 +72,7 @@ def test_a_refusal_is_sqlalchemys_and_leaves_the_transaction_usable(settings: Se
 def test_an_integer_beyond_its_column_is_refused_never_wrapped(settings: Settings) -> None:
     engine = create_sql_engine(settings.view_db_url)
     consumer_metadata.create_all(engine)
-    bulk = BulkInsert(applied_events, ["consumer", "event_id", "topic", "partition", "offset"])
+    bulk = _REMEMBER  # the projector's applied ids: (consumer, event id, topic, partition, offset)
     with engine.begin() as connection:
         for offset in (2**31, -(2**31) - 1):
             if engine.dialect.name == "postgresql":  # an INTEGER column is 32 bits there
