@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import RecordConflictError
+from flask import jsonify
 from flask.testing import FlaskClient
 
 from services.common.idempotency import (
@@ -19,6 +20,7 @@ from services.common.idempotency import (
     request_fingerprint,
     request_keys,
 )
+from services.ledger.adapters.http.schemas import ExpenditureRecordedOut
 from services.ledger.application.app import LedgerApplication
 from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
 from tests.support.tokens import TokenFactory
@@ -64,6 +66,22 @@ def test_posting_answers_201_and_a_retry_gets_the_same_answer_recording_nothing_
     without_key = client.post(POST, json=expenditure(), headers=own(tokens))
     assert without_key.status_code == 201
     assert stored_events(client) == 3
+
+
+def test_a_postings_answer_has_the_bytes_of_its_schemas_dump(client: FlaskClient, tokens: TokenFactory) -> None:
+    """The 201 is written by orjson (services/common/json_answer.py), not by ExpenditureRecordedOut and jsonify:
+    its bytes must be theirs, for a first answer, a retry's and a posting without a key (issue 17)."""
+    answers = [
+        client.post(POST, json=expenditure(), headers=own(tokens, "bytes-1")),
+        client.post(POST, json=expenditure(), headers=own(tokens, "bytes-1")),
+        client.post(POST, json=expenditure(), headers=own(tokens)),
+    ]
+    for answer in answers:
+        assert (answer.status_code, answer.mimetype) == (201, "application/json")
+        with client.application.app_context():
+            expected = jsonify(ExpenditureRecordedOut().dump(answer.json)).get_data()
+        assert answer.get_data() == expected
+        assert set(answer.json) == set(ExpenditureRecordedOut().fields)
 
 
 def abandon_claims(client: FlaskClient, answered: bool) -> None:
