@@ -1,7 +1,7 @@
 """A flat JSON answer's bytes exactly as Flask's ``jsonify`` writes them, made by orjson.
 
 The posting's 201 went through flask-smorest's schema dump and Flask's JSON provider (the standard library's
-encoder with sorted keys): ~4 % of a posting's server time in a py-spy of bench row 1 (issue 17, fourteenth
+encoder with sorted keys): ~6 % of a posting's server time in a py-spy of bench row 1 (issue 17, fourteenth
 round), for five plain values. Here orjson writes them, and anything whose bytes could differ from Flask's
 takes Flask's own way: a value that is not a text, an integer, a boolean or null (a float, a date, a UUID
 object: Flask writes those its own way), an integer beyond 64 bits, a text outside ASCII or with a DEL
