@@ -36,11 +36,10 @@ def json_answer(body: Mapping[str, Any], status: int) -> Response:
 
 def _writes_as_orjson(provider: Any) -> bool:
     """Flask's own provider with its defaults: sorted keys, ASCII, compact (not in debug mode)."""
-    compact = provider.compact if type(provider) is DefaultJSONProvider else False
-    return bool(
-        type(provider) is DefaultJSONProvider and provider.sort_keys and provider.ensure_ascii
-        and (compact or (compact is None and not current_app.debug))
-    )
+    if type(provider) is not DefaultJSONProvider or not (provider.sort_keys and provider.ensure_ascii):
+        return False
+    # DefaultJSONProvider.response indents when compact is False, or None in debug mode
+    return provider.compact is True or (provider.compact is None and not current_app.debug)
 
 
 def _plain_bytes(body: Mapping[str, Any]) -> bytes | None:
