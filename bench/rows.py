@@ -35,7 +35,7 @@ from services.common.adapters.kafka import ClientConfig, create_producer, ensure
 from services.common.adapters.sql import create_sql_engine
 from services.common.collector import settle
 from services.common.config import Settings
-from services.common.consumer import POLL_SETTINGS, _SeekToStoredOffsets, applied_events, consumer_metadata
+from services.common.consumer import POLL_SETTINGS, GroupListener, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
@@ -413,7 +413,7 @@ def time_projection(place: Place, expected: int, *, checked: bool = True) -> tup
     runner = build_runner(place.settings, group_id=group)
     if not checked:
         runner.provenance = None
-    clock = _ClockOnAssignment(_SeekToStoredOffsets(runner))
+    clock = _ClockOnAssignment(GroupListener(runner))
     runner.consumer.subscribe(runner.topics, listener=clock)  # the runner's own listener, wrapped
     cpu_s, children_s = time.process_time(), _children_cpu_s()
     try:

@@ -254,15 +254,19 @@ def forget_consumer(engine: Engine, consumer: str) -> None:
             connection.execute(delete(table).where(table.c.consumer == consumer))
 
 
-class _SeekToStoredOffsets(ConsumerRebalanceListener):
+class GroupListener(ConsumerRebalanceListener):
+    """The runner's rebalance listener. kafka-python 3 calls it on the consumer's network thread while the
+    projector's thread runs ``run_once`` (2.x called it inside ``poll``): it only tells the runner what the group
+    said, and the projector's own thread aims the reading process (``ProjectionRunner._follow_group``)."""
+
     def __init__(self, runner: ProjectionRunner):
         self.runner = runner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.runner.discard_pending()
+        self.runner.group_revoked()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.runner.seek_to_stored(list(assigned))
+        self.runner.group_assigned(list(assigned))
 
 
 class ProjectionRunner:
@@ -288,12 +292,16 @@ class ProjectionRunner:
         place of those of ``POLL_SETTINGS`` (tests: small polls)."""
         self.parallel = parallel_by_default() if parallel is None else parallel
         self._reading: AssignedReader | None = None
-        self._reaim = True
-        """The reading process must be aimed (again) at the stored offsets before a poll of it is applied:
-        it is new, or a poll failed and what it read after that poll must not be applied."""
-        self._assigned = False
-        """The group has assigned this consumer its partitions, and not revoked them since (a rebalance under
-        way: the reading process reads nothing until the new assignment)."""
+        self._group_lock = threading.Lock()
+        self._group_word = 0
+        """Counts what the group said (each assignment and each revocation), written by ``GroupListener`` on the
+        consumer's network thread under ``_group_lock``."""
+        self._group_partitions: list[TopicPartition] | None = None
+        """The partitions the group last assigned; None before the first assignment and after a revocation."""
+        self._followed_word: int | None = None
+        """The projector's thread only: the word of the group that the reading process is aimed at (or, without
+        one, that the consumer's positions follow); None: aim (seek) again at the stored offsets, because the
+        process is new or a poll failed and what was read after that poll must not be applied."""
         self.projection = projection
         self.provenance = provenance
         self.engine = engine
@@ -320,29 +328,66 @@ class ProjectionRunner:
             **polls,
             client_id=f"projector-{projection.name}",
         )
-        self.consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self))
+        self.consumer.subscribe(self.topics, listener=GroupListener(self))
         self.dead_letters = dead_letter_producer or KafkaProducer(
             **kafka_config, acks="all", enable_idempotence=True, client_id="dead-letters"
         )
 
-    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        """Reads ``partitions`` (the whole assignment) from the offsets stored with the view from now on: what was
-        read and not applied is read again, never applied twice."""
-        self._assigned = True
+    def group_assigned(self, partitions: list[TopicPartition]) -> None:
+        """The group assigned ``partitions`` (the whole assignment); called on the consumer's network thread.
+
+        The consumer's own state is set here, before it fetches: with a reading process its partitions are
+        paused (it keeps the group only), without one it is moved to the offsets stored with the view. The
+        reading process is aimed by the projector's thread, never from here: the two threads would write its
+        pipe and its generation at once, and a re-aim at an assignment read a moment before this one would undo
+        it (a projector aimed at nothing, with its partitions assigned, read nothing for good)."""
         if self.parallel:
-            # This consumer keeps the group only: its partitions stay paused, the reading process reads them.
             self.consumer.pause(*partitions)
-            if self._reading is not None:
-                self._reading.aim({tp: self.offsets.next_offset(tp.topic, tp.partition) for tp in partitions})
-                self._reaim = False
+        else:
+            self._seek_stored(partitions)
+        with self._group_lock:
+            self._group_word += 1
+            self._group_partitions = list(partitions)
+
+    def group_revoked(self) -> None:
+        """The group takes the partitions back (a rebalance); called on the consumer's network thread. Nothing read
+        and not applied is applied: the reading process is aimed at nothing until the next assignment."""
+        with self._group_lock:
+            self._group_word += 1
+            self._group_partitions = None
+
+    def rewind(self) -> None:
+        """Reads the assigned partitions from the offsets stored with the view again: what was read and not
+        applied is read again, never applied twice (before the next poll of ``run_once``)."""
+        self._followed_word = None
+
+    def _group_said(self) -> tuple[int, list[TopicPartition] | None]:
+        with self._group_lock:
+            return self._group_word, self._group_partitions
+
+    def _follow_group(self) -> None:
+        """On the projector's thread: aims the reading process at what the group said last, from the stored
+        offsets, when that changed or a rewind is due (without a reading process the listener has sought
+        already; a rewind seeks again)."""
+        word, partitions = self._group_said()
+        if word == self._followed_word:
             return
+        if self.parallel:
+            if self._reading is None:
+                return
+            stored = self.offsets.next_offset
+            self._reading.aim({} if partitions is None else {tp: stored(tp.topic, tp.partition) for tp in partitions})
+        elif self._followed_word is None and partitions is not None:
+            self._seek_stored(partitions)
+        self._followed_word = word
+
+    def _seek_stored(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             stored = self.offsets.next_offset(tp.topic, tp.partition)
             if stored is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, stored)
-        self._reaim = False
 
     def run_once(self, timeout_ms: int = 500) -> int:
         """Polls and applies a poll (every partition's batch in one transaction); returns how many
@@ -358,42 +403,35 @@ class ProjectionRunner:
         reading = None
         try:
             if not self.parallel:
-                if self._reaim and self._assigned:
-                    self.seek_to_stored(list(self.consumer.assignment()))
+                self._follow_group()
                 batches = self.consumer.poll(timeout_ms=timeout_ms)
                 if batches:
                     self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
                 return sum(len(messages) for messages in batches.values())
             if self._reading is None:
-                # Forked here, never inside the consumer's poll (its listener runs there, holding its locks).
+                # Forked here, on the projector's thread, never from the listener (the consumer's network thread).
                 self._reading = AssignedReader(self._kafka_config, self._reading_settings, self.check, self.provenance)
-                self._reaim = True
+                self._followed_word = None
             reading = self._reading
             stray = self.consumer.poll(timeout_ms=0 if reading.aimed else timeout_ms)
             if stray:  # read before its partitions were paused: the reading process reads them
                 self.consumer.pause(*stray)
-            if self._reaim and self._assigned:
-                self.seek_to_stored(list(self.consumer.assignment()))
+            self._follow_group()
             if not reading.aimed:
                 return 0
             polled = reading.take(timeout_ms / 1000)
             if polled is None:
                 return 0
+            if self._group_said()[0] != self._followed_word:
+                return 0  # read before the group took its partitions back (or assigned anew): read again, then applied
             self._apply_checked([_checked(batch, batch.verdicts) for batch in polled])
             return sum(len(batch.offsets) for batch in polled)
         except BaseException as error:
-            self._reaim = True
+            self._followed_word = None
             if reading is not None and isinstance(error, RuntimeError) and not reading.alive():
                 reading.close()  # the next call starts another
                 self._reading = None
             raise
-
-    def discard_pending(self) -> None:
-        """Drops what was read and not applied (partitions revoked): nothing is read until the group assigns
-        partitions again (``seek_to_stored``)."""
-        self._assigned = False
-        if self._reading is not None:
-            self._reading.aim({})
 
     def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
         """Each message's contract, hash and seal, in this process."""
@@ -540,16 +578,12 @@ class ProjectionRunner:
         """Applies until ``stop``. A failure (the view's database or the broker gone) is retried, never
         skipped: the polled messages were not applied, so every partition is first moved back to
         the offset stored with the view, where a restart would begin too."""
-        rewind = False
         while not stop.is_set():
             try:
-                if rewind:
-                    self.seek_to_stored(list(self.consumer.assignment()))
-                    rewind = False
                 self.run_once(timeout_ms=500)
             except Exception as error:  # noqa: BLE001 - logged and retried; the lag metrics show it
                 log.warning("projector %s: %s; retrying from the stored offsets", self.projection.name, error)
-                rewind = True
+                self.rewind()
                 stop.wait(retry_after_s)
 
     def close(self) -> None:

@@ -63,7 +63,7 @@ def test_a_crash_before_commit_rolls_back_the_whole_batch(kafka: KafkaInfo, topi
             assert connection.execute(select(func.count()).select_from(consumer_offsets)).scalar_one() == 0
         # After the "restart" every event is applied exactly once.
         runner.offsets.remember_all = remember  # type: ignore[method-assign]
-        runner.seek_to_stored(list(runner.consumer.assignment()))
+        runner.rewind()
         deadline = time.monotonic() + 30
         while runner.stats.applied < 4 and time.monotonic() < deadline:
             runner.run_once(timeout_ms=500)
@@ -122,7 +122,7 @@ def test_a_poll_that_failed_is_read_again_even_when_nobody_rewinds(
     kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, parallel: bool
 ) -> None:
     """After a failed poll the reading process has read on: a caller that simply calls ``run_once`` again (no
-    ``seek_to_stored``, as ``run_forever`` does) must not get the polls after it, which would skip it."""
+    ``rewind``, as ``run_forever`` does) must not get the polls after it, which would skip it."""
     amounts = tuple(range(1, 40))
     # polls of at most 5 messages: the failed one is not the last
     runner, projection, engine = _published_and_runner(

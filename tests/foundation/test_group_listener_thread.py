@@ -1,0 +1,197 @@
+"""The projector's rebalance listener runs on another thread than the projector (kafka-python 3 calls it on the
+consumer's network thread; 2.x called it inside ``poll``).
+
+`make test` once failed with a projector that never projected: its first assignment was empty (the topics had
+just been made, their partitions not yet in the consumer's metadata), and the full one came while the projector's
+own thread was re-aiming its reading process at the empty one it had read a moment before. Its stale aim landed
+last: the reading process read nothing, for good, with every partition assigned. Here a consumer stands in for
+kafka-python's and calls the listener from a thread of its own at the worst moments; the reading process is a
+stand-in too, which records its aims (no broker: what is shown is who aims the reading process, and at what).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from sqlalchemy import Connection, Engine
+
+import services.common.consumer as consumer_module
+from services.common.adapters.sql import create_sql_engine
+from services.common.assigned_reader import ReadBatch
+from services.common.consumer import ProjectionRunner
+
+TOPIC = "t.toy"
+PARTITIONS = [TopicPartition(TOPIC, p) for p in range(3)]
+
+
+class NetworkThreadConsumer:
+    """As kafka-python 3's ``KafkaConsumer`` does it: the group's word reaches the listener on another thread."""
+
+    def __init__(self, **_settings: Any):
+        self.listener: Any = None
+        self.assigned: set[TopicPartition] = set()
+        self.paused: set[TopicPartition] = set()
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    def rebalance(self, partitions: list[TopicPartition]) -> None:
+        """A whole rebalance (eager: revoke all, then assign), on a thread of its own; returns when it is done."""
+
+        def network_thread() -> None:
+            self.listener.on_partitions_revoked(set(self.assigned))
+            self.assigned = set(partitions)
+            self.listener.on_partitions_assigned(set(partitions))
+
+        thread = threading.Thread(target=network_thread, name="kafka-io-stand-in")
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the listener blocked the network thread"
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused.update(partitions)
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingReader:
+    """Stands in for the forked reading process: records each aim and the thread that made it; ``take`` hands out
+    what a test queued."""
+
+    made: list[RecordingReader] = []
+    before_aim: Callable[[dict[TopicPartition, int | None]], None] | None = None
+    """Called with each aim before it is made (a test's moment for the network thread to act)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any):
+        self.aims: list[tuple[dict[TopicPartition, int | None], str]] = []
+        self.aimed = False
+        self.on_take: Callable[[], list[ReadBatch] | None] = lambda: None
+        RecordingReader.made.append(self)
+
+    def aim(self, aim: dict[TopicPartition, int | None]) -> None:
+        if RecordingReader.before_aim is not None:
+            RecordingReader.before_aim(aim)
+        self.aims.append((dict(aim), threading.current_thread().name))
+        self.aimed = bool(aim)
+
+    def take(self, timeout_s: float) -> list[ReadBatch] | None:
+        return self.on_take()
+
+    def alive(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class NoDeadLetters:
+    def close(self) -> None:
+        pass
+
+
+class SpyProjection:
+    name = "test-listener-thread"
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    def create_tables(self, engine: Engine) -> None:
+        pass
+
+    def apply_batch(self, connection: Connection, topic: str, envelopes: list[dict[str, Any]]) -> None:
+        self.applied.extend(envelopes)
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+    RecordingReader.made = []
+    RecordingReader.before_aim = None
+    monkeypatch.setattr(consumer_module, "AssignedReader", RecordingReader)
+    made = ProjectionRunner(
+        projection=SpyProjection(), engine=create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite"), topics=[TOPIC],
+        kafka_config={}, dead_letter_topic="t.dead", consumer_factory=NetworkThreadConsumer,
+        dead_letter_producer=NoDeadLetters(),  # type: ignore[arg-type]
+        provenance=None, parallel=True,
+    )
+    yield made
+    made.close()
+
+
+def _consumer(runner: ProjectionRunner) -> NetworkThreadConsumer:
+    consumer = runner.consumer
+    assert isinstance(consumer, NetworkThreadConsumer)
+    return consumer
+
+
+def _reader() -> RecordingReader:
+    assert len(RecordingReader.made) == 1
+    return RecordingReader.made[0]
+
+
+def test_an_assignment_that_comes_while_the_projector_aims_at_the_one_before_is_the_one_read(
+    runner: ProjectionRunner,
+) -> None:
+    consumer = _consumer(runner)
+    consumer.rebalance([])  # the first join: the topics' partitions not yet in the consumer's metadata
+
+    # the group's next word lands while the projector's thread aims the new reading process at the empty one
+    def rebalanced_meanwhile(aim: dict[TopicPartition, int | None]) -> None:
+        if threading.current_thread() is threading.main_thread() and not aim and not consumer.assigned:
+            consumer.rebalance(PARTITIONS)
+
+    RecordingReader.before_aim = rebalanced_meanwhile
+    for _ in range(3):
+        runner.run_once(timeout_ms=10)
+
+    reader = _reader()
+    assert consumer.assigned == set(PARTITIONS)
+    assert reader.aimed, f"the reading process reads nothing with every partition assigned: {reader.aims}"
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}  # from the beginning: nothing stored yet
+    assert consumer.paused == set(PARTITIONS)  # the group member itself fetches nothing
+
+
+def test_only_the_projectors_thread_aims_the_reading_process(runner: ProjectionRunner) -> None:
+    consumer = _consumer(runner)
+    runner.run_once(timeout_ms=10)
+    for partitions in ([], PARTITIONS, PARTITIONS[:1], PARTITIONS):
+        consumer.rebalance(partitions)
+        runner.run_once(timeout_ms=10)
+    reader = _reader()
+    assert {thread for _aim, thread in reader.aims} == {threading.main_thread().name}
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
+
+
+def test_a_poll_read_before_a_rebalance_is_not_applied_but_read_again(runner: ProjectionRunner) -> None:
+    consumer = _consumer(runner)
+    consumer.rebalance(PARTITIONS)
+    runner.run_once(timeout_ms=10)
+    reader = _reader()
+    aims_before = len(reader.aims)
+    event = {"event_id": "11111111-1111-4111-8111-111111111111"}
+    poll = [ReadBatch(TOPIC, 0, [0], [b"k"], [b"{}"], [None], [None], [event], {})]
+
+    def read_then_rebalanced() -> list[ReadBatch]:
+        consumer.rebalance(PARTITIONS)  # revoked and assigned again while the poll was on its way
+        reader.on_take = lambda: poll
+        return poll
+
+    reader.on_take = read_then_rebalanced
+    projection = runner.projection
+    assert isinstance(projection, SpyProjection)
+    assert runner.run_once(timeout_ms=10) == 0
+    assert projection.applied == []
+    assert runner.run_once(timeout_ms=10) == 1  # aimed again from the stored offsets, read again, applied
+    assert projection.applied == [event]
+    assert len(reader.aims) == aims_before + 1
