@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -88,11 +87,6 @@ POLL_SETTINGS: dict[str, Any] = {"max_poll_records": 5000, "max_partition_fetch_
 poll is one transaction, and on SQLite its commit writes every index page the poll touched, which the
 random event ids spread over the whole index. Per event, 2,000 a commit cost ~31-43 µs of inserts and
 commit at 10^5 events, 5,000 ~20-28 (bench/README.md, row 3; its raw consumer uses these settings too)."""
-
-UNAIMED_POLL_MS = 20
-"""The longest the projector's group member waits in one poll while its reading process is aimed at nothing (before
-an assignment, during a rebalance): the assignment is acted on within this (a poll of 500 ms let it wait up to half a
-second, ~10 % of bench row 3)."""
 
 # SQLite takes 32,766 parameters, PostgreSQL 65,535: a whole poll's ids in one IN list.
 _IDS_PER_QUERY = POLL_SETTINGS["max_poll_records"]
@@ -419,16 +413,10 @@ class ProjectionRunner:
                 self._reading = AssignedReader(self._kafka_config, self._reading_settings, self.check, self.provenance)
                 self._followed_word = None
             reading = self._reading
-            deadline = time.monotonic() + timeout_ms / 1000
-            while True:
-                # Unaimed, the consumer waits in short polls: the group's assignment comes on the network thread,
-                # and the reading process is aimed as soon as it has come, not when a long poll ends.
-                stray = self.consumer.poll(timeout_ms=0 if reading.aimed else min(timeout_ms, UNAIMED_POLL_MS))
-                if stray:  # read before its partitions were paused: the reading process reads them
-                    self.consumer.pause(*stray)
-                self._follow_group()
-                if reading.aimed or time.monotonic() >= deadline:
-                    break
+            stray = self.consumer.poll(timeout_ms=0 if reading.aimed else timeout_ms)
+            if stray:  # read before its partitions were paused: the reading process reads them
+                self.consumer.pause(*stray)
+            self._follow_group()
             if not reading.aimed:
                 return 0
             polled = reading.take(timeout_ms / 1000)

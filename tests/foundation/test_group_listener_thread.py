@@ -36,10 +36,6 @@ class NetworkThreadConsumer:
         self.listener: Any = None
         self.assigned: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
-        self.assign_in_next_wait: list[TopicPartition] | None = None
-        """Partitions the group assigns during the next poll that waits."""
-        self.waited_ms_since_assignment: int | None = None
-        """What the polls since that assignment asked to wait, the one it came in included."""
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.listener = listener
@@ -64,13 +60,6 @@ class NetworkThreadConsumer:
         self.paused.update(partitions)
 
     def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
-        """Returns nothing: every partition is paused, so kafka-python's poll waits out its whole timeout."""
-        if timeout_ms and self.assign_in_next_wait is not None:
-            self.rebalance(self.assign_in_next_wait)
-            self.assign_in_next_wait = None
-            self.waited_ms_since_assignment = 0
-        if self.waited_ms_since_assignment is not None:
-            self.waited_ms_since_assignment += timeout_ms
         return {}
 
     def close(self) -> None:
@@ -84,12 +73,9 @@ class RecordingReader:
     made: list[RecordingReader] = []
     before_aim: Callable[[dict[TopicPartition, int | None]], None] | None = None
     """Called with each aim before it is made (a test's moment for the network thread to act)."""
-    consumer_waited: Callable[[], int | None] = staticmethod(lambda: None)
-    """The group member's ``waited_ms_since_assignment`` when an aim is made."""
 
     def __init__(self, *_args: Any, **_kwargs: Any):
         self.aims: list[tuple[dict[TopicPartition, int | None], str]] = []
-        self.waited_at_aim: list[int | None] = []
         self.aimed = False
         self.on_take: Callable[[], list[ReadBatch] | None] = lambda: None
         RecordingReader.made.append(self)
@@ -98,7 +84,6 @@ class RecordingReader:
         if RecordingReader.before_aim is not None:
             RecordingReader.before_aim(aim)
         self.aims.append((dict(aim), threading.current_thread().name))
-        self.waited_at_aim.append(RecordingReader.consumer_waited())
         self.aimed = bool(aim)
 
     def take(self, timeout_s: float) -> list[ReadBatch] | None:
@@ -133,7 +118,6 @@ class SpyProjection:
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
     RecordingReader.made = []
     RecordingReader.before_aim = None
-    RecordingReader.consumer_waited = staticmethod(lambda: None)
     monkeypatch.setattr(consumer_module, "AssignedReader", RecordingReader)
     made = ProjectionRunner(
         projection=SpyProjection(), engine=create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite"), topics=[TOPIC],
@@ -211,17 +195,3 @@ def test_a_poll_read_before_a_rebalance_is_not_applied_but_read_again(runner: Pr
     assert runner.run_once(timeout_ms=10) == 1  # aimed again from the stored offsets, read again, applied
     assert projection.applied == [event]
     assert len(reader.aims) == aims_before + 1
-
-
-def test_an_assignment_is_acted_on_without_waiting_out_a_long_poll(runner: ProjectionRunner) -> None:
-    """Unaimed, the group member waits in polls; the assignment that comes during one is aimed at after that short
-    poll, not after the caller's whole timeout (bench row 3 counts from the assignment: a 500 ms poll cost it ~10 %)."""
-    consumer = _consumer(runner)
-    RecordingReader.consumer_waited = staticmethod(lambda: consumer.waited_ms_since_assignment)
-    runner.run_once(timeout_ms=0)  # makes the reading process, aimed at nothing yet
-    consumer.assign_in_next_wait = PARTITIONS
-    runner.run_once(timeout_ms=500)
-    reader = _reader()
-    assert reader.aimed
-    waited = reader.waited_at_aim[-1]
-    assert waited is not None and waited <= 50, f"the projector asked to wait {waited} ms after the assignment came"
