@@ -375,15 +375,17 @@ class ProjectionRunner:
         if self.parallel:
             if self._reading is None:
                 return
-            stored = self.offsets.next_offset
-            self._reading.aim({} if partitions is None else {tp: stored(tp.topic, tp.partition) for tp in partitions})
+            self._reading.aim({} if partitions is None else self._stored_offsets(partitions))
         elif self._followed_word is None and partitions is not None:
             self._seek_stored(partitions)
         self._followed_word = word
 
+    def _stored_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Each partition's next offset stored with the view (None: nothing applied yet, from the beginning)."""
+        return {tp: self.offsets.next_offset(tp.topic, tp.partition) for tp in partitions}
+
     def _seek_stored(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            stored = self.offsets.next_offset(tp.topic, tp.partition)
+        for tp, stored in self._stored_offsets(partitions).items():
             if stored is None:
                 self.consumer.seek_to_beginning(tp)
             else:
