@@ -403,6 +403,7 @@ class ProjectionRunner:
         call starts there by itself (``run_forever`` also rewinds): the polls read after the failed one are
         never applied before it."""
         reading = None
+        self._rescue_stranded_join()
         try:
             if not self.parallel:
                 self._follow_group()
@@ -434,6 +435,23 @@ class ProjectionRunner:
                 reading.close()  # the next call starts another
                 self._reading = None
             raise
+
+    def _rescue_stranded_join(self) -> None:
+        """Asks kafka-python to rejoin when a join of its would otherwise never be finished.
+
+        kafka-python 3.0.12 finishes a join (applies its assignment, calls the listener) only in a poll that
+        awaits it, and a poll awaits it only while ``need_rejoin()``. A leader that rejoins because the topics'
+        metadata changed (the group's first assignment is often empty: the topics were just made) makes
+        ``need_rejoin()`` False the moment it has computed the assignment, mid-join: when a poll's wait ended
+        then, no later poll awaited the join, the assignment was never applied and the projector held no
+        partition while the broker counted it as their owner, for good (traced in the sixteenth round:
+        "Successfully joined group ... Generation 2", its SyncGroup answered, then no "Setting newly assigned
+        partitions", and ``need_rejoin: False`` ever after; docs/decisions.md). Asking to rejoin makes the next
+        poll await the join again (or join anew), which ends with the assignment applied."""
+        coordinator = getattr(self.consumer, "_coordinator", None)  # kafka-python 3.x; none in stand-ins
+        if coordinator is not None and coordinator.rejoining and not coordinator.need_rejoin():
+            log.warning("projector %s: a join of the group was left unfinished; rejoining", self.projection.name)
+            coordinator.request_rejoin()
 
     def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
         """Each message's contract, hash and seal, in this process."""

@@ -114,17 +114,21 @@ class SpyProjection:
         self.applied.extend(envelopes)
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+def _runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, consumer: type[NetworkThreadConsumer]) -> ProjectionRunner:
     RecordingReader.made = []
     RecordingReader.before_aim = None
     monkeypatch.setattr(consumer_module, "AssignedReader", RecordingReader)
-    made = ProjectionRunner(
+    return ProjectionRunner(
         projection=SpyProjection(), engine=create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite"), topics=[TOPIC],
-        kafka_config={}, dead_letter_topic="t.dead", consumer_factory=NetworkThreadConsumer,
+        kafka_config={}, dead_letter_topic="t.dead", consumer_factory=consumer,
         dead_letter_producer=NoDeadLetters(),  # type: ignore[arg-type]
         provenance=None, parallel=True,
     )
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+    made = _runner(tmp_path, monkeypatch, NetworkThreadConsumer)
     yield made
     made.close()
 
@@ -195,3 +199,71 @@ def test_a_poll_read_before_a_rebalance_is_not_applied_but_read_again(runner: Pr
     assert runner.run_once(timeout_ms=10) == 1  # aimed again from the stored offsets, read again, applied
     assert projection.applied == [event]
     assert len(reader.aims) == aims_before + 1
+
+
+class StrandedCoordinator:
+    """kafka-python 3.0.12's coordinator as far as a join goes: a poll finishes a join (applies its assignment,
+    calls the listener) only while ``need_rejoin()``. A leader rejoining for new topic metadata has
+    ``need_rejoin()`` False once it computed the assignment, mid-join: if the poll's wait ended then, the join
+    is left ``rejoining`` with nobody to finish it."""
+
+    def __init__(self) -> None:
+        self.rejoining = True  # the second join (the topics' partitions came) started, and its wait ended
+        self.rejoin_needed = False  # ... after the leader computed the assignment
+        self.rejoins_asked = 0
+
+    def need_rejoin(self) -> bool:
+        return self.rejoin_needed
+
+    def request_rejoin(self) -> None:
+        self.rejoins_asked += 1
+        self.rejoin_needed = True
+
+
+class StrandingConsumer(NetworkThreadConsumer):
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
+        self._coordinator = StrandedCoordinator()
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
+        coordinator = self._coordinator
+        if coordinator.need_rejoin():  # awaited: the join ends, its assignment applied, the listener called
+            self.rebalance(PARTITIONS)
+            coordinator.rejoining = coordinator.rejoin_needed = False
+        return super().poll(min(timeout_ms, 10))
+
+
+def test_a_join_kafka_python_left_unfinished_is_asked_for_again_and_its_assignment_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traced in `make test` (sixteenth round): the first assignment empty, the second join's wait ended after the
+    leader computed the assignment, and no later poll finished it: a projector with nothing assigned, for good."""
+    runner = _runner(tmp_path, monkeypatch, StrandingConsumer)
+    try:
+        consumer = runner.consumer
+        assert isinstance(consumer, StrandingConsumer)
+        for _ in range(3):
+            runner.run_once(timeout_ms=10)
+        assert consumer._coordinator.rejoins_asked == 1
+        assert _reader().aims[-1][0] == {tp: None for tp in PARTITIONS}
+        runner.run_once(timeout_ms=10)
+        assert consumer._coordinator.rejoins_asked == 1  # a finished join is left alone
+    finally:
+        runner.close()
+
+
+def test_a_member_in_the_group_or_joining_is_not_asked_to_rejoin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = _runner(tmp_path, monkeypatch, StrandingConsumer)
+    try:
+        consumer = runner.consumer
+        assert isinstance(consumer, StrandingConsumer)
+        coordinator = consumer._coordinator
+        coordinator.rejoining, coordinator.rejoin_needed = True, True  # a join due: the poll awaits it
+        runner.run_once(timeout_ms=10)
+        coordinator.rejoining = coordinator.rejoin_needed = False  # in the group
+        runner.run_once(timeout_ms=10)
+        assert coordinator.rejoins_asked == 0
+    finally:
+        runner.close()
