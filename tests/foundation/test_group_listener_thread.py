@@ -230,7 +230,7 @@ class StrandingConsumer(NetworkThreadConsumer):
         if coordinator.need_rejoin():  # awaited: the join ends, its assignment applied, the listener called
             self.rebalance(PARTITIONS)
             coordinator.rejoining = coordinator.rejoin_needed = False
-        return super().poll(min(timeout_ms, 10))
+        return super().poll(timeout_ms)
 
 
 def test_a_join_kafka_python_left_unfinished_is_asked_for_again_and_its_assignment_read(
