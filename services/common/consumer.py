@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -416,7 +417,7 @@ class ProjectionRunner:
                 self._reading = AssignedReader(self._kafka_config, self._reading_settings, self.check, self.provenance)
                 self._followed_word = None
             reading = self._reading
-            stray = self.consumer.poll(timeout_ms=0 if reading.aimed else timeout_ms)
+            stray = self.consumer.poll(timeout_ms=0) if reading.aimed else self._poll_unaimed(timeout_ms)
             if stray:  # read before its partitions were paused: the reading process reads them
                 self.consumer.pause(*stray)
             self._follow_group()
@@ -452,6 +453,27 @@ class ProjectionRunner:
         if coordinator is not None and coordinator.rejoining and not coordinator.need_rejoin():
             log.warning("projector %s: a join of the group was left unfinished; rejoining", self.projection.name)
             coordinator.request_rejoin()
+
+    def _poll_unaimed(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        """The group member's poll while the reading process is aimed at nothing (a new process, a rebalance).
+
+        kafka-python's ``poll`` sleeps out its whole timeout while every partition is paused, so an assignment
+        that came early in a 500 ms poll was followed only when the poll ended (bench row 3 lost up to 0.5 s a
+        rebalance). Its coordinator's own ``poll`` (the first step of the consumer's) returns as soon as the
+        group's join is done, the listener called: then this returns at once, and the projector's thread aims.
+        The join is awaited with the same 500 ms as before. This was tried before ``_rescue_stranded_join`` and made
+        groups that never settled: a wait that ended mid-join left the join unfinished for good; now the next call
+        asks for it again (docs/decisions.md, "The rebalance listener runs on kafka-python's network thread")."""
+        coordinator = getattr(self.consumer, "_coordinator", None)  # kafka-python 3.x; none in stand-ins
+        if coordinator is None:
+            return self.consumer.poll(timeout_ms=timeout_ms)
+        deadline = time.monotonic() + timeout_ms / 1000
+        if not coordinator.poll(timeout_ms=timeout_ms):
+            return {}  # the join goes on: the next call awaits it again, as a poll whose timer ended in it would
+        if self._group_said()[0] != self._followed_word:
+            return self.consumer.poll(timeout_ms=0)
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        return self.consumer.poll(timeout_ms=remaining_ms)
 
     def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
         """Each message's contract, hash and seal, in this process."""

@@ -12,6 +12,7 @@ stand-in too, which records its aims (no broker: what is shown is who aims the r
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class NetworkThreadConsumer:
         self.listener: Any = None
         self.assigned: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
+        self.polls_ms: list[int] = []
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.listener = listener
@@ -60,10 +62,41 @@ class NetworkThreadConsumer:
         self.paused.update(partitions)
 
     def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
+        """As kafka-python's does with every partition paused: sleeps out its timeout."""
+        self.polls_ms.append(timeout_ms)
+        time.sleep(timeout_ms / 1000)
         return {}
 
     def close(self) -> None:
         pass
+
+
+class StandInCoordinator:
+    """kafka-python's group coordinator as the consumer's ``poll`` uses it first: ``poll`` returns True once the
+    member is in the group (the join, if one was due, done and the listener called), False when its timer ended
+    during the join. ``join`` is a test's join: what the group does during the call; it returns whether the join
+    is done."""
+
+    rejoining = False  # read by the projector's check for a join left unfinished (none here)
+
+    def __init__(self) -> None:
+        self.polls_ms: list[int] = []
+        self.join: Callable[[], bool] = lambda: True
+
+    def need_rejoin(self) -> bool:
+        return False
+
+    def poll(self, timeout_ms: int) -> bool:
+        self.polls_ms.append(timeout_ms)
+        return self.join()
+
+
+class JoiningConsumer(NetworkThreadConsumer):
+    """With kafka-python 3.x's coordinator, which the projector's unaimed poll awaits the join with."""
+
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
+        self._coordinator = StandInCoordinator()
 
 
 class RecordingReader:
@@ -129,6 +162,13 @@ def _runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, consumer: type[Netw
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
     made = _runner(tmp_path, monkeypatch, NetworkThreadConsumer)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def joining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+    made = _runner(tmp_path, monkeypatch, JoiningConsumer)
     yield made
     made.close()
 
@@ -207,10 +247,11 @@ class StrandedCoordinator:
     ``need_rejoin()`` False once it computed the assignment, mid-join: if the poll's wait ended then, the join
     is left ``rejoining`` with nobody to finish it."""
 
-    def __init__(self) -> None:
+    def __init__(self, finish_join: Callable[[], None]) -> None:
         self.rejoining = True  # the second join (the topics' partitions came) started, and its wait ended
         self.rejoin_needed = False  # ... after the leader computed the assignment
         self.rejoins_asked = 0
+        self._finish_join = finish_join
 
     def need_rejoin(self) -> bool:
         return self.rejoin_needed
@@ -219,17 +260,20 @@ class StrandedCoordinator:
         self.rejoins_asked += 1
         self.rejoin_needed = True
 
+    def poll(self, timeout_ms: int) -> bool:
+        if self.rejoin_needed:  # awaited: the join ends, its assignment applied, the listener called
+            self._finish_join()
+            self.rejoining = self.rejoin_needed = False
+        return True  # nothing due (a join left stranded is not awaited)
+
 
 class StrandingConsumer(NetworkThreadConsumer):
     def __init__(self, **settings: Any):
         super().__init__(**settings)
-        self._coordinator = StrandedCoordinator()
+        self._coordinator = StrandedCoordinator(lambda: self.rebalance(PARTITIONS))
 
     def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
-        coordinator = self._coordinator
-        if coordinator.need_rejoin():  # awaited: the join ends, its assignment applied, the listener called
-            self.rebalance(PARTITIONS)
-            coordinator.rejoining = coordinator.rejoin_needed = False
+        self._coordinator.poll(timeout_ms)  # as kafka-python's consumer polls its coordinator first
         return super().poll(timeout_ms)
 
 
@@ -267,3 +311,60 @@ def test_a_member_in_the_group_or_joining_is_not_asked_to_rejoin(
         assert coordinator.rejoins_asked == 0
     finally:
         runner.close()
+def _coordinator(runner: ProjectionRunner) -> StandInCoordinator:
+    consumer = runner.consumer
+    assert isinstance(consumer, JoiningConsumer)
+    return consumer._coordinator
+
+
+def test_an_assignment_that_ends_the_join_is_followed_at_once_not_when_a_500_ms_poll_ends(
+    joining: ProjectionRunner,
+) -> None:
+    """kafka-python's ``poll`` sleeps out its whole timeout while every partition is paused: an assignment that
+    came early in the unaimed projector's 500 ms poll was aimed at only when that poll ended."""
+    consumer, coordinator = _consumer(joining), _coordinator(joining)
+    joining.run_once(timeout_ms=500)  # the new reading process is aimed at nothing: the group said nothing yet
+    reader = _reader()
+    assert [aim for aim, _thread in reader.aims] == [{}]
+    consumer.polls_ms.clear()
+
+    def joined() -> bool:
+        consumer.rebalance(PARTITIONS)  # the join ends: the listener is called on the network thread
+        return True
+
+    coordinator.join = joined
+    joining.run_once(timeout_ms=500)
+
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
+    assert coordinator.polls_ms[-1] == 500  # the join awaited as long as before
+    assert consumer.polls_ms == [0]  # then no sleeping out the rest of a 500 ms poll
+
+
+def test_a_join_still_going_when_its_wait_ends_is_awaited_again_by_the_next_call(joining: ProjectionRunner) -> None:
+    consumer, coordinator = _consumer(joining), _coordinator(joining)
+    joining.run_once(timeout_ms=500)
+    reader = _reader()
+    consumer.polls_ms.clear()
+    coordinator.join = lambda: False  # the broker has not answered the JoinGroup yet
+    assert joining.run_once(timeout_ms=500) == 0
+    assert consumer.polls_ms == []  # nothing to fetch (every partition paused) and no second wait for the join
+    assert [aim for aim, _thread in reader.aims] == [{}]
+
+    def joined() -> bool:
+        consumer.rebalance(PARTITIONS)
+        return True
+
+    coordinator.join = joined
+    joining.run_once(timeout_ms=500)
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
+
+
+def test_an_unaimed_member_with_nothing_new_waits_out_its_poll_no_busy_loop(joining: ProjectionRunner) -> None:
+    """In the group with nothing assigned to it (more projectors than partitions): it still waits its time."""
+    consumer = _consumer(joining)
+    consumer.rebalance([])
+    joining.run_once(timeout_ms=500)
+    consumer.polls_ms.clear()
+    joining.run_once(timeout_ms=500)
+    assert len(consumer.polls_ms) == 1
+    assert 400 < consumer.polls_ms[0] <= 500
