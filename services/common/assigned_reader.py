@@ -77,6 +77,16 @@ class ReadBatch:
     """The seal-family headers (``ido-seal*``) of each message (by its index) that has others than its one seal
     and one proof header, in that order: all of them, as they came."""
 
+    def then(self, later: ReadBatch) -> ReadBatch:
+        """This batch followed by ``later``, a later poll's batch of the same partition (read right after it)."""
+        shift = len(self.offsets)
+        return ReadBatch(
+            self.topic, self.partition, self.offsets + later.offsets, self.keys + later.keys,
+            self.values + later.values, self.seals + later.seals, self.proofs + later.proofs,
+            self.verdicts + later.verdicts,
+            {**self.irregular, **{index + shift: headers for index, headers in later.irregular.items()}},
+        )
+
     def record(self, index: int) -> Record:
         """The ``index``-th message as a dead letter needs it: its seal-family headers, which the dead letter
         keeps (the other headers it does not keep are left out)."""
@@ -165,12 +175,14 @@ class AssignedReader:
         except OSError:
             pass  # the process ended: ``take`` says so
 
-    def take(self, timeout_s: float) -> list[ReadBatch] | None:
+    def take(self, timeout_s: float, *, ready_only: bool = False) -> list[ReadBatch] | None:
         """The next poll read for the current aim, one batch per partition, checked there or here; None when none
-        came within ``timeout_s``. An error of the reading is raised here; so is the end of the process
-        (RuntimeError)."""
+        came within ``timeout_s`` (``ready_only``: none is on its way already; the process is not told that the
+        projector waits). An error of the reading is raised here; so is the end of the process (RuntimeError)."""
         while True:
             if not self._results.poll():
+                if ready_only:
+                    return None
                 self._waiting.value = int(self._hand_over)
                 if not self._results.poll(timeout_s):
                     return None
@@ -267,6 +279,8 @@ def _read_and_send(
                 continue
             try:
                 polled = consumer.poll(timeout_ms=READ_WAIT_MS)
+                if polled:
+                    _ask_next_fetch(consumer)
             except Exception as error:  # noqa: BLE001 - as above
                 writer.put(pickled_error(error, generation))
                 aimed = False
@@ -287,6 +301,19 @@ def _read_and_send(
         if consumer is not None:
             consumer.close()
         writer.close(timeout_s=10)
+
+
+def _ask_next_fetch(consumer: KafkaConsumer) -> None:
+    """Sends the next fetch now, so the broker's answer comes while this poll is checked and sent.
+
+    kafka-python 3.0.12 sends a fetch only when a poll finds nothing buffered, and that poll then waits for the
+    answer: the process waited on the broker about half its time while the projector waited on it (issue 17,
+    seventeenth round, bench/README.md). The fetcher is a private attribute of the pinned kafka-python, read with
+    getattr: without it the process reads as before. It sends nothing for a partition that has a fetch in
+    flight or records buffered."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None:
+        fetcher.send_fetches()
 
 
 def _aim(consumer: KafkaConsumer, aim: Aim) -> None:

@@ -42,7 +42,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
-from services.common.assigned_reader import SEAL_FAMILY, AssignedReader
+from services.common.assigned_reader import SEAL_FAMILY, AssignedReader, ReadBatch
 from services.common.bulk_insert import BulkInsert
 from services.common.check_process import Verdict, check_messages, parallel_by_default
 
@@ -148,6 +148,28 @@ class _ReadHere:
 Checked = tuple[Polled, list[tuple[int, dict[str, Any]]], list[tuple[Any, str]]]
 """One partition's messages of a poll: (the messages, (index, envelope) of each passed, (message, reason) of
 each refused)."""
+
+
+COALESCED_POLLS = 3
+"""Polls the projector applies in one transaction at most, when they were read before it took the first."""
+
+
+def _with_ready_polls(reading: AssignedReader, polled: list[ReadBatch]) -> list[ReadBatch]:
+    """``polled`` and the polls read after it that are ready already (up to ``COALESCED_POLLS`` in all), each
+    partition's batches joined in the order read: one transaction and one durable commit for them all when the
+    projector is behind (issue 17, seventeenth round, bench/README.md: the commit was 12-15 % of the projector's
+    time on SQLite), none waited for when it is not. An error of the reading raised meanwhile drops them all, as
+    one raised by the first take would: nothing applied, the next call reads again from the stored offsets."""
+    batches = {(batch.topic, batch.partition): batch for batch in polled}
+    for _ in range(COALESCED_POLLS - 1):
+        later = reading.take(0, ready_only=True)
+        if later is None:
+            break
+        for batch in later:
+            key = (batch.topic, batch.partition)
+            earlier = batches.get(key)
+            batches[key] = batch if earlier is None else earlier.then(batch)
+    return list(batches.values())
 
 
 def _checked(polled: Polled, verdicts: list[Verdict]) -> Checked:
@@ -399,7 +421,8 @@ class ProjectionRunner:
         With a reading process (``parallel``) this process's consumer only takes part in the group (its
         join, rebalances and heartbeats: the listener aims the reading process at each assignment), and a
         call applies the next poll the reading process read and checked, waiting up to ``timeout_ms`` for
-        it. The process reads on while this one applies. What is not applied has no stored offset: after a
+        it, with the polls read after it that are ready already (``_with_ready_polls``), in one transaction. The
+        process reads on while this one applies. What is not applied has no stored offset: after a
         crash, a failure or a rebalance it is read again from the stored offsets. After a failure the next
         call starts there by itself (``run_forever`` also rewinds): the polls read after the failed one are
         never applied before it."""
@@ -426,6 +449,7 @@ class ProjectionRunner:
             polled = reading.take(timeout_ms / 1000)
             if polled is None:
                 return 0
+            polled = _with_ready_polls(reading, polled)
             if self._group_said()[0] != self._followed_word:
                 return 0  # read before the group took its partitions back (or assigned anew): read again, then applied
             self._apply_checked([_checked(batch, batch.verdicts) for batch in polled])

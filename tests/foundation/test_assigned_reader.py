@@ -207,3 +207,28 @@ def test_seals_are_judged_on_the_headers_as_they_came_and_a_dead_letter_keeps_th
     for record, (value, headers) in zip(records, messages, strict=True):
         assert record.value == value
         assert record.headers == [(n, v) for n, v in headers if n.startswith("ido-seal")]
+
+
+def test_a_take_of_ready_polls_only_waits_for_none_and_gives_those_read_ahead_in_order(
+    kafka: KafkaInfo, topic: str
+) -> None:
+    """The projector's coalescing (``consumer._with_ready_polls``): polls read already come, checked by the process,
+    in order; with none read it does not wait, nor tell the process the projector waits (no poll handed over)."""
+    reader = AssignedReader(kafka.client(), SETTINGS, MessageCheck(), None)
+    try:
+        reader.aim({})
+        started = time.monotonic()
+        assert reader.take(5, ready_only=True) is None
+        assert time.monotonic() - started < 2.5  # not the 5 s a waiting take would give it
+        assert reader._waiting.value == 0
+        reader.aim({TopicPartition(topic, 0): 0})
+        time.sleep(1)  # the process reads ahead meanwhile, up to its bound
+        offsets: list[int] = []
+        while (ready := reader.take(5, ready_only=True)) is not None:
+            offsets += [o for batch in ready for o in batch.offsets]
+        assert offsets, "nothing was ready after a second of reading ahead"
+        assert offsets == list(range(len(offsets)))  # in order, from the aimed offset, each once
+        assert reader.checked_here == 0  # checked by the process: none handed over
+        assert reader._waiting.value == 0
+    finally:
+        reader.close()

@@ -111,6 +111,8 @@ class RecordingReader:
         self.aims: list[tuple[dict[TopicPartition, int | None], str]] = []
         self.aimed = False
         self.on_take: Callable[[], list[ReadBatch] | None] = lambda: None
+        self.ready: list[list[ReadBatch]] = []
+        """Polls read already, after the one ``on_take`` gives: what ``take(..., ready_only=True)`` hands out."""
         RecordingReader.made.append(self)
 
     def aim(self, aim: dict[TopicPartition, int | None]) -> None:
@@ -119,7 +121,9 @@ class RecordingReader:
         self.aims.append((dict(aim), threading.current_thread().name))
         self.aimed = bool(aim)
 
-    def take(self, timeout_s: float) -> list[ReadBatch] | None:
+    def take(self, timeout_s: float, *, ready_only: bool = False) -> list[ReadBatch] | None:
+        if ready_only:
+            return self.ready.pop(0) if self.ready else None
         return self.on_take()
 
     def alive(self) -> bool:
