@@ -37,12 +37,13 @@ def test_a_projector_joining_midway_takes_partitions_over_and_each_event_is_appl
     taken_over = threading.Event()
 
     def slow(apply_batch: Any) -> Any:
-        def applied_slowly(*args: Any, **kwargs: Any) -> None:
+        def applied_slowly(connection: Any, topic: str, envelopes: list[Any]) -> None:
             # Slow until the second projector has applied something, so that it joins while the first is midway
-            # however long the rebalance takes on a loaded machine (the first still polls between batches).
+            # however long the rebalance takes on a loaded machine (the first still polls between batches). Slow by
+            # the event, not the call: one call may apply several polls read ahead (consumer.COALESCED_POLLS).
             if not taken_over.is_set():
-                time.sleep(0.3)
-            apply_batch(*args, **kwargs)
+                time.sleep(0.06 * len(envelopes))
+            apply_batch(connection, topic, envelopes)
 
         return applied_slowly
 
