@@ -461,6 +461,12 @@ class ProjectionRunner:
                 self._reading = None
             raise
 
+    def _group_coordinator(self) -> Any:
+        """kafka-python 3.x's group coordinator of the projector's consumer (a private attribute of the pinned
+        version: the two places that drive the group's join read it here); None for a consumer without one (the
+        tests' stand-ins), which is then polled as a plain consumer."""
+        return getattr(self.consumer, "_coordinator", None)
+
     def _rescue_stranded_join(self) -> None:
         """Asks kafka-python to rejoin when a join of its would otherwise never be finished.
 
@@ -473,7 +479,7 @@ class ProjectionRunner:
         "Successfully joined group ... Generation 2", its SyncGroup answered, then no "Setting newly assigned
         partitions", and ``need_rejoin: False`` ever after; docs/decisions.md). Asking to rejoin makes the next
         poll await the join again (or join anew), which ends with the assignment applied."""
-        coordinator = getattr(self.consumer, "_coordinator", None)  # kafka-python 3.x; none in stand-ins
+        coordinator = self._group_coordinator()
         if coordinator is not None and coordinator.rejoining and not coordinator.need_rejoin():
             log.warning("projector %s: a join of the group was left unfinished; rejoining", self.projection.name)
             coordinator.request_rejoin()
@@ -488,7 +494,7 @@ class ProjectionRunner:
         The join is awaited with the same 500 ms as before. This was tried before ``_rescue_stranded_join`` and made
         groups that never settled: a wait that ended mid-join left the join unfinished for good; now the next call
         asks for it again (docs/decisions.md, "The rebalance listener runs on kafka-python's network thread")."""
-        coordinator = getattr(self.consumer, "_coordinator", None)  # kafka-python 3.x; none in stand-ins
+        coordinator = self._group_coordinator()
         if coordinator is None:
             return self.consumer.poll(timeout_ms=timeout_ms)
         deadline = time.monotonic() + timeout_ms / 1000

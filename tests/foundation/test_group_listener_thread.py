@@ -315,6 +315,8 @@ def test_a_member_in_the_group_or_joining_is_not_asked_to_rejoin(
         assert coordinator.rejoins_asked == 0
     finally:
         runner.close()
+
+
 def _coordinator(runner: ProjectionRunner) -> StandInCoordinator:
     consumer = runner.consumer
     assert isinstance(consumer, JoiningConsumer)
