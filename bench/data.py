@@ -31,6 +31,7 @@ from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.common.adapters.kafka import ensure_topics
 from services.common.config import load_settings
 from services.common.domain.chained import build_envelope
+from services.common.domain.event_ids import new_event_id
 from services.common.signing import seal_envelopes
 from services.ledger.domain.grant_years import GrantYear
 from services.ledger.domain.model import Expenditure, expenditure_stream
@@ -103,7 +104,7 @@ def _envelope(
     event_type: str, producer: str, stream_id: str, position: int, prev_hash: str, payload: dict[str, Any], now: str
 ) -> dict[str, Any]:
     return build_envelope(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         event_type=event_type,
         schema_version=1,
         stream_id=stream_id,

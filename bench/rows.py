@@ -37,6 +37,7 @@ from services.common.collector import settle
 from services.common.config import Settings
 from services.common.consumer import POLL_SETTINGS, GroupListener, applied_events, consumer_metadata
 from services.common.domain.chained import recorded_envelope
+from services.common.domain.event_ids import new_event_id
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
 from services.common.relay_pages import WorkerPages
@@ -648,7 +649,7 @@ def prefill_view(settings: Settings, engine: Engine, count: int, municipalities:
     for start in range(already, already + count, 5000):
         rows, applied = [], []
         for i in range(start, min(already + count, start + 5000)):
-            event_id = str(uuid.uuid4())
+            event_id = new_event_id()
             rows.append(
                 {
                     "event_id": event_id, "line": 1, "event_type": "ExpenditureRecorded", "kind": "spent",

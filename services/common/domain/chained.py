@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic, resolve_topic
 
 from contracts.canonical import GENESIS_HASH, compute_hash, format_utc, parse_utc
+from services.common.domain.event_ids import new_event_id
 
 STREAM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:ido-ledger:stream")
 
@@ -177,7 +178,7 @@ def _chain_fields(
 ) -> dict[str, Any]:
     timestamp = event_class.create_timestamp()
     recorded_at = format_utc(timestamp)
-    event_id = event_id or str(uuid4())
+    event_id = event_id or new_event_id()
     envelope = build_envelope(
         event_id=event_id,
         event_type=event_class.EVENT_TYPE,
