@@ -1,6 +1,6 @@
 """Polls the reading process read before the projector took the first are applied with it, in one transaction
 (one durable commit for them all, at most ``COALESCED_POLLS``); a projector that is not behind waits for none.
-The consumer and the reading process are the stand-ins of ``test_group_listener_thread``."""
+The consumer and the reading process are stand-ins (``tests/support/projector_stand_ins.py``)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from sqlalchemy import event
 
 from services.common.assigned_reader import ReadBatch
 from services.common.consumer import COALESCED_POLLS, ProjectionRunner
-from tests.foundation.test_group_listener_thread import (
+from tests.support.projector_stand_ins import (
     PARTITIONS,
     TOPIC,
     NetworkThreadConsumer,
     SpyProjection,
-    _reader,
-    _runner,
+    stand_in_runner,
+    the_reader,
 )
 
 
@@ -36,12 +36,12 @@ def _poll(*batches: tuple[int, list[int]]) -> list[ReadBatch]:
 
 @pytest.fixture
 def aimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
-    runner = _runner(tmp_path, monkeypatch, NetworkThreadConsumer)
+    runner = stand_in_runner(tmp_path, monkeypatch, NetworkThreadConsumer)
     consumer = runner.consumer
     assert isinstance(consumer, NetworkThreadConsumer)
     consumer.rebalance(PARTITIONS)
     runner.run_once(timeout_ms=10)  # aims the reading process
-    assert _reader().aimed
+    assert the_reader().aimed
     yield runner
     runner.close()
 
@@ -59,7 +59,7 @@ def _applied_ids(runner: ProjectionRunner) -> list[str]:
 
 
 def test_polls_read_before_the_first_was_taken_are_applied_with_it_in_one_commit(aimed: ProjectionRunner) -> None:
-    reader = _reader()
+    reader = the_reader()
     first = _poll((0, [0, 1]), (1, [0]))
     reader.on_take = lambda: first
     reader.ready = [_poll((0, [2]), (2, [0])), _poll((1, [1, 2]))]
@@ -77,7 +77,7 @@ def test_polls_read_before_the_first_was_taken_are_applied_with_it_in_one_commit
 
 
 def test_no_more_than_coalesced_polls_go_in_one_transaction(aimed: ProjectionRunner) -> None:
-    reader = _reader()
+    reader = the_reader()
     reader.on_take = lambda: _poll((0, [0]))
     reader.ready = [_poll((0, [offset])) for offset in range(1, 6)]
     assert aimed.run_once(timeout_ms=10) == COALESCED_POLLS
@@ -86,7 +86,7 @@ def test_no_more_than_coalesced_polls_go_in_one_transaction(aimed: ProjectionRun
 
 
 def test_a_projector_that_is_not_behind_applies_its_one_poll(aimed: ProjectionRunner) -> None:
-    reader = _reader()
+    reader = the_reader()
     taken: list[Any] = []
     reader.on_take = lambda: taken.append(1) or _poll((0, [0, 1]))  # type: ignore[func-returns-value]
     assert aimed.run_once(timeout_ms=10) == 2
