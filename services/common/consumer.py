@@ -83,11 +83,22 @@ _APPLIED_BEFORE_AS_ARRAY = select(applied_events.c.event_id).where(
 """PostgreSQL's form: the poll's ids as one array parameter. An expanding ``IN`` renders and converts one
 parameter per id (5,000 a poll), ~11 % of the projector's time on PostgreSQL (bench row 3, issue 17)."""
 _REMEMBER = BulkInsert(applied_events, ["consumer", "event_id", "topic", "partition", "offset"])
-POLL_SETTINGS: dict[str, Any] = {"max_poll_records": 5000, "max_partition_fetch_bytes": 3 * 1024 * 1024}
+POLL_SETTINGS: dict[str, Any] = {
+    "max_poll_records": 5000,
+    "max_partition_fetch_bytes": 3 * 1024 * 1024,
+    "fetch_max_wait_ms": 20,
+}
 """Up to 5,000 records a poll (a partition's fetch up to 3 MiB, ~2,000 messages; was 2,000 and 1 MiB): a
 poll is one transaction, and on SQLite its commit writes every index page the poll touched, which the
 random event ids spread over the whole index. Per event, 2,000 a commit cost ~31-43 µs of inserts and
-commit at 10^5 events, 5,000 ~20-28 (bench/README.md, row 3; its raw consumer uses these settings too)."""
+commit at 10^5 events, 5,000 ~20-28 (bench/README.md, row 3; its raw consumer uses these settings too).
+
+A fetch the broker cannot fill waits at most 20 ms (kafka-python's default: 500). The reading process asks
+for its next fetch early (``assigned_reader._ask_next_fetch``), and such a fetch leaves out every partition
+with records still buffered: when the others are at their end (the grants' and bridge's topics, read in a
+moment), the broker held it 500 ms while no other fetch could go to it, and the reading process idled in
+empty polls ~25 % of row 3 (issue 17, nineteenth round). A caught-up reader now asks ~50 times a second
+instead of twice: a few hundred bytes each, no records."""
 
 # SQLite takes 32,766 parameters, PostgreSQL 65,535: a whole poll's ids in one IN list.
 _IDS_PER_QUERY = POLL_SETTINGS["max_poll_records"]
