@@ -1,6 +1,6 @@
 """A partition at its end must not hold up the others' reading (issue 17, nineteenth round).
 
-The projector's reading process asks for its next fetch as soon as a poll is taken
+The projector's reading process (``AssignedReader``) asks for its next fetch as soon as a poll is taken
 (``assigned_reader._ask_next_fetch``); kafka-python leaves out of that fetch every partition with records
 still buffered and sends one fetch to a broker at a time. When only partitions at their end are left for
 it, the broker holds the fetch until ``fetch_max_wait_ms``, and the partition with records waits behind it:
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 
+from contracts.message_check import MessageCheck
 from contracts.topics import EXPENDITURES
-from services.common.assigned_reader import READ_WAIT_MS, _ask_next_fetch
+from services.common.assigned_reader import AssignedReader
 from services.common.consumer import POLL_SETTINGS
 from tests.support.infra import KafkaInfo
 
@@ -34,26 +35,24 @@ def test_a_partition_at_its_end_does_not_hold_the_fetch_of_one_with_records(
         producer.send(name, key=f"k{i}".encode(), value=b"y" * 200, partition=1)
     producer.flush()
     producer.close()
-    settings = {**POLL_SETTINGS, "max_poll_records": 100, "max_partition_fetch_bytes": 64 * 1024}
-    consumer = KafkaConsumer(**kafka.client(), **settings, enable_auto_commit=False, group_id=None)
-    partitions = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    # The projector's reading process with its settings, in small polls and fetches: many fetches to wait for.
+    settings = {**POLL_SETTINGS, "enable_auto_commit": False, "max_poll_records": 100,
+                "max_partition_fetch_bytes": 64 * 1024}
+    reader = AssignedReader(kafka.client(), settings, MessageCheck(), None, hand_over=False)
     try:
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        reader.aim({TopicPartition(name, 0): None, TopicPartition(name, 1): None})
         read, gaps_s, last = 0, [], None
         deadline = time.monotonic() + 60
         while read < BACKLOG + 1 and time.monotonic() < deadline:
-            polled = consumer.poll(timeout_ms=READ_WAIT_MS)  # as the reading process polls
-            count = sum(len(records) for records in polled.values())
-            if not count:
+            polled = reader.take(0.5)
+            if not polled:
                 continue
-            _ask_next_fetch(consumer)
             now = time.monotonic()
             if last is not None:
                 gaps_s.append(now - last)
-            read, last = read + count, now
+            read, last = read + sum(len(batch.offsets) for batch in polled), now
     finally:
-        consumer.close()
+        reader.close()
     assert read == BACKLOG + 1
     stalls = [round(gap, 3) for gap in gaps_s if gap > STALL_S]
     # 500 ms held fetches gave one stall a fetch (~12); one is allowed for a slow moment of a loaded machine.
