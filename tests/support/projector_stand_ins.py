@@ -106,6 +106,22 @@ class JoiningConsumer(NetworkThreadConsumer):
         self._coordinator = StandInCoordinator()
 
 
+class LateJoiningConsumer(JoiningConsumer):
+    """As kafka-python's consumer with its first assignment empty: the metadata that names the topics' partitions
+    comes during a later poll (after the coordinator's poll said the member is in the group), which then joins
+    again, calls the listener with the partitions and sleeps out the rest of its timeout."""
+
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
+        self.joins_in_poll: list[list[TopicPartition]] = []
+        """Assignments made by the next polls, one each (the first first)."""
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
+        if self.joins_in_poll:
+            self.rebalance(self.joins_in_poll.pop(0))
+        return super().poll(timeout_ms)
+
+
 class StrandingConsumer(NetworkThreadConsumer):
     """A member whose second join (the topics' partitions came) was left unfinished by its poll's wait."""
 
