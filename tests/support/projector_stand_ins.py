@@ -122,6 +122,22 @@ class LateJoiningConsumer(JoiningConsumer):
         return super().poll(timeout_ms)
 
 
+class StrandedInPollConsumer(JoiningConsumer):
+    """A member whose join, started inside a short poll, is left unfinished when that poll's wait ends (the leader
+    computed the assignment, so ``need_rejoin()`` is False): the join finishes only when it is asked for again."""
+
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
+        self._coordinator = StandInCoordinator(lambda: self.rebalance(PARTITIONS))
+        self.strand_in_next_poll = False
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, Any]:
+        if self.strand_in_next_poll:
+            self.strand_in_next_poll = False
+            self._coordinator.rejoining = True
+        return super().poll(timeout_ms)
+
+
 class StrandingConsumer(NetworkThreadConsumer):
     """A member whose second join (the topics' partitions came) was left unfinished by its poll's wait."""
 
