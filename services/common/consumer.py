@@ -521,27 +521,23 @@ class ProjectionRunner:
             return self.consumer.poll(timeout_ms=timeout_ms)
         deadline = time.monotonic() + timeout_ms / 1000
         word = self._followed_word
-        if not coordinator.poll(timeout_ms=timeout_ms):
-            return {}  # the join goes on: the next call awaits it again, as a poll whose timer ended in it would
-        if self._group_said()[0] != word:
-            return self.consumer.poll(timeout_ms=0)
-        while (remaining_ms := int((deadline - time.monotonic()) * 1000)) > 0:
-            # A join that a short poll's wait left unfinished is asked for again at once, and a join under way is
-            # awaited for the rest of the time, as above: a poll of UNAIMED_POLL_MS that ends mid-join would
-            # strand it (``_rescue_stranded_join``), and the next call would rescue it only after this one's
-            # 500 ms (seen in bench row 3: 2-5 times a `make bench`, 0.5 s each).
-            self._rescue_stranded_join()
-            if coordinator.rejoining or coordinator.need_rejoin():
-                if not coordinator.poll(timeout_ms=remaining_ms):
-                    return {}
-                polled = {}
-            else:
-                polled = self.consumer.poll(timeout_ms=min(remaining_ms, UNAIMED_POLL_MS))
-            if polled:
-                return polled
+        remaining_ms = timeout_ms
+        while True:
+            if not coordinator.poll(timeout_ms=remaining_ms):
+                return {}  # the join goes on: the next call awaits it again, as a poll whose timer ended in it would
             if self._group_said()[0] != word:
                 return self.consumer.poll(timeout_ms=0)
-        return {}
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                return {}
+            polled = self.consumer.poll(timeout_ms=min(remaining_ms, UNAIMED_POLL_MS))
+            if polled:
+                return polled
+            # A join this short poll's wait left unfinished is asked for again at once, and awaited above for the
+            # rest of the time: the next call would rescue it only after this one's 500 ms (seen in bench row 3:
+            # 2-5 times a `make bench`, 0.5 s each).
+            self._rescue_stranded_join()
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
 
     def _check(self, tp: TopicPartition, messages: list[Any]) -> Checked:
         """Each message's contract, hash and seal, in this process."""

@@ -210,51 +210,62 @@ def test_an_unaimed_member_with_nothing_new_waits_out_its_poll_no_busy_loop(join
     assert len(consumer.polls_ms) <= 500 // UNAIMED_POLL_MS + 1
 
 
+@pytest.fixture
+def late_joining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+    made = stand_in_runner(tmp_path, monkeypatch, LateJoiningConsumer)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def stranded_in_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
+    made = stand_in_runner(tmp_path, monkeypatch, StrandedInPollConsumer)
+    yield made
+    made.close()
+
+
+def _aimed_at_an_empty_first_assignment(runner: ProjectionRunner) -> RecordingReader:
+    """The group's first assignment, empty (the topics just made), followed: the reading process aimed at nothing;
+    the consumer's polls forgotten."""
+    consumer = _consumer(runner)
+    consumer.rebalance([])
+    runner.run_once(timeout_ms=500)
+    reader = the_reader()
+    assert [aim for aim, _thread in reader.aims] == [{}]
+    consumer.polls_ms.clear()
+    return reader
+
+
 def test_an_assignment_made_inside_the_unaimed_poll_is_followed_after_that_poll_not_after_500_ms(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    late_joining: ProjectionRunner,
 ) -> None:
     """The group's first assignment is often empty (the topics just made), and the join that brings the partitions
     is finished inside a later consumer poll, after the coordinator's poll said the member is in the group. The
     projector sat out the rest of that 500 ms poll before it aimed: bench row 3 read nothing for ~0.5 s."""
-    runner = stand_in_runner(tmp_path, monkeypatch, LateJoiningConsumer)
-    try:
-        consumer = runner.consumer
-        assert isinstance(consumer, LateJoiningConsumer)
-        consumer.rebalance([])
-        runner.run_once(timeout_ms=500)
-        reader = the_reader()
-        assert [aim for aim, _thread in reader.aims] == [{}]
-        consumer.polls_ms.clear()
+    consumer = late_joining.consumer
+    assert isinstance(consumer, LateJoiningConsumer)
+    reader = _aimed_at_an_empty_first_assignment(late_joining)
 
-        consumer.joins_in_poll = [PARTITIONS]
-        runner.run_once(timeout_ms=500)
+    consumer.joins_in_poll = [PARTITIONS]
+    late_joining.run_once(timeout_ms=500)
 
-        assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
-        assert consumer.polls_ms == [UNAIMED_POLL_MS, 0]  # the poll that joined was the last that waited
-    finally:
-        runner.close()
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
+    assert consumer.polls_ms == [UNAIMED_POLL_MS, 0]  # the poll that joined was the last that waited
 
 
 def test_a_join_a_short_unaimed_poll_left_unfinished_is_asked_for_again_and_awaited_in_the_same_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stranded_in_poll: ProjectionRunner,
 ) -> None:
     """A poll of ``UNAIMED_POLL_MS`` may end mid-join and strand it; it is rescued within the same call, not after
     the call's 500 ms (bench row 3 lost 0.5 s to it 2-5 times a `make bench`)."""
-    runner = stand_in_runner(tmp_path, monkeypatch, StrandedInPollConsumer)
-    try:
-        consumer = runner.consumer
-        assert isinstance(consumer, StrandedInPollConsumer)
-        consumer.rebalance([])
-        runner.run_once(timeout_ms=500)
-        reader = the_reader()
-        consumer.polls_ms.clear()
+    consumer = stranded_in_poll.consumer
+    assert isinstance(consumer, StrandedInPollConsumer)
+    reader = _aimed_at_an_empty_first_assignment(stranded_in_poll)
 
-        consumer.strand_in_next_poll = True
-        runner.run_once(timeout_ms=500)
+    consumer.strand_in_next_poll = True
+    stranded_in_poll.run_once(timeout_ms=500)
 
-        assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
-        assert consumer._coordinator.rejoins_asked == 1
-        assert consumer.polls_ms == [UNAIMED_POLL_MS, 0]
-        assert consumer._coordinator.polls_ms[-1] > 400  # the join awaited for the rest of the call's time
-    finally:
-        runner.close()
+    assert reader.aims[-1][0] == {tp: None for tp in PARTITIONS}
+    assert consumer._coordinator.rejoins_asked == 1
+    assert consumer.polls_ms == [UNAIMED_POLL_MS, 0]
+    assert consumer._coordinator.polls_ms[-1] > 400  # the join awaited for the rest of the call's time
