@@ -6,7 +6,6 @@ and whether the target was met. Sizes come from the runner's flags.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import resource
@@ -27,11 +26,12 @@ from sqlalchemy import Engine, func, insert, select
 
 from bench import load, procs
 from bench.data import YEAR, fill_ledger_store, municipality_codes, produce_dataset
+from bench.own_process import run_in_own_process
 from bench.replay import raw_consume, replay_to_balances
 from bench.stores import Bench, Place
 from contracts.canonical import canonical_json, format_utc
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
-from services.common.adapters.kafka import ClientConfig, create_producer, ensure_topics
+from services.common.adapters.kafka import ClientConfig, client_config, create_producer, ensure_topics
 from services.common.adapters.sql import create_sql_engine
 from services.common.collector import settle
 from services.common.config import Settings
@@ -40,6 +40,7 @@ from services.common.domain.chained import recorded_envelope
 from services.common.domain.event_ids import new_event_id
 from services.common.entrypoints.relay import build_relay
 from services.common.eventstore import build_application
+from services.common.kafka_credentials import ADMIN
 from services.common.relay_pages import WorkerPages
 from services.common.signing import seal_envelopes
 from services.common.startup_lock import startup_lock
@@ -256,6 +257,8 @@ class CpuTally:
     this_s: float = 0.0
     child_s: float = 0.0
     broker_s: float = 0.0
+    process: dict[str, Any] = field(default_factory=dict)
+    """The process "this" was, when it ran in one of its own (bench/own_process.py): its pid and start RSS."""
 
     def start(self) -> None:
         self.this_s, self.child_s = time.process_time(), self._child()
@@ -301,10 +304,19 @@ def time_raw_producer(
 
 
 def time_relay(place: Place, expected: int, *, sealed: bool = True, cpu: CpuTally | None = None) -> float:
-    """Seconds ``ido relay ledger``'s relay takes to publish ``expected`` events (``sealed=False``: without
-    checking MACs and sealing, the "provenance off" comparison of issue 13; ``cpu``: filled with the CPU of
-    the sending process, of its page worker and of the broker meanwhile)."""
-    settings = place.settings
+    """Seconds ``ido relay ledger``'s relay takes to publish ``expected`` events, in a process of its own
+    (bench/own_process.py; ``sealed=False``: without checking MACs and sealing, the "provenance off"
+    comparison of issue 13; ``cpu``: filled with the CPU of the sending process, of its page worker and of the
+    broker meanwhile)."""
+    found = run_in_own_process(place, "relay", expected=expected, sealed=sealed)
+    if cpu is not None:
+        cpu.this_s, cpu.child_s, cpu.broker_s = found["this_s"], found["child_s"], found["broker_s"]
+        cpu.process = found["own_process"]
+    return float(found["seconds"])
+
+
+def time_relay_here(settings: Settings, expected: int, *, sealed: bool = True, cpu: CpuTally | None = None) -> float:
+    """``time_relay`` in this process."""
     relay = build_relay(settings, "ledger", LedgerApplication, EXPENDITURES.name)
     if not sealed:
         relay.sealer = None
@@ -333,35 +345,44 @@ def row_relay(bench: Bench, store: str, sizes: Sizes) -> Row:
     app = ledger_store(settings)
     try:
         fill_ledger_store(app, sizes.relay_events, municipalities=sizes.municipalities)
-        messages = relay_messages(app, sealed_by=settings)
     finally:
         app.close()
     ensure_topics(bench.kafka_config, [EXPENDITURES, RAW_RELAY_TOPIC], settings.topic_prefix)
-    # The reference's messages (~50,000 tuples with their headers) are this process's, not the relay's: out of
-    # the collector's sight for both sides, and the reference runs with the collector settings `ido relay` sets
-    # for itself (services/common/collector.py), so that the ratio is the relay's own work, not the collector's.
-    settle()
-    raw_cpu: list[CpuTally] = []
+    # The reference and the relay each run in a fresh process (bench/own_process.py), one after the other.
+    raw = run_in_own_process(place, "raw-produce", topic=settings.topic(RAW_RELAY_TOPIC.name))
+    n, raw_s, raw_runs = int(raw["messages"]), float(raw["seconds"]), list(raw["runs_s"])
     relay_cpu = CpuTally()
-    try:
-        raw_s, raw_runs = median_seconds(
-            lambda: time_raw_producer(bench.kafka_config, settings.topic(RAW_RELAY_TOPIC.name), messages, raw_cpu)
-        )
-        relay_s = time_relay(place, len(messages), cpu=relay_cpu)
-    finally:
-        gc.unfreeze()
-    n = len(messages)
+    relay_s = time_relay(place, n, cpu=relay_cpu)
     ratio = (n / relay_s) / (n / raw_s)
-    median_run = raw_cpu[raw_runs.index(raw_s)] if raw_s in raw_runs else raw_cpu[-1]
     return Row(
         "2 relay", store,
         _fmt_rate(n / relay_s, "events/s"), _fmt_rate(n / raw_s, "msgs/s"), ratio, "≥0.8", ratio >= 0.8,
         {"events": n, "relay_s": relay_s, "raw_producer_s": raw_s, "raw_producer_runs_s": raw_runs,
          "cpu_us_per_event": relay_cpu.per_event_us(n, "relay_sender", "relay_page_worker"),
-         "raw_producer_cpu_us_per_event": median_run.per_event_us(n, "raw_producer")},
+         "raw_producer_cpu_us_per_event": raw["cpu_us_per_event"],
+         "processes": {"raw_producer": raw["own_process"], "relay": relay_cpu.process}},
         note=f"{n:,} stored events; reference: the same bytes, keys and headers (seals too), same producer settings,"
-        f" median of {len(raw_runs)} runs",
+        f" median of {len(raw_runs)} runs; each in a process of its own",
     )
+
+
+def raw_produce_here(settings: Settings, topic: str) -> dict[str, Any]:
+    """Row 2's reference in this process: the relay's messages built from the row's store, then timed
+    ``REFERENCE_RUNS`` times through a bare producer (the median run's CPU with it)."""
+    app = ledger_store(settings)
+    try:
+        messages = relay_messages(app, sealed_by=settings)
+    finally:
+        app.close()
+    # ~50,000 tuples with their headers, out of the collector's sight; the collector set as `ido relay` sets its own
+    # (services/common/collector.py), so that the ratio is the relay's own work, not the collector's
+    settle()
+    raw_cpu: list[CpuTally] = []
+    admin = client_config(settings, ADMIN)
+    raw_s, raw_runs = median_seconds(lambda: time_raw_producer(admin, topic, messages, raw_cpu))
+    median_run = raw_cpu[raw_runs.index(raw_s)] if raw_s in raw_runs else raw_cpu[-1]
+    return {"messages": len(messages), "seconds": raw_s, "runs_s": raw_runs,
+            "cpu_us_per_event": median_run.per_event_us(len(messages), "raw_producer")}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,11 +428,27 @@ def time_group_consume(kafka_config: ClientConfig, topics: Sequence[str], expect
         consumer.close()
 
 
-def time_projection(place: Place, expected: int, *, checked: bool = True) -> tuple[float, dict[str, float]]:
-    """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``
-    (``checked=False``: without the seal check, the "provenance off" comparison of issue 13)."""
-    group = f"{place.settings.topic_prefix}ledger-balances-{uuid.uuid4().hex[:8]}"  # the projector's ACL: this prefix
-    runner = build_runner(place.settings, group_id=group)
+def raw_consume_here(settings: Settings, topics: Sequence[str], expected: int) -> dict[str, Any]:
+    """Row 3's reference in this process: a bare consumer timed ``REFERENCE_RUNS`` times, with the collector
+    set as `ido project` sets its own (as row 2's)."""
+    settle()
+    admin = client_config(settings, ADMIN)
+    raw_s, raw_runs = median_seconds(lambda: time_group_consume(admin, topics, expected))
+    return {"seconds": raw_s, "runs_s": raw_runs}
+
+
+def time_projection(place: Place, expected: int, *, checked: bool = True) -> tuple[float, dict[str, Any]]:
+    """Seconds the ledger's ProjectionRunner (as `ido project` builds it) takes to apply ``expected``, in a
+    process of its own (bench/own_process.py; ``checked=False``: without the seal check, the "provenance off"
+    comparison of issue 13)."""
+    found = run_in_own_process(place, "project", expected=expected, checked=checked)
+    return float(found["seconds"]), {**found["stats"], "own_process": found["own_process"]}
+
+
+def time_projection_here(settings: Settings, expected: int, *, checked: bool = True) -> tuple[float, dict[str, float]]:
+    """``time_projection`` in this process."""
+    group = f"{settings.topic_prefix}ledger-balances-{uuid.uuid4().hex[:8]}"  # the projector's ACL: this prefix
+    runner = build_runner(settings, group_id=group)
     if not checked:
         runner.provenance = None
     clock = _ClockOnAssignment(GroupListener(runner))
@@ -445,17 +482,19 @@ def row_projection(bench: Bench, store: str, sizes: Sizes, datasets: Datasets) -
     n = sizes.projection_events
     topics = datasets.topics(n)
     place = bench.place(store, "projection", topic_prefix=datasets.prefix(n))
-    settle()  # the reference runs with the collector settings `ido project` sets for itself (as row 2)
-    raw_s, raw_runs = median_seconds(lambda: time_group_consume(bench.kafka_config, topics, n))
+    # The reference and the projector each run in a fresh process (bench/own_process.py), one after the other.
+    raw = run_in_own_process(place, "raw-consume", topics=list(topics), expected=n)
+    raw_s, raw_runs = float(raw["seconds"]), list(raw["runs_s"])
     proj_s, stats = time_projection(place, n)
     raw_rate, proj_rate = n / raw_s, n / proj_s
     ratio = proj_rate / raw_rate
     return Row(
         "3 projection", store, _fmt_rate(proj_rate, "events/s"), _fmt_rate(raw_rate, "msgs/s"), ratio, "≥0.4",
         ratio >= 0.4,
-        {"events": n, "projection_s": proj_s, "raw_consumer_s": raw_s, "raw_consumer_runs_s": raw_runs, "stats": stats},
+        {"events": n, "projection_s": proj_s, "raw_consumer_s": raw_s, "raw_consumer_runs_s": raw_runs, "stats": stats,
+         "processes": {"raw_consumer": raw["own_process"], "projector": stats["own_process"]}},
         note=f"{n:,} events; durable (a transaction per polled batch); both timed from partition assignment;"
-        f" reference: median of {len(raw_runs)} runs",
+        f" reference: median of {len(raw_runs)} runs; each in a process of its own",
     )
 
 

@@ -177,6 +177,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     meta: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": _git("rev-parse", "HEAD"),
+        "pid": os.getpid(),  # rows 2 and 3 time their runs in other processes (bench/own_process.py)
         # the bench's own output files do not count: a second run in one checkout is still clean
         "work_tree_changed": bool(_git("status", "--porcelain", "--", ".", ":(exclude)bench/results*.json")),
         "machine": machine(),
@@ -195,9 +196,10 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                 if number not in wanted:
                     continue
                 progress(f"== row {number} on {store} ({time.monotonic() - started:.0f} s so far)")
-                # A row that builds a streaming process's parts here (the relay, the projector, the replay) also
-                # sets this process's collector (services/common/collector.py): each measurement, and so each
-                # reference, starts with CPython's own thresholds.
+                # A row that builds a streaming process's parts here (the replay; the relay and the projector run
+                # in processes of their own, bench/own_process.py) also sets this process's collector
+                # (services/common/collector.py): each measurement, and so each reference, starts with CPython's
+                # own thresholds.
                 gc.set_threshold(*collector_default)
                 try:
                     row = measure()
