@@ -24,12 +24,17 @@ from bench.replay import replay_to_balances
 from services.common.config import Settings, load_settings
 
 
-def peak_rss_mb() -> float:
+def _status_mib(field: str) -> float:
+    """One of /proc/self/status's sizes (``VmHWM``, ``VmRSS``: KiB there) in MiB."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return _status_mib("VmHWM")
 
 
 def children_peak_rss_mb() -> float:
@@ -87,19 +92,11 @@ USAGE = ("usage: python -m bench.worker replay T1,T2,T3 [T1,T2,T3 ...]\n"
          f"       python -m bench.worker {{{','.join(TIMED)}}} '<JSON arguments>'")
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) >= 2 and argv[0] == "replay":
         print(json.dumps(replay(load_settings(), argv[1:])))
     elif len(argv) == 2 and argv[0] in TIMED:
-        process = {"pid": os.getpid(), "rss_mib_at_start": round(rss_mib(), 1)}
+        process = {"pid": os.getpid(), "rss_mib_at_start": round(_status_mib("VmRSS"), 1)}
         print(json.dumps({**TIMED[argv[0]](load_settings(), **json.loads(argv[1])), "own_process": process}))
     else:
         raise SystemExit(USAGE)
