@@ -18,6 +18,9 @@ the verdicts do not.
 Each ``aim`` starts a new generation: what the process read for an earlier one (partitions revoked, a
 batch read before a failure) is dropped when it arrives, so nothing is applied from a place the projector
 did not aim at. The process reads at most ``AHEAD_POLLS`` polls ahead of the projector.
+
+The process starts connected, with its topics' partitions known (``reading_consumer``), and says so first
+(``READY``): the projector joins its group only then, so its first aim is read at once.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -58,6 +61,9 @@ CLOSE_WAIT_S = 10.0
 
 READ_WAIT_MS = 100
 """How long one fetch of the process waits for messages before it looks for a new aim."""
+
+READY = pickle.dumps((0, "ready", None), protocol=pickle.HIGHEST_PROTOCOL)
+"""The process's first message: it has started (``AssignedReader.started``). Of generation 0, which no aim has."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,12 @@ class AssignedReader:
         *,
         name: str = "ido-projector-reading",
         hand_over: bool = True,
+        topics: Sequence[str] = (),
     ):
         """``kafka_config``: the broker and the login; ``consumer_settings``: the rest of the consumer's settings
         (the runner's poll sizes and client id); ``hand_over``: a poll comes unchecked when the projector waits
-        (False: the process checks all)."""
+        (False: the process checks all); ``topics``: the topics the process will be aimed at, whose partitions
+        it looks up as it starts (``reading_consumer``)."""
         context = multiprocessing.get_context("fork")
         commands_out, commands_in = context.Pipe(duplex=False)
         results_out, results_in = context.Pipe(duplex=False)
@@ -148,6 +156,7 @@ class AssignedReader:
                 provenance,
                 self._waiting,
                 (commands_in, results_out),
+                tuple(topics),
             ),
             name=name,
             daemon=True,
@@ -165,6 +174,16 @@ class AssignedReader:
         self.generation = 0
         self.aimed = False
         """The process has partitions to read."""
+        self._started = False
+
+    def started(self, timeout_s: float) -> bool:
+        """Whether the process has started: connected, with the partitions of its topics known (or its connection
+        failed: the first aim tries again and the projector hears why). Waits up to ``timeout_s`` for it; to be
+        asked before the first ``aim``, as the process's first message says it (``take`` drops that message)."""
+        if not self._started and self._results.poll(timeout_s):
+            received(self._results, self._process, "the reading process")  # its first message: READY
+            self._started = True
+        return self._started
 
     def aim(self, aim: Aim) -> None:
         """Reads ``aim``'s partitions from its offsets from now on; what was read before is dropped."""
@@ -187,6 +206,9 @@ class AssignedReader:
                 if not self._results.poll(timeout_s):
                     return None
             generation, kind, body = pickle.loads(received(self._results, self._process, "the reading process"))
+            if kind == "ready":  # READY, when ``started`` was not asked
+                self._started = True
+                continue
             if generation != self.generation:
                 continue  # read for an earlier aim
             if kind == "error":
@@ -240,9 +262,11 @@ def _read_and_send(
     provenance: ProvenanceCheck | None,
     waiting: Any,
     parents_ends: tuple[Connection, ...],
+    topics: tuple[str, ...],
 ) -> None:
-    """The reading process: aims in; (generation, "poll", batches) or (generation, "error", the exception) out,
-    until the parent closes its end. A batch's lean verdicts are None when it is handed over unchecked."""
+    """The reading process: READY out once it has started; then aims in, (generation, "poll", batches) or
+    (generation, "error", the exception) out, until the parent closes its end. A batch's lean verdicts are None
+    when it is handed over unchecked."""
     for end in parents_ends:  # else the parent's close would never reach this process as the end
         end.close()
     writer = PipeWriter(results, name="ido-reading-writer", max_waiting=AHEAD_POLLS)
@@ -251,14 +275,15 @@ def _read_and_send(
     hand_over = HandOver()
 
     def connected() -> KafkaConsumer:
-        return KafkaConsumer(**kafka_config, **consumer_settings, group_id=None)
+        return reading_consumer(kafka_config, consumer_settings, topics)
 
     try:
-        # Connected while the projector joins its group, so the first aim finds it ready; if the broker cannot
-        # be reached now, the first aim tries again and the projector hears why.
+        # Connected before the projector joins its group (it waits for READY), so the first aim finds it ready; if
+        # the broker cannot be reached now, the first aim tries again and the projector hears why.
         consumer = connected()
     except Exception:  # noqa: BLE001 - see above
         consumer = None
+    writer.put(READY)
     try:
         while not writer.broken.is_set():
             # A new aim first; with nothing to read, wait for one (EOFError: the parent closed its end).
@@ -301,6 +326,22 @@ def _read_and_send(
         if consumer is not None:
             consumer.close()
         writer.close(timeout_s=10)
+
+
+def reading_consumer(
+    kafka_config: Mapping[str, Any], consumer_settings: Mapping[str, Any], topics: Sequence[str]
+) -> KafkaConsumer:
+    """The reading process's consumer (no group), connected to the broker and knowing ``topics``' partitions.
+
+    A consumer without a group learns a topic's partitions only after ``assign``, and kafka-python spaces its
+    metadata requests by ``retry_backoff_ms``: the first aim's fetch waited ~70 ms for the metadata, then
+    ~17 ms for a new connection and its SCRAM login (its bootstrap connection is closed once the cluster is
+    known), ~100 ms in all of bench row 3's first 200 ms (issue 17, twenty-second round). Looked up now, as
+    the audit's reader does, they are known when the projector aims."""
+    consumer = KafkaConsumer(**kafka_config, **consumer_settings, group_id=None)
+    for topic in topics:
+        consumer.partitions_for_topic(topic)
+    return consumer
 
 
 def _ask_next_fetch(consumer: KafkaConsumer) -> None:

@@ -238,6 +238,18 @@ class OffsetStore:
                 )
             ).scalar_one_or_none()
 
+    def next_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """``next_offset`` of each of ``partitions``, in one query: an assignment's aim waited for one round trip a
+        partition (9 in bench row 3)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(consumer_offsets.c.topic, consumer_offsets.c.partition, consumer_offsets.c.next_offset).where(
+                    consumer_offsets.c.consumer == self.consumer
+                )
+            )
+            stored = {(topic, partition): next_offset for topic, partition, next_offset in rows}
+        return {tp: stored.get((tp.topic, tp.partition)) for tp in partitions}
+
     def save_all(self, connection: Connection, next_offsets: Sequence[tuple[str, int, int]]) -> None:
         """Stores (topic, partition, next_offset) for each partition of a poll in one statement (one round trip
         on PostgreSQL, where one per partition was 3 of the ~36 of a small poll's transaction; issue 17, row 5)."""
@@ -420,7 +432,7 @@ class ProjectionRunner:
 
     def _stored_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Each partition's next offset stored with the view (None: nothing applied yet, from the beginning)."""
-        return {tp: self.offsets.next_offset(tp.topic, tp.partition) for tp in partitions}
+        return self.offsets.next_offsets(partitions)
 
     def _seek_stored(self, partitions: list[TopicPartition]) -> None:
         for tp, stored in self._stored_offsets(partitions).items():
@@ -451,10 +463,18 @@ class ProjectionRunner:
                     self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
                 return sum(len(messages) for messages in batches.values())
             if self._reading is None:
-                # Forked here, on the projector's thread, never from the listener (the consumer's network thread).
-                self._reading = AssignedReader(self._kafka_config, self._reading_settings, self.check, self.provenance)
+                # Forked here, on the projector's thread, never from the listener (the consumer's network thread), and
+                # not in __init__: the entry point settles the collector after building the runner (collector.py),
+                # and a process forked before that cost ~15-20 % more CPU an event in both (issue 17, 22nd round).
+                self._reading = AssignedReader(
+                    self._kafka_config, self._reading_settings, self.check, self.provenance, topics=self.topics
+                )
                 self._followed_word = None
             reading = self._reading
+            if not reading.started(timeout_ms / 1000):
+                # The group is joined (polled) once the process can read: a member assigned partitions it cannot
+                # read yet holds them unread (bench row 3's first fetch came ~100 ms later); the next call asks again.
+                return 0
             stray = self.consumer.poll(timeout_ms=0) if reading.aimed else self._poll_unaimed(timeout_ms)
             if stray:  # read before its partitions were paused: the reading process reads them
                 self.consumer.pause(*stray)

@@ -18,7 +18,7 @@ from contracts.canonical import canonical_json, compute_hash
 from contracts.message_check import MessageCheck
 from contracts.provenance import PROOF_HEADER, SEAL_HEADER, ProvenanceCheck
 from contracts.topics import EXPENDITURES
-from services.common.assigned_reader import AssignedReader, ReadBatch
+from services.common.assigned_reader import AssignedReader, ReadBatch, reading_consumer
 from services.common.check_process import check_messages
 from services.common.config import load_settings
 from services.common.consumer import POLL_SETTINGS
@@ -230,5 +230,34 @@ def test_a_take_of_ready_polls_only_waits_for_none_and_gives_those_read_ahead_in
         assert offsets == list(range(len(offsets)))  # in order, from the aimed offset, each once
         assert reader.checked_here == 0  # checked by the process: none handed over
         assert reader._waiting.value == 0
+    finally:
+        reader.close()
+
+
+def test_the_reading_consumer_knows_its_topics_partitions_before_the_first_aim(kafka: KafkaInfo, topic: str) -> None:
+    """Without the lookup, kafka-python learns an assigned partition's leader only from a metadata request it
+    spaces by ``retry_backoff_ms``: the first aim's fetch waited for it (issue 17, twenty-second round)."""
+    primed = reading_consumer(kafka.client(), SETTINGS, [topic])
+    bare = reading_consumer(kafka.client(), SETTINGS, [])
+    try:
+        # kafka-python's metadata cache (private in the pinned 3.0.12): what an assign finds without asking
+        assert {0, 1} <= (primed._cluster.partitions_for_topic(topic) or set())
+        assert bare._cluster.partitions_for_topic(topic) is None
+    finally:
+        primed.close()
+        bare.close()
+
+
+def test_the_reading_process_says_it_has_started_and_then_reads_as_aimed(kafka: KafkaInfo, topic: str) -> None:
+    reader = AssignedReader(kafka.client(), SETTINGS, MessageCheck(), None, topics=[topic])
+    try:
+        assert reader.started(30)
+        assert reader.started(0)  # said once, known after
+        aim = {TopicPartition(topic, 0): 0}
+        expected = _read_here(kafka, aim)[TopicPartition(topic, 0)]
+        reader.aim(dict(aim))
+        batches = _take_all(reader, len(expected))
+        read = [(o, k, v) for b in batches for o, k, v in zip(b.offsets, b.keys, b.values, strict=True)]
+        assert read == expected
     finally:
         reader.close()

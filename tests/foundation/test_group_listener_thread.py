@@ -269,3 +269,18 @@ def test_a_join_a_short_unaimed_poll_left_unfinished_is_asked_for_again_and_awai
     assert consumer._coordinator.rejoins_asked == 1
     assert consumer.polls_ms == [UNAIMED_POLL_MS, 0]
     assert consumer._coordinator.polls_ms[-1] > 400  # the join awaited for the rest of the call's time
+
+
+def test_the_projector_joins_its_group_only_once_its_reading_process_has_started(runner: ProjectionRunner) -> None:
+    consumer = _consumer(runner)
+    RecordingReader.has_started = False  # still connecting, its topics' partitions not yet known
+    assert runner.run_once(timeout_ms=10) == 0
+    assert runner.run_once(timeout_ms=10) == 0
+    assert consumer.polls_ms == []  # the group member has not polled: it has not joined, it holds nothing unread
+    assert the_reader().aims == []
+
+    RecordingReader.has_started = True
+    consumer.rebalance(PARTITIONS)
+    runner.run_once(timeout_ms=10)
+    assert consumer.polls_ms  # now it polls the group
+    assert the_reader().aims[-1][0] == {tp: None for tp in PARTITIONS}

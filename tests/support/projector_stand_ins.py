@@ -157,6 +157,8 @@ class RecordingReader:
     made: list[RecordingReader] = []
     before_aim: Callable[[dict[TopicPartition, int | None]], None] | None = None
     """Called with each aim before it is made (a test's moment for the network thread to act)."""
+    has_started = True
+    """What ``started`` says."""
 
     def __init__(self, *_args: Any, **_kwargs: Any):
         self.aims: list[tuple[dict[TopicPartition, int | None], str]] = []
@@ -165,6 +167,9 @@ class RecordingReader:
         self.ready: list[list[ReadBatch]] = []
         """Polls read already, after the one ``on_take`` gives: what ``take(..., ready_only=True)`` hands out."""
         RecordingReader.made.append(self)
+
+    def started(self, timeout_s: float) -> bool:
+        return RecordingReader.has_started
 
     def aim(self, aim: dict[TopicPartition, int | None]) -> None:
         if RecordingReader.before_aim is not None:
@@ -208,6 +213,7 @@ def stand_in_runner(
     """A projector with ``consumer`` as its group member and a ``RecordingReader`` as its reading process."""
     RecordingReader.made = []
     RecordingReader.before_aim = None
+    RecordingReader.has_started = True
     monkeypatch.setattr(consumer_module, "AssignedReader", RecordingReader)
     return ProjectionRunner(
         projection=SpyProjection(), engine=create_sql_engine(f"sqlite:///{tmp_path}/view.sqlite"), topics=[TOPIC],
