@@ -217,6 +217,16 @@ WRITE_TO_CRUD = {"sqlite": 1.0, "postgres": 0.7}
 # ----------------------------------------------------------------------------------------------
 
 
+def stored_event_count(app: LedgerApplication) -> int:
+    """How many events the store holds: its notifications counted page by page, by position (PostgreSQL's ids
+    may have gaps), none of them decoded."""
+    count, position = 0, 0
+    while notifications := app.recorder.select_notifications(start=position, limit=10_000, inclusive_of_start=False):
+        count += len(notifications)
+        position = notifications[-1].id
+    return count
+
+
 def relay_messages(
     app: LedgerApplication, after: int = 0, *, sealed_by: Settings | None = None
 ) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
