@@ -217,10 +217,10 @@ WRITE_TO_CRUD = {"sqlite": 1.0, "postgres": 0.7}
 # ----------------------------------------------------------------------------------------------
 
 
-def stored_event_count(app: LedgerApplication) -> int:
-    """How many events the store holds: its notifications counted page by page, by position (PostgreSQL's ids
-    may have gaps), none of them decoded."""
-    count, position = 0, 0
+def stored_event_count(app: LedgerApplication, after: int = 0) -> int:
+    """How many events the store holds after position ``after``: its notifications counted page by page, by
+    position (PostgreSQL's ids may have gaps), none of them decoded."""
+    count, position = 0, after
     while notifications := app.recorder.select_notifications(start=position, limit=10_000, inclusive_of_start=False):
         count += len(notifications)
         position = notifications[-1].id
@@ -756,7 +756,7 @@ def row_scale(bench: Bench, store: str, sizes: Sizes, progress: Callable[[str], 
                 fill_ledger_store(app, batch, municipalities=sizes.municipalities, start=10**9 + level)
                 # the events row 1 just wrote over HTTP are relayed too: count what is pending
                 position = app.factory.tracking_recorder().max_tracking_id(relay_name) or 0
-                pending = len(app.recorder.select_notifications(start=position, limit=10**7, inclusive_of_start=False))
+                pending = stored_event_count(app, after=position)
             finally:
                 app.close()
             relay_s = time_relay(place, pending)

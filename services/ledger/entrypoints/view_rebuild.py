@@ -105,7 +105,8 @@ def _project_until(runner: ProjectionRunner, ends: dict[TopicPartition, int], de
     """Applies polls until the stored offset of every partition reached its end; bounded by ``deadline``."""
     handled = 0
     while True:
-        behind = [tp for tp, end in ends.items() if end > (runner.offsets.next_offset(tp.topic, tp.partition) or 0)]
+        stored = runner.offsets.next_offsets(list(ends))
+        behind = [tp for tp, end in ends.items() if end > (stored[tp] or 0)]
         if not behind:
             return handled
         if time.monotonic() > deadline:
