@@ -12,7 +12,7 @@ stand-in too, which records its aims (no broker: what is shown is who aims the r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,19 +35,32 @@ from tests.support.projector_stand_ins import (
     the_reader,
 )
 
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
-    made = stand_in_runner(tmp_path, monkeypatch, NetworkThreadConsumer)
-    yield made
-    made.close()
+MakeRunner = Callable[[type[NetworkThreadConsumer]], ProjectionRunner]
+"""A runner around a stand-in consumer of the given class (the ``runner_with`` fixture)."""
 
 
 @pytest.fixture
-def joining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
-    made = stand_in_runner(tmp_path, monkeypatch, JoiningConsumer)
-    yield made
-    made.close()
+def runner_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeRunner]:
+    """Makes the test's runner around a stand-in consumer of the given class; closes it after the test."""
+    made: list[ProjectionRunner] = []
+
+    def make(consumer_class: type[NetworkThreadConsumer]) -> ProjectionRunner:
+        made.append(stand_in_runner(tmp_path, monkeypatch, consumer_class))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def runner(runner_with: MakeRunner) -> ProjectionRunner:
+    return runner_with(NetworkThreadConsumer)
+
+
+@pytest.fixture
+def joining(runner_with: MakeRunner) -> ProjectionRunner:
+    return runner_with(JoiningConsumer)
 
 
 def _consumer(runner: ProjectionRunner) -> NetworkThreadConsumer:
@@ -211,17 +224,13 @@ def test_an_unaimed_member_with_nothing_new_waits_out_its_poll_no_busy_loop(join
 
 
 @pytest.fixture
-def late_joining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
-    made = stand_in_runner(tmp_path, monkeypatch, LateJoiningConsumer)
-    yield made
-    made.close()
+def late_joining(runner_with: MakeRunner) -> ProjectionRunner:
+    return runner_with(LateJoiningConsumer)
 
 
 @pytest.fixture
-def stranded_in_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectionRunner]:
-    made = stand_in_runner(tmp_path, monkeypatch, StrandedInPollConsumer)
-    yield made
-    made.close()
+def stranded_in_poll(runner_with: MakeRunner) -> ProjectionRunner:
+    return runner_with(StrandedInPollConsumer)
 
 
 def _aimed_at_an_empty_first_assignment(runner: ProjectionRunner) -> RecordingReader:
