@@ -44,6 +44,7 @@ from services.common.kafka_credentials import ADMIN
 from services.common.relay_pages import WorkerPages
 from services.common.signing import seal_envelopes
 from services.common.startup_lock import startup_lock
+from services.common.stored_notifications import notifications_after
 from services.ledger.application.app import LedgerApplication
 from services.ledger.entrypoints.projector import build_runner
 from services.ledger.read_side.sql.view import PROJECTION_NAME, journal, view_metadata
@@ -218,13 +219,8 @@ WRITE_TO_CRUD = {"sqlite": 1.0, "postgres": 0.7}
 
 
 def stored_event_count(app: LedgerApplication, after: int = 0) -> int:
-    """How many events the store holds after position ``after``: its notifications counted page by page, by
-    position (PostgreSQL's ids may have gaps), none of them decoded."""
-    count, position = 0, after
-    while notifications := app.recorder.select_notifications(start=position, limit=10_000, inclusive_of_start=False):
-        count += len(notifications)
-        position = notifications[-1].id
-    return count
+    """How many events the store holds after position ``after``, none of them decoded."""
+    return sum(1 for _ in notifications_after(app.recorder, after, page=10_000))
 
 
 def relay_messages(
@@ -234,22 +230,16 @@ def relay_messages(
     (the row's settings: its keys) the seal headers too, in the relay's batches, as the relay sends them."""
     found: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     envelopes: list[dict[str, Any]] = []
-    position = after
-    while True:
-        notifications = app.recorder.select_notifications(start=position, limit=1000, inclusive_of_start=False)
-        if not notifications:
-            break
-        for notification in notifications:
-            key, envelope = recorded_envelope(app.mapper, notification)  # as OutboxRelay.run_once
-            envelopes.append(envelope)
-            found.append(
-                (
-                    key.encode("utf-8"),
-                    canonical_json(envelope),
-                    [("event_type", envelope["event_type"].encode()), ("event_id", envelope["event_id"].encode())],
-                )
+    for notification in notifications_after(app.recorder, after):
+        key, envelope = recorded_envelope(app.mapper, notification)  # as OutboxRelay.run_once
+        envelopes.append(envelope)
+        found.append(
+            (
+                key.encode("utf-8"),
+                canonical_json(envelope),
+                [("event_type", envelope["event_type"].encode()), ("event_id", envelope["event_id"].encode())],
             )
-        position = notifications[-1].id
+        )
     if sealed_by is not None:
         # ~0.7 KB of headers a message, half its size: the reference sends what the relay has to send
         seals = seal_envelopes(sealed_by, EXPENDITURES.name, envelopes, batch_size=sealed_by.relay_batch_size)

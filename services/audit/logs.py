@@ -27,6 +27,7 @@ from contracts.topics import PUBLISHED_TOPICS
 from services.audit.sources import TopicReader, audit_kafka_config, open_store
 from services.common.config import Settings
 from services.common.domain.chained import recorded_envelope
+from services.common.stored_notifications import notifications_after
 
 STORE = "store:"
 TOPIC = "topic:"
@@ -61,16 +62,8 @@ def store_leaves(settings: Settings, service: str, page: int = 1000) -> Iterator
     """Every stored event of the service in notification order, as a leaf."""
     application = open_store(settings, service)
     try:
-        start = 0
-        while True:
-            notifications = application.recorder.select_notifications(
-                start=start, limit=page, inclusive_of_start=False
-            )
-            if not notifications:
-                return
-            for notification in notifications:
-                yield _store_leaf(application, notification)
-            start = notifications[-1].id
+        for notification in notifications_after(application.recorder, page=page):
+            yield _store_leaf(application, notification)
     finally:
         application.close()
 

@@ -23,6 +23,7 @@ from services.common.definition import SERVICE_NAMES, service_definition
 from services.common.domain.chained import recorded_envelope
 from services.common.eventstore import build_application
 from services.common.relay import relay_name
+from services.common.stored_notifications import notifications_after
 
 SERVICE_OF_TOPIC = {spec.name: spec.producer for spec in PUBLISHED_TOPICS}
 FETCH_MAX_BYTES = 4 * 1024 * 1024
@@ -147,15 +148,9 @@ class StoredEvent:
 
 def stored_events(application: Application, page: int = 1000) -> Iterator[StoredEvent]:
     """Every stored event in notification order, as recorded (``recorded_envelope``)."""
-    start = 0
-    while True:
-        notifications = application.recorder.select_notifications(start=start, limit=page, inclusive_of_start=False)
-        if not notifications:
-            return
-        for notification in notifications:
-            key, envelope = recorded_envelope(application.mapper, notification)
-            yield StoredEvent(notification.id, key, envelope)
-        start = notifications[-1].id
+    for notification in notifications_after(application.recorder, page=page):
+        key, envelope = recorded_envelope(application.mapper, notification)
+        yield StoredEvent(notification.id, key, envelope)
 
 
 def relay_position(application: Application, topic: str) -> int:
