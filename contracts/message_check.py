@@ -24,7 +24,7 @@ from contracts.envelope import ContractViolation, parse_message
 from contracts.export import GENERATED_DIR
 
 Validator = Callable[[Any], bool]
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 """A surrogate written as a JSON escape (canonical JSON writes other text as UTF-8): lone ones are refused."""
 
 
@@ -69,7 +69,7 @@ class MessageCheck:
             envelope = orjson.loads(value)
         except orjson.JSONDecodeError:
             return parse_message(value), False
-        if not isinstance(envelope, dict) or not plain_json(envelope) or _ESCAPED_SURROGATE.search(value):
+        if not isinstance(envelope, dict) or not plain_json(envelope) or ESCAPED_SURROGATE.search(value):
             # The JSON Schemas' text pattern leaves lone surrogates to marshmallow (contracts/text.py).
             return parse_message(value), False
         validator = self._validator(envelope.get("event_type"), envelope.get("schema_version"))

@@ -1,9 +1,10 @@
-"""The services' flask-smorest Blueprint: one schema instance per route, built once.
+"""The services' flask-smorest Blueprint: one schema instance per route, built once; a JSON body checked fast.
 
 flask-smorest hands a schema *class* to webargs, which then builds a new instance (and new
 instances of its nested schemas) for every request: 7 % of a POST's CPU in the write benchmark
 (bench/README.md). A marshmallow schema holds no per-load state, so one instance serves all
-requests and threads.
+requests and threads. Its arguments are read by ``CheckedBodyParser`` (services/common/body_check.py):
+a JSON body its schema's compiled JSON Schema passes becomes marshmallow's values without marshmallow.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import flask_smorest
 from marshmallow import Schema
 
+from services.common.body_check import CheckedBodyParser
 from services.common.error_schema import ServiceErrorSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +55,8 @@ WRITE_HELD_BACK = (
 
 
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = CheckedBodyParser()
+
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
         if isinstance(schema, type):
             schema = schema()

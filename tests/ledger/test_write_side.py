@@ -12,6 +12,7 @@ from eventsourcing.persistence import RecordConflictError
 from flask import jsonify
 from flask.testing import FlaskClient
 
+from services.common.blueprint import Blueprint
 from services.common.idempotency import (
     ABANDONED_AFTER_S,
     EXTENSION_KEY,
@@ -424,3 +425,20 @@ def test_a_reversal_that_loses_many_races_is_decided_again(
     reversal = client.post(url, json={"reason": "x", "booked_on": "2024-04-01"}, headers=own(tokens))
     assert reversal.status_code == 201, reversal.json
     assert len(lost) == 8 and stored_events(client) == 2
+
+
+# issue 17, twenty-fourth round: the body's fast check (services/common/body_check.py) on the route itself
+def test_the_posting_route_takes_the_fast_check_and_a_refusal_is_marshmallows(
+    client: FlaskClient, tokens: TokenFactory
+) -> None:
+    parser = Blueprint.ARGUMENTS_PARSER
+    headers = own(tokens)
+    before = parser.fast_loads
+    answer = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "fast-1"})
+    assert answer.status_code == 201, answer.json
+    assert parser.fast_loads == before + 1
+
+    refused = client.post(POST, json=expenditure(amount_cents=1.0), headers={**headers, "Idempotency-Key": "fast-2"})
+    assert refused.status_code == 422
+    assert refused.json["errors"] == {"amount_cents": ["Not a valid integer."]}
+    assert parser.fast_loads == before + 1
