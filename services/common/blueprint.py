@@ -3,8 +3,9 @@
 flask-smorest hands a schema *class* to webargs, which then builds a new instance (and new
 instances of its nested schemas) for every request: 7 % of a POST's CPU in the write benchmark
 (bench/README.md). A marshmallow schema holds no per-load state, so one instance serves all
-requests and threads. Its arguments are read by ``CheckedBodyParser`` (services/common/body_check.py):
-a JSON body its schema's compiled JSON Schema passes becomes marshmallow's values without marshmallow.
+requests and threads. A blueprint may read its arguments with ``CheckedBodyParser``
+(services/common/body_check.py, the ledger's postings): a JSON body its schema's compiled JSON Schema
+passes becomes marshmallow's values without marshmallow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, TypeVar
 import flask_smorest
 from marshmallow import Schema
 
-from services.common.body_check import CheckedBodyParser
 from services.common.error_schema import ServiceErrorSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,8 +55,6 @@ WRITE_HELD_BACK = (
 
 
 class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = CheckedBodyParser()
-
     def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
         if isinstance(schema, type):
             schema = schema()

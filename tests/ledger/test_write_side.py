@@ -12,7 +12,6 @@ from eventsourcing.persistence import RecordConflictError
 from flask import jsonify
 from flask.testing import FlaskClient
 
-from services.common.blueprint import Blueprint
 from services.common.idempotency import (
     ABANDONED_AFTER_S,
     EXTENSION_KEY,
@@ -21,6 +20,7 @@ from services.common.idempotency import (
     request_fingerprint,
     request_keys,
 )
+from services.ledger.adapters.http.routes import expenditures
 from services.ledger.adapters.http.schemas import ExpenditureRecordedOut
 from services.ledger.application.app import LedgerApplication
 from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
@@ -431,7 +431,7 @@ def test_a_reversal_that_loses_many_races_is_decided_again(
 def test_the_posting_route_takes_the_fast_check_and_a_refusal_is_marshmallows(
     client: FlaskClient, tokens: TokenFactory
 ) -> None:
-    parser = Blueprint.ARGUMENTS_PARSER
+    parser = expenditures.ARGUMENTS_PARSER
     headers = own(tokens)
     before = parser.fast_loads
     answer = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "fast-1"})
