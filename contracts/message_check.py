@@ -24,8 +24,20 @@ from contracts.envelope import ContractViolation, parse_message
 from contracts.export import GENERATED_DIR
 
 Validator = Callable[[Any], bool]
-ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 """A surrogate written as a JSON escape (canonical JSON writes other text as UTF-8): lone ones are refused."""
+
+
+def plain_object(value: bytes) -> dict[str, Any] | None:
+    """The JSON object ``value`` holds, as orjson reads it, when a JSON Schema can judge it as marshmallow
+    would; else None (not JSON, not an object, a float anywhere, an escaped surrogate), for marshmallow."""
+    try:
+        found = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(found, dict) or not plain_json(found) or _ESCAPED_SURROGATE.search(value):
+        return None  # the JSON Schemas' text pattern leaves lone surrogates to marshmallow (contracts/text.py)
+    return found
 
 
 class MessageCheck:
@@ -65,12 +77,8 @@ class MessageCheck:
         # integer beyond 64 bits as floats (the standard library keeps the big integer): a message with a
         # float is parse_message's. JSON Schema's "integer" takes 1.0, marshmallow's strict Integer does
         # not, and no contract has a float field.
-        try:
-            envelope = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return parse_message(value), False
-        if not isinstance(envelope, dict) or not plain_json(envelope) or ESCAPED_SURROGATE.search(value):
-            # The JSON Schemas' text pattern leaves lone surrogates to marshmallow (contracts/text.py).
+        envelope = plain_object(value)
+        if envelope is None:
             return parse_message(value), False
         validator = self._validator(envelope.get("event_type"), envelope.get("schema_version"))
         if validator is None or not validator(envelope):

@@ -1,11 +1,9 @@
-"""The services' flask-smorest Blueprint: one schema instance per route, built once; a JSON body checked fast.
+"""The services' flask-smorest Blueprint: one schema instance per route, built once.
 
 flask-smorest hands a schema *class* to webargs, which then builds a new instance (and new
 instances of its nested schemas) for every request: 7 % of a POST's CPU in the write benchmark
 (bench/README.md). A marshmallow schema holds no per-load state, so one instance serves all
-requests and threads. A blueprint may read its arguments with ``CheckedBodyParser``
-(services/common/body_check.py, the ledger's postings): a JSON body its schema's compiled JSON Schema
-passes becomes marshmallow's values without marshmallow.
+requests and threads.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A JSON request body's check: marshmallow's values at a fraction of the cost, for the write routes.
+"""A JSON request body's check: marshmallow's values at a fraction of the cost, for the posting route.
 
 webargs reads a body with ``json.loads`` and loads it through the route's marshmallow schema: ~6 % of
 a posting's CPU, the largest single piece left on the write path (bench/README.md, twenty-fourth round).
@@ -18,16 +18,14 @@ from datetime import date
 from typing import Any
 
 import jsonschema_rs
-import orjson
 from flask import Request
 from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields, validate
 from marshmallow.utils import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from contracts.canonical import plain_json
 from contracts.events.fields import PlainText
 from contracts.jsonschema import schema_to_jsonschema
-from contracts.message_check import ESCAPED_SURROGATE
+from contracts.message_check import plain_object
 from contracts.text import MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_PATTERN
 
 Plan = dict[str, Any]
@@ -47,13 +45,8 @@ class BodyCheck:
         # orjson reads UTF-8 only and refuses a BOM, NaN and lone surrogates, where json.loads would have
         # refused or the schema would; it reads 1.0 and integers beyond 64 bits as floats, which
         # ``plain_json`` leaves to marshmallow (JSON Schema's "integer" takes 1.0, a strict Integer does not).
-        try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        if type(value) is not dict or not plain_json(value) or ESCAPED_SURROGATE.search(body):
-            return None  # the text pattern leaves lone surrogates to marshmallow (contracts/text.py)
-        if not self._is_valid(value):
+        value = plain_object(body)
+        if value is None or not self._is_valid(value):
             return None
         return _values(value, self._plan)
 
