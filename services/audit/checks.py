@@ -44,6 +44,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
+from services.common.forking import start_forked
 
 AHEAD_BATCHES = 4
 """Batches the reading process may have read and checked before the replay takes them: what the two
@@ -122,7 +123,7 @@ class ReadingProcess:
             name="ido-audit-reading",
             daemon=True,
         )
-        self._process.start()
+        start_forked(self._process)  # not while a thread logs: the child would inherit that write's lock
         results_in.close()
         self._results = results_out
 

@@ -48,6 +48,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
+from services.common.forking import start_forked
 
 AHEAD_POLLS = 2
 """Polls the process may have read and checked before the projector takes them (a poll: up to 5,000
@@ -58,6 +59,12 @@ SEAL_FAMILY = "ido-seal"
 
 CLOSE_WAIT_S = 10.0
 """How long ``close`` waits for the process to end before it is killed."""
+
+READY_WITHIN_S = 120.0
+"""How long a new process may take to say READY: its connect (kafka-python's bootstrap, 30 s at most) and
+the lookup of its topics' partitions, each bounded by the broker's request timeout. A process that says
+nothing for longer is stuck, not slow: it is killed and ``started`` raises, so the projector logs it and
+starts another, where it would otherwise read nothing, silently, for good (services/common/forking.py)."""
 
 READ_WAIT_MS = 100
 """How long one fetch of the process waits for messages before it looks for a new aim."""
@@ -135,11 +142,12 @@ class AssignedReader:
         name: str = "ido-projector-reading",
         hand_over: bool = True,
         topics: Sequence[str] = (),
+        ready_within_s: float | None = None,
     ):
         """``kafka_config``: the broker and the login; ``consumer_settings``: the rest of the consumer's settings
         (the runner's poll sizes and client id); ``hand_over``: a poll comes unchecked when the projector waits
         (False: the process checks all); ``topics``: the topics the process will be aimed at, whose partitions
-        it looks up as it starts (``reading_consumer``)."""
+        it looks up as it starts (``reading_consumer``); ``ready_within_s``: see ``READY_WITHIN_S``."""
         context = multiprocessing.get_context("fork")
         commands_out, commands_in = context.Pipe(duplex=False)
         results_out, results_in = context.Pipe(duplex=False)
@@ -161,7 +169,8 @@ class AssignedReader:
             name=name,
             daemon=True,
         )
-        self._process.start()
+        start_forked(self._process)  # not while a thread logs: the child would inherit that write's lock
+        self._ready_by = time.monotonic() + (READY_WITHIN_S if ready_within_s is None else ready_within_s)
         commands_out.close()
         results_in.close()
         self._commands = commands_in
@@ -179,10 +188,15 @@ class AssignedReader:
     def started(self, timeout_s: float) -> bool:
         """Whether the process has started: connected, with the partitions of its topics known (or its connection
         failed: the first aim tries again and the projector hears why). Waits up to ``timeout_s`` for it; to be
-        asked before the first ``aim``, as the process's first message says it (``take`` drops that message)."""
+        asked before the first ``aim``, as the process's first message says it (``take`` drops that message).
+        Raises RuntimeError, the process killed, when it has not started within ``ready_within_s``."""
         if not self._started and self._results.poll(timeout_s):
             received(self._results, self._process, "the reading process")  # its first message: READY
             self._started = True
+        if not self._started and time.monotonic() > self._ready_by:
+            self._process.kill()
+            self._process.join()
+            raise RuntimeError("the reading process did not start in time (stuck); it was killed")
         return self._started
 
     def aim(self, aim: Aim) -> None:

@@ -170,3 +170,29 @@ def test_a_reading_process_that_dies_is_replaced_and_reads_from_the_stored_offse
         assert runner._reading is not dead
     finally:
         runner.close()
+
+
+def test_a_reading_process_that_never_starts_is_replaced(
+    kafka: KafkaInfo, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading process stuck before READY (as one forked while a thread logged was: services/common/forking.py)
+    is killed after ``READY_WITHIN_S`` and the projector's call raises; the next call starts another, which
+    applies every event once. Without the bound the projector read nothing, for good, and said nothing."""
+    import services.common.assigned_reader as assigned_reader
+
+    amounts = tuple(range(1, 30))
+    runner, projection, engine = _published_and_runner(kafka, topic_prefix, tmp_path, "reader-stuck", amounts)
+    runner.parallel = True  # as on two cores or more
+    genuine = assigned_reader._read_and_send
+    monkeypatch.setattr(assigned_reader, "READY_WITHIN_S", 1.0)
+    monkeypatch.setattr(assigned_reader, "_read_and_send", lambda *_args: threading.Event().wait())
+    try:
+        with pytest.raises(RuntimeError, match="did not start in time"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                runner.run_once(timeout_ms=300)
+        assert runner._reading is None  # the next call starts another
+        monkeypatch.setattr(assigned_reader, "_read_and_send", genuine)  # the next fork is a sound one
+        _applied_once(runner, engine, projection, len(amounts) + 1)
+    finally:
+        runner.close()

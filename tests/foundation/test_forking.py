@@ -1,0 +1,128 @@
+"""A process forked while another thread writes a log line must not inherit that write's lock
+(services/common/forking.py): the projector's reading process hung in its first log line this way."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from services.common.assigned_reader import AssignedReader
+from services.common.forking import handlers_held, logging_handlers, start_forked
+
+WRITE_HELD_S = 0.4
+
+
+class SlowFile:
+    """A file whose write holds its own lock for a while, as a buffered file holds its buffer lock
+    through a ``write`` that waits for a slow reader of a pipe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writing = threading.Event()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.writing.set()
+            time.sleep(WRITE_HELD_S)
+
+    def flush(self) -> None:
+        with self.lock:
+            pass
+
+
+@pytest.fixture
+def slow_logger() -> Iterator[tuple[logging.Logger, SlowFile]]:
+    slow = SlowFile()
+    handler = logging.StreamHandler(slow)  # type: ignore[arg-type]
+    logger = logging.getLogger("tests.forking.slow")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, slow
+    logger.removeHandler(handler)
+
+
+def _log_once(name: str) -> None:
+    logging.getLogger(name).info("the child's first line")
+
+
+def _forked_while_a_thread_writes(logger: logging.Logger, slow: SlowFile, start: Any) -> int | None:
+    writer = threading.Thread(target=logger.info, args=("the parent's line",))
+    writer.start()
+    assert slow.writing.wait(5)
+    child = multiprocessing.get_context("fork").Process(target=_log_once, args=(logger.name,), daemon=True)
+    start(child)
+    child.join(timeout=5 + WRITE_HELD_S * 2)
+    writer.join()
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return None
+    return child.exitcode
+
+
+def test_a_child_forked_while_a_thread_logs_can_log(slow_logger: tuple[logging.Logger, SlowFile]) -> None:
+    logger, slow = slow_logger
+    assert _forked_while_a_thread_writes(logger, slow, start_forked) == 0
+
+
+def test_the_attack_the_plain_start_hangs_the_child(slow_logger: tuple[logging.Logger, SlowFile]) -> None:
+    """What ``start_forked`` prevents, shown with the plain ``start``: the child never ends."""
+    logger, slow = slow_logger
+    assert _forked_while_a_thread_writes(logger, slow, lambda process: process.start()) is None
+
+
+def test_every_handler_is_held_and_then_released(slow_logger: tuple[logging.Logger, SlowFile]) -> None:
+    handlers = [h for h in logging_handlers() if h.lock is not None]  # a NullHandler has no lock
+    assert any(isinstance(h, logging.StreamHandler) and isinstance(h.stream, SlowFile) for h in handlers)
+    taken = []
+    with handlers_held():
+        for handler in handlers:  # from another thread: each is held
+            probe = threading.Thread(target=lambda h=handler: taken.append(h.lock.acquire(timeout=0.01)))
+            probe.start()
+            probe.join()
+    assert taken == [False] * len(handlers)
+    assert all(h.lock.acquire(timeout=1) for h in handlers)
+    for handler in handlers:
+        handler.lock.release()
+
+
+def _stuck(*_args: Any) -> None:
+    threading.Event().wait()  # as a child waiting for a lock no thread will release
+
+
+def test_a_reading_process_that_never_says_ready_is_killed_and_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any other way of hanging at the start (a lock not covered by ``start_forked``) ends in an error the
+    projector logs and retries with a new process, not in a projector that reads nothing for good."""
+    import services.common.assigned_reader as assigned_reader
+    from contracts.message_check import MessageCheck
+
+    monkeypatch.setattr(assigned_reader, "_read_and_send", _stuck)
+    reader = AssignedReader({}, {}, MessageCheck(), None, ready_within_s=1.0)
+    assert reader.started(0.2) is False  # not yet: still within its time
+    deadline = time.monotonic() + 10
+    with pytest.raises(RuntimeError, match="did not start in time"):
+        while time.monotonic() < deadline:
+            reader.started(0.2)
+    assert not reader.alive()
+    reader.close()
+
+
+def test_the_forked_processes_start_through_start_forked() -> None:
+    """Both forking sites (the projector's reader, the audit replay's) start their process this way."""
+    import inspect
+
+    import services.audit.checks as audit_checks
+    import services.common.assigned_reader as assigned_reader
+
+    for module in (assigned_reader, audit_checks):
+        source = inspect.getsource(module)
+        assert "start_forked(self._process)" in source, module.__name__
+        assert "self._process.start()" not in source, module.__name__
+    assert AssignedReader  # the projector's reader is the one that hung
