@@ -21,12 +21,14 @@ import jsonschema_rs
 from flask import Request
 from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields, validate
 from marshmallow.utils import missing
+from webargs.core import _UNKNOWN_DEFAULT_PARAM
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from contracts.events.fields import PlainText
 from contracts.jsonschema import schema_to_jsonschema
 from contracts.message_check import plain_object
 from contracts.text import MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_PATTERN
+from services.common.header_check import HeaderCheck, checkable_headers
 
 Plan = dict[str, Any]
 """A checkable schema's fields in its order: each ``None`` (the JSON value as it is), ``date`` (from its
@@ -160,10 +162,21 @@ class CheckedBodyParser(FlaskParser):
     def __init__(self) -> None:
         super().__init__()
         self._checks: dict[int, tuple[Schema, BodyCheck | None]] = {}
+        self._header_checks: dict[int, tuple[Schema, HeaderCheck | None]] = {}
         self.fast_loads = 0
         """Bodies loaded by the fast check (the tests read it: the hot route must take it)."""
+        self.fast_header_loads = 0
+        """Headers loaded by their fast check (services/common/header_check.py)."""
 
     def parse(self, argmap: Any, req: Request | None = None, **kwargs: Any) -> Any:
+        if kwargs.get("location") == "headers" and isinstance(argmap, Schema) and self._headers_excluded(kwargs):
+            header_check = self._header_check(argmap)
+            if header_check is not None:
+                request = req if req is not None else self.get_default_request()
+                header_values = header_check.load(request.headers)
+                if header_values is not None:
+                    self.fast_header_loads += 1
+                    return header_values
         if kwargs.get("location") == "json" and isinstance(argmap, Schema) and kwargs.get("validate") is None:
             # EXCLUDE or INCLUDE passed here would overrule the schema's RAISE, which the check relies on.
             check = self._check(argmap) if kwargs.get("unknown") not in (EXCLUDE, INCLUDE) else None
@@ -174,6 +187,21 @@ class CheckedBodyParser(FlaskParser):
                     self.fast_loads += 1
                     return values
         return super().parse(argmap, req, **kwargs)
+
+    def _headers_excluded(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether webargs would load the headers with ``unknown=EXCLUDE`` (its precedence: the argument, the
+        parser's own setting, the location's default), with no other validation and no pre-load hook of its own."""
+        unknown = kwargs.get("unknown", _UNKNOWN_DEFAULT_PARAM)
+        if unknown == _UNKNOWN_DEFAULT_PARAM:
+            by_location = self.DEFAULT_UNKNOWN_BY_LOCATION.get("headers")
+            unknown = self.unknown if self.unknown != _UNKNOWN_DEFAULT_PARAM else by_location
+        return unknown == EXCLUDE and kwargs.get("validate") is None and type(self).pre_load is FlaskParser.pre_load
+
+    def _header_check(self, schema: Schema) -> HeaderCheck | None:
+        found = self._header_checks.get(id(schema))  # kept by identity, as ``_check`` keeps its schemas
+        if found is None:
+            found = self._header_checks[id(schema)] = (schema, checkable_headers(schema))
+        return found[1]
 
     def _check(self, schema: Schema) -> BodyCheck | None:
         # By identity: the Blueprint makes one schema instance per route (services/common/blueprint.py),

@@ -32,14 +32,40 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import IntegrityError, Recording
 
 from services.common.database_unreachable import DATABASE_UNREACHABLE
 from services.common.recorded_log import noted_by_owners, owner_notes
 from services.common.stream_guard import GUARDS, GuardBroken, Guards
 
 MAX_BATCH = 64
+
+
+class SavesGivenEvents:
+    """A mixin for the application whose saves go through ``GroupCommit``: a ``save`` of domain events
+    takes them as they are.
+
+    The group commit saves the events it collected from each request's aggregate. eventsourcing's ``save``
+    asks of each whether it is an event with ``isinstance`` against its ``DomainEventProtocol``, a
+    ``runtime_checkable`` Protocol: 7.4 µs an event on Python 3.11, 1.5 % of the GIL's samples of a posting
+    under load (issue 17, twenty-fifth round), where asking the events' concrete base class takes 0.09 µs.
+    Otherwise this is eventsourcing's ``save`` (9.5.6) step for step; a save of anything else is its own.
+    tests/foundation/test_group_commit.py holds the library's ``save`` to the text this was written from."""
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
+        if not objs or not all(isinstance(obj, DomainEvent) for obj in objs):
+            return super().save(*objs, **kwargs)  # type: ignore[misc]
+        application: Any = self
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        processing_event.events.extend(objs)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings: list[Recording[Any]] = application._record(processing_event)
+        application._take_snapshots(processing_event)
+        application._notify(recordings)
+        application.notify(processing_event.events)  # deprecated in eventsourcing, still called by its save
+        return recordings
 
 
 @dataclass(eq=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -9,11 +10,11 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import pytest
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from services.common.group_commit import GroupCommit
+from services.common.group_commit import GroupCommit, SavesGivenEvents
 from services.common.observability import instrument_application
 from services.common.recorded_log import begin_request, end_request, note, request_events
 
@@ -297,3 +298,61 @@ def test_a_save_whose_turn_cannot_be_taken_fails_alone_and_leaves_nothing_queued
     assert saver.saved == 1
     with pytest.raises(Exception):  # noqa: B017, PT011 - the failed save was stored by no one
         application.repository.get(item.id)
+
+
+# -- the save of given events (issue 17, twenty-fifth round) ---------------------------------------
+
+
+class FastSaving(SavesGivenEvents, Application[UUID]):
+    pass
+
+
+def _stored(application: Application[UUID]) -> list[tuple[Any, ...]]:
+    return [
+        (n.originator_id, n.originator_version, n.topic, n.state)
+        for n in application.recorder.select_notifications(start=1, limit=100)
+    ]
+
+
+def test_a_save_of_given_events_stores_and_tells_what_eventsourcings_save_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = [Item(f"given-{i}") for i in range(3)]
+    events = [event for item in items for event in item.collect_events()]
+    told: dict[str, list[Any]] = {"plain": [], "fast": []}
+    plain, fast = Application[UUID](), FastSaving()
+    plain.notify = told["plain"].extend  # type: ignore[method-assign,assignment]
+    fast.notify = told["fast"].extend  # type: ignore[method-assign,assignment]
+    expected = plain.save(*events)
+    # eventsourcing's collect_events (its Protocol isinstance) is not asked for events given as they are
+    monkeypatch.setattr(ProcessingEvent, "collect_events", lambda *_a, **_k: pytest.fail("asked"))
+    recordings = fast.save(*events)
+    assert [(r.domain_event, r.notification.id) for r in recordings] == [
+        (r.domain_event, r.notification.id) for r in expected
+    ]
+    assert _stored(fast) == _stored(plain) and len(_stored(fast)) == 3
+    assert told["fast"] == told["plain"] == events
+
+
+def test_a_save_of_an_aggregate_is_eventsourcings_own() -> None:
+    fast = FastSaving()
+    item = Item("aggregate")
+    fast.save(item)
+    assert fast.repository.get(item.id).name == "aggregate"
+    assert fast.save() == []  # nothing given: eventsourcing's own answer
+
+
+def test_eventsourcings_save_is_still_the_one_the_mixin_was_written_from() -> None:
+    """``SavesGivenEvents.save`` repeats the steps of eventsourcing 9.5.6's ``Application.save``; an upgrade
+    that changes them must be read before the mixin is kept."""
+    body = inspect.getsource(Application.save).split('"""')[-1]
+    steps = [line.strip() for line in body.strip().splitlines()]
+    assert steps == [
+        "processing_event: ProcessingEvent[TAggregateID] = ProcessingEvent()",
+        "processing_event.collect_events(*objs, **kwargs)",
+        "recordings = self._record(processing_event)",
+        "self._take_snapshots(processing_event)",
+        "self._notify(recordings)",
+        "self.notify(processing_event.events)  # Deprecated.",
+        "return recordings",
+    ]

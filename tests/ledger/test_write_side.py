@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from services.common.idempotency import (
     ABANDONED_AFTER_S,
     EXTENSION_KEY,
+    KEY_RULE,
     Claim,
     StoredAnswer,
     request_fingerprint,
@@ -433,12 +434,18 @@ def test_the_posting_route_takes_the_fast_check_and_a_refusal_is_marshmallows(
 ) -> None:
     parser = expenditures.ARGUMENTS_PARSER
     headers = own(tokens)
-    before = parser.fast_loads
+    before, headers_before = parser.fast_loads, parser.fast_header_loads
     answer = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "fast-1"})
     assert answer.status_code == 201, answer.json
     assert parser.fast_loads == before + 1
+    assert parser.fast_header_loads == headers_before + 1  # its Idempotency-Key too (twenty-fifth round)
 
     refused = client.post(POST, json=expenditure(amount_cents=1.0), headers={**headers, "Idempotency-Key": "fast-2"})
     assert refused.status_code == 422
     assert refused.json["errors"] == {"amount_cents": ["Not a valid integer."]}
     assert parser.fast_loads == before + 1
+
+    bad_key = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "k\x85"})
+    assert bad_key.status_code == 422
+    assert bad_key.json["errors"] == {"Idempotency-Key": [KEY_RULE]}
+    assert parser.fast_header_loads == headers_before + 2  # the refused body's key was read the fast way

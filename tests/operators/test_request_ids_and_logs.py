@@ -8,11 +8,15 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from services.common.config import Settings
-from services.common.logging_setup import configure_logging, log_handler, redact
+from services.common.logging_setup import _clean, _utc_milliseconds, configure_logging, log_handler, redact
 from services.payments.entrypoints.definition import create_app
 from tests.support.tokens import TokenFactory
 
@@ -130,6 +134,8 @@ def test_configure_logging_installs_one_json_handler_on_the_root() -> None:
         logging.getLogger("ido.test").info("where from?")
         root.removeHandler(catcher)
         assert (records[0].funcName, records[0].lineno) == ("(unknown function)", 0)
+        # The process id stays: gunicorn's own lines show it (tests/operators/test_workers.py).
+        assert records[0].process is not None
         configure_logging("text", "INFO", stream=stream)
         logging.getLogger("ido.test").info("plain")
         assert stream.getvalue().splitlines()[-1].endswith("ido.test INFO plain")
@@ -156,3 +162,56 @@ def test_a_line_orjson_refuses_is_written_the_standard_librarys_way() -> None:
     plain, big = (json.loads(line) for line in stream.getvalue().splitlines())
     assert plain["count"] == 3 and plain["names"] == ["é", "b"] and plain["nested"] == {"a": [1.5, None, True]}
     assert big["message"] == "big" and big["count"] == 2**70
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # to 2100
+@example(1_733_420_697.985).via("an exact millisecond")
+@example(1_733_420_697.9995).via("half a millisecond before the next second")
+@example(1_733_420_697.9999996).via("rounds to the next second in microseconds")
+@settings(max_examples=2_000)
+def test_a_lines_time_is_the_standard_librarys(created: float) -> None:
+    """The line's ``ts`` (made from a cached second since issue 17's twenty-fifth round) is what
+    ``datetime`` gives, to the millisecond, at every instant."""
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert _utc_milliseconds(created) == expected
+    assert _utc_milliseconds(created) == expected  # and again, from the cached second
+
+
+def _clean_before(value: Any) -> Any:
+    """``_clean`` as it was before its fast path for exact types (the oracle)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _clean_before(v) for k, v in value.items() if not re.search(
+            r"(authori[sz]ation|token|password|passwd|cookie|secret|private)", str(k), re.IGNORECASE)}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean_before(v) for v in value]
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return redact(str(value))
+
+
+class _Text(str):
+    pass
+
+
+_TEXTS = st.one_of(
+    st.text(max_size=12), st.sampled_from(["Bearer abc.def", "eyJa.eyJb.c", "password='x'", "token"]),
+    st.builds(_Text, st.text(max_size=5)),
+)
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXTS),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner), st.frozensets(st.integers(), max_size=3),
+        st.dictionaries(_TEXTS, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+@settings(max_examples=1_000)
+def test_a_lines_values_are_cleaned_as_before(value: Any) -> None:
+    cleaned, before = _clean(value), _clean_before(value)
+    assert cleaned == before
+    assert repr(cleaned) == repr(before)  # the same types too (True is not 1, 1.0 is not 1)

@@ -19,7 +19,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
 from services.common.config import EVENTS_DB_URL, MERGERS_REREAD_MS, VIEW_DB_URL, YEARS_OPEN_BEFORE_AWARD, parse_years
-from services.common.group_commit import GroupCommit
+from services.common.group_commit import GroupCommit, SavesGivenEvents
 from services.common.idempotency import derived_id
 from services.common.retry import retry_on
 from services.common.side_rows import SIDE_ROWS
@@ -103,7 +103,7 @@ def key_scope(municipality_code: str, subject: str | None) -> str:
     return f"{municipality_code}/{subject}"
 
 
-class LedgerApplication(Application[UUID]):
+class LedgerApplication(SavesGivenEvents, Application[UUID]):
     name = "ledger"
     today: Callable[[], date] = staticmethod(_today)
     """Today's date (UTC); a test may set another."""
