@@ -46,6 +46,11 @@ from services.common.check_process import (
 )
 from services.common.forking import start_forked
 
+SILENCE_MARGIN_S = 90.0
+"""How much longer than the reader's idle timeout the reading process may say nothing: it says why it stopped (its
+idle timeout, the broker gone) well within that, so a longer silence is a stuck process (services/common/forking.py),
+killed and raised, where the replay would otherwise wait for it for good."""
+
 AHEAD_BATCHES = 4
 """Batches the reading process may have read and checked before the replay takes them: what the two
 processes hold for each other (a batch: up to 2,000 messages, ~1.5 MB), so the replay's memory stays flat."""
@@ -126,11 +131,18 @@ class ReadingProcess:
         start_forked(self._process)  # not while a thread logs: the child would inherit that write's lock
         results_in.close()
         self._results = results_out
+        self._silent_for_at_most_s = reader.idle_timeout_s + SILENCE_MARGIN_S
 
     def __iter__(self) -> Iterator[CheckedBatch]:
         while True:
             if self._hand_over and not self._results.poll():
                 self._waiting.value = 1
+            if not self._results.poll(self._silent_for_at_most_s):
+                self._process.kill()
+                self._process.join()
+                raise RuntimeError(
+                    f"the reading process said nothing for {self._silent_for_at_most_s:.0f} s (stuck); it was killed"
+                )
             kind, body = pickle.loads(received(self._results, self._process, "the reading process"))
             if kind == "end":
                 return

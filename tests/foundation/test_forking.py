@@ -114,6 +114,26 @@ def test_a_reading_process_that_never_says_ready_is_killed_and_raised(monkeypatc
     reader.close()
 
 
+def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit replay's reading process, stuck, ends in an error the auditor sees, not in a replay that waits
+    for good (its reader's idle timeout plus ``SILENCE_MARGIN_S``)."""
+    from types import SimpleNamespace
+
+    import services.audit.checks as audit_checks
+    from contracts.message_check import MessageCheck
+
+    monkeypatch.setattr(audit_checks, "_read_and_send", _stuck)
+    monkeypatch.setattr(audit_checks, "SILENCE_MARGIN_S", 0.5)
+    reader = SimpleNamespace(kafka_config={}, topics=["t"], idle_timeout_s=0.5)
+    process = audit_checks.ReadingProcess(reader, [], MessageCheck(), None)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="said nothing for 1 s"):
+        next(iter(process))
+    assert 0.9 < time.monotonic() - started < 10
+    assert not process._process.is_alive()
+    process.close()
+
+
 def test_the_forked_processes_start_through_start_forked() -> None:
     """Both forking sites (the projector's reader, the audit replay's) start their process this way."""
     import inspect

@@ -184,6 +184,19 @@ class _Grant:
     settled_on: date = date.min
     reclaim_issued_on: date = date.min
 
+    @property
+    def closed(self) -> bool:
+        """Settled, with nothing left to pay, to reclaim or to receive (OAS MergerResult.closed: "Closed grants,
+        which stay with the predecessor")."""
+        if self.settled_cents is None:
+            return False
+        to_reclaim = max(0, self.paid_cents - self.settled_cents)
+        return (
+            self.settled_cents <= self.paid_cents
+            and self.reclaim_issued_cents == to_reclaim
+            and self.reclaim_received_cents == self.reclaim_issued_cents
+        )
+
 
 @dataclass
 class _Expenditure:
@@ -390,7 +403,8 @@ class Oracle:
         return ACCEPTED
 
     def _Merge(self, cmd: c.Merge) -> Verdict:  # noqa: N802
-        held = [(year, code) for (year, code), g in self.grants.items() if g.holder == cmd.code]
+        # a closed grant stays with the predecessor (OAS MergerResult.closed); it still counts as held (P7)
+        held = [(year, code) for (year, code), g in self.grants.items() if g.holder == cmd.code and not g.closed]
         if cmd.code == cmd.successor:
             return Refused("P7 merging into itself")
         earlier = self.merged.get(cmd.code)

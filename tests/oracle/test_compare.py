@@ -173,12 +173,16 @@ def test_a_settlement_passes_with_its_grant_and_the_predecessor_holds_none(repor
     MunicipalityBalanceOut.settlement_reported_spending_cents: "null before settling"). The ledger
     showed A a settlement made on 0 reported spending that agreed with its books. A random history of
     the comparison shrank to this (there GM0363 merged into GM0014). A settlement of 0 (A spent nothing) is a
-    settlement too: it passes to B, where the ledger lost it (nothing moved, so B showed none and A kept it)."""
+    settlement too: it passes to B, where the ledger lost it (nothing moved, so B showed none and A kept it).
+    A's advance keeps the grant open after settling (a reclaim is due): a closed grant would stay with A
+    (tests/oracle/test_model.py, a closed grant stays)."""
     spent = reported_euros * EUR
     recorder = recorded([
         c.SetFrame(2024, 100_000 * EUR, d("2023-12-01"), at("2023-12-01")),
         c.Award(2024, A, A, 1_000 * EUR, d("2024-01-10"), at("2024-01-10")),
         c.Award(2024, B, B, 2_000 * EUR, d("2024-01-10"), at("2024-01-10", "12:00:01")),
+        # paid, so the settlement leaves a reclaim due and the grant open: a closed grant stays (OAS MergerResult.closed)
+        c.PayAdvance(2024, A, 1_000 * EUR, d("2024-01-31"), at("2024-01-31")),
         *([c.Spend("00000000-0000-4000-8000-000000000001", A, 2024, "promotion", spent, d("2024-03-01"),
                    at("2024-03-02"))] if spent else []),
         c.Settle(2024, A, spent, d("2025-05-01"), at("2025-05-02")),  # a settlement follows its grant year

@@ -329,3 +329,18 @@ def test_the_oracle_imports_nothing_of_the_services() -> None:
         assert not {m for m in imported if m.split(".")[0] == "services"}, name
         assert {m.split(".")[0] for m in imported} <= {"__future__", "collections", "dataclasses", "datetime",
                                                         "typing", "hypothesis", "contracts", "tests"}, name
+
+
+def test_a_closed_grant_stays_with_the_municipality_that_merges() -> None:
+    """OAS MergerResult.closed: "Closed grants, which stay with the predecessor". Found by the random histories
+    (resilience run of the twenty-fifth round): a grant settled at what was paid, then its holder merged."""
+    o = Oracle()
+    awarded(o, A, euros=36_287)
+    awarded(o, B, euros=2_028, year=2025)
+    assert o.apply(c.PayAdvance(2024, A, 36_287 * EUR, d("2024-01-31"), at("2024-01-31"))) == ACCEPTED
+    # spending reported above the award: settled at the award, all of it paid: nothing to pay or reclaim
+    assert o.apply(c.Settle(2024, A, 40_803 * EUR, d("2025-05-23"), at("2025-05-23"))) == ACCEPTED
+    assert o.apply(c.Merge(A, B, d("2025-06-01"), at("2025-06-01"))) == ACCEPTED
+    stays, successor = o.balance(A, 2024), o.balance(B, 2024)
+    assert (stays["awarded_cents"], stays["settled_cents"]) == (36_287 * EUR, 36_287 * EUR)
+    assert (successor["awarded_cents"], successor["settled_cents"]) == (0, 0)
