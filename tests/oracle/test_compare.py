@@ -181,7 +181,7 @@ def test_a_settlement_passes_with_its_grant_and_the_predecessor_holds_none(repor
         c.SetFrame(2024, 100_000 * EUR, d("2023-12-01"), at("2023-12-01")),
         c.Award(2024, A, A, 1_000 * EUR, d("2024-01-10"), at("2024-01-10")),
         c.Award(2024, B, B, 2_000 * EUR, d("2024-01-10"), at("2024-01-10", "12:00:01")),
-        # paid, so the settlement leaves a reclaim due and the grant open: a closed grant stays (OAS MergerResult.closed)
+        # paid, so settling leaves a reclaim due and the grant open: a closed grant stays (OAS MergerResult.closed)
         c.PayAdvance(2024, A, 1_000 * EUR, d("2024-01-31"), at("2024-01-31")),
         *([c.Spend("00000000-0000-4000-8000-000000000001", A, 2024, "promotion", spent, d("2024-03-01"),
                    at("2024-03-02"))] if spent else []),
