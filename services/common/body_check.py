@@ -28,7 +28,7 @@ from contracts.events.fields import PlainText
 from contracts.jsonschema import schema_to_jsonschema
 from contracts.message_check import plain_object
 from contracts.text import MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_PATTERN
-from services.common.header_check import HeaderCheck, checkable_headers
+from services.common.header_check import HeaderCheck, checkable_headers, loads_by_its_fields
 
 Plan = dict[str, Any]
 """A checkable schema's fields in its order: each ``None`` (the JSON value as it is), ``date`` (from its
@@ -81,7 +81,7 @@ def checkable(schema: Schema) -> BodyCheck | None:
 
 
 def _plan(schema: Schema, document: Mapping[str, Any]) -> Plan | None:
-    if schema.unknown != RAISE or schema.many or schema.partial or any(schema._hooks.values()):
+    if schema.unknown != RAISE or not loads_by_its_fields(schema):
         return None
     if document.get("type") != "object" or document.get("additionalProperties") is not False:
         return None
@@ -157,12 +157,14 @@ def _same(prop: Mapping[str, Any], keyword: str, bound: Any) -> bool:
 
 
 class CheckedBodyParser(FlaskParser):
-    """webargs' Flask parser that tries a JSON body's fast check (``checkable``) first."""
+    """webargs' Flask parser that tries a JSON body's fast check (``checkable``) and a headers schema's
+    (``checkable_headers``) first."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._checks: dict[int, tuple[Schema, BodyCheck | None]] = {}
-        self._header_checks: dict[int, tuple[Schema, HeaderCheck | None]] = {}
+        self._checks: dict[tuple[str, int], tuple[Schema, Any]] = {}
+        """Each schema's check by location and identity: the Blueprint makes one schema instance per route
+        (services/common/blueprint.py), kept alive here with its check so that its id is never another schema's."""
         self.fast_loads = 0
         """Bodies loaded by the fast check (the tests read it: the hot route must take it)."""
         self.fast_header_loads = 0
@@ -198,15 +200,15 @@ class CheckedBodyParser(FlaskParser):
         return unknown == EXCLUDE and kwargs.get("validate") is None and type(self).pre_load is FlaskParser.pre_load
 
     def _header_check(self, schema: Schema) -> HeaderCheck | None:
-        found = self._header_checks.get(id(schema))  # kept by identity, as ``_check`` keeps its schemas
-        if found is None:
-            found = self._header_checks[id(schema)] = (schema, checkable_headers(schema))
-        return found[1]
+        found: HeaderCheck | None = self._remembered("headers", schema, checkable_headers)
+        return found
 
     def _check(self, schema: Schema) -> BodyCheck | None:
-        # By identity: the Blueprint makes one schema instance per route (services/common/blueprint.py),
-        # kept alive here with its check so that its id is never another schema's.
-        found = self._checks.get(id(schema))
+        found: BodyCheck | None = self._remembered("json", schema, checkable)
+        return found
+
+    def _remembered(self, location: str, schema: Schema, make: Callable[[Schema], Any]) -> Any:
+        found = self._checks.get((location, id(schema)))
         if found is None:
-            found = self._checks[id(schema)] = (schema, checkable(schema))
+            found = self._checks[(location, id(schema))] = (schema, make(schema))
         return found[1]

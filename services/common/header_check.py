@@ -46,7 +46,7 @@ def checkable_headers(schema: Schema) -> HeaderCheck | None:
     a hook of any kind, ``many`` or ``partial``, or a field that is not exactly a ``String`` (a list reads
     every value of a header; a subclass may read more) or that stores its value under another name (or in a
     nested dict: a dotted name), or values in another kind of dict."""
-    if schema.many or schema.partial or schema.dict_class is not dict or any(schema._hooks.values()):
+    if not loads_by_its_fields(schema):
         return None
     found = []
     for name, field in schema.load_fields.items():
@@ -54,3 +54,9 @@ def checkable_headers(schema: Schema) -> HeaderCheck | None:
             return None
         found.append((name, field.data_key or name, field))
     return HeaderCheck(tuple(found))
+
+
+def loads_by_its_fields(schema: Schema) -> bool:
+    """Whether ``Schema.load`` only loads the schema's fields into a plain dict: no hook of any kind, not ``many``
+    or ``partial``, no other dict class (the body's check asks the same of its schemas: body_check.py)."""
+    return not (schema.many or schema.partial or schema.dict_class is not dict or any(schema._hooks.values()))
