@@ -43,7 +43,8 @@ Payments (ido.grants.v1)
     predecessor held no grant of does not move. So an award decided after the effective date moves
     on its own day: nobody's award is negative before it was made. Refused: merging into itself, a code that never held
     a grant, a code merged before, a successor that merged itself, the same merger on another day (DEC A
-    merged municipality is awarded nothing more). DEC Mergers and
+    merged municipality is awarded nothing more), a code whose grants are all closed (DEC A merger that
+    passes nothing on is refused). DEC Mergers and
     grant years; OAS merger. A grant event after the
     merger books to its holder. Awarding a merged code is refused, of any year (DEC A merged municipality is
     awarded nothing more).
@@ -419,6 +420,10 @@ class Oracle:
             return Refused("P7 merged before (or into a code that merged)")
         if not any(code == cmd.code for code, _year in self.held):
             return Refused("P7 never held a grant")
+        if not held:
+            # a merger is recorded by the grants it passes on: with every one closed there is none to record it
+            # (DEC A merger that passes nothing on is refused)
+            return Refused("P7 every grant it holds is closed")
         transfer = Transfer(cmd.successor, cmd.effective_on, cmd.known_at)
         self.merged[cmd.code] = transfer
         for year, grant_code in held:

@@ -336,7 +336,7 @@ def test_a_closed_grant_stays_with_the_municipality_that_merges() -> None:
     (resilience run of the twenty-fifth round): a grant settled at what was paid, then its holder merged."""
     o = Oracle()
     awarded(o, A, euros=36_287)
-    awarded(o, B, euros=2_028, year=2025)
+    awarded(o, B, A, euros=2_028, year=2025)  # A's open grant of 2025 is what the merger passes on
     assert o.apply(c.PayAdvance(2024, A, 36_287 * EUR, d("2024-01-31"), at("2024-01-31"))) == ACCEPTED
     # spending reported above the award: settled at the award, all of it paid: nothing to pay or reclaim
     assert o.apply(c.Settle(2024, A, 40_803 * EUR, d("2025-05-23"), at("2025-05-23"))) == ACCEPTED
@@ -344,3 +344,17 @@ def test_a_closed_grant_stays_with_the_municipality_that_merges() -> None:
     stays, successor = o.balance(A, 2024), o.balance(B, 2024)
     assert (stays["awarded_cents"], stays["settled_cents"]) == (36_287 * EUR, 36_287 * EUR)
     assert (successor["awarded_cents"], successor["settled_cents"]) == (0, 0)
+    assert o.balance(B, 2025)["awarded_cents"] == 2 * 2_028 * EUR
+
+
+def test_a_merger_of_a_municipality_whose_grants_are_all_closed_is_refused() -> None:
+    """DEC A merger that passes nothing on is refused: payments records a merger by the open grants it passes
+    on; with none it would answer success and record nothing (found by the random histories). The code is then
+    not merged: it may still be awarded."""
+    o = Oracle()
+    awarded(o, A, euros=36_287)
+    assert o.apply(c.PayAdvance(2024, A, 36_287 * EUR, d("2024-01-31"), at("2024-01-31"))) == ACCEPTED
+    assert o.apply(c.Settle(2024, A, 40_803 * EUR, d("2025-05-23"), at("2025-05-23"))) == ACCEPTED
+    assert o.apply(c.Merge(A, B, d("2025-06-01"), at("2025-06-01"))) == Refused("P7 every grant it holds is closed")
+    assert A not in o.merged
+    awarded(o, A, euros=1_000, year=2025)

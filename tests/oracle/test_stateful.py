@@ -108,3 +108,30 @@ def test_a_second_reversal_with_a_new_key_is_refused(
         state.after_every_step()
     finally:
         state.teardown()
+
+
+def test_a_merger_of_a_municipality_whose_grants_are_all_closed(
+    kafka: KafkaInfo, kafka_admin: KafkaAdminClient, tmp_path: Path
+) -> None:
+    """Found by the random histories (make resilience, 2026-12-05). GM0014's grant passes to GM0599 and is
+    settled at what was paid (closed); GM0599 then merges into GM0363. Payments answered success and stored
+    nothing, so the merger was unknown: an award to GM0599 was accepted, which the oracle refused as an award
+    to a merged code. Such a merger is now refused in both (docs/decisions.md, "A merger that passes nothing on
+    is refused"), and the award that follows is accepted in both."""
+    OracleMachine.use(kafka, kafka_admin, tmp_path)
+    state = OracleMachine()
+    try:
+        state.opening(awards_2024={"GM0363": 2_028_60, "GM0014": 36_287_99}, awards_2025={}, advances=True)
+        state.after_every_step()
+        state.merge(code="GM0014", effective_on=date(2024, 1, 1), successor="GM0599")
+        state.after_every_step()
+        state.settle(code="GM0014", corrects=False, lower_by=0, reason=True, reported_spending_cents=40_803_34,
+                     settled_on=date(2025, 5, 23), year=2024)
+        state.after_every_step()
+        state.merge(code="GM0599", effective_on=date(2025, 1, 1), successor="GM0363")
+        state.after_every_step()
+        state.award(amount_cents=6_30, awarded_on=date(2025, 2, 8), code="GM0599", year=2024)
+        state.after_every_step()
+        state.compare_at_a_random_point(as_of=None, mark=None)
+    finally:
+        state.teardown()

@@ -392,3 +392,27 @@ def test_a_merger_sent_again_after_its_successor_merged_on_is_unchanged(app: Pay
     assert (again.transferred, again.unchanged) == ([], ["grant-2024-GM0014"])
     assert app.recorder.max_notification_id() == max_id
     assert app.grant(2024, "GM0014").municipality_code == "GM1992"
+
+
+def test_a_merger_that_would_pass_nothing_on_is_refused_and_changes_nothing(app: PaymentsApplication) -> None:
+    """Found by the random histories. Payments knows a merger only by the grants it passes on; a predecessor
+    whose grants are all closed passes none, so a merger answered with success stored nothing, and the merged
+    code could still be awarded and post spending. It is refused, naming the closed grants, and nothing is
+    stored: the caller is not told a merger was recorded when none was (docs/decisions.md)."""
+    app.set_frame(2024, FRAME, D(2023, 12, 1))
+    app.award_grant(2024, "GM0014", "Groningen", 1000, D(2024, 1, 15))
+    app.pay_advance(2024, "GM0014", 1000, D(2024, 1, 31))
+    app.merge_municipality("GM0014", "GM0599", D(2024, 1, 1))
+    assert app.settle(2024, "GM0014", reported_spending_cents=1000, settled_on=D(2025, 5, 23)).closed
+    max_id = app.recorder.max_notification_id()
+    with pytest.raises(PaymentsConflict) as nothing_to_pass:
+        app.merge_municipality("GM0599", "GM0363", D(2025, 1, 1))
+    assert (nothing_to_pass.value.message, nothing_to_pass.value.field) == (
+        "every grant GM0599 holds is closed (grant-2024-GM0014): a merger that passes no grant on cannot be "
+        "recorded, so none was",
+        "predecessor_code",
+    )
+    assert app.recorder.max_notification_id() == max_id
+    assert "GM0599" not in app.mergers()
+    # its earlier merger still stands, and is still unchanged when sent again
+    assert app.merge_municipality("GM0014", "GM0599", D(2024, 1, 1)).unchanged == ["grant-2024-GM0014"]

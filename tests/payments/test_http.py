@@ -306,6 +306,25 @@ def test_a_municipality_that_merged_is_not_awarded_a_grant(api: Api) -> None:
     assert_error(api.get("/v1/years/2024/grants/GM0457"), 404)
 
 
+def test_a_merger_of_a_municipality_whose_grants_are_all_closed_is_409_and_stores_nothing(api: Api) -> None:
+    """Its grants would all stay with it, so nothing would record the merger: refused, naming the closed grant."""
+    api.frame()
+    api.post("/v1/years/2024/grants", {"municipality_code": "GM0457", "municipality_name": "Weesp",
+                                       "amount_cents": 1000, "awarded_on": "2024-01-15"})
+    paid = api.post("/v1/years/2024/grants/GM0457/advances", {"amount_cents": 1000, "paid_on": "2024-01-31"},
+                    headers={**api.ministry, "Idempotency-Key": "advance-1"})
+    assert paid.status_code == 201, paid.get_json()
+    settled = api.post("/v1/years/2024/grants/GM0457/settlements",
+                       {"reported_spending_cents": 1000, "settled_on": "2025-06-01"})
+    assert settled.status_code == 201 and settled.get_json()["status"] == "closed", settled.get_json()
+    before = api.count_events()
+    body = assert_error(api.post("/v1/municipalities/GM0457/merger",
+                                 {"successor_code": "GM0363", "effective_on": "2025-01-01"}),
+                        409, "predecessor_code", "grant-2024-GM0457")
+    assert "closed" in body["errors"]["predecessor_code"][0]
+    assert api.count_events() == before
+
+
 # --- authentication and roles ---------------------------------------------------------------------
 
 

@@ -445,6 +445,15 @@ class PaymentsApplication(Application[UUID]):
                 )
         if not known:
             raise GrantNotFound(f"no grant was ever held by {predecessor_code}", field="predecessor_code")
+        if not to_save and not result.unchanged:
+            # A merger is known only by the grants it passes on (_mergers_of): with none to pass it would be
+            # answered as recorded while nothing was, and the merged code could still be awarded and post
+            # spending (docs/decisions.md, "A merger that passes nothing on is refused").
+            raise PaymentsConflict(
+                f"every grant {predecessor_code} holds is closed ({', '.join(result.closed)}): a merger that "
+                "passes no grant on cannot be recorded, so none was",
+                field="predecessor_code",
+            )
         if to_save:
             self._save(*to_save)
         return result

@@ -346,7 +346,8 @@ def receive_reclaim(body: dict[str, Any], year: int, code: str) -> Any:
 @documented_errors(
     (404, "The municipality never held a grant."),
     (409, "A grant of it passed to another successor before, the successor merged itself (merge into where it "
-          "went), or this merger was recorded with another effective date; or changed concurrently."),
+          "went), this merger was recorded with another effective date, or every grant it holds is closed (a "
+          "merger is recorded by the open grants it passes on; nothing is stored); or changed concurrently."),
     (422, "Invalid field (e.g. merging into itself)."),
 )
 def merge(body: dict[str, Any], code: str) -> Any:
