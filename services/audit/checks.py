@@ -44,7 +44,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
-from services.common.forking import start_forked
+from services.common.forking import end_forked, start_forked
 
 SILENCE_MARGIN_S = 90.0
 """How much longer than the reader's idle timeout the reading process may say nothing: it says why it stopped (its
@@ -138,8 +138,7 @@ class ReadingProcess:
             if self._hand_over and not self._results.poll():
                 self._waiting.value = 1
             if not self._results.poll(self._silent_for_at_most_s):
-                self._process.kill()
-                self._process.join()
+                end_forked(self._process, wait_s=0)
                 raise RuntimeError(
                     f"the reading process said nothing for {self._silent_for_at_most_s:.0f} s (stuck); it was killed"
                 )
@@ -160,10 +159,7 @@ class ReadingProcess:
     def close(self) -> None:
         # Batches not taken are dropped: closing this end fails the process's next write, which ends it.
         self._results.close()
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_forked(self._process, wait_s=10)
 
     def __enter__(self) -> ReadingProcess:
         return self

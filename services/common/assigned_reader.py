@@ -48,7 +48,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
-from services.common.forking import start_forked
+from services.common.forking import end_forked, start_forked
 
 AHEAD_POLLS = 2
 """Polls the process may have read and checked before the projector takes them (a poll: up to 5,000
@@ -194,8 +194,7 @@ class AssignedReader:
             received(self._results, self._process, "the reading process")  # its first message: READY
             self._started = True
         if not self._started and time.monotonic() > self._ready_by:
-            self._process.kill()
-            self._process.join()
+            end_forked(self._process, wait_s=0)
             raise RuntimeError("the reading process did not start in time (stuck); it was killed")
         return self._started
 
@@ -261,10 +260,7 @@ class AssignedReader:
             pass  # the process has gone
         self._results.close()
         self._commands.close()
-        self._process.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_forked(self._process, wait_s=deadline - time.monotonic())
 
 
 def _read_and_send(

@@ -1,4 +1,5 @@
-"""Starting a forked process from a process that has threads, without handing it a lock a thread held.
+"""Starting a forked process from a process that has threads, without handing it a lock a thread held;
+and ending one that may be stuck.
 
 A fork copies every lock as it is at that instant, held or not, and only the forking thread. A lock that
 another thread held (it was writing a log line: the handler's lock, and inside it the output file's own
@@ -52,3 +53,12 @@ def start_forked(process: Any) -> None:
     renews them in the child)."""
     with handlers_held():
         process.start()
+
+
+def end_forked(process: Any, wait_s: float) -> None:
+    """Waits up to ``wait_s`` for ``process`` to end by itself, then kills it. Returns once it is gone (joined:
+    no zombie is left). A stuck reading process does not end by itself, so every owner ends it this way."""
+    process.join(timeout=max(0.0, wait_s))
+    if process.is_alive():
+        process.kill()
+        process.join()

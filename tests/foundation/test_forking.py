@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from services.common.assigned_reader import AssignedReader
-from services.common.forking import handlers_held, logging_handlers, start_forked
+from services.common.forking import end_forked, handlers_held, logging_handlers, start_forked
 
 WRITE_HELD_S = 0.4
 
@@ -134,6 +134,26 @@ def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(monkey
     process.close()
 
 
+def _ends_soon() -> None:
+    time.sleep(0.2)
+
+
+def test_end_forked_waits_for_a_process_that_ends_and_kills_one_that_does_not() -> None:
+    """Each owner ends its process with ``end_forked``: one that ends within the wait ends by itself (exit code
+    0, not killed); a stuck one is killed after the wait and joined (no zombie, ``exitcode`` set)."""
+    context = multiprocessing.get_context("fork")
+    ending = context.Process(target=_ends_soon, daemon=True)
+    start_forked(ending)
+    end_forked(ending, wait_s=10)
+    assert ending.exitcode == 0
+    stuck = context.Process(target=_stuck, daemon=True)
+    start_forked(stuck)
+    started = time.monotonic()
+    end_forked(stuck, wait_s=0.3)
+    assert 0.3 <= time.monotonic() - started < 10
+    assert stuck.exitcode == -9 and not stuck.is_alive()
+
+
 def test_the_forked_processes_start_through_start_forked() -> None:
     """Both forking sites (the projector's reader, the audit replay's) start their process this way."""
     import inspect
@@ -145,4 +165,5 @@ def test_the_forked_processes_start_through_start_forked() -> None:
         source = inspect.getsource(module)
         assert "start_forked(self._process)" in source, module.__name__
         assert "self._process.start()" not in source, module.__name__
+        assert "self._process.kill()" not in source, module.__name__  # ended through end_forked
     assert AssignedReader  # the projector's reader is the one that hung
