@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -40,27 +42,43 @@ def plain_object(value: bytes) -> dict[str, Any] | None:
     return found
 
 
+_CONTRACT_FILE = re.compile(r"(?P<event_type>[A-Za-z][A-Za-z0-9]*)\.v(?P<schema_version>[1-9][0-9]*)\.schema\.json")
+
+
+@cache
+def contract_files() -> dict[tuple[str, int], Path]:
+    """Every event contract's JSON Schema in contracts/generated, by event type and schema version: listed once.
+    A message's ``event_type`` is looked up here and never becomes part of a file name (one 300 characters
+    long made the check raise OSError instead of refusing the message: a poison message)."""
+    found: dict[tuple[str, int], Path] = {}
+    for path in GENERATED_DIR.iterdir():
+        if (match := _CONTRACT_FILE.fullmatch(path.name)) is not None:
+            found[(match["event_type"], int(match["schema_version"]))] = path
+    return found
+
+
 class MessageCheck:
     def __init__(self, *, strict: bool = False):
         self.strict = strict
-        self._validators: dict[tuple[str, int], Validator | None] = {}
+        self._validators: dict[tuple[str, int], Validator] = {}
+        """Compiled on first use, known contracts only: made-up event types are not remembered."""
 
     def _validator(self, event_type: Any, schema_version: Any) -> Validator | None:
         if not isinstance(event_type, str) or type(schema_version) is not int:
             return None
         key = (event_type, schema_version)
-        if key not in self._validators:
-            path = GENERATED_DIR / f"{event_type}.v{schema_version}.schema.json"
-            if path.parent != GENERATED_DIR or not path.is_file():
-                self._validators[key] = None
-            else:
-                # Formats checked (uuid, date: the day must exist), and a format it does not know refuses
-                # to compile rather than pass everything: a looser check would accept what parse_message
-                # refuses. Its regexes end at $ only at the end of the text, as ECMA-262's do.
-                self._validators[key] = jsonschema_rs.validator_for(
-                    json.loads(path.read_text(encoding="utf-8")), validate_formats=True, ignore_unknown_formats=False
-                ).is_valid
-        return self._validators[key]
+        found = self._validators.get(key)
+        if found is None:
+            path = contract_files().get(key)
+            if path is None:
+                return None  # parse_message gives the refusal and its reason
+            # Formats checked (uuid, date: the day must exist), and a format it does not know refuses
+            # to compile rather than pass everything: a looser check would accept what parse_message
+            # refuses. Its regexes end at $ only at the end of the text, as ECMA-262's do.
+            found = self._validators[key] = jsonschema_rs.validator_for(
+                json.loads(path.read_text(encoding="utf-8")), validate_formats=True, ignore_unknown_formats=False
+            ).is_valid
+        return found
 
     def parse(self, value: bytes | None) -> dict[str, Any]:
         """The valid envelope of a message value; raises ``ContractViolation`` as the projector would."""

@@ -83,3 +83,35 @@ def test_the_fast_check_and_parse_message_agree(case: str) -> None:
         assert expected == "accepted"
     else:
         assert expected.startswith("refused"), case
+
+
+def _with_event_type(event_type: str) -> bytes:
+    envelope = _recorded()
+    envelope["event_type"] = event_type
+    return json.dumps(envelope).encode()
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["x" * 300, "../ExpenditureRecorded", "ExpenditureRecorded\x00", "seal-headers", "keyset", "a/b" * 100],
+)
+def test_an_event_type_never_names_a_file(event_type: str) -> None:
+    """The attack (found by the differential property test): a message's ``event_type`` became part of a file
+    name, so one 300 characters long raised OSError ("File name too long") inside the check instead of a
+    refusal, a poison message for the projector's reading process. The check now knows its contracts from one
+    listing of contracts/generated and looks the message's type up in it: every such message is refused with
+    parse_message's own reason."""
+    value = _with_event_type(event_type)
+    expected = _verdict(parse_message, value)
+    assert expected.startswith("refused"), expected
+    assert _verdict(MessageCheck().parse, value) == expected
+
+
+def test_unknown_event_types_are_not_remembered() -> None:
+    """A forger's stream of made-up event types must not grow the check's memory: only known contracts are kept."""
+    check = MessageCheck()
+    for number in range(1_000):
+        with pytest.raises(ContractViolation):
+            check.parse(_with_event_type(f"Forged{number}"))
+    assert check.parse(canonical_json(_recorded()))["event_type"] == "ExpenditureRecorded"
+    assert len(check._validators) <= 1
