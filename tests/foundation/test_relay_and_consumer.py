@@ -218,6 +218,8 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
     forged = dict(good[1], payload={"amount_cents": 5000})  # changed after hashing
     wrong_schema = dict(good[1], payload={"amount_cents": "7.00"})
     unknown_type = dict(good[1], event_type="NoSuchEvent")
+    # an event type too long to be a file name: the fast check once raised OSError on it, a poison message
+    long_type = dict(good[1], event_type="X" * 300)
 
     seals = seal_envelopes(settings, TOY_TOPIC.name, good, service=TOY_TOPIC.producer)
     producer = KafkaProducer(**kafka.client(), acks="all")
@@ -226,6 +228,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
     producer.send(topic, key=key, value=b"\xff not json")
     producer.send(topic, key=key, value=canonical_json(wrong_schema))
     producer.send(topic, key=key, value=canonical_json(unknown_type))
+    producer.send(topic, key=key, value=canonical_json(long_type))
     producer.send(topic, key=key, value=canonical_json(forged), headers=seals[1])
     producer.send(topic, key=key, value=canonical_json(good[1]), headers=seals[1])
     producer.send(topic, key=key, value=canonical_json(good[2]), headers=seals[2])
@@ -252,16 +255,17 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_events_still_appl
         stop.set()
         runner.close()
     assert runner.stats.applied == 3
-    assert runner.stats.dead_lettered == 4
+    assert runner.stats.dead_lettered == 5
     with engine.connect() as connection:
         row = connection.execute(select(projection.table)).one()
     assert (row.events, row.total_cents) == (3, 12)
 
-    dead = read_topic(kafka.client(), dead_letter_topic, expected_at_least=4)
+    dead = read_topic(kafka.client(), dead_letter_topic, expected_at_least=5)
     reasons = [dict(m.headers)["reason"].decode() for m in dead]
     assert [m.value for m in dead][0] == b"\xff not json"
     assert reasons[0].startswith("value: not UTF-8 JSON")
     assert reasons[1].startswith("payload.amount_cents")
     assert reasons[2].startswith("event_type: unknown type 'NoSuchEvent'")
-    assert reasons[3] == "hash: does not match the envelope's content"
+    assert reasons[3] == "envelope: event_type: Length must be between 1 and 100."
+    assert reasons[4] == "hash: does not match the envelope's content"
     assert all(dict(m.headers)["original_topic"].decode() == topic for m in dead)
