@@ -37,6 +37,7 @@ from kafka.admin import (
     ResourceType,
     UserScramCredentialUpsertion,
 )
+from kafka.errors import KafkaError
 
 from contracts.topics import ALL_TOPICS, DEAD_LETTER, PUBLISHED_TOPICS, TopicSpec
 from services.common.adapters.kafka import AdminClient, ClientConfig, client_config, create_topics, ensure_topics
@@ -185,6 +186,35 @@ def _wait_until_enforced(admin: KafkaAdminClient, last: ACL, timeout_s: float = 
         time.sleep(0.05)
 
 
+LOGIN_TAKEN_WITHIN_S = 15.0
+"""How long every broker may take to apply a changed password before the rotation is called failed."""
+
+
+def wait_until_logins_take(
+    admin: KafkaAdminClient, login: ClientConfig, timeout_s: float = LOGIN_TAKEN_WITHIN_S
+) -> None:
+    """Waits until every broker of the cluster logs ``login`` in: its principal's changed password is applied
+    there, so the old one is refused (a SCRAM user has one credential per mechanism). AlterUserScramCredentials
+    answers once the controller committed the change, and each broker applies it a moment later, as with ACLs
+    (``_wait_until_enforced``): a rotation that returned at once left the old password working for that moment
+    (tests/foundation/test_kafka_security.py logged in with it once, under load)."""
+    deadline = time.monotonic() + timeout_s
+    for broker in admin.describe_cluster()["brokers"]:
+        address = f"{broker['host']}:{broker['port']}"
+        while True:
+            try:
+                AdminClient(**{**login, "bootstrap_servers": address}, client_id="ido-login-check",
+                            bootstrap_timeout_ms=1000, request_timeout_ms=5000).close()
+                break
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"broker {address} does not log {login.get('sasl_plain_username')} in with the new password "
+                        f"after {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+
+
 def provision(settings: Settings, prefix: str | None = None) -> Provisioned:
     """Users, topics and ACLs: what `ido kafka provision` does (before the services start)."""
     if settings.kafka_security_protocol == "PLAINTEXT":
@@ -209,6 +239,9 @@ def rotate(settings: Settings, principal: str) -> None:
     pending = PendingPassword(settings.kafka_credentials_dir, principal)
     try:
         _upsert(admin, principal, pending.password, settings.kafka_sasl_mechanism)
+        new_login = {**client_config(settings, ADMIN), "sasl_plain_username": principal,
+                     "sasl_plain_password": pending.password}
+        wait_until_logins_take(admin, new_login)
     except BaseException:
         pending.discard()
         raise

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from services.common.kafka_credentials import (
     password_file,
     read_password,
 )
-from services.common.kafka_provisioning import FINANCE_GROUP, rotate
+from services.common.kafka_provisioning import FINANCE_GROUP, rotate, wait_until_logins_take
 from services.common.logging_setup import log_handler
 from tests.ledger.events import Streams, at
 from tests.support.infra import KafkaInfo
@@ -253,6 +254,23 @@ def test_rotation_refuses_the_old_password_and_takes_the_new(kafka: KafkaInfo, t
     assert failed_logins(kafka) > refused_before
     # a client built now reads the new password from the file
     assert consume_as(kafka, FINANCE, topic, None, 1) == [b"before the rotation"]
+
+
+def test_a_rotation_returns_only_once_every_broker_takes_the_new_password(kafka: KafkaInfo) -> None:
+    """The broker applies a changed password a moment after the controller answered; the rotation waits for
+    every broker to log the principal in with the new one (so the old one is refused by then). A password no
+    broker takes is waited for until the bound, then named."""
+    admin = KafkaAdminClient(**kafka.client(ADMIN), request_timeout_ms=10000)
+    try:
+        assert len(admin.describe_cluster()["brokers"]) >= 1
+        wait_until_logins_take(admin, kafka.client(FINANCE), timeout_s=5)  # its own password: at once
+        wrong = {**kafka.client(FINANCE), "sasl_plain_password": "not-the-password"}
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match=f"does not log {FINANCE} in with the new password after 2 s"):
+            wait_until_logins_take(admin, wrong, timeout_s=2)
+        assert 2 <= time.monotonic() - started < 30
+    finally:
+        admin.close()
 
 
 @pytest.fixture
