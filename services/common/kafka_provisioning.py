@@ -227,7 +227,8 @@ def provision(settings: Settings, prefix: str | None = None) -> Provisioned:
 
 
 def rotate(settings: Settings, principal: str) -> None:
-    """A new random password for ``principal``: set on the broker, then put in its file (atomically).
+    """A new random password for ``principal``: set on the broker, then put in its file (atomically), once every
+    broker logs the principal in with it (``wait_until_logins_take``; the file gets it also when that wait fails).
 
     Connections open at that moment stay logged in; every new login needs the new password, so a
     process picks it up when it builds its next client (the relay after a failed batch, the probes
@@ -238,14 +239,17 @@ def rotate(settings: Settings, principal: str) -> None:
     admin = _admin(client_config(settings, ADMIN))
     pending = PendingPassword(settings.kafka_credentials_dir, principal)
     try:
-        _upsert(admin, principal, pending.password, settings.kafka_sasl_mechanism)
-        new_login = {**client_config(settings, ADMIN), "sasl_plain_username": principal,
-                     "sasl_plain_password": pending.password}
-        wait_until_logins_take(admin, new_login)
-    except BaseException:
-        pending.discard()
-        raise
+        try:
+            _upsert(admin, principal, pending.password, settings.kafka_sasl_mechanism)
+        except BaseException:
+            pending.discard()
+            raise
+        # The broker holds the new password from here on: the file gets it even when a broker is slow to apply it.
+        try:
+            wait_until_logins_take(admin, {**client_config(settings, ADMIN), "sasl_plain_username": principal,
+                                           "sasl_plain_password": pending.password})
+        finally:
+            pending.commit()
     finally:
         admin.close()
-    pending.commit()
     log.info("rotated the Kafka password of %s", principal)
