@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,13 @@ D = date
 @pytest.fixture
 def app() -> PaymentsApplication:
     return PaymentsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def conflict_of(call: Callable[[], Any]) -> tuple[str, str | None]:
+    """The message and field of the PaymentsConflict ``call`` raises (it must raise one)."""
+    with pytest.raises(PaymentsConflict) as refused:
+        call()
+    return refused.value.message, refused.value.field
 
 
 def awarded(app: PaymentsApplication, frame: int = FRAME, amount: int = AWARD) -> Grant:
@@ -360,16 +369,12 @@ def test_a_merger_into_a_code_that_merged_or_again_on_another_day_is_refused_and
         app.award_grant(2024, code, name, 1000, D(2024, 1, 15))
     app.merge_municipality("GM0344", "GM1992", D(2025, 4, 1))
     max_id = app.recorder.max_notification_id()
-    with pytest.raises(PaymentsConflict) as into_merged:
-        app.merge_municipality("GM0014", "GM0344", D(2024, 7, 1))
-    assert (into_merged.value.message, into_merged.value.field) == (
+    assert conflict_of(lambda: app.merge_municipality("GM0014", "GM0344", D(2024, 7, 1))) == (
         "GM0344 merged into GM1992 effective 2025-04-01: a municipality does not merge into one that merged; "
         "merge GM0014 into GM1992",
         "successor_code",
     )
-    with pytest.raises(PaymentsConflict) as other_day:
-        app.merge_municipality("GM0344", "GM1992", D(2025, 5, 1))
-    assert (other_day.value.message, other_day.value.field) == (
+    assert conflict_of(lambda: app.merge_municipality("GM0344", "GM1992", D(2025, 5, 1))) == (
         "GM0344 merged into GM1992 effective 2025-04-01, not 2025-05-01; a merger is recorded once",
         "effective_on",
     )
@@ -405,9 +410,7 @@ def test_a_merger_that_would_pass_nothing_on_is_refused_and_changes_nothing(app:
     app.merge_municipality("GM0014", "GM0599", D(2024, 1, 1))
     assert app.settle(2024, "GM0014", reported_spending_cents=1000, settled_on=D(2025, 5, 23)).closed
     max_id = app.recorder.max_notification_id()
-    with pytest.raises(PaymentsConflict) as nothing_to_pass:
-        app.merge_municipality("GM0599", "GM0363", D(2025, 1, 1))
-    assert (nothing_to_pass.value.message, nothing_to_pass.value.field) == (
+    assert conflict_of(lambda: app.merge_municipality("GM0599", "GM0363", D(2025, 1, 1))) == (
         "every grant GM0599 holds is closed (grant-2024-GM0014): a merger that passes no grant on cannot be "
         "recorded, so none was",
         "predecessor_code",
