@@ -236,7 +236,8 @@ def rotate(settings: Settings, principal: str) -> None:
     """
     if principal not in (ADMIN, *CLIENT_PRINCIPALS):
         raise CredentialError(f"unknown Kafka principal {principal!r}")
-    admin = _admin(client_config(settings, ADMIN))
+    admin_config = client_config(settings, ADMIN)
+    admin = _admin(admin_config)
     pending = PendingPassword(settings.kafka_credentials_dir, principal)
     try:
         try:
@@ -246,7 +247,7 @@ def rotate(settings: Settings, principal: str) -> None:
             raise
         # The broker holds the new password from here on: the file gets it even when a broker is slow to apply it.
         try:
-            wait_until_logins_take(admin, {**client_config(settings, ADMIN), "sasl_plain_username": principal,
+            wait_until_logins_take(admin, {**admin_config, "sasl_plain_username": principal,
                                            "sasl_plain_password": pending.password})
         finally:
             pending.commit()
