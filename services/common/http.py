@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
+from flask import Flask, Request, Response, abort, current_app, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -28,7 +28,9 @@ from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import NO_DATABASE_ROUTES, WRITE_METHODS, Blueprint
 from services.common.config import Settings
+from services.common.context_local import current
 from services.common.database_unreachable import DATABASE_UNREACHABLE
+from services.common.direct_log import log_direct
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
 from services.common.errors import RetryLater, ServiceError, Unavailable
 from services.common.json_depth import refuse_deep_json
@@ -347,27 +349,31 @@ def _install_request_context(app: Flask) -> None:
 
     @app.before_request
     def _begin() -> None:
-        _limit_chunked_body(app.config["MAX_CONTENT_LENGTH"])
-        if request.is_json:
-            refuse_deep_json(request.get_data(cache=True))  # 400, before a parser recurses into it
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        served, kept = current(request), current(g)
+        _limit_chunked_body(served, app.config["MAX_CONTENT_LENGTH"])
+        if served.is_json:
+            refuse_deep_json(served.get_data(cache=True))  # 400, before a parser recurses into it
+        offered = served.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
-        g.request_id = request_id
-        g.request_started = time.perf_counter()
-        g.request_id_token = REQUEST_ID.set(request_id)
-        g.recorded_token = begin_request()
+        kept.request_id = request_id
+        kept.request_started = time.perf_counter()
+        kept.request_id_token = REQUEST_ID.set(request_id)
+        kept.recorded_token = begin_request()
 
     @app.after_request
     def _end(response: Response) -> Response:
-        request_id = g.get("request_id")
+        served, kept = current(request), current(g)
+        request_id = kept.get("request_id")
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
-        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        started = g.get("request_started")
+        rule = served.url_rule
+        route = rule.rule if rule is not None else "<unmatched>"
+        started = kept.get("request_started")
         seconds = time.perf_counter() - started if started is not None else 0.0
         operations: Operations = app.extensions[OPERATIONS_KEY]
-        operations.observe_request(request.method, route, response.status_code, seconds)
-        caller: Principal | None = g.get("principal")
+        method = served.method
+        operations.observe_request(method, route, response.status_code, seconds)
+        caller: Principal | None = kept.get("principal")
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if response.status_code >= 500:
             level = logging.WARNING
@@ -376,9 +382,9 @@ def _install_request_context(app: Flask) -> None:
         fields: dict[str, Any] = {
             "service": operations.service,
             "request_id": request_id,
-            "method": request.method,
+            "method": method,
             "route": route,
-            "path": request.path,
+            "path": served.path,
             "status": response.status_code,
             "duration_ms": round(seconds * 1000, 2),
             "role": caller.role if caller else None,
@@ -387,15 +393,16 @@ def _install_request_context(app: Flask) -> None:
         recorded = request_events()
         if recorded:  # the request's one line names what it recorded (services/common/recorded_log.py)
             fields.update(event_fields(recorded))
-        access_log.log(level, "%s %s %s", request.method, route, response.status_code, extra=fields)
+        log_direct(access_log, level, "%s %s %s", (method, route, response.status_code), fields)
         return response
 
     @app.teardown_request
     def _forget(_error: BaseException | None) -> None:
-        recorded_token = g.pop("recorded_token", None)
+        kept = current(g)
+        recorded_token = kept.pop("recorded_token", None)
         if recorded_token is not None:
             end_request(recorded_token)
-        request_id_token = g.pop("request_id_token", None)
+        request_id_token = kept.pop("request_id_token", None)
         if request_id_token is not None:
             try:
                 REQUEST_ID.reset(request_id_token)
@@ -417,7 +424,7 @@ class DatabaseBreaker:
         return time.monotonic() < self._open_until
 
 
-def _limit_chunked_body(max_bytes: int) -> None:
+def _limit_chunked_body(request: Request, max_bytes: int) -> None:
     """A body without Content-Length (chunked) is read here, up to the limit: over it is 413.
 
     Werkzeug only cuts such a stream at the limit, silently, so an import would keep its first rows
@@ -469,10 +476,9 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def principal() -> Principal:
     """The verified caller of this request (401 when there is no valid token)."""
-    if "principal" not in g:
-        from flask import current_app
-
+    kept = current(g)
+    found: Principal | None = kept.get("principal")
+    if found is None:
         verifier: TokenVerifier = current_app.extensions["ido.verifier"]
-        g.principal = verifier.verify(request.headers.get("Authorization"))
-    found: Principal = g.principal
+        found = kept.principal = verifier.verify(request.headers.get("Authorization"))
     return found

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
-from flask import Response, current_app
+from flask import Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
+
+from services.common.context_local import current
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _PLAIN = (str, int, bool, type(None))
@@ -24,22 +26,23 @@ _PLAIN = (str, int, bool, type(None))
 
 def json_answer(body: Mapping[str, Any], status: int) -> Response:
     """``body`` (a flat mapping of texts, integers, booleans and nulls) as the JSON response ``status``."""
-    provider = current_app.json
-    data = _plain_bytes(body) if _writes_as_orjson(provider) else None
+    app = current(current_app)
+    provider = app.json
+    data = _plain_bytes(body) if _writes_as_orjson(app, provider) else None
     if data is None:
         response = cast(Response, provider.response(body))
         response.status_code = status
         return response
-    answer: Response = current_app.response_class(data, status=status, mimetype=DefaultJSONProvider.mimetype)
+    answer: Response = app.response_class(data, status=status, mimetype=DefaultJSONProvider.mimetype)
     return answer
 
 
-def _writes_as_orjson(provider: Any) -> bool:
+def _writes_as_orjson(app: Flask, provider: Any) -> bool:
     """Flask's own provider with its defaults: sorted keys, ASCII, compact (not in debug mode)."""
     if type(provider) is not DefaultJSONProvider or not (provider.sort_keys and provider.ensure_ascii):
         return False
     # DefaultJSONProvider.response indents when compact is False, or None in debug mode
-    return provider.compact is True or (provider.compact is None and not current_app.debug)
+    return provider.compact is True or (provider.compact is None and not app.debug)
 
 
 def _plain_bytes(body: Mapping[str, Any]) -> bytes | None:

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -111,29 +112,49 @@ def _utc_milliseconds(created: float) -> str:
     return f"{text}.{millisecond:03d}Z"
 
 
+def json_line(
+    created: float,
+    levelname: str,
+    logger_name: str,
+    message: str,
+    attributes: Iterable[tuple[str, Any]],
+    exception: str | None = None,
+) -> str:
+    """The JSON line of one record: ``attributes`` are the record's (``vars(record).items()``); its
+    standard ones, private ones, secret-like names and None values are left out."""
+    entry: dict[str, Any] = {
+        "ts": _utc_milliseconds(created),
+        "level": levelname,
+        "logger": logger_name,
+        "message": redact(message),
+    }
+    for key, value in attributes:
+        if value is None or key in _STANDARD_ATTRIBUTES or key[:1] == "_" or _secret_name(key):
+            continue
+        entry[key] = _clean(value)
+    if exception is not None:
+        entry["exception"] = redact(exception)
+    try:
+        # orjson: a third of the standard library's time for a request's line (issue 17). The entry
+        # holds only what ``_clean`` made (texts, numbers, lists, dicts with text keys); what orjson
+        # refuses (an integer beyond 64 bits, a lone surrogate) takes the standard library's way.
+        return orjson.dumps(entry).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ts, level, logger, message, service, request_id, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _utc_milliseconds(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": redact(record.getMessage()),
-        }
-        for key, value in vars(record).items():
-            if value is None or key in _STANDARD_ATTRIBUTES or key[:1] == "_" or _secret_name(key):
-                continue
-            entry[key] = _clean(value)
-        if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
-        try:
-            # orjson: a third of the standard library's time for a request's line (issue 17). The entry
-            # holds only what ``_clean`` made (texts, numbers, lists, dicts with text keys); what orjson
-            # refuses (an integer beyond 64 bits, a lone surrogate) takes the standard library's way.
-            return orjson.dumps(entry).decode()
-        except TypeError:  # orjson.JSONEncodeError
-            return json.dumps(entry, ensure_ascii=False, default=str)
+        return json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            vars(record).items(),
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
 
 
 class TextFormatter(logging.Formatter):

@@ -19,6 +19,7 @@ from flask import Flask, request
 
 from services.common.auth import Principal
 from services.common.blueprint import WRITE_METHODS  # the writes whose 429 the API documents describe
+from services.common.context_local import current
 from services.common.errors import ServiceError
 from services.common.principal_limit import PerPrincipalLimit, principal_key
 
@@ -37,7 +38,8 @@ def limit_writes(app: Flask, per_minute: int, caller: Callable[[], Principal]) -
 
     @app.before_request
     def _limit_writes() -> None:
-        if request.method not in WRITE_METHODS or request.url_rule is None:
+        served = current(request)
+        if served.method not in WRITE_METHODS or served.url_rule is None:
             return
         try:
             found = caller()

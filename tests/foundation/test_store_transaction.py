@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import ClientCursor
+from psycopg._preparing import PrepareManager
 from psycopg.errors import DivisionByZero
 
 from services.common.config import Settings
@@ -130,6 +131,37 @@ def test_the_guard_reads_the_index_however_long_the_history(application: ToyAppl
         connection.rollback()
         cursor.execute(guard_check, ([uuid4()],))
         assert cursor.fetchone() is not None
+
+
+@pytest.mark.parametrize("store_env", ["postgres"], indirect=True)
+def test_the_one_text_transaction_is_no_candidate_for_a_prepared_statement(
+    application: ToyApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text of many statements with its values bound in is never prepared (psycopg prepares one statement
+    only), so psycopg need not count it: each save's text would be a new key of ~3 KB (issue 17). The
+    connection's own setting comes back for its other statements, also after a save that fails."""
+    recorder: Any = application.recorder
+    counted: list[bytes] = []
+    count = PrepareManager.maybe_add_to_cache
+
+    def counting(self: PrepareManager, query: Any, prep: Any, name: bytes) -> Any:
+        if self.prepare_threshold is not None:
+            counted.append(query.query)
+        return count(self, query, prep, name)
+
+    monkeypatch.setattr(PrepareManager, "maybe_add_to_cache", counting)
+    with recorder.datastore.get_connection() as connection:
+        threshold = connection.prepare_threshold
+    stream = uuid4()
+    recorder.insert_events([_event(stream, 1)], **_notes(("n1", "x")))
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([_event(stream, 1)])
+    recorder.insert_events([_event(stream, 2)], **{GUARDS: {uuid4(): frozenset({uuid4()})}})
+    assert not [query for query in counted if b"INSERT INTO" in query]
+    assert len(recorder.select_events(stream)) == 2  # a read: counted, as eventsourcing's statements are
+    assert counted
+    with recorder.datastore.get_connection() as connection:
+        assert connection.prepare_threshold == threshold is not None
 
 
 def test_a_save_with_tracking_takes_the_recorders_own_path_with_the_same_guard_and_side_rows(

@@ -1,5 +1,5 @@
 """Parts of the write path made cheaper in issue 17: the SQLite writers' turn, the moving-window counter,
-the recorded event ids written in the save's own transaction."""
+the recorded event ids written in the save's own transaction, documented answers without a wrapper."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.common.adapters.writers_in_turn import WritersInTurn
+from services.common.blueprint import Blueprint
+from services.common.error_schema import ServiceErrorSchema
 from services.common.principal_limit import MovingWindow
 from services.common.side_rows import SideRows
 
@@ -83,3 +85,26 @@ def test_the_turn_is_reentrant_within_a_thread_and_exclusive_between_threads(tmp
         assert not other_entered.wait(0.2)
     assert other_entered.wait(5)
     thread.join(5)
+
+
+def test_a_documented_answer_adds_no_call_to_the_view_and_leaves_the_view_as_it_was() -> None:
+    blueprint = Blueprint("documented", __name__)
+
+    def view(code: str, *, page: int = 1) -> str:
+        return f"{code} {page}"
+
+    documented = blueprint.alt_response(409, schema=ServiceErrorSchema, description="taken")(
+        blueprint.alt_response(404, schema=ServiceErrorSchema, description="unknown")(view)
+    )
+    assert documented.__code__ is view.__code__  # the view's own code: nothing runs in between
+    assert documented("GM0363", page=2) == "GM0363 2" and documented.__wrapped__ is not None
+    answers = documented._apidoc["response"]["responses"]  # type: ignore[attr-defined]
+    assert {404, 409} <= set(answers)
+    assert answers[409][0]["description"] == "taken"
+    assert not hasattr(view, "_apidoc")  # another route may decorate the same function differently
+
+    async def coroutine() -> str:
+        return "ok"
+
+    # A coroutine keeps flask-smorest's wrapper: there ensure_sync does something.
+    assert blueprint.alt_response(409, schema=ServiceErrorSchema)(coroutine).__code__ is not coroutine.__code__

@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 
+from services.common.domain.chained import stream_uuid
 from services.ledger.domain.errors import (
     AlreadyReversed,
     GrantYearUnknown,
@@ -17,7 +18,7 @@ from services.ledger.domain.errors import (
     YearIsClosed,
 )
 from services.ledger.domain.grant_years import GrantYear
-from services.ledger.domain.model import Books, Expenditure
+from services.ledger.domain.model import Books, Expenditure, books_id, books_stream
 from services.ledger.domain.rules import expenditure_errors
 
 A = "GM0363"
@@ -208,3 +209,12 @@ def test_a_reversal_reason_with_a_control_character_is_refused_by_the_aggregate(
     assert not expenditure.reversed
     expenditure.reverse(reason="typo\nsee the invoice", booked_on=date(2024, 4, 1), today=TODAY, books=None)
     assert expenditure.reversed
+
+
+def test_a_years_books_id_is_its_streams_however_often_asked() -> None:
+    """books_id is remembered (every posting's guard asks it); a remembered id is still the stream's, and a
+    year given as another type (True, 2024.0) names its own stream, as the text it makes does."""
+    for code, year in [("GM0363", 2024), ("GM0363", 2025), ("GM0014", 2024), ("GM0363", 2024)]:
+        assert books_id(code, year) == stream_uuid(f"books-{code}-{year}") == stream_uuid(books_stream(code, year))
+    assert books_id("GM0363", True) == stream_uuid("books-GM0363-True") != books_id("GM0363", 1)  # type: ignore[arg-type]
+    assert books_id("GM0363", 2024.0) == stream_uuid("books-GM0363-2024.0") != books_id("GM0363", 2024)  # type: ignore[arg-type]

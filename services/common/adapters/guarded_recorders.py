@@ -13,8 +13,8 @@ after the events and the guard check, so a refused or failed save leaves none of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError, Programm
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
-from psycopg import ClientCursor, Cursor
+from psycopg import ClientCursor, Connection, Cursor
 from psycopg.abc import Query
 from psycopg.errors import DivisionByZero
 from psycopg.pq import TransactionStatus
@@ -111,7 +111,7 @@ class GuardedPostgresApplicationRecorder(GuardingRecorder, PostgresApplicationRe
         streams = guarded_streams(guards)
         side: SideRows | None = kwargs.get(SIDE_ROWS)
         refused = False
-        with self.datastore.get_connection() as conn, ClientCursor(conn) as curs:
+        with self.datastore.get_connection() as conn, ClientCursor(conn) as curs, _not_prepared(conn):
             texts = self._texts(curs)
             try:
                 closing, params = texts.closing(curs, stored_events, side)
@@ -258,3 +258,17 @@ def _result(curs: ClientCursor[DictRow], index: int) -> ClientCursor[DictRow]:
         if not curs.nextset():
             raise ProgrammingError(f"the result of statement {index} of the transaction's text is missing")
     return curs
+
+
+@contextmanager
+def _not_prepared(conn: Connection[Any]) -> Iterator[None]:
+    """psycopg's prepared statements off on ``conn`` for a one-text transaction: a text of many statements with its
+    parameters bound in it is never prepared, yet psycopg counted each one as a candidate (hashing its ~3 KB as a
+    key, then dropping it: ~1 % of a posting's time in a py-spy of bench row 1, issue 17). The connection's other
+    statements (eventsourcing's reads) are prepared as before."""
+    threshold = conn.prepare_threshold
+    conn.prepare_threshold = None
+    try:
+        yield
+    finally:
+        conn.prepare_threshold = threshold

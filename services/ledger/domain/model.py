@@ -18,6 +18,7 @@ Invariants (each enforced here, whatever the caller):
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -44,7 +45,9 @@ def books_stream(municipality_code: str, year: int) -> str:
     return f"books-{municipality_code}-{year}"
 
 
+@functools.lru_cache(maxsize=8192, typed=True)  # typed: True and 1.0 name other streams than 1 ("True", "1.0")
 def books_id(municipality_code: str, year: int) -> UUID:
+    """Asked at every posting (its save's guard): a few hundred municipalities by a few years, so remembered."""
     return stream_uuid(books_stream(municipality_code, year))
 
 
