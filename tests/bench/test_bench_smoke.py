@@ -56,6 +56,11 @@ def test_the_benchmark_runs_once_at_a_tiny_size(
             assert figures["cpu_us_per_event"]["relay_sender"] > 0, store
             assert figures["cpu_us_per_event"]["relay_page_worker"] >= 0, store
             assert figures["raw_producer_cpu_us_per_event"]["raw_producer"] > 0, store
+        if name == "1 write":  # CRUD and the project timed three times each, in turn; the median run of each
+            figures = row["figures"]
+            assert len(figures["project_runs"]) == len(figures["crud_runs"]) == 3, store
+            for side, runs in (("project", figures["project_runs"]), ("crud", figures["crud_runs"])):
+                assert figures[side]["rps"] == sorted(run["rps"] for run in runs)[1], (side, store)
         if name in ("2 relay", "3 projection"):
             # each side of the ratio timed in a fresh process of its own, not in the bench's (bench/own_process.py)
             pids = [process["pid"] for process in row["figures"]["processes"].values()]
