@@ -20,9 +20,10 @@ a topic is enough for InitProducerId (checked against the 4.1 broker: tests/foun
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
@@ -176,13 +177,18 @@ def _wait_until_enforced(admin: KafkaAdminClient, last: ACL, timeout_s: float = 
             last.resource_pattern.resource_type, last.resource_pattern.resource_name, last.resource_pattern.pattern_type
         ),
     )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found, _error = admin.describe_acls(wanted)
-        if found:
-            return
+    _poll_until(
+        lambda: bool(admin.describe_acls(wanted)[0]),
+        time.monotonic() + timeout_s,
+        f"the broker does not enforce the new ACLs after {timeout_s:.0f} s",
+    )
+
+
+def _poll_until(done: Callable[[], bool], deadline: float, failure: str) -> None:
+    """Asks ``done`` every 50 ms until it holds; ``RuntimeError(failure)`` once ``deadline`` (monotonic) passed."""
+    while not done():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the broker does not enforce the new ACLs after {timeout_s:.0f} s")
+            raise RuntimeError(failure)
         time.sleep(0.05)
 
 
@@ -201,18 +207,21 @@ def wait_until_logins_take(
     deadline = time.monotonic() + timeout_s
     for broker in admin.describe_cluster()["brokers"]:
         address = f"{broker['host']}:{broker['port']}"
-        while True:
-            try:
-                AdminClient(**{**login, "bootstrap_servers": address}, client_id="ido-login-check",
-                            bootstrap_timeout_ms=1000, request_timeout_ms=5000).close()
-                break
-            except KafkaError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"broker {address} does not log {login.get('sasl_plain_username')} in with the new password "
-                        f"after {timeout_s:.0f} s"
-                    ) from None
-                time.sleep(0.05)
+        _poll_until(
+            functools.partial(_logs_in, {**login, "bootstrap_servers": address}),
+            deadline,
+            f"broker {address} does not log {login.get('sasl_plain_username')} in with the new password "
+            f"after {timeout_s:.0f} s",
+        )
+
+
+def _logs_in(login: ClientConfig) -> bool:
+    """Whether a client with ``login`` (one broker as its bootstrap) is let in."""
+    try:
+        AdminClient(**login, client_id="ido-login-check", bootstrap_timeout_ms=1000, request_timeout_ms=5000).close()
+    except KafkaError:
+        return False
+    return True
 
 
 def provision(settings: Settings, prefix: str | None = None) -> Provisioned:
