@@ -5,6 +5,7 @@ Integration tests never skip: when a server is not there, they fail saying which
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from kafka import KafkaAdminClient
 
 from services.common.config import Settings, load_settings
 from services.common.kafka_provisioning import provision_prefix, provision_users
+from services.common.logging_setup import SERVICE
 from tests.support.infra import KafkaInfo, PostgresInfo, kafka_info, postgres_info
 from tests.support.tokens import TokenFactory
 
@@ -32,6 +34,38 @@ settings.register_profile(
 )
 if os.environ.get("IDO_HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["IDO_HYPOTHESIS_PROFILE"])
+
+
+QUIETED_LOGGERS = ("kafka", "werkzeug", "kafka.net.sasl")
+"""The loggers ``configure_logging`` sets a level on."""
+
+
+def _not_pytests(handlers: list[logging.Handler]) -> list[logging.Handler]:
+    """The handlers that are not pytest's own (it adds and removes its capture around each phase of a test)."""
+    return [handler for handler in handlers if not type(handler).__module__.startswith("_pytest")]
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """Each test leaves the logging set-up as it found it. A command run in place (``cli.main``) installs its
+    handler on the root logger, bound to the ``sys.stderr`` of that moment (the test's capture, closed after
+    it): left there, every later line of that worker failed to write and printed a traceback instead."""
+    root = logging.getLogger()
+    handlers, level, srcfile = _not_pytests(root.handlers), root.level, logging._srcfile  # type: ignore[attr-defined]
+    quieted = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
+    service = SERVICE.get()
+    yield
+    for handler in _not_pytests(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    logging._srcfile = srcfile  # type: ignore[attr-defined]
+    for name, quiet_level in quieted.items():
+        logging.getLogger(name).setLevel(quiet_level)
+    SERVICE.set(service)
 
 
 @pytest.fixture(scope="session")

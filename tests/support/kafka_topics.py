@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -25,25 +27,32 @@ def admin_config(settings: Settings) -> dict[str, Any]:
     return client_config(settings, ADMIN)
 
 
-def publish_all(settings: Settings, application: Application, topic: TopicSpec) -> int:
-    """Runs the outbox relay until every stored event is acknowledged by the broker: as the service's
-    relay principal for the service topics (provisioned by the ``topic_prefix`` fixture), as the admin
-    for a test-only topic (which it creates). Its batches are sealed as the service's relay seals them."""
+@contextmanager
+def service_relay(settings: Settings, application: Application, topic: TopicSpec) -> Iterator[OutboxRelay]:
+    """The outbox relay of ``application`` to ``topic``, its producer closed after: as the service's relay
+    principal for the service topics (provisioned by the ``topic_prefix`` fixture), as the admin for a
+    test-only topic (which it creates). Its batches are sealed as the service's relay seals them."""
     principal = RELAYS.get(topic.producer)
     if principal is None:
         principal = ADMIN
         ensure_topics(admin_config(settings), [topic], settings.topic_prefix)
     producer = create_producer(client_config(settings, principal), client_id="test-relay")
-    relay = OutboxRelay(
-        application, producer, settings.topic(topic.name), batch_size=200,
-        sealer=build_sealer(settings, topic.producer, topic.name),
-    )
-    published = 0
     try:
-        while batch := relay.run_once():
-            published += batch
+        yield OutboxRelay(
+            application, producer, settings.topic(topic.name), batch_size=200,
+            sealer=build_sealer(settings, topic.producer, topic.name),
+        )
     finally:
         producer.close()
+
+
+def publish_all(settings: Settings, application: Application, topic: TopicSpec) -> int:
+    """Runs the outbox relay until every stored event is acknowledged by the broker (nothing else may write
+    to the store meanwhile: it holds that the relay's position is then the store's last event)."""
+    published = 0
+    with service_relay(settings, application, topic) as relay:
+        while batch := relay.run_once():
+            published += batch
     assert relay.position() == (relay.app.recorder.max_notification_id() or 0)
     return published
 
