@@ -96,17 +96,6 @@ class GroupCommit:
         """Stores the aggregate's pending events; returns their recordings, or raises as ``save`` would
         (``GuardBroken`` if its ``guards`` failed)."""
         pending = _Pending(list(aggregate.collect_events()), dict(guards or {}))
-        with self._premapped(pending.events):
-            return self._queued(pending)
-
-    def _premapped(self, events: list[Any]) -> AbstractContextManager[Any]:
-        """The events mapped to stored events here, in the request's own thread, where the mapper can
-        (``RecordMacMapper.premapped``): the committing thread then only takes them, and holds the
-        store's turn that much shorter."""
-        premapped: Any = getattr(self.application.mapper, "premapped", None)
-        return premapped(events) if premapped is not None else nullcontext()
-
-    def _queued(self, pending: _Pending) -> list[Any]:
         with self._changed:
             self._queue.append(pending)
         while True:

@@ -103,30 +103,7 @@ class RecordMacMapper(Mapper[Any]):
 
     record_key: bytes | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._premapped: dict[int, tuple[Any, StoredEvent]] = {}
-        """Events mapped ahead (``premapped``), by ``id``; each entry holds its event, so the id stays its own."""
-
-    @contextmanager
-    def premapped(self, domain_events: Sequence[Any]) -> Iterator[None]:
-        """Maps ``domain_events`` now, in the caller's thread; until the block ends, their save takes these
-        stored events instead of mapping them again. The group commit maps each request's events this way
-        before it queues them, so the transcoding and the MAC are not done by the committing thread while
-        it holds the store's turn, which every writer waits for (issue 17). The same function maps them
-        either way, so what is stored is the same."""
-        entries = {id(event): (event, self.to_stored_event(event)) for event in domain_events}
-        self._premapped.update(entries)  # one dict for every thread: its update and pops are atomic
-        try:
-            yield
-        finally:
-            for key in entries:
-                self._premapped.pop(key, None)
-
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        found = self._premapped.get(id(domain_event))
-        if found is not None and found[0] is domain_event:
-            return found[1]
         key = self.record_key
         event_hash = getattr(domain_event, "hash", None)
         if key is None or not isinstance(event_hash, str):

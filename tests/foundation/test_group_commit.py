@@ -17,7 +17,6 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from services.common.group_commit import GroupCommit, SavesGivenEvents
 from services.common.observability import instrument_application
 from services.common.recorded_log import begin_request, end_request, note, request_events
-from services.common.signing import RecordMacMapper
 
 
 class Item(Aggregate):
@@ -357,83 +356,3 @@ def test_eventsourcings_save_is_still_the_one_the_mixin_was_written_from() -> No
         "self.notify(processing_event.events)  # Deprecated.",
         "return recordings",
     ]
-
-
-# -- each request's events mapped in its own thread (issue 17, twenty-eighth round) ----------------
-
-
-class CountingMapper(RecordMacMapper):
-    """The services' mapper, noting which thread mapped each event (the MAC's key set as a service's is)."""
-
-    mapped_by: list[tuple[UUID, int]]
-
-    def stored_event_of(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("not a chained event: the MAC's way is not taken")
-
-    def to_stored_event(self, domain_event: Any) -> Any:
-        if id(domain_event) not in self._premapped:
-            self.mapped_by.append((domain_event.originator_id, threading.get_ident()))
-        return super().to_stored_event(domain_event)
-
-
-def _mac_mapped() -> Application[UUID]:
-    application = FastSaving(env={"MAPPER_TOPIC": f"{__name__}:CountingMapper"})
-    mapper = application.mapper
-    assert isinstance(mapper, CountingMapper)
-    mapper.record_key, mapper.mapped_by = b"k" * 32, []
-    return application
-
-
-def test_each_request_maps_its_own_events_before_it_queues_and_the_store_holds_the_same_bytes() -> None:
-    """The committing thread holds the store's turn, which every writer waits for: it only takes the stored
-    events each request mapped in its own thread, and what is stored is what the plain save stores."""
-    application = _mac_mapped()
-    mapper: Any = application.mapper
-    gate = Gated(application)
-    saver = GroupCommit(application)
-    saved_in: dict[UUID, int] = {}
-    events: list[Any] = []
-    names = [f"p{i}" for i in range(5)]
-
-    def save(name: str) -> None:
-        saved_in[Item.create_id(name)] = threading.get_ident()
-        item = Item(name)
-        events.extend(item.pending_events)
-        saver.save(item)
-
-    _held_first_run(saver, gate, names, save)
-    assert gate.calls == [1, 4]
-    assert sorted(mapper.mapped_by) == sorted(saved_in.items())  # each once, by the request that saved it
-    assert mapper._premapped == {}  # nothing kept after the saves
-    plain = Application[UUID]().mapper  # eventsourcing's own mapping of the same events
-    assert sorted(_stored(application)) == sorted(
-        (s.originator_id, s.originator_version, s.topic, s.state) for s in map(plain.to_stored_event, events)
-    )
-
-
-def test_a_premapped_event_is_taken_only_for_that_very_event_and_only_inside_the_block() -> None:
-    application = _mac_mapped()
-    mapper: Any = application.mapper
-    item = Item("once")
-    (created,) = item.collect_events()
-    twin = type(created)(**vars(created))  # equal, but another object
-    with mapper.premapped([created]):
-        first = mapper._premapped[id(created)][1]
-        assert mapper.to_stored_event(created) is first
-        assert mapper.to_stored_event(twin) is not first and mapper.to_stored_event(twin) == first
-    assert mapper._premapped == {}
-    assert mapper.to_stored_event(created) is not first and mapper.to_stored_event(created) == first
-
-
-def test_a_batch_that_fails_is_saved_item_by_item_with_the_events_mapped_before() -> None:
-    application = _mac_mapped()
-    application.save(Item("taken"))
-    mapper: Any = application.mapper
-    mapper.mapped_by.clear()
-    gate = Gated(application)
-    saver = GroupCommit(application)
-    outcomes = _run(saver, gate, ["first", "a", "taken", "b"])
-    assert gate.calls == [1, 3, 1, 1, 1] and isinstance(outcomes["taken"], IntegrityError)
-    assert len(mapper.mapped_by) == 4 and mapper._premapped == {}  # the retries mapped nothing again
-    for name in ("first", "a", "b"):
-        assert application.repository.get(Item.create_id(name)).name == name
