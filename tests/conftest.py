@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient
 
 from services.common.config import Settings, load_settings
 from services.common.kafka_provisioning import provision_prefix, provision_users
-from services.common.logging_setup import SERVICE
+from services.common.logging_setup import QUIETED_LOGGERS, SERVICE
 from tests.support.infra import KafkaInfo, PostgresInfo, kafka_info, postgres_info
 from tests.support.tokens import TokenFactory
 
@@ -34,10 +34,6 @@ settings.register_profile(
 )
 if os.environ.get("IDO_HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["IDO_HYPOTHESIS_PROFILE"])
-
-
-QUIETED_LOGGERS = ("kafka", "werkzeug", "kafka.net.sasl")
-"""The loggers ``configure_logging`` sets a level on."""
 
 
 def _not_pytests(handlers: list[logging.Handler]) -> list[logging.Handler]:

@@ -178,6 +178,17 @@ def log_handler(stream: IO[str] | None = None, log_format: str = "json") -> logg
     return handler
 
 
+QUIETED_LOGGERS: dict[str, int] = {
+    # Chatty libraries: their INFO lines are connection noise; warnings still come through.
+    "kafka": logging.WARNING,
+    "werkzeug": logging.WARNING,
+    # kafka-python warns at every SASL login without TLS ("credentials in the clear"): SCRAM never sends
+    # the password, and TLS (SASL_SSL) is the production deployment's choice (docs/decisions.md).
+    "kafka.net.sasl": logging.ERROR,
+}
+"""The libraries' loggers ``configure_logging`` sets a level on."""
+
+
 def configure_logging(
     log_format: str = "json", level: str | int = "INFO", stream: IO[str] | None = None, service: str | None = None
 ) -> logging.Handler:
@@ -190,12 +201,8 @@ def configure_logging(
     root.setLevel(level)
     if service:
         SERVICE.set(service)
-    # Chatty libraries: their INFO lines are connection noise; warnings still come through.
-    for noisy in ("kafka", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # kafka-python warns at every SASL login without TLS ("credentials in the clear"): SCRAM never sends
-    # the password, and TLS (SASL_SSL) is the production deployment's choice (docs/decisions.md).
-    logging.getLogger("kafka.net.sasl").setLevel(logging.ERROR)
+    for name, quiet_level in QUIETED_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
     # Where a line was logged from (file, line, function) is in none of our formats, yet the logging module
     # looks it up on the stack for every record: 1.6 % of a posting's instructions with its access-log line
     # (issue 17, sixth round). The logging HOWTO ("Optimization") names this switch for it.
