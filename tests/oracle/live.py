@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,18 +27,16 @@ from werkzeug.test import TestResponse
 from contracts.topics import BRIDGE, EXPENDITURES, GRANTS, TopicSpec
 from services.bridge.adapters.http.routes import APPLICATION_KEY as BRIDGE_APPLICATION
 from services.bridge.entrypoints.definition import create_app as create_bridge_app
-from services.common.adapters.kafka import client_config, create_producer
 from services.common.config import Settings, load_settings
-from services.common.kafka_credentials import RELAYS
 from services.common.kafka_provisioning import provision_prefix
 from services.common.relay import OutboxRelay
-from services.common.signing import build_sealer
 from services.ledger.entrypoints.definition import create_app as create_ledger_app
 from services.ledger.entrypoints.projector import build_runner
 from services.ledger.read_side import PointInTime
 from services.payments.entrypoints.definition import create_app as create_payments_app
 from tests.oracle import commands as c
 from tests.support.infra import KafkaInfo
+from tests.support.kafka_topics import service_relay
 from tests.support.tokens import TokenFactory
 
 TODAY = date(2026, 8, 1)
@@ -88,6 +87,8 @@ class LiveStack:
     stop: threading.Event
     projector: threading.Thread
     relays: dict[str, OutboxRelay] = field(default_factory=dict)
+    relays_opened: ExitStack = field(default_factory=ExitStack)
+    """Closes the relays' producers."""
     synced: dict[str, int] = field(default_factory=dict)
     # ids the services gave: to correct a settlement or a bridge grant, to reverse a posting
     settlement_ids: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -120,26 +121,22 @@ class LiveStack:
         projector.start()
         topics = {"payments": GRANTS, "bridge": BRIDGE, "ledger": EXPENDITURES}
         # one relay per service for the whole history, as production runs them (a login per step costs)
+        opened = ExitStack()
         relays = {
-            name: OutboxRelay(
-                application, create_producer(client_config(settings, RELAYS[name]), client_id=f"oracle-{name}"),
-                settings.topic(topics[name].name), batch_size=200,
-                sealer=build_sealer(settings, topics[name].producer, topics[name].name),
-            )
+            name: opened.enter_context(service_relay(settings, application, topics[name]))
             for name, application in apps.items()
         }
         return cls(
             settings, tokens, {k: a.test_client() for k, a in flask_apps.items()},
             apps,  # type: ignore[arg-type]
-            topics, runner, stop, projector, relays, synced=dict.fromkeys(apps, 0),
+            topics, runner, stop, projector, relays, opened, synced=dict.fromkeys(apps, 0),
         )
 
     def close(self) -> None:
         self.stop.set()
         self.projector.join(timeout=10)
         self.runner.close()
-        for relay in self.relays.values():
-            relay.producer.close()
+        self.relays_opened.close()
         for application in self.applications.values():
             application.close()
 
