@@ -13,6 +13,8 @@ from eventsourcing.persistence import OperationalError as StoreOperationalError
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 
+from services.common.outage_budget import DatabaseAway
+
 DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
     StoreOperationalError,
     StoreInterfaceError,
@@ -21,4 +23,5 @@ DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
     psycopg_pool.PoolTimeout,
+    DatabaseAway,
 )

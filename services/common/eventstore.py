@@ -16,6 +16,7 @@ def build_application(app_class: type[TApp], env: dict[str, str]) -> TApp:
     from services.common.adapters.guarded_recorders import GuardedPostgresApplicationRecorder
     from services.common.adapters.writers_in_turn import WritersInTurn
     from services.common.config import WRITER_TURN_NAME
+    from services.common.outage_budget import bound_retries
     from services.common.signing import RecordMacMapper, ensure_record_key
 
     sqlite_file = env.get("SQLITE_DBNAME")
@@ -26,6 +27,8 @@ def build_application(app_class: type[TApp], env: dict[str, str]) -> TApp:
     if turn_name and isinstance(application.recorder, GuardedPostgresApplicationRecorder):
         Path(turn_name).parent.mkdir(parents=True, exist_ok=True)
         application.recorder.writer_turn = WritersInTurn(turn_name)
+    if isinstance(application.recorder, GuardedPostgresApplicationRecorder):
+        bound_retries(application.recorder.datastore)  # a request's retries stop after its budget (outage_budget.py)
     record_key_file = env.get("IDO_RECORD_KEY_FILE")
     if record_key_file and isinstance(application.mapper, RecordMacMapper):
         application.mapper.record_key = ensure_record_key(Path(record_key_file))

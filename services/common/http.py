@@ -24,6 +24,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from contracts.provenance import KeySet
+from services.common import outage_budget
 from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import NO_DATABASE_ROUTES, WRITE_METHODS, Blueprint
@@ -359,6 +360,7 @@ def _install_request_context(app: Flask) -> None:
         kept.request_started = time.perf_counter()
         kept.request_id_token = REQUEST_ID.set(request_id)
         kept.recorded_token = begin_request()
+        kept.outage_token = outage_budget.arm()
 
     @app.after_request
     def _end(response: Response) -> Response:
@@ -402,6 +404,9 @@ def _install_request_context(app: Flask) -> None:
         recorded_token = kept.pop("recorded_token", None)
         if recorded_token is not None:
             end_request(recorded_token)
+        outage_token = kept.pop("outage_token", None)
+        if outage_token is not None:
+            outage_budget.disarm(outage_token)
         request_id_token = kept.pop("request_id_token", None)
         if request_id_token is not None:
             try:
