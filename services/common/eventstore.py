@@ -24,10 +24,10 @@ def build_application(app_class: type[TApp], env: dict[str, str]) -> TApp:
         Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
     application = app_class(env={"CREATE_TABLE": "y", **env})
     turn_name = env.get(WRITER_TURN_NAME)
-    if turn_name and isinstance(application.recorder, GuardedPostgresApplicationRecorder):
-        Path(turn_name).parent.mkdir(parents=True, exist_ok=True)
-        application.recorder.writer_turn = WritersInTurn(turn_name)
     if isinstance(application.recorder, GuardedPostgresApplicationRecorder):
+        if turn_name:
+            Path(turn_name).parent.mkdir(parents=True, exist_ok=True)
+            application.recorder.writer_turn = WritersInTurn(turn_name)
         bound_retries(application.recorder.datastore)  # a request's retries stop after its budget (outage_budget.py)
     record_key_file = env.get("IDO_RECORD_KEY_FILE")
     if record_key_file and isinstance(application.mapper, RecordMacMapper):

@@ -34,16 +34,10 @@ class CuttableLink:
             listener, self._listener = self._listener, None
             sockets, self._open = self._open, []
         if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, which lets the port go
-            except OSError:
-                pass
+            _shut_down(listener)  # wakes the accepting thread, which lets the port go
             listener.close()
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shut_down(sock)
             sock.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -82,7 +76,11 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # closed or never connected already
+        pass
