@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -24,31 +22,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from contracts.provenance import KeySet
-from services.common import outage_budget
 from services.common.adapters.kafka import client_config
 from services.common.auth import Principal, RevocationList, TokenVerifier
 from services.common.blueprint import NO_DATABASE_ROUTES, WRITE_METHODS, Blueprint
 from services.common.config import Settings
 from services.common.context_local import current
 from services.common.database_unreachable import DATABASE_UNREACHABLE
-from services.common.direct_log import log_direct
 from services.common.error_schema import ServiceErrorSchema as ServiceErrorSchema  # the services import it here
 from services.common.errors import RetryLater, ServiceError, Unavailable
 from services.common.json_depth import refuse_deep_json
 from services.common.kafka_credentials import PROBE
-from services.common.logging_setup import REQUEST_ID
 from services.common.observability import OPERATIONS_KEY, Check, Operations
 from services.common.outbox_gate import OutboxGate
 from services.common.rate_limit import limit_writes
 from services.common.readiness import ProjectionWatch
-from services.common.recorded_log import begin_request, end_request, event_fields, request_events
-
-access_log = logging.getLogger("ido.http")
-
-REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-QUIET_ROUTES = ("/healthz", "/readyz", "/metrics", "/docs/assets/<path:name>", "/.well-known/ido-keyset.json")
-"""Probes and scrapes: counted in the metrics, logged at DEBUG only."""
+from services.common.request_frame import REQUEST_ID_HEADER, RequestFrame, account
 
 SWAGGER_UI_ASSETS = frozenset(
     {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png",
@@ -141,6 +129,7 @@ class KeySetSchema(Schema):
 
 KEYSET_FILE_KEY = "ido.keyset_file"
 OUTBOX_GATE_KEY = "ido.outbox_gate"
+DATABASE_BREAKER_KEY = "ido.database_breaker"
 
 
 @operations_blp.route("/.well-known/ido-keyset.json", methods=["GET"])
@@ -241,7 +230,7 @@ def create_service_app(
         return error_response(error.http_status, error.code, error.message, error.errors, error)
 
     breaker = DatabaseBreaker()
-    app.extensions["ido.database_breaker"] = breaker
+    app.extensions[DATABASE_BREAKER_KEY] = breaker
 
     @app.before_request
     def _fail_fast_while_the_database_is_away() -> None:
@@ -346,7 +335,7 @@ def operations_service(app: Flask) -> str:
 
 
 def _install_request_context(app: Flask) -> None:
-    """Request id in and out, timing, metrics and one access-log line per request."""
+    """Request id in and out, timing, metrics and one access-log line per request (services/common/request_frame.py)."""
 
     @app.before_request
     def _begin() -> None:
@@ -354,65 +343,27 @@ def _install_request_context(app: Flask) -> None:
         _limit_chunked_body(served, app.config["MAX_CONTENT_LENGTH"])
         if served.is_json:
             refuse_deep_json(served.get_data(cache=True))  # 400, before a parser recurses into it
-        offered = served.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if REQUEST_ID_PATTERN.fullmatch(offered) else uuid.uuid4().hex
-        kept.request_id = request_id
-        kept.request_started = time.perf_counter()
-        kept.request_id_token = REQUEST_ID.set(request_id)
-        kept.recorded_token = begin_request()
-        kept.outage_token = outage_budget.arm()
+        kept.frame = RequestFrame.open(served.headers.get(REQUEST_ID_HEADER, ""))
 
     @app.after_request
     def _end(response: Response) -> Response:
         served, kept = current(request), current(g)
-        request_id = kept.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
+        frame: RequestFrame | None = kept.get("frame")
+        if frame is not None:
+            response.headers[REQUEST_ID_HEADER] = frame.request_id
         rule = served.url_rule
         route = rule.rule if rule is not None else "<unmatched>"
-        started = kept.get("request_started")
-        seconds = time.perf_counter() - started if started is not None else 0.0
-        operations: Operations = app.extensions[OPERATIONS_KEY]
-        method = served.method
-        operations.observe_request(method, route, response.status_code, seconds)
-        caller: Principal | None = kept.get("principal")
-        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-        if response.status_code >= 500:
-            level = logging.WARNING
-        if not access_log.isEnabledFor(level):
-            return response
-        fields: dict[str, Any] = {
-            "service": operations.service,
-            "request_id": request_id,
-            "method": method,
-            "route": route,
-            "path": served.path,
-            "status": response.status_code,
-            "duration_ms": round(seconds * 1000, 2),
-            "role": caller.role if caller else None,
-            "municipality": caller.municipality_code if caller else None,
-        }
-        recorded = request_events()
-        if recorded:  # the request's one line names what it recorded (services/common/recorded_log.py)
-            fields.update(event_fields(recorded))
-        log_direct(access_log, level, "%s %s %s", (method, route, response.status_code), fields)
+        account(
+            app.extensions[OPERATIONS_KEY], method=served.method, route=route, path=served.path,
+            status=response.status_code, frame=frame, caller=kept.get("principal"),
+        )
         return response
 
     @app.teardown_request
     def _forget(_error: BaseException | None) -> None:
-        kept = current(g)
-        recorded_token = kept.pop("recorded_token", None)
-        if recorded_token is not None:
-            end_request(recorded_token)
-        outage_token = kept.pop("outage_token", None)
-        if outage_token is not None:
-            outage_budget.disarm(outage_token)
-        request_id_token = kept.pop("request_id_token", None)
-        if request_id_token is not None:
-            try:
-                REQUEST_ID.reset(request_id_token)
-            except ValueError:  # torn down in another context: the value dies with that context
-                pass
+        frame: RequestFrame | None = current(g).pop("frame", None)
+        if frame is not None:
+            frame.close()
 
 
 class DatabaseBreaker:

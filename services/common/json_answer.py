@@ -27,14 +27,18 @@ _PLAIN = (str, int, bool, type(None))
 def json_answer(body: Mapping[str, Any], status: int) -> Response:
     """``body`` (a flat mapping of texts, integers, booleans and nulls) as the JSON response ``status``."""
     app = current(current_app)
-    provider = app.json
-    data = _plain_bytes(body) if _writes_as_orjson(app, provider) else None
+    data = answer_bytes(app, body)
     if data is None:
-        response = cast(Response, provider.response(body))
+        response = cast(Response, app.json.response(body))
         response.status_code = status
         return response
     answer: Response = app.response_class(data, status=status, mimetype=DefaultJSONProvider.mimetype)
     return answer
+
+
+def answer_bytes(app: Flask, body: Mapping[str, Any]) -> bytes | None:
+    """The bytes ``json_answer`` writes by orjson for ``body``; None where Flask's provider must write them."""
+    return _plain_bytes(body) if _writes_as_orjson(app, app.json) else None
 
 
 def _writes_as_orjson(app: Flask, provider: Any) -> bool:

@@ -12,6 +12,7 @@ from eventsourcing.persistence import RecordConflictError
 from flask import jsonify
 from flask.testing import FlaskClient
 
+from services.common.fast_path import JsonPostFastPath
 from services.common.idempotency import (
     ABANDONED_AFTER_S,
     EXTENSION_KEY,
@@ -428,24 +429,31 @@ def test_a_reversal_that_loses_many_races_is_decided_again(
     assert len(lost) == 8 and stored_events(client) == 2
 
 
-# issue 17, twenty-fourth round: the body's fast check (services/common/body_check.py) on the route itself
-def test_the_posting_route_takes_the_fast_check_and_a_refusal_is_marshmallows(
+# issue 17, twenty-fourth round: the body's fast check (services/common/body_check.py); thirtieth round: a posting
+# that passes it is answered by the route's fast path (services/common/fast_path.py), one it does not pass by the
+# route through webargs and marshmallow
+def test_the_posting_takes_the_fast_path_and_a_refusal_is_marshmallows(
     client: FlaskClient, tokens: TokenFactory
 ) -> None:
     parser = expenditures.ARGUMENTS_PARSER
+    fast_path = client.application.wsgi_app
+    assert isinstance(fast_path, JsonPostFastPath)
     headers = own(tokens)
-    before, headers_before = parser.fast_loads, parser.fast_header_loads
+    before, headers_before, taken_before = parser.fast_loads, parser.fast_header_loads, fast_path.taken
     answer = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "fast-1"})
     assert answer.status_code == 201, answer.json
-    assert parser.fast_loads == before + 1
-    assert parser.fast_header_loads == headers_before + 1  # its Idempotency-Key too (twenty-fifth round)
+    assert fast_path.taken == taken_before + 1
+    assert (parser.fast_loads, parser.fast_header_loads) == (before, headers_before)  # the route's parser not asked
 
     refused = client.post(POST, json=expenditure(amount_cents=1.0), headers={**headers, "Idempotency-Key": "fast-2"})
     assert refused.status_code == 422
     assert refused.json["errors"] == {"amount_cents": ["Not a valid integer."]}
-    assert parser.fast_loads == before + 1
+    assert fast_path.taken == taken_before + 1  # declined: the route answered
+    assert parser.fast_loads == before
+    assert parser.fast_header_loads == headers_before + 1  # the route read its key the fast way
 
     bad_key = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "k\x85"})
     assert bad_key.status_code == 422
     assert bad_key.json["errors"] == {"Idempotency-Key": [KEY_RULE]}
-    assert parser.fast_header_loads == headers_before + 2  # the refused body's key was read the fast way
+    assert fast_path.taken == taken_before + 1
+    assert parser.fast_header_loads == headers_before + 1

@@ -16,6 +16,7 @@ from services.common.observability import sql_check
 from services.common.secret_files import ensure_secret
 from services.ledger.adapters.http import dashboard_csrf
 from services.ledger.adapters.http.dashboard import dashboard
+from services.ledger.adapters.http.posting_fast_path import install_posting_fast_path
 from services.ledger.adapters.http.routes import BLUEPRINTS
 from services.ledger.application.app import LedgerApplication
 from services.ledger.application.service import LedgerService
@@ -69,6 +70,8 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     app.register_blueprint(dashboard)  # read-only pages for people, on the same queries as the API
     # The key of the dashboard forms' CSRF tokens, one file every worker shares (the service's own keys).
     app.extensions[dashboard_csrf.KEY] = ensure_secret(settings.signing_dir("ledger") / "dashboard_csrf.key")
+    if not settings.answer_after_published_ms:  # a write waiting for its publication is the app's to hold
+        install_posting_fast_path(app)
     return app
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 from flask import current_app, request
 
 from contracts.identifiers import CBS_CODE, CBS_CODE_REASON, FIRST_YEAR, LAST_YEAR, is_year
+from services.common.auth import Principal
 from services.common.blueprint import Blueprint
 from services.common.body_check import CheckedBodyParser
 from services.common.errors import Forbidden, InvalidInput
@@ -44,6 +45,7 @@ from services.ledger.adapters.http.tables import (
     national_table,
     sisa_table,
 )
+from services.ledger.application.app import LedgerApplication
 from services.ledger.application.service import LedgerService
 from services.ledger.domain.errors import ExpenditureNotFound
 from services.ledger.read_side import PointInTime
@@ -128,6 +130,8 @@ expenditures = Blueprint(
 # The posting's body checked by its compiled JSON Schema first (services/common/body_check.py). Only here for
 # now: payments' and bridge's schemas are not in its differential test yet (docs/decisions.md, twenty-fourth round).
 expenditures.ARGUMENTS_PARSER = CheckedBodyParser()
+POSTING_HEADERS, POSTING_BODY = IdempotencyHeaders, ExpenditureIn
+"""The posting's arguments, loaded the same way by its fast path (posting_fast_path.py)."""
 
 
 @expenditures.before_request
@@ -139,8 +143,8 @@ def _authenticate_expenditures_first() -> None:
 # No claim row for a posting (the hot path): its stream id derives from the key, so the event store's
 # uniqueness claims the key in the event's own commit (services/common/idempotency.py).
 @expenditures.route("/<code>/expenditures", methods=["POST"])
-@expenditures.arguments(IdempotencyHeaders, location="headers")
-@expenditures.arguments(ExpenditureIn)
+@expenditures.arguments(POSTING_HEADERS, location="headers")
+@expenditures.arguments(POSTING_BODY)
 @expenditures.response(201, ExpenditureRecordedOut)
 @documented_errors(expenditures, 401, 403, 409, 422)
 def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -> Any:
@@ -149,14 +153,26 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
     422 names `grant_year` when the ledger knows no award of that year for the municipality (unless the
     year is opened by `IDO_YEARS_OPEN_BEFORE_AWARD`), and `municipality_code`, naming the successor, when
     the municipality merged and the expenditure is booked on or after the merger's effective date."""
-    caller = principal()
-    caller.require_books_of(_code(code))
-    status, answer = _service().application.record_expenditure(
-        code, body, headers.get("idempotency_key"), subject=caller.subject
+    status, answer = record_posting(
+        _service().application, principal(), code, body, headers.get("idempotency_key")
     )
     # The answer's values are already what ExpenditureRecordedOut dumps (tests/ledger/test_write_side.py holds
     # the bytes equal): written by orjson, not dumped and encoded again (issue 17, fourteenth round).
     return json_answer(answer, status)
+
+
+def may_post(caller: Principal, code: str) -> None:
+    """Only the municipality itself posts to its books (403), under a CBS code (422)."""
+    caller.require_books_of(_code(code))
+
+
+def record_posting(
+    application: LedgerApplication, caller: Principal, code: str, body: dict[str, Any], idempotency_key: str | None
+) -> tuple[int, dict[str, Any]]:
+    """What a posting does once its headers and body are loaded, by the route and by its fast path
+    (posting_fast_path.py): the caller's right, then the command."""
+    may_post(caller, code)
+    return application.record_expenditure(code, body, idempotency_key, subject=caller.subject)
 
 
 @expenditures.route("/<code>/expenditures:import", methods=["POST"])
