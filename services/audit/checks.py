@@ -44,7 +44,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
-from services.common.forking import end_forked, start_forked
+from services.common.forking import end_forked, start_forked, telling_its_stacks
 
 SILENCE_MARGIN_S = 90.0
 """How much longer than the reader's idle timeout the reading process may say nothing: it says why it stopped (its
@@ -113,7 +113,7 @@ class ReadingProcess:
         self.checked_here = 0
         """Batches the replay checked itself (handed over unchecked)."""
         self._process: Any = context.Process(
-            target=_read_and_send,
+            target=telling_its_stacks(_read_and_send),
             args=(
                 results_in,
                 results_out,
@@ -138,9 +138,10 @@ class ReadingProcess:
             if self._hand_over and not self._results.poll():
                 self._waiting.value = 1
             if not self._results.poll(self._silent_for_at_most_s):
-                end_forked(self._process, wait_s=0)
+                end_forked(self._process, wait_s=0, stuck=True)
                 raise RuntimeError(
-                    f"the reading process said nothing for {self._silent_for_at_most_s:.0f} s (stuck); it was killed"
+                    f"the reading process said nothing for {self._silent_for_at_most_s:.0f} s (stuck; its threads' "
+                    "stacks are on its standard error); it was killed"
                 )
             kind, body = pickle.loads(received(self._results, self._process, "the reading process"))
             if kind == "end":

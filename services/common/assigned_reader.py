@@ -48,7 +48,7 @@ from services.common.check_process import (
     received,
     with_headers,
 )
-from services.common.forking import end_forked, start_forked
+from services.common.forking import end_forked, start_forked, telling_its_stacks
 
 AHEAD_POLLS = 2
 """Polls the process may have read and checked before the projector takes them (a poll: up to 5,000
@@ -154,7 +154,7 @@ class AssignedReader:
         self._waiting: Any = context.Value("b", 0, lock=False)
         """Set when the projector waits for a poll (one byte of shared memory, read before each poll)."""
         self._process: Any = context.Process(
-            target=_read_and_send,
+            target=telling_its_stacks(_read_and_send),
             args=(
                 commands_out,
                 results_in,
@@ -194,8 +194,11 @@ class AssignedReader:
             received(self._results, self._process, "the reading process")  # its first message: READY
             self._started = True
         if not self._started and time.monotonic() > self._ready_by:
-            end_forked(self._process, wait_s=0)
-            raise RuntimeError("the reading process did not start in time (stuck); it was killed")
+            end_forked(self._process, wait_s=0, stuck=True)
+            raise RuntimeError(
+                "the reading process did not start in time (stuck; its threads' stacks are on its standard error); "
+                "it was killed"
+            )
         return self._started
 
     def aim(self, aim: Aim) -> None:

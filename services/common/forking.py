@@ -18,10 +18,19 @@ thread that writes to a file without logging is not covered; the services write 
 
 from __future__ import annotations
 
+import faulthandler
 import logging
-from collections.abc import Iterator
+import os
+import signal
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+
+STACKS_SIGNAL = signal.SIGUSR1
+"""Asks a stuck child (started through ``telling_its_stacks``) for its threads' stacks before it is killed."""
+
+STACKS_WAIT_S = 0.5
+"""How long a stuck child is given to write its stacks."""
 
 
 def logging_handlers() -> list[logging.Handler]:
@@ -55,10 +64,27 @@ def start_forked(process: Any) -> None:
         process.start()
 
 
-def end_forked(process: Any, wait_s: float) -> None:
+def telling_its_stacks(target: Callable[..., Any]) -> Callable[..., Any]:
+    """``target`` of a forked child that writes its threads' stacks to its standard error when it gets
+    ``STACKS_SIGNAL`` (faulthandler: from the signal handler, whatever lock its threads wait for), so that a child
+    found stuck says where: a lock it inherited held, which ``start_forked`` does not cover, is otherwise untraceable
+    (a reading process that never said READY in a run of `make test`, thirtieth round)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        faulthandler.register(STACKS_SIGNAL, all_threads=True)
+        return target(*args, **kwargs)
+
+    return run
+
+
+def end_forked(process: Any, wait_s: float, *, stuck: bool = False) -> None:
     """Waits up to ``wait_s`` for ``process`` to end by itself, then kills it. Returns once it is gone (joined:
-    no zombie is left). A stuck reading process does not end by itself, so every owner ends it this way."""
+    no zombie is left). A stuck reading process does not end by itself, so every owner ends it this way; one
+    ``stuck`` is asked for its stacks first (``telling_its_stacks``)."""
     process.join(timeout=max(0.0, wait_s))
+    if stuck and process.is_alive() and process.pid is not None:
+        os.kill(process.pid, STACKS_SIGNAL)
+        process.join(timeout=STACKS_WAIT_S)
     if process.is_alive():
         process.kill()
         process.join()

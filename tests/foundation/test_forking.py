@@ -97,9 +97,12 @@ def _stuck(*_args: Any) -> None:
     threading.Event().wait()  # as a child waiting for a lock no thread will release
 
 
-def test_a_reading_process_that_never_says_ready_is_killed_and_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reading_process_that_never_says_ready_is_killed_and_raised(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Any other way of hanging at the start (a lock not covered by ``start_forked``) ends in an error the
-    projector logs and retries with a new process, not in a projector that reads nothing for good."""
+    projector logs and retries with a new process, not in a projector that reads nothing for good; the process
+    wrote where it was stuck first."""
     import services.common.assigned_reader as assigned_reader
     from contracts.message_check import MessageCheck
 
@@ -112,11 +115,15 @@ def test_a_reading_process_that_never_says_ready_is_killed_and_raised(monkeypatc
             reader.started(0.2)
     assert not reader.alive()
     reader.close()
+    stacks = capfd.readouterr().err
+    assert "most recent call first" in stacks and "in _stuck" in stacks, stacks
 
 
-def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """The audit replay's reading process, stuck, ends in an error the auditor sees, not in a replay that waits
-    for good (its reader's idle timeout plus ``SILENCE_MARGIN_S``)."""
+    for good (its reader's idle timeout plus ``SILENCE_MARGIN_S``), after it wrote where it was stuck."""
     from types import SimpleNamespace
 
     import services.audit.checks as audit_checks
@@ -132,6 +139,7 @@ def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(monkey
     assert 0.9 < time.monotonic() - started < 10
     assert not process._process.is_alive()
     process.close()
+    assert "in _stuck" in capfd.readouterr().err
 
 
 def _ends_soon() -> None:
