@@ -30,6 +30,7 @@ STACKS_SIGNAL = signal.SIGUSR1
 """Asks a stuck child (started through ``telling_its_stacks``) for its threads' stacks before it is killed."""
 
 STACKS_WAIT_S = 0.5
+STDERR_FD = 2
 """How long a stuck child is given to write its stacks."""
 
 
@@ -71,7 +72,12 @@ def telling_its_stacks(target: Callable[..., Any]) -> Callable[..., Any]:
     (a reading process that never said READY in a run of `make test`, thirtieth round)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        faulthandler.register(STACKS_SIGNAL, all_threads=True)
+        try:
+            # the descriptor, not sys.stderr: a caller may have replaced that with an object without one (a CLI
+            # test's runner), and the child must start all the same
+            faulthandler.register(STACKS_SIGNAL, file=STDERR_FD, all_threads=True)
+        except (OSError, ValueError, RuntimeError):  # no standard error at all: no stacks, the child still runs
+            pass
         return target(*args, **kwargs)
 
     return run

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from services.common.assigned_reader import AssignedReader
-from services.common.forking import end_forked, handlers_held, logging_handlers, start_forked
+from services.common.forking import end_forked, handlers_held, logging_handlers, start_forked, telling_its_stacks
 
 WRITE_HELD_S = 0.4
 
@@ -175,3 +177,17 @@ def test_the_forked_processes_start_through_start_forked() -> None:
         assert "self._process.start()" not in source, module.__name__
         assert "self._process.kill()" not in source, module.__name__  # ended through end_forked
     assert AssignedReader  # the projector's reader is the one that hung
+
+
+def test_a_child_told_to_write_its_stacks_starts_where_standard_error_is_no_file(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A CLI test's runner replaces sys.stderr with an object without a descriptor, which faulthandler refuses:
+    the reading process starts all the same, and its stacks go to descriptor 2."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    process = multiprocessing.get_context("fork").Process(target=telling_its_stacks(_stuck), daemon=True)
+    start_forked(process)
+    time.sleep(0.5)  # started, and waiting
+    assert process.is_alive()
+    end_forked(process, wait_s=0, stuck=True)
+    assert "in _stuck" in capfd.readouterr().err
