@@ -27,10 +27,10 @@ from services.common.config import Settings, load_settings
 from services.common.errors import Unavailable
 from services.common.fast_path import FastPathOutOfStep, JsonPostFastPath
 from services.common.http import DATABASE_BREAKER_KEY, OUTBOX_GATE_KEY
-from services.common.logging_setup import log_handler
 from services.ledger.adapters.http.posting_fast_path import install_posting_fast_path
 from services.ledger.entrypoints.definition import create_app
 from tests.ledger.conftest import AMSTERDAM, OPEN_YEARS, UTRECHT, expenditure
+from tests.support.json_logs import json_lines_on_root
 from tests.support.tokens import TokenFactory
 
 POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
@@ -102,26 +102,19 @@ def _settings(tmp_path: Any, name: str, **extra: str) -> Settings:
 
 @pytest.fixture
 def twins_of(tmp_path: Any) -> Iterator[Callable[..., Twins]]:
-    lines = io.StringIO()
-    handler = log_handler(lines, "json")
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
     made: list[Flask] = []
+    with json_lines_on_root(logging.INFO) as lines:
 
-    def make(**extra: str) -> Twins:
-        apps = [create_app(_settings(tmp_path, f"{name}{len(made)}", **extra)) for name in ("fast", "plain")]
-        made.extend(apps)
-        return Twins(apps[0], apps[1], lines)
+        def make(**extra: str) -> Twins:
+            apps = [create_app(_settings(tmp_path, f"{name}{len(made)}", **extra)) for name in ("fast", "plain")]
+            made.extend(apps)
+            return Twins(apps[0], apps[1], lines)
 
-    try:
-        yield make
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        for app in made:
-            app.extensions["ledger"].application.close()
+        try:
+            yield make
+        finally:
+            for app in made:
+                app.extensions["ledger"].application.close()
 
 
 @pytest.fixture

@@ -18,23 +18,15 @@ from hypothesis import strategies as st
 from services.common.config import Settings
 from services.common.logging_setup import _clean, _utc_milliseconds, configure_logging, log_handler, redact
 from services.payments.entrypoints.definition import create_app
+from tests.support.json_logs import json_lines_on_root
 from tests.support.tokens import TokenFactory
 
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
     """Our JSON handler on the root logger for one test."""
-    stream = io.StringIO()
-    handler = log_handler(stream, "json")
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with json_lines_on_root(logging.DEBUG) as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 def records(stream: io.StringIO) -> list[dict[str, object]]:
