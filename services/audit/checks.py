@@ -51,6 +51,9 @@ SILENCE_MARGIN_S = 90.0
 idle timeout, the broker gone) well within that, so a longer silence is a stuck process (services/common/forking.py),
 killed and raised, where the replay would otherwise wait for it for good."""
 
+CLOSE_WAIT_S = 10.0
+"""How long ``close`` waits for the process to end before it is killed (its stacks asked for first)."""
+
 AHEAD_BATCHES = 4
 """Batches the reading process may have read and checked before the replay takes them: what the two
 processes hold for each other (a batch: up to 2,000 messages, ~1.5 MB), so the replay's memory stays flat."""
@@ -138,7 +141,7 @@ class ReadingProcess:
             if self._hand_over and not self._results.poll():
                 self._waiting.value = 1
             if not self._results.poll(self._silent_for_at_most_s):
-                end_forked(self._process, wait_s=0, stuck=True)
+                end_forked(self._process, wait_s=0, tell_stacks=True)
                 raise RuntimeError(
                     f"the reading process said nothing for {self._silent_for_at_most_s:.0f} s (stuck; its threads' "
                     "stacks are on its standard error); it was killed"
@@ -160,7 +163,7 @@ class ReadingProcess:
     def close(self) -> None:
         # Batches not taken are dropped: closing this end fails the process's next write, which ends it.
         self._results.close()
-        end_forked(self._process, wait_s=10)
+        end_forked(self._process, wait_s=CLOSE_WAIT_S, tell_stacks=True)
 
     def __enter__(self) -> ReadingProcess:
         return self

@@ -194,7 +194,7 @@ class AssignedReader:
             received(self._results, self._process, "the reading process")  # its first message: READY
             self._started = True
         if not self._started and time.monotonic() > self._ready_by:
-            end_forked(self._process, wait_s=0, stuck=True)
+            end_forked(self._process, wait_s=0, tell_stacks=True)
             raise RuntimeError(
                 "the reading process did not start in time (stuck; its threads' stacks are on its standard error); "
                 "it was killed"
@@ -263,7 +263,7 @@ class AssignedReader:
             pass  # the process has gone
         self._results.close()
         self._commands.close()
-        end_forked(self._process, wait_s=deadline - time.monotonic())
+        end_forked(self._process, wait_s=deadline - time.monotonic(), tell_stacks=True)
 
 
 def _read_and_send(

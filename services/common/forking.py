@@ -83,12 +83,13 @@ def telling_its_stacks(target: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def end_forked(process: Any, wait_s: float, *, stuck: bool = False) -> None:
+def end_forked(process: Any, wait_s: float, *, tell_stacks: bool = False) -> None:
     """Waits up to ``wait_s`` for ``process`` to end by itself, then kills it. Returns once it is gone (joined:
-    no zombie is left). A stuck reading process does not end by itself, so every owner ends it this way; one
-    ``stuck`` is asked for its stacks first (``telling_its_stacks``)."""
+    no zombie is left). A stuck reading process does not end by itself, so every owner ends it this way. With
+    ``tell_stacks`` (a child started through ``telling_its_stacks``), one still there after the wait is stuck:
+    it is asked for its stacks before the kill."""
     process.join(timeout=max(0.0, wait_s))
-    if stuck and process.is_alive() and process.pid is not None:
+    if tell_stacks and process.is_alive() and process.pid is not None:
         os.kill(process.pid, STACKS_SIGNAL)
         process.join(timeout=STACKS_WAIT_S)
     if process.is_alive():

@@ -144,6 +144,34 @@ def test_a_replays_reading_process_that_says_nothing_is_killed_and_raised(
     assert "in _stuck" in capfd.readouterr().err
 
 
+def test_a_reading_process_stuck_when_it_is_closed_writes_its_stacks_before_the_kill(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An owner that gives up on its reading process before the process's own deadlines (a test's shorter
+    wait, a projector stopping) closes it: one that does not end then is stuck too, and says where before it
+    is killed. A test of the projector's reader failed that way in `make test` without a trace (thirty-first
+    round)."""
+    from types import SimpleNamespace
+
+    import services.audit.checks as audit_checks
+    import services.common.assigned_reader as assigned_reader
+    from contracts.message_check import MessageCheck
+
+    monkeypatch.setattr(assigned_reader, "_read_and_send", _stuck)
+    monkeypatch.setattr(assigned_reader, "CLOSE_WAIT_S", 0.3)
+    reader = AssignedReader({}, {}, MessageCheck(), None)
+    reader.close()
+    assert not reader.alive()
+    assert "in _stuck" in capfd.readouterr().err
+    monkeypatch.setattr(audit_checks, "_read_and_send", _stuck)
+    monkeypatch.setattr(audit_checks, "CLOSE_WAIT_S", 0.3)
+    replays = SimpleNamespace(kafka_config={}, topics=["t"], idle_timeout_s=30.0)
+    process = audit_checks.ReadingProcess(replays, [], MessageCheck(), None)  # type: ignore[arg-type]
+    process.close()
+    assert not process._process.is_alive()
+    assert "in _stuck" in capfd.readouterr().err
+
+
 def _ends_soon() -> None:
     time.sleep(0.2)
 
@@ -189,5 +217,5 @@ def test_a_child_told_to_write_its_stacks_starts_where_standard_error_is_no_file
     start_forked(process)
     time.sleep(0.5)  # started, and waiting
     assert process.is_alive()
-    end_forked(process, wait_s=0, stuck=True)
+    end_forked(process, wait_s=0, tell_stacks=True)
     assert "in _stuck" in capfd.readouterr().err

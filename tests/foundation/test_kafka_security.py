@@ -44,6 +44,15 @@ from services.common.kafka_provisioning import FINANCE_GROUP, rotate, wait_until
 from services.common.logging_setup import log_handler
 from tests.ledger.events import Streams, at
 from tests.support.infra import KafkaInfo
+from tests.support.kafka_leaks import closing_leaked_clients
+
+
+@pytest.fixture(autouse=True)
+def _no_client_left_running() -> Iterator[None]:
+    """The clients these tests see refused leave IO threads behind (tests/support/kafka_leaks.py)."""
+    with closing_leaked_clients():
+        yield
+
 
 QUICK = {"bootstrap_timeout_ms": 4000, "request_timeout_ms": 5000}
 DATA_TOPICS = (GRANTS, BRIDGE, EXPENDITURES)
