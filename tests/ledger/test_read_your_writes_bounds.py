@@ -157,6 +157,35 @@ def test_over_the_cap_a_read_gets_503_with_retry_after_at_once(ledger: Any) -> N
     assert answers == [200]
 
 
+def test_the_callers_own_event_projected_already_is_answered_while_every_waiting_place_is_taken(ledger: Any) -> None:
+    """The read after a posting waits with the poller without asking first (issue 17, row 5); with no waiting
+    place left it asks itself, so an event projected already is answered 200, not refused as over the cap."""
+    app, tokens = ledger
+    projected_events = app.extensions["ledger"].queries.projected
+    first, second = post_expenditure(app, tokens, AMSTERDAM), post_expenditure(app, tokens, AMSTERDAM)
+    answers: list[int] = []
+    waiting = threading.Thread(target=lambda: answers.append(read(app, tokens, first).status_code))
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while projected_events._waiters < 1 and time.monotonic() < deadline:  # the one place (max 1) is taken
+        threading.Event().wait(0.005)
+    assert projected_events._waiters == 1
+    with app.extensions["ledger"].queries.engine.begin() as connection:
+        connection.execute(insert(applied_events), [
+            {"consumer": PROJECTION_NAME, "event_id": second, "topic": "ido.expenditures.v1", "partition": 0,
+             "offset": 1}
+        ])
+    assert read(app, tokens, second).status_code == 200
+    assert projected_events._waiters == 1  # the first read still waits: the second took no place
+    with app.extensions["ledger"].queries.engine.begin() as connection:
+        connection.execute(insert(applied_events), [
+            {"consumer": PROJECTION_NAME, "event_id": first, "topic": "ido.expenditures.v1", "partition": 0,
+             "offset": 0}
+        ])
+    waiting.join(30)
+    assert answers == [200]
+
+
 def test_a_caller_naming_events_it_cannot_have_is_slowed_down_with_429(tmp_path: Path) -> None:
     """Past IDO_READ_YOUR_WRITES_UNANSWERED_PER_MINUTE unanswerable ids in 60 s a caller gets 429 with the
     window's Retry-After, before any lookup; another caller is not affected, nor the caller's reads

@@ -195,6 +195,24 @@ class LedgerQueries:
                 return
         self.wait_until_projected(event_id, timeout_ms)
 
+    def wait_for_own_event(self, event_id: str, timeout_ms: int) -> None:
+        """``wait_for_event`` for the read after a posting (an event the ledger recorded that the caller may read):
+        it waits with the poller at once, without asking first whether the event is projected already: the
+        poller's next poll asks (within ``poll_interval_ms``), one query of this read's fewer (issue 17, row 5).
+        With no time to wait, or every waiting place taken, it asks itself as ``wait_for_event`` does, so an
+        event projected already is still answered."""
+        if timeout_ms > 0:
+            try:
+                found = self.projected.wait(event_id, timeout_ms)
+            except WaitersFull:
+                found = False
+            else:
+                if not found:
+                    raise self._not_projected(event_id, timeout_ms)
+            if found:
+                return
+        self.wait_for_event(event_id, timeout_ms)
+
     def wait_until_projected(self, event_id: str, timeout_ms: int) -> None:
         """``wait_for_event`` for a caller that has just asked ``projected_event`` and found it not projected:
         it waits without asking again (the poller's first poll asks at once; issue 17, row 5)."""
@@ -206,7 +224,11 @@ class LedgerQueries:
                 f"too many reads wait for their events in this server (at most {self.projected.max_waiters}, "
                 "IDO_READ_YOUR_WRITES_MAX_WAITERS); retry shortly", retry_after_s=1, field="includes_event_id"
             ) from None
-        raise Unavailable(
+        raise self._not_projected(event_id, timeout_ms)
+
+    @staticmethod
+    def _not_projected(event_id: str, timeout_ms: int) -> Unavailable:
+        return Unavailable(
             f"event {event_id} is not projected yet (waited {timeout_ms} ms); retry shortly", retry_after_s=1,
             field="includes_event_id",
         )
