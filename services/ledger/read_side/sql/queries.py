@@ -203,14 +203,12 @@ class LedgerQueries:
         event projected already is still answered."""
         if timeout_ms > 0:
             try:
-                found = self.projected.wait(event_id, timeout_ms)
+                if self.projected.wait(event_id, timeout_ms):
+                    return
             except WaitersFull:
-                found = False
+                pass  # asked below; if it is not projected, the wait there refuses the read as over the cap
             else:
-                if not found:
-                    raise self._not_projected(event_id, timeout_ms)
-            if found:
-                return
+                raise self._not_projected(event_id, timeout_ms)
         self.wait_for_event(event_id, timeout_ms)
 
     def wait_until_projected(self, event_id: str, timeout_ms: int) -> None:
