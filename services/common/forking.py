@@ -30,8 +30,10 @@ STACKS_SIGNAL = signal.SIGUSR1
 """Asks a stuck child (started through ``telling_its_stacks``) for its threads' stacks before it is killed."""
 
 STACKS_WAIT_S = 0.5
-STDERR_FD = 2
 """How long a stuck child is given to write its stacks."""
+
+STDERR_FD = 2
+"""Where a child writes its stacks: the descriptor, whatever object ``sys.stderr`` is at the fork."""
 
 
 def logging_handlers() -> list[logging.Handler]:

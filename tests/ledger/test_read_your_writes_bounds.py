@@ -71,13 +71,24 @@ def post_expenditure(app: Flask, tokens: TokenFactory, code: str) -> str:
     return event_id
 
 
+def mark_applied(connection: Any, event_id: str, topic: str, offset: int) -> None:
+    """The projector's mark that ``event_id`` was applied: what a waiting read waits for."""
+    connection.execute(insert(applied_events), [
+        {"consumer": PROJECTION_NAME, "event_id": event_id, "topic": topic, "partition": 0, "offset": offset}
+    ])
+
+
+def project_expenditure(app: Flask, event_id: str, offset: int) -> None:
+    """The ledger's own event as the projector marks it applied."""
+    with app.extensions["ledger"].queries.engine.begin() as connection:
+        mark_applied(connection, event_id, "ido.expenditures.v1", offset)
+
+
 def project_award(app: Flask, code: str) -> str:
     """A payments event (an award of ``code``) as the projector leaves it in the view."""
     event_id = str(uuid.uuid4())
     with app.extensions["ledger"].queries.engine.begin() as connection:
-        connection.execute(insert(applied_events), [
-            {"consumer": PROJECTION_NAME, "event_id": event_id, "topic": "ido.grants.v1", "partition": 0, "offset": 0}
-        ])
+        mark_applied(connection, event_id, "ido.grants.v1", 0)
         connection.execute(insert(journal), [{
             "event_id": event_id, "line": 0, "event_type": "GrantAwarded", "kind": "awarded",
             "municipality_code": code, "year": 2024, "amount_cents": 100, "booked_on": date(2024, 1, 15),
@@ -90,6 +101,22 @@ def read(app: Flask, tokens: TokenFactory, event_id: str, code: str = AMSTERDAM,
     return app.test_client().get(
         BALANCES.format(code=code, event_id=event_id), headers=tokens.headers(*(token or ("municipality", code)))
     )
+
+
+def read_waiting_in_the_one_place(
+    app: Flask, tokens: TokenFactory, event_id: str
+) -> tuple[threading.Thread, list[int]]:
+    """A read of ``event_id`` in a thread of its own, returned once it waits in the one waiting place (max 1);
+    its status is appended to the list when it ends."""
+    projected_events = app.extensions["ledger"].queries.projected
+    answers: list[int] = []
+    waiting = threading.Thread(target=lambda: answers.append(read(app, tokens, event_id).status_code))
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while projected_events._waiters < 1 and time.monotonic() < deadline:
+        threading.Event().wait(0.005)
+    assert projected_events._waiters == 1
+    return waiting, answers
 
 
 def anonymous(answer: Any, event_id: str) -> tuple[int, str | None, dict[str, Any]]:
@@ -133,26 +160,15 @@ def test_another_municipalitys_event_is_neither_waited_for_nor_revealed(ledger: 
 
 def test_over_the_cap_a_read_gets_503_with_retry_after_at_once(ledger: Any) -> None:
     app, tokens = ledger
-    projected_events = app.extensions["ledger"].queries.projected
     first, second = post_expenditure(app, tokens, AMSTERDAM), post_expenditure(app, tokens, AMSTERDAM)
-    answers: list[int] = []
-    waiting = threading.Thread(target=lambda: answers.append(read(app, tokens, first).status_code))
-    waiting.start()
-    deadline = time.monotonic() + 10
-    while projected_events._waiters < 1 and time.monotonic() < deadline:  # the one slot (max 1) is taken
-        threading.Event().wait(0.005)
-    assert projected_events._waiters == 1
+    waiting, answers = read_waiting_in_the_one_place(app, tokens, first)
 
     over = read(app, tokens, second)
     assert over.status_code == 503 and over.headers["Retry-After"] == "1"
     assert "IDO_READ_YOUR_WRITES_MAX_WAITERS" in over.json["message"]
 
     # the waiting read ends as soon as its event is projected
-    with app.extensions["ledger"].queries.engine.begin() as connection:
-        connection.execute(insert(applied_events), [
-            {"consumer": PROJECTION_NAME, "event_id": first, "topic": "ido.expenditures.v1", "partition": 0,
-             "offset": 0}
-        ])
+    project_expenditure(app, first, 0)
     waiting.join(30)
     assert answers == [200]
 
@@ -161,27 +177,13 @@ def test_the_callers_own_event_projected_already_is_answered_while_every_waiting
     """The read after a posting waits with the poller without asking first (issue 17, row 5); with no waiting
     place left it asks itself, so an event projected already is answered 200, not refused as over the cap."""
     app, tokens = ledger
-    projected_events = app.extensions["ledger"].queries.projected
     first, second = post_expenditure(app, tokens, AMSTERDAM), post_expenditure(app, tokens, AMSTERDAM)
-    answers: list[int] = []
-    waiting = threading.Thread(target=lambda: answers.append(read(app, tokens, first).status_code))
-    waiting.start()
-    deadline = time.monotonic() + 10
-    while projected_events._waiters < 1 and time.monotonic() < deadline:  # the one place (max 1) is taken
-        threading.Event().wait(0.005)
-    assert projected_events._waiters == 1
-    with app.extensions["ledger"].queries.engine.begin() as connection:
-        connection.execute(insert(applied_events), [
-            {"consumer": PROJECTION_NAME, "event_id": second, "topic": "ido.expenditures.v1", "partition": 0,
-             "offset": 1}
-        ])
+    waiting, answers = read_waiting_in_the_one_place(app, tokens, first)
+    project_expenditure(app, second, 1)
     assert read(app, tokens, second).status_code == 200
-    assert projected_events._waiters == 1  # the first read still waits: the second took no place
-    with app.extensions["ledger"].queries.engine.begin() as connection:
-        connection.execute(insert(applied_events), [
-            {"consumer": PROJECTION_NAME, "event_id": first, "topic": "ido.expenditures.v1", "partition": 0,
-             "offset": 0}
-        ])
+    # the first read still waits: the second took no place
+    assert app.extensions["ledger"].queries.projected._waiters == 1
+    project_expenditure(app, first, 0)
     waiting.join(30)
     assert answers == [200]
 
