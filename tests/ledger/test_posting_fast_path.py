@@ -1,19 +1,16 @@
 """The posting's fast path (services/common/fast_path.py) answers as the app does, request by request.
 
 Two ledgers on stores of their own get the same requests: one through its fast path (as served), the other
-through its Flask app alone (``app_wsgi``, the fast path stepped around). Their status lines, headers, bodies,
-access-log lines, breakers and stored expenditures must be equal, for the postings the fast path takes and for
-every one it declines or whose command fails: a forged token, another municipality's books, a bad body, a
-reused key, an unknown year, an unreachable database, a fault. Only what is made anew each time differs: an
-event's id (ordered by time), a key-less posting's ids, a made request id, the duration.
-"""
+through its Flask app alone (every fast path stepped around: tests/ledger/fast_path_twins.py). Their status
+lines, headers, bodies, access-log lines, breakers and stored expenditures must be equal, for the postings the
+fast path takes and for every one it declines or whose command fails: a forged token, another municipality's
+books, a bad body, a reused key, an unknown year, an unreachable database, a fault. Only what is made anew each
+time differs: an event's id (ordered by time), a key-less posting's ids, a made request id, the duration."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -21,76 +18,28 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 from flask import Flask
-from werkzeug.test import EnvironBuilder
 
 from services.common.config import Settings, load_settings
 from services.common.errors import Unavailable
-from services.common.fast_path import FastPathOutOfStep, JsonPostFastPath
+from services.common.fast_path import FastPathOutOfStep
 from services.common.http import DATABASE_BREAKER_KEY, OUTBOX_GATE_KEY
 from services.ledger.adapters.http.posting_fast_path import install_posting_fast_path
 from services.ledger.entrypoints.definition import create_app
 from tests.ledger.conftest import AMSTERDAM, OPEN_YEARS, UTRECHT, expenditure
+from tests.ledger.fast_path_twins import Twins, without_made_anew
 from tests.support.json_logs import json_lines_on_root
 from tests.support.tokens import TokenFactory
 
 POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
-MADE_ANEW = re.compile(r"^[0-9a-f]{32}$")
 
 
-class Twins:
-    """The same request to a ledger through its fast path and to another through its app alone."""
-
-    def __init__(self, fast: Flask, plain: Flask, lines: io.StringIO):
-        self.fast, self.plain, self.lines = fast, plain, lines
-        fast_path = fast.wsgi_app
-        assert isinstance(fast_path, JsonPostFastPath) and isinstance(plain.wsgi_app, JsonPostFastPath)
-        self.fast_path = fast_path
-
-    def send(self, **request: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Each twin's answer (status, headers, body) and access-log line; they are asserted equal."""
-        taken = self.fast_path.taken
-        fast = self._send(self.fast.wsgi_app, request)
-        fast["taken"] = self.fast_path.taken - taken
-        plain = self._send(self.plain.wsgi_app.app_wsgi, request)  # type: ignore[attr-defined]
-        keyless = "Idempotency-Key" not in request.get("headers", {})  # its ids are made anew too
-        assert _same(fast, keyless) == _same(plain, keyless), request
-        return fast, plain
-
-    def _send(self, wsgi: Callable[..., Any], request: dict[str, Any]) -> dict[str, Any]:
-        started: list[Any] = []
-        self.lines.seek(0)
-        self.lines.truncate()
-        environ = EnvironBuilder(**{"method": "POST", "path": POST, **request}).get_environ()
-        body = b"".join(wsgi(environ, lambda status, headers, exc_info=None: started.append((status, headers))))
-        status, headers = started[0]
-        lines = [json.loads(line) for line in self.lines.getvalue().splitlines() if line.strip()]
-        return {
-            "status": status, "headers": headers, "body": body,
-            "access": [line for line in lines if line["logger"] == "ido.http"],
-            "others": [
-                (line["logger"], line["level"], line["message"]) for line in lines if line["logger"] != "ido.http"
-            ],
-        }
-
-
-def _same(answer: dict[str, Any], keyless: bool) -> dict[str, Any]:
-    """The answer without what is made anew for each request."""
-    headers = [(name, "<made>" if name == "X-Request-Id" and MADE_ANEW.match(value) else value)
-               for name, value in answer["headers"]]
-    body: Any = answer["body"]
-    if dict(answer["headers"]).get("Content-Type") == "application/json":
-        body = json.loads(body)
-        for made in ("event_id", *(("expenditure_id", "stream_id") if keyless else ())):
-            if made in body:
-                body[made] = "<made>"
-    access = []
-    for line in answer["access"]:
-        made = ("ts", "duration_ms", "event_ids", *(("stream_ids",) if keyless else ()))
-        line = {key: value for key, value in line.items() if key not in made}
-        if MADE_ANEW.match(str(line.get("request_id"))):
-            line["request_id"] = "<made>"
-        access.append(line)
-    return {"status": answer["status"], "headers": headers, "body": body, "access": access, "others": answer["others"]}
+def _same(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The answer without what is made anew for each request: an event's id, a key-less posting's ids too."""
+    keyless = "Idempotency-Key" not in request.get("headers", {})
+    return without_made_anew(
+        answer, ("event_id", *(("expenditure_id", "stream_id") if keyless else ())),
+        ("event_ids", *(("stream_ids",) if keyless else ())),
+    )
 
 
 def _settings(tmp_path: Any, name: str, **extra: str) -> Settings:
@@ -108,7 +57,7 @@ def twins_of(tmp_path: Any) -> Iterator[Callable[..., Twins]]:
         def make(**extra: str) -> Twins:
             apps = [create_app(_settings(tmp_path, f"{name}{len(made)}", **extra)) for name in ("fast", "plain")]
             made.extend(apps)
-            return Twins(apps[0], apps[1], lines)
+            return Twins(apps[0], apps[1], lines, method="POST", path=POST, same=_same)
 
         try:
             yield make

@@ -26,6 +26,7 @@ from services.ledger.adapters.http.routes import expenditures
 from services.ledger.adapters.http.schemas import ExpenditureRecordedOut
 from services.ledger.application.app import LedgerApplication
 from tests.ledger.conftest import AMSTERDAM, UTRECHT, expenditure
+from tests.ledger.fast_path_twins import fast_paths
 from tests.support.tokens import TokenFactory
 
 POST = f"/v1/municipalities/{AMSTERDAM}/expenditures"
@@ -436,8 +437,7 @@ def test_the_posting_takes_the_fast_path_and_a_refusal_is_marshmallows(
     client: FlaskClient, tokens: TokenFactory
 ) -> None:
     parser = expenditures.ARGUMENTS_PARSER
-    fast_path = client.application.wsgi_app
-    assert isinstance(fast_path, JsonPostFastPath)
+    [fast_path] = [layer for layer in fast_paths(client.application) if isinstance(layer, JsonPostFastPath)]
     headers = own(tokens)
     before, headers_before, taken_before = parser.fast_loads, parser.fast_header_loads, fast_path.taken
     answer = client.post(POST, json=expenditure(), headers={**headers, "Idempotency-Key": "fast-1"})

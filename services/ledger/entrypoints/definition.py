@@ -15,6 +15,7 @@ from services.common.idempotency import enable_request_keys
 from services.common.observability import sql_check
 from services.common.secret_files import ensure_secret
 from services.ledger.adapters.http import dashboard_csrf
+from services.ledger.adapters.http.balance_fast_path import install_balance_fast_path
 from services.ledger.adapters.http.dashboard import dashboard
 from services.ledger.adapters.http.posting_fast_path import install_posting_fast_path
 from services.ledger.adapters.http.routes import BLUEPRINTS
@@ -72,6 +73,7 @@ def create_app(settings: Settings, application: LedgerApplication | None = None)
     app.extensions[dashboard_csrf.KEY] = ensure_secret(settings.signing_dir("ledger") / "dashboard_csrf.key")
     if not settings.answer_after_published_ms:  # a write waiting for its publication is the app's to hold
         install_posting_fast_path(app)
+        install_balance_fast_path(app)  # (install would refuse the publication's after-request hook anyway)
     return app
 
 

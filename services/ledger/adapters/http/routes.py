@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -85,26 +86,37 @@ def _code(code: str) -> str:
 
 
 def _require_readable(code: str) -> None:
+    require_readable(principal(), _service(), code)
+
+
+def require_readable(caller: Principal, service: LedgerService, code: str) -> None:
     """The books of ``code`` are the caller's, a predecessor's of the caller's (a successor answers
     for the grants of the municipalities merged into it), or the caller has a reading role."""
-    principal().require_books_of(_code(code), readers=READERS, predecessors=_service().queries.predecessors_of)
+    caller.require_books_of(_code(code), readers=READERS, predecessors=service.queries.predecessors_of)
 
 
-def _may_read(code: str | None) -> bool:
+def may_read(caller: Principal, service: LedgerService, code: str | None) -> bool:
     """The caller may read the books of ``code`` (``None``: national figures, the reading roles only)."""
     try:
         if code is None:
-            principal().require_role(*READERS)
+            caller.require_role(*READERS)
         else:
-            _require_readable(code)
+            require_readable(caller, service, code)
     except Forbidden:
         return False
     return True
 
 
 def _point(args: dict[str, Any]) -> PointInTime:
+    return point_in_time(principal(), _service(), args)
+
+
+def point_in_time(caller: Principal, service: LedgerService, args: dict[str, Any]) -> PointInTime:
+    """The point a read is answered at, once the event it names (``includes_event_id``) is projected."""
     if args.get("includes_event_id") is not None:
-        _service().wait_for_event(str(args["includes_event_id"]), _may_read, principal_key(principal()))
+        service.wait_for_event(
+            str(args["includes_event_id"]), partial(may_read, caller, service), principal_key(caller)
+        )
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
 
 
@@ -328,14 +340,23 @@ balances = Blueprint(
 def _authenticate_balances_first() -> None:
     principal()
 
+BALANCES_OUT = BalancesOut()
+"""The balance's answer, dumped by the same schema on its fast path (balance_fast_path.py)."""
+
+
 @balances.route("/municipalities/<code>/balances/<int:year>", methods=["GET"])
 @balances.arguments(PointInTimeQuery, location="query")
-@balances.response(200, BalancesOut)
+@balances.response(200, BALANCES_OUT)
 @documented_errors(balances, 401, 403, 422, 429, 503)
 def municipality_balances(args: dict[str, Any], code: str, year: int) -> Any:
     """A municipality's balance of one grant year (own books; auditor, finance and ministry read all)."""
     _require_readable(code)
-    return _service().queries.balances(code, year, _point(args))
+    return balances_at(principal(), _service(), code, year, args)
+
+
+def balances_at(caller: Principal, service: LedgerService, code: str, year: int, args: dict[str, Any]) -> Any:
+    """The balance's work once the caller may read the books (its fast path's command too)."""
+    return service.queries.balances(code, year, point_in_time(caller, service, args))
 
 
 @balances.route("/municipalities/<code>/balances/<int:year>.csv", methods=["GET"])
