@@ -20,7 +20,7 @@ from services.common.auth import Principal
 from services.common.fast_path import Command, JsonGetFastPath
 from services.ledger.adapters.http.routes import (
     BALANCES_OUT,
-    _authenticate_balances_first,
+    _authorise_first,
     balances_at,
     require_readable,
 )
@@ -53,5 +53,5 @@ def install_balance_fast_path(app: Flask) -> JsonGetFastPath:
 
     return JsonGetFastPath.install(
         app, endpoint=ENDPOINT, rule=RULE, path=PATH, prepare=prepare,
-        reproduced_blueprint_hooks=[_authenticate_balances_first.__qualname__],  # the token is checked first
+        reproduced_blueprint_hooks=[_authorise_first.__qualname__],  # the token, then require_readable
     )

@@ -22,7 +22,7 @@ from services.common.header_check import checkable_headers
 from services.ledger.adapters.http.routes import (
     POSTING_BODY,
     POSTING_HEADERS,
-    _authenticate_expenditures_first,
+    _authorise_first,
     may_post,
     record_posting,
 )
@@ -52,5 +52,5 @@ def install_posting_fast_path(app: Flask) -> JsonPostFastPath:
 
     return JsonPostFastPath.install(
         app, endpoint=ENDPOINT, rule=RULE, path=PATH, prepare=prepare,
-        reproduced_blueprint_hooks=[_authenticate_expenditures_first.__qualname__],  # the token is checked first
+        reproduced_blueprint_hooks=[_authorise_first.__qualname__],  # prepare checks the token, then may_post
     )

@@ -120,6 +120,33 @@ def point_in_time(caller: Principal, service: LedgerService, args: dict[str, Any
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
 
 
+def own_books(caller: Principal, code: str) -> None:
+    """Only the municipality itself writes to its books (403), under a CBS code (422)."""
+    caller.require_books_of(_code(code))
+
+
+def own_books_or_ministry(caller: Principal, code: str) -> None:
+    """The municipality itself, or the ministry on its behalf."""
+    caller.require_books_of(_code(code), readers=("ministry",))
+
+
+Right = Callable[[Principal, dict[str, Any]], None]
+RIGHTS: dict[str, Right] = {}
+"""Each route's rule of who may reach it, by endpoint: checked by its blueprint's first hook, before the route
+reads a body, a header or a query string (``_authorise_first``). The routes check it again where they act."""
+
+
+def _authorise_first() -> None:
+    """The caller, then its right to the route (the books its path names, its role), before anything of the
+    request is read: a caller who may not reach these books gets 401 or 403, never the validation of its input
+    (422) or an idempotency answer (409), and nothing of it is processed. Payments and bridge check the role
+    before the body too (docs/decisions.md, thirty-second round)."""
+    caller = principal()
+    endpoint = request.endpoint
+    if endpoint is not None and endpoint in RIGHTS:
+        RIGHTS[endpoint](caller, request.view_args or {})
+
+
 CSV_DOC = {
     "200": {
         "description": "CSV. A text that would start a spreadsheet formula (`=`, `+`, `-`, `@`, tab, carriage "
@@ -146,10 +173,7 @@ POSTING_HEADERS, POSTING_BODY = IdempotencyHeaders, ExpenditureIn
 """The posting's arguments, loaded the same way by its fast path (posting_fast_path.py)."""
 
 
-@expenditures.before_request
-def _authenticate_expenditures_first() -> None:
-    """The caller is settled before the body is read: an unknown caller learns nothing from validation."""
-    principal()
+expenditures.before_request(_authorise_first)
 
 
 # No claim row for a posting (the hot path): its stream id derives from the key, so the event store's
@@ -175,7 +199,7 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 
 def may_post(caller: Principal, code: str) -> None:
     """Only the municipality itself posts to its books (403), under a CBS code (422)."""
-    caller.require_books_of(_code(code))
+    own_books(caller, code)
 
 
 def record_posting(
@@ -209,7 +233,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
     into a grant year without a known award (``line <n>.grant_year``) or under a merged code
     (``line <n>.municipality_code``)."""
     caller = principal()
-    caller.require_books_of(_code(code))
+    own_books(caller, code)
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -258,7 +282,7 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
     none, and stores nothing. A retry with the first reversal's key and request gets the first answer,
     also when the service stopped during the first request (the reversal's event id derives from the key)."""
     caller = principal()
-    caller.require_books_of(_code(code))
+    own_books(caller, code)
     status, answer = _service().application.reverse_expenditure(
         code,
         expenditure_id,
@@ -307,7 +331,7 @@ def declare_sisa_line(headers: dict[str, Any], body: dict[str, Any], code: str, 
     """Declare the eindverantwoording of one SiSa line (grant year G in the accounts of year T): the
     municipality itself, or the ministry on its behalf with a reason. A line is declared once."""
     caller = principal()
-    caller.require_books_of(_code(code), readers=("ministry",))
+    own_books_or_ministry(caller, code)
     if not is_year(year):
         raise InvalidInput(f"must be a year between {FIRST_YEAR} and {LAST_YEAR}", field="year")
     if caller.role == "municipality" and body["declared_on"] is not None:
@@ -336,9 +360,7 @@ balances = Blueprint(
 )
 
 
-@balances.before_request
-def _authenticate_balances_first() -> None:
-    principal()
+balances.before_request(_authorise_first)
 
 BALANCES_OUT = BalancesOut()
 """The balance's answer, dumped by the same schema on its fast path (balance_fast_path.py)."""
@@ -443,5 +465,35 @@ def journal_csv(args: dict[str, Any], code: str) -> Any:
     rows = _service().queries.journal_rows(code, args.get("year"), _point(args))
     return csv_response(journal_table(rows, code, None))
 
+
+def _readable_books(caller: Principal, view_args: dict[str, Any]) -> None:
+    require_readable(caller, _service(), view_args["code"])
+
+
+def _in_path(rule: Callable[[Principal, str], None]) -> Right:
+    return lambda caller, view_args: rule(caller, view_args["code"])
+
+
+def _role(*roles: str) -> Right:
+    return lambda caller, _view_args: caller.require_role(*roles)
+
+
+RIGHTS.update({
+    "expenditures.post_expenditure": _in_path(own_books),
+    "expenditures.import_expenditures": _in_path(own_books),
+    "expenditures.get_expenditure": _readable_books,
+    "expenditures.reverse_expenditure": _in_path(own_books),
+    "expenditures.close_year": _role("ministry"),
+    "expenditures.declare_sisa_line": _in_path(own_books_or_ministry),
+    "balances.municipality_balances": _readable_books,
+    "balances.municipality_balances_csv": _readable_books,
+    "balances.national_balances": _role(*NATIONAL_READERS),
+    "balances.bridge_balances": _role(*BRIDGE_READERS),
+    "balances.national_balances_csv": _role(*NATIONAL_READERS),
+    "balances.sisa": _readable_books,
+    "balances.sisa_csv": _readable_books,
+    "balances.settlement_proposal": _readable_books,
+    "balances.journal_csv": _readable_books,
+})
 
 BLUEPRINTS = (expenditures, balances)
