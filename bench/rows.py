@@ -544,6 +544,8 @@ def row_replay(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
         replay_s = time.perf_counter() - started
         if consumed != n or result.events != n:
             raise RuntimeError(f"replay read {result.events}, raw {consumed}, of {n}")
+        if result.detail["applied"] != n or result.chain_breaks:  # else it timed reading alone (see row 6)
+            raise RuntimeError(f"replay applied {result.detail['applied']:,} of {n:,}, {result.chain_breaks:,} invalid")
         cache["replay"] = (raw_s, replay_s, result, store, raw_runs)
     raw_s, replay_s, result, measured_on, raw_runs = cache["replay"]
     ratio = replay_s / raw_s
@@ -642,14 +644,20 @@ def projector_peak_rss(place: Place, checkpoints: Sequence[int]) -> dict[int, fl
         engine.dispose()
 
 
-def replay_peak_rss(place: Place, topic_sets: Sequence[Sequence[str]]) -> list[float]:
-    """Peak RSS (MiB) of one replay process after each replay, smallest history first."""
+def replay_peak_rss(place: Place, prefixes: Sequence[str]) -> list[float]:
+    """Peak RSS (MiB) of one replay process after each replay of a data set (its topic prefix), smallest first."""
     completed = subprocess.run(
-        [procs.PYTHON, "-m", "bench.worker", "replay", *(",".join(topics) for topics in topic_sets)],
+        [procs.PYTHON, "-m", "bench.worker", "replay", *prefixes],
         cwd=procs.REPO, env={**os.environ, **place.env}, capture_output=True, text=True,
         timeout=3600, check=True,
     )
     found = json.loads(completed.stdout.strip().splitlines()[-1])
+    for prefix, r in zip(prefixes, found, strict=True):
+        # a replay that applied nothing (every seal refused, say) would measure reading alone
+        if r["invalid"] or r["applied"] != r["events"] or not r["balances"]:
+            raise RuntimeError(
+                f"replay of {prefix}: {r['applied']:,} of {r['events']:,} applied, {r['invalid']:,} invalid"
+            )
     return [float(r["peak_rss_mb"]) for r in found]
 
 
@@ -660,7 +668,7 @@ def row_memory(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
     projector = projector_peak_rss(place, sizes.memory_sizes)
     if "replay-rss" not in cache:
         ordered = sorted(sizes.memory_sizes)
-        cache["replay-rss"] = dict(zip(ordered, replay_peak_rss(place, [datasets.topics(n) for n in ordered]),
+        cache["replay-rss"] = dict(zip(ordered, replay_peak_rss(place, [datasets.prefix(n) for n in ordered]),
                                        strict=True))
     replay: dict[int, float] = cache["replay-rss"]
     small, large = min(sizes.memory_sizes), max(sizes.memory_sizes)

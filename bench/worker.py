@@ -1,7 +1,9 @@
 """Subprocess entry of the bench's measurements that run in a process of their own.
 
-- `python -m bench.worker replay T1,T2,T3 [T1,T2,T3 ...]` (row 6): replays each comma-separated topic
-  set in turn (smallest history first) and prints, as one JSON list, the peak RSS after each replay: the
+- `python -m bench.worker replay PREFIX [PREFIX ...]` (row 6): replays each data set's three topics
+  (``PREFIX`` + ``ido.grants.v1`` etc.) in turn (smallest history first), with that prefix as the settings'
+  ``IDO_TOPIC_PREFIX`` (the seals' check names topics without it: under another prefix every message
+  would be refused as unproven, and nothing applied), and prints, as one JSON list, the peak RSS after each replay: the
   process's own (VmHWM) plus its checker process's (the replay checks messages in a forked second process,
   services/audit/checks.py), so that row 6 counts both: a sum of peaks, never less than the two held at once.
 - `python -m bench.worker {relay,raw-produce,project,raw-consume} '<JSON arguments>'` (rows 2, 3 and 7,
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.replay import replay_to_balances
+from contracts.topics import BRIDGE, EXPENDITURES, GRANTS
 from services.common.config import Settings, load_settings
 
 
@@ -42,13 +45,15 @@ def children_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def replay(settings: Settings, topic_sets: list[str]) -> list[dict[str, Any]]:
+def replay(prefixes: list[str]) -> list[dict[str, Any]]:
     found = []
-    for topic_set in topic_sets:
+    for prefix in prefixes:
+        settings = load_settings({**os.environ, "IDO_TOPIC_PREFIX": prefix})
         started = time.perf_counter()
-        result = replay_to_balances(settings, topic_set.split(","))
+        result = replay_to_balances(settings, [prefix + spec.name for spec in (GRANTS, BRIDGE, EXPENDITURES)])
         found.append({
             "events": result.events, "balances": result.balances, "implementation": result.implementation,
+            "applied": result.detail["applied"], "invalid": result.chain_breaks,
             "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb() + children_peak_rss_mb(),
             "replay_peak_rss_mb": peak_rss_mb(), "checker_peak_rss_mb": children_peak_rss_mb(),
         })
@@ -88,13 +93,13 @@ def raw_consume(settings: Settings, topics: list[str], expected: int) -> dict[st
 TIMED: dict[str, Callable[..., dict[str, Any]]] = {
     "relay": relay, "raw-produce": raw_produce, "project": project, "raw-consume": raw_consume,
 }
-USAGE = ("usage: python -m bench.worker replay T1,T2,T3 [T1,T2,T3 ...]\n"
+USAGE = ("usage: python -m bench.worker replay PREFIX [PREFIX ...]\n"
          f"       python -m bench.worker {{{','.join(TIMED)}}} '<JSON arguments>'")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) >= 2 and argv[0] == "replay":
-        print(json.dumps(replay(load_settings(), argv[1:])))
+        print(json.dumps(replay(argv[1:])))
     elif len(argv) == 2 and argv[0] in TIMED:
         process = {"pid": os.getpid(), "rss_mib_at_start": round(_status_mib("VmRSS"), 1)}
         print(json.dumps({**TIMED[argv[0]](load_settings(), **json.loads(argv[1])), "own_process": process}))
