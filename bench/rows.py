@@ -552,6 +552,8 @@ def row_replay(bench: Bench, store: str, sizes: Sizes, datasets: Datasets, cache
     note = f"{n:,} events, {result.balances} balances; {result.implementation}; reference: median of {len(raw_runs)}"
     if measured_on != store:
         note += f"; reads Kafka only: measured once (in the {measured_on} pass)"
+    if n < 10**6:  # ~0.3 s of the replay is fixed (partitions, end offsets, its reading process's first batch)
+        note += "; the issue's target is judged at 10^6 (--replay-events 1000000); below, a fixed start weighs more"
     return Row(
         "4 replay", store, f"{replay_s:.2f} s", f"{raw_s:.2f} s raw consume", ratio, "≤2× raw consume", ratio <= 2,
         {"events": n, "replay_s": replay_s, "raw_consume_s": raw_s, "raw_consume_runs_s": raw_runs,
