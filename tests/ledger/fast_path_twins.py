@@ -32,10 +32,8 @@ def fast_paths(app: Flask) -> list[JsonFastPath[Any]]:
 
 def app_alone(app: Flask) -> Wsgi:
     """``app``'s own WSGI callable, behind every fast path."""
-    layer: Any = app.wsgi_app
-    while isinstance(layer, JsonFastPath):
-        layer = layer.app_wsgi
-    bare: Wsgi = layer
+    layers = fast_paths(app)
+    bare: Wsgi = layers[-1].app_wsgi if layers else app.wsgi_app
     return bare
 
 

@@ -120,20 +120,9 @@ def point_in_time(caller: Principal, service: LedgerService, args: dict[str, Any
     return PointInTime(as_of=args.get("as_of"), known_at=args.get("known_at"))
 
 
-def own_books(caller: Principal, code: str) -> None:
-    """Only the municipality itself writes to its books (403), under a CBS code (422)."""
-    caller.require_books_of(_code(code))
-
-
 def own_books_or_ministry(caller: Principal, code: str) -> None:
     """The municipality itself, or the ministry on its behalf."""
     caller.require_books_of(_code(code), readers=("ministry",))
-
-
-Right = Callable[[Principal, dict[str, Any]], None]
-RIGHTS: dict[str, Right] = {}
-"""Each route's rule of who may reach it, by endpoint: checked by its blueprint's first hook, before the route
-reads a body, a header or a query string (``_authorise_first``). The routes check it again where they act."""
 
 
 def _authorise_first() -> None:
@@ -198,8 +187,9 @@ def post_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str) -
 
 
 def may_post(caller: Principal, code: str) -> None:
-    """Only the municipality itself posts to its books (403), under a CBS code (422)."""
-    own_books(caller, code)
+    """Only the municipality itself posts to its books (403), under a CBS code (422): expenditures, imports,
+    reversals."""
+    caller.require_books_of(_code(code))
 
 
 def record_posting(
@@ -233,7 +223,7 @@ def import_expenditures(headers: dict[str, Any], code: str) -> Any:
     into a grant year without a known award (``line <n>.grant_year``) or under a merged code
     (``line <n>.municipality_code``)."""
     caller = principal()
-    own_books(caller, code)
+    may_post(caller, code)
     try:
         text = request.get_data(as_text=False).decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -282,7 +272,7 @@ def reverse_expenditure(headers: dict[str, Any], body: dict[str, Any], code: str
     none, and stores nothing. A retry with the first reversal's key and request gets the first answer,
     also when the service stopped during the first request (the reversal's event id derives from the key)."""
     caller = principal()
-    own_books(caller, code)
+    may_post(caller, code)
     status, answer = _service().application.reverse_expenditure(
         code,
         expenditure_id,
@@ -466,6 +456,9 @@ def journal_csv(args: dict[str, Any], code: str) -> Any:
     return csv_response(journal_table(rows, code, None))
 
 
+Right = Callable[[Principal, dict[str, Any]], None]
+
+
 def _readable_books(caller: Principal, view_args: dict[str, Any]) -> None:
     require_readable(caller, _service(), view_args["code"])
 
@@ -478,11 +471,11 @@ def _role(*roles: str) -> Right:
     return lambda caller, _view_args: caller.require_role(*roles)
 
 
-RIGHTS.update({
-    "expenditures.post_expenditure": _in_path(own_books),
-    "expenditures.import_expenditures": _in_path(own_books),
+RIGHTS: dict[str, Right] = {
+    "expenditures.post_expenditure": _in_path(may_post),
+    "expenditures.import_expenditures": _in_path(may_post),
     "expenditures.get_expenditure": _readable_books,
-    "expenditures.reverse_expenditure": _in_path(own_books),
+    "expenditures.reverse_expenditure": _in_path(may_post),
     "expenditures.close_year": _role("ministry"),
     "expenditures.declare_sisa_line": _in_path(own_books_or_ministry),
     "balances.municipality_balances": _readable_books,
@@ -494,6 +487,8 @@ RIGHTS.update({
     "balances.sisa_csv": _readable_books,
     "balances.settlement_proposal": _readable_books,
     "balances.journal_csv": _readable_books,
-})
+}
+"""Each route's rule of who may reach it, by endpoint: checked by its blueprint's first hook, before the route
+reads a body, a header or a query string (``_authorise_first``). The routes check it again where they act."""
 
 BLUEPRINTS = (expenditures, balances)
