@@ -90,16 +90,6 @@ class ReadBatch:
     """The seal-family headers (``ido-seal*``) of each message (by its index) that has others than its one seal
     and one proof header, in that order: all of them, as they came."""
 
-    def then(self, later: ReadBatch) -> ReadBatch:
-        """This batch followed by ``later``, a later poll's batch of the same partition (read right after it)."""
-        shift = len(self.offsets)
-        return ReadBatch(
-            self.topic, self.partition, self.offsets + later.offsets, self.keys + later.keys,
-            self.values + later.values, self.seals + later.seals, self.proofs + later.proofs,
-            self.verdicts + later.verdicts,
-            {**self.irregular, **{index + shift: headers for index, headers in later.irregular.items()}},
-        )
-
     def record(self, index: int) -> Record:
         """The ``index``-th message as a dead letter needs it: its seal-family headers, which the dead letter
         keeps (the other headers it does not keep are left out)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from contracts.message_check import MessageCheck
 from contracts.provenance import ProvenanceCheck
-from services.common.assigned_reader import SEAL_FAMILY, AssignedReader, ReadBatch
+from services.common.assigned_reader import SEAL_FAMILY, AssignedReader
 from services.common.bulk_insert import BulkInsert
 from services.common.check_process import Verdict, check_messages, parallel_by_default
 
@@ -166,25 +166,8 @@ UNAIMED_POLL_MS = 20
 group said something (``ProjectionRunner._poll_unaimed``)."""
 
 COALESCED_POLLS = 3
-"""Polls the projector applies in one transaction at most, when they were read before it took the first."""
-
-
-def _with_ready_polls(reading: AssignedReader, polled: list[ReadBatch]) -> list[ReadBatch]:
-    """``polled`` and the polls read after it that are ready already (up to ``COALESCED_POLLS`` in all), each
-    partition's batches joined in the order read: one transaction and one durable commit for them all when the
-    projector is behind (issue 17, seventeenth round, bench/README.md: the commit was 12-15 % of the projector's
-    time on SQLite), none waited for when it is not. An error of the reading raised meanwhile drops them all, as
-    one raised by the first take would: nothing applied, the next call reads again from the stored offsets."""
-    batches = {(batch.topic, batch.partition): batch for batch in polled}
-    for _ in range(COALESCED_POLLS - 1):
-        later = reading.take(0, ready_only=True)
-        if later is None:
-            break
-        for batch in later:
-            key = (batch.topic, batch.partition)
-            earlier = batches.get(key)
-            batches[key] = batch if earlier is None else earlier.then(batch)
-    return list(batches.values())
+"""Polls the projector applies in one transaction at most, each taken when the one before is applied and only if
+the reading process has it ready then (``ProjectionRunner._takes``)."""
 
 
 def _checked(polled: Polled, verdicts: list[Verdict]) -> Checked:
@@ -448,7 +431,7 @@ class ProjectionRunner:
         With a reading process (``parallel``) this process's consumer only takes part in the group (its
         join, rebalances and heartbeats: the listener aims the reading process at each assignment), and a
         call applies the next poll the reading process read and checked, waiting up to ``timeout_ms`` for
-        it, with the polls read after it that are ready already (``_with_ready_polls``), in one transaction. The
+        it, and the polls read after it that are ready by then (``_takes``), in one transaction. The
         process reads on while this one applies. What is not applied has no stored offset: after a
         crash, a failure or a rebalance it is read again from the stored offsets. After a failure the next
         call starts there by itself (``run_forever`` also rewinds): the polls read after the failed one are
@@ -459,9 +442,9 @@ class ProjectionRunner:
             if not self.parallel:
                 self._follow_group()
                 batches = self.consumer.poll(timeout_ms=timeout_ms)
-                if batches:
-                    self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
-                return sum(len(messages) for messages in batches.values())
+                if not batches:
+                    return 0
+                return self._apply_checked([self._check(tp, messages) for tp, messages in batches.items()])
             if self._reading is None:
                 # Forked here, on the projector's thread, never from the listener (the consumer's network thread), and
                 # not in __init__: the entry point settles the collector after building the runner (collector.py),
@@ -481,14 +464,7 @@ class ProjectionRunner:
             self._follow_group()
             if not reading.aimed:
                 return 0
-            polled = reading.take(timeout_ms / 1000)
-            if polled is None:
-                return 0
-            polled = _with_ready_polls(reading, polled)
-            if self._group_said()[0] != self._followed_word:
-                return 0  # read before the group took its partitions back (or assigned anew): read again, then applied
-            self._apply_checked([_checked(batch, batch.verdicts) for batch in polled])
-            return sum(len(batch.offsets) for batch in polled)
+            return self._apply_polls(self._takes(reading, timeout_ms))
         except BaseException as error:
             self._followed_word = None
             if reading is not None and isinstance(error, RuntimeError) and not reading.alive():
@@ -566,9 +542,62 @@ class ProjectionRunner:
         )
         return _checked(_ReadHere(tp.topic, tp.partition, messages), verdicts)
 
-    def _apply_checked(self, checked: list[Checked]) -> None:
-        """Applies one poll, every partition's batch, in one transaction: one durable commit per poll
-        (up to ``POLL_SETTINGS``' 5,000 records), not one per partition (bench/README.md, row 3).
+    def _takes(self, reading: AssignedReader, timeout_ms: int) -> Iterator[list[Checked]]:
+        """The next poll the reading process read (waiting up to ``timeout_ms``), then, each time the caller asks
+        for the next, a poll it has ready already, up to ``COALESCED_POLLS`` in all: one transaction and one
+        durable commit for them all when the projector is behind (issue 17, seventeenth round: the commit was
+        12-15 % of the projector's time on SQLite), none waited for when it is not.
+
+        Each poll is taken only when the one before is applied, and no reference to it is kept here, so the
+        projector holds one poll's envelopes at a time: taken together, three polls (15,000 parsed envelopes)
+        were held at once, and the projector's memory rose ~40 MiB the first time it fell two polls behind
+        (bench row 6, issue 17, thirty-second round). A poll read before the group took its partitions back
+        (or assigned anew) ends the takes unapplied: it is read again from the stored offsets, then applied.
+        An error of the reading raised meanwhile rolls the whole transaction back, as one raised by the first
+        take would: nothing applied, the next call reads again from the stored offsets."""
+        for taken in range(COALESCED_POLLS):
+            polled = reading.take(timeout_ms / 1000, ready_only=taken > 0)
+            if polled is None or self._group_said()[0] != self._followed_word:
+                return
+            checked = [_checked(batch, batch.verdicts) for batch in polled]
+            del polled
+            yield checked
+            del checked
+
+    def _apply_checked(self, checked: list[Checked]) -> int:
+        """Applies one poll, every partition's batch, in one transaction (``_apply_polls``)."""
+        return self._apply_polls(iter([checked]))
+
+    def _apply_polls(self, polls: Iterator[list[Checked]]) -> int:
+        """Applies each poll ``polls`` gives, in one transaction, each poll's every partition's batch: one durable
+        commit for them (each up to ``POLL_SETTINGS``' 5,000 records), not one per partition (bench/README.md,
+        row 3). The next poll is asked for only when the one before is applied (``_takes``); returns how many
+        messages were handled."""
+        checked = next(polls, None)
+        if checked is None:
+            return 0
+        handled = 0
+        refused_all: list[tuple[Any, str]] = []
+        with self.engine.begin() as connection:
+            # ids applied by this transaction's earlier partitions and polls: a copy in a later one is a duplicate
+            applied_now: set[str] = set()
+            while checked is not None:
+                handled += self._apply_poll(connection, checked, applied_now, refused_all)
+                checked = None  # let go of this poll's envelopes before the next is taken
+                checked = next(polls, None)
+            # Dead letters are made durable before the offset moves past them.
+            for message, reason in sorted(refused_all, key=_position):
+                self._dead_letter(message, reason)
+            if refused_all:
+                self.dead_letters.flush()
+        return handled
+
+    def _apply_poll(
+        self, connection: Connection, checked: list[Checked], applied_now: set[str], refused_all: list[tuple[Any, str]]
+    ) -> int:
+        """Applies one poll within the caller's transaction; returns how many messages it handled. Adds the ids
+        applied to ``applied_now``, and each refused message with its reason (the checker's and the
+        projection's) to ``refused_all``; keeps nothing of the poll besides.
 
         The offsets are stored with one statement, and the batches of a topic's partitions are applied
         together, under one savepoint, with their applied ids recorded in one bulk insert whose primary key
@@ -580,27 +609,19 @@ class ProjectionRunner:
         refused copy must not hide the genuine event. A projection must therefore keep its state in
         ``connection`` only (it may see an event twice).
         """
-        refused_all: list[tuple[Any, str]] = []
-        with self.engine.begin() as connection:
-            # The offsets are written first, on purpose: pysqlite opens its transaction only at the first
-            # write, and a SAVEPOINT before it would be a transaction of its own, committed on release.
-            self.offsets.save_all(
-                connection, [(polled.topic, polled.partition, polled.offsets[-1] + 1) for polled, _p, _r in checked]
-            )
-            # ids applied by this poll's earlier partitions: a copy in a later one is a duplicate too
-            applied_now: set[str] = set()
-            by_topic: dict[str, list[Checked]] = {}
-            for batch in checked:  # a topic's partitions in the order the poll gave them; across topics no order holds
-                by_topic.setdefault(batch[0].topic, []).append(batch)
-            for topic, batches in by_topic.items():
-                applied_now.update(self._apply_topic(connection, topic, batches, applied_now))
-            for _polled, _parsed, refused in checked:
-                refused_all.extend(refused)
-            # Dead letters are made durable before the offset moves past them.
-            for message, reason in sorted(refused_all, key=_position):
-                self._dead_letter(message, reason)
-            if refused_all:
-                self.dead_letters.flush()
+        # The offsets are written first, on purpose: pysqlite opens its transaction only at the first
+        # write, and a SAVEPOINT before it would be a transaction of its own, committed on release.
+        self.offsets.save_all(
+            connection, [(polled.topic, polled.partition, polled.offsets[-1] + 1) for polled, _p, _r in checked]
+        )
+        by_topic: dict[str, list[Checked]] = {}
+        for batch in checked:  # a topic's partitions in the order the poll gave them; across topics no order holds
+            by_topic.setdefault(batch[0].topic, []).append(batch)
+        for topic, batches in by_topic.items():
+            applied_now.update(self._apply_topic(connection, topic, batches, applied_now))
+        for _polled, _parsed, refused in checked:
+            refused_all.extend(refused)
+        return sum(len(polled.offsets) for polled, _parsed, _refused in checked)
 
     def _apply_topic(self, connection: Connection, topic: str, batches: list[Checked], seen: set[str]) -> set[str]:
         """Applies the checked batches of one topic's partitions of a poll; returns the ids applied. The

@@ -212,7 +212,7 @@ def test_seals_are_judged_on_the_headers_as_they_came_and_a_dead_letter_keeps_th
 def test_a_take_of_ready_polls_only_waits_for_none_and_gives_those_read_ahead_in_order(
     kafka: KafkaInfo, topic: str
 ) -> None:
-    """The projector's coalescing (``consumer._with_ready_polls``): polls read already come, checked by the process,
+    """The projector's coalescing (``ProjectionRunner._takes``): polls read already come, checked by the process,
     in order; with none read it does not wait, nor tell the process the projector waits (no poll handed over)."""
     reader = AssignedReader(kafka.client(), SETTINGS, MessageCheck(), None)
     try:

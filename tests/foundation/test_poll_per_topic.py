@@ -62,13 +62,13 @@ def test_a_refusal_among_a_topics_partitions_dead_letters_that_event_alone(
         provenance=toy_provenance(settings), poll_settings={"max_poll_records": 500}, parallel=parallel,
     )
     polls: list[int] = []
-    apply_checked = runner._apply_checked
+    apply_poll = runner._apply_poll
 
-    def counting(checked: list[Any]) -> None:
+    def counting(connection: Any, checked: list[Any], applied_now: set[str], refused_all: list[Any]) -> int:
         polls.append(len({(batch[0].topic, batch[0].partition) for batch in checked}))
-        apply_checked(checked)
+        return apply_poll(connection, checked, applied_now, refused_all)
 
-    runner._apply_checked = counting  # type: ignore[method-assign]
+    runner._apply_poll = counting  # type: ignore[method-assign]
     published = 0
     try:
         # first offsets and applied ids stored, then a second round updates them (the upsert's other branch)
