@@ -56,6 +56,11 @@ class Principal:
         if self.role not in roles:
             raise Forbidden(f"role {self.role!r} may not do this; allowed: {', '.join(roles)}")
 
+    def owns_books_of(self, municipality_code: str) -> bool:
+        """The municipality's own token: the only caller who writes its books (with no ``readers``, what
+        ``require_books_of`` allows; the dashboard asks it to show the forms that post)."""
+        return self.role == "municipality" and self.municipality_code == municipality_code
+
     def require_books_of(
         self,
         municipality_code: str,
@@ -67,9 +72,9 @@ class Principal:
 
         ``predecessors`` (given only where books are read): the codes merged into a municipality,
         whose books it may read too, since it answers for their grants; asked only for another code."""
+        if self.owns_books_of(municipality_code):
+            return
         if self.role == "municipality":
-            if self.municipality_code == municipality_code:
-                return
             if (
                 predecessors is not None
                 and self.municipality_code is not None

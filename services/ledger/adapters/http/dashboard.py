@@ -452,7 +452,7 @@ def municipality(code: str, year: int) -> Any:
         month_ends=month_ends(year, steps, dashboard_i18n.month_names()),
         funding=sorted(funding.items()),
         national_link=caller.role in NATIONAL_READERS,
-        may_post=_may_post(caller, code),
+        may_post=caller.owns_books_of(code),
     )
 
 
@@ -495,11 +495,6 @@ def _books_code(caller: Principal, code: str, *, readers: tuple[str, ...] = READ
     return code
 
 
-def _may_post(caller: Principal, code: str) -> bool:
-    """The API's rule for postings and reversals: the municipality itself, no other role."""
-    return caller.role == "municipality" and caller.municipality_code == code
-
-
 def _choice(name: str, allowed: tuple[str, ...] | frozenset[str], default: str | None) -> str | None:
     value = request.args.get(name) or default
     if value is not None and value not in allowed:
@@ -535,7 +530,7 @@ def journal(code: str, year: int) -> Any:
         caller=caller, code=code, name=_service().queries.municipality_name(code), year=year,
         years=sorted(set(_years()) | {year}), at=at, rows=rows, total=total, page=page, pages=pages,
         category=category, reversed_filter=reversed_filter, categories=CATEGORIES, labels=CATEGORY_LABELS,
-        may_post=_may_post(caller, code),
+        may_post=caller.owns_books_of(code),
     )
 
 
