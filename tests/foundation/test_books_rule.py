@@ -8,10 +8,9 @@ import itertools
 
 import pytest
 
-from services.common.auth import Principal
+from services.common.auth import ROLES, Principal
 from services.common.errors import Forbidden
 
-ROLES = ("municipality", "ministry", "auditor", "kb", "bzk-finance")
 CODES = ("GM0363", "GM0344", None)
 
 
